@@ -1,0 +1,130 @@
+"""The service role Amazon Bedrock assumes for this stack's distillation and evaluation jobs."""
+
+from __future__ import annotations
+
+from aws_cdk import Aws
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.bedrock_arns import foundation_model_id, invoke_resource_arns
+from infra.nag import acknowledge_wildcards, bucket_objects_finding
+from infra.storage import RUNS_PREFIX
+
+# Where Bedrock reads and writes inside a run folder (runs/<run-id>/...). The pipeline writes to these
+# exact sub-folders; the role can touch nothing else in the bucket.
+BEDROCK_READ_PREFIXES = ("dataset/", "evaluation/judge-input/")
+BEDROCK_WRITE_PREFIXES = ("distillation/", "evaluation/judge-output/")
+
+
+class BedrockServiceRole(Construct):
+    """``bedrock.amazonaws.com`` may assume this role only for this account's customization and
+    evaluation jobs (confused-deputy protection through ``aws:SourceAccount`` and ``aws:SourceArn``).
+
+    Permissions: read the run's training/evaluation inputs, write the run's job outputs, invoke the
+    teacher (distillation) and the judge (evaluation). Callers need ``iam:PassRole`` on :attr:`role`,
+    granted with :meth:`grant_pass_role`.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data_bucket: s3.IBucket,
+        teacher_model_id: str,
+        judge_model_id: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        job_arns = [
+            f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:model-customization-job/*",
+            f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:evaluation-job/*",
+        ]
+        self.role = iam.Role(
+            self,
+            "Role",
+            description="Assumed by Amazon Bedrock for this stack's model distillation and evaluation jobs",
+            assumed_by=iam.ServicePrincipal(
+                "bedrock.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnEquals": {"aws:SourceArn": job_arns},
+                },
+            ),
+        )
+
+        read_objects = [data_bucket.arn_for_objects(f"{RUNS_PREFIX}*/{p}*") for p in BEDROCK_READ_PREFIXES]
+        write_objects = [data_bucket.arn_for_objects(f"{RUNS_PREFIX}*/{p}*") for p in BEDROCK_WRITE_PREFIXES]
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadJobInputs",
+                actions=["s3:GetObject"],
+                resources=read_objects + write_objects,
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(sid="WriteJobOutputs", actions=["s3:PutObject"], resources=write_objects)
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListRunFolders",
+                actions=["s3:ListBucket", "s3:GetBucketLocation"],
+                resources=[data_bucket.bucket_arn],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="InvokeTeacher",
+                actions=["bedrock:InvokeModel", "bedrock:GetInferenceProfile"],
+                resources=invoke_resource_arns(teacher_model_id),
+            )
+        )
+        # LLM-as-judge evaluation jobs invoke the evaluator through batch inference.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="InvokeJudge",
+                actions=[
+                    "bedrock:InvokeModel",
+                    "bedrock:GetInferenceProfile",
+                    "bedrock:CreateModelInvocationJob",
+                    "bedrock:StopModelInvocationJob",
+                ],
+                resources=[
+                    *invoke_resource_arns(judge_model_id),
+                    f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:model-invocation-job/*",
+                ],
+            )
+        )
+
+        policy = self.role.node.find_child("DefaultPolicy")
+        acknowledge_wildcards(
+            policy,
+            [
+                bucket_objects_finding(data_bucket, f"{RUNS_PREFIX}*/{p}*")
+                for p in (*BEDROCK_READ_PREFIXES, *BEDROCK_WRITE_PREFIXES)
+            ],
+            "Bedrock reads/writes only these sub-folders of each pipeline run; run ids are created at run time.",
+        )
+        acknowledge_wildcards(
+            policy,
+            [
+                f"Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/{foundation_model_id(model)}"
+                for model in {teacher_model_id, judge_model_id}
+                if model != foundation_model_id(model)
+            ],
+            "A cross-Region inference profile may route to this one foundation model in any of its Regions.",
+        )
+        acknowledge_wildcards(
+            policy,
+            ["Resource::arn:<AWS::Partition>:bedrock:<AWS::Region>:<AWS::AccountId>:model-invocation-job/*"],
+            "LLM-as-judge evaluation runs the judge as batch-inference jobs whose ids Bedrock assigns at run time.",
+        )
+
+    def grant_pass_role(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` hand this role to Bedrock (and to nothing else)."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["iam:PassRole"],
+            resource_arns=[self.role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}},
+        )

@@ -1,0 +1,111 @@
+"""One place for Lambda defaults: runtime, architecture, JSON logging, tracing, log retention, Powertools.
+
+Packaging is Docker-free: every function ships the same plain asset, the ``lambdas/`` folder (the
+handlers plus the shared ``routing`` domain package). Powertools for AWS Lambda (Python) v3, with its
+pydantic and X-Ray extras, comes from the AWS-managed public layer pinned in configuration.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra import LAMBDAS_DIR
+from infra.config import LOG_RETENTION_DAYS, AppConfig, ConfigError
+
+ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "**/.ruff_cache"]
+# Lambda rejects functions whose environment variables exceed 4 KB in total.
+MAX_ENVIRONMENT_BYTES = 4096
+
+_RUNTIMES = {"python3.12": lambda_.Runtime.PYTHON_3_12, "python3.13": lambda_.Runtime.PYTHON_3_13}
+# CloudWatch Logs' allowed retention periods, in the order aws_logs.RetentionDays lists them.
+_RETENTION = dict(zip(LOG_RETENTION_DAYS, [m for m in logs.RetentionDays if m.name != "INFINITE"], strict=True))
+_ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What differs between functions. ``handler`` is ``<folder>.<module>.<function>`` under lambdas/."""
+
+    handler: str
+    description: str
+    timeout_seconds: int = 30
+    memory_mb: int = 256
+    environment: Mapping[str, str] | None = None
+    reserved_concurrency: int | None = None
+
+
+class LambdaFactory(Construct):
+    """Creates functions with the project's defaults. Construct it once per stack and share it."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        self.code = lambda_.Code.from_asset(str(LAMBDAS_DIR), exclude=ASSET_EXCLUDES)
+        self.powertools_layer = lambda_.LayerVersion.from_layer_version_arn(
+            self, "PowertoolsLayer", config.powertools_layer_arn
+        )
+        self.runtime = _RUNTIMES[config.python_runtime]
+        self.architecture = _ARCHITECTURES[config.lambda_architecture]
+
+    def base_environment(self, service: str) -> dict[str, str]:
+        return {
+            "POWERTOOLS_SERVICE_NAME": service,
+            "POWERTOOLS_METRICS_NAMESPACE": Stack.of(self).stack_name,
+            "CHANNELS": self._config.channels.to_json(),
+        }
+
+    def create(self, scope: Construct, construct_id: str, spec: FunctionSpec) -> lambda_.Function:
+        service = spec.handler.split(".", 1)[0]
+        environment = {**self.base_environment(service), **(spec.environment or {})}
+        _check_environment_size(environment)
+        log_group = logs.LogGroup(
+            scope,
+            f"{construct_id}Logs",
+            retention=_RETENTION[self._config.log_retention_days],
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        return lambda_.Function(
+            scope,
+            construct_id,
+            description=spec.description,
+            runtime=self.runtime,
+            architecture=self.architecture,
+            code=self.code,
+            handler=spec.handler,
+            layers=[self.powertools_layer],
+            timeout=Duration.seconds(spec.timeout_seconds),
+            memory_size=spec.memory_mb,
+            environment=environment,
+            tracing=lambda_.Tracing.ACTIVE,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            log_group=log_group,
+            reserved_concurrent_executions=spec.reserved_concurrency,
+        )
+
+
+def _check_environment_size(environment: Mapping[str, str]) -> None:
+    size = sum(len(k.encode()) + len(str(v).encode()) for k, v in environment.items() if not _is_token(v))
+    if size > MAX_ENVIRONMENT_BYTES:
+        raise ConfigError(
+            "channels",
+            f"the Lambda environment would be {size} bytes (limit {MAX_ENVIRONMENT_BYTES}); shorten channel "
+            "descriptions or examples",
+        )
+
+
+def _is_token(value: object) -> bool:
+    return isinstance(value, str) and "${Token[" in value
+
+
+def environment_json(value: object) -> str:
+    """Compact JSON for an environment variable."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,36 @@
+"""The one stack: composes the capability constructs and adds cross-cutting concerns (tags, outputs)."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack, Tags
+from constructs import Construct
+
+from infra.bedrock_roles import BedrockServiceRole
+from infra.config import AppConfig
+from infra.lambda_factory import LambdaFactory
+from infra.storage import Storage
+
+PROJECT_TAG = "search-router-distillation"
+
+
+class RouterDistillationStack(Stack):
+    """Storage + Bedrock service role + Lambda factory; the pipeline, routing API, cleanup and monitoring
+    constructs plug in here, each receiving what it needs as constructor arguments."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, **kwargs: object) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        self.config = config
+        Tags.of(self).add("project", PROJECT_TAG)
+
+        self.storage = Storage(self, "Storage", retain_data=config.retain_data)
+        self.bedrock_role = BedrockServiceRole(
+            self,
+            "BedrockServiceRole",
+            data_bucket=self.storage.data_bucket,
+            teacher_model_id=config.models.teacher,
+            judge_model_id=config.models.judge,
+        )
+        self.functions = LambdaFactory(self, "Functions", config=config)
+
+        CfnOutput(self, "DataBucketName", value=self.storage.data_bucket.bucket_name)
+        CfnOutput(self, "BedrockServiceRoleArn", value=self.bedrock_role.role.role_arn)

@@ -1,0 +1,63 @@
+"""Storage: the data bucket (datasets, shards, model outputs, reports) and its access-log bucket."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+# Object layout in the data bucket. Every writer and every IAM grant uses these prefixes.
+RUNS_PREFIX = "runs/"  # runs/<run-id>/{dataset,distillation,evaluation,report}/...
+TMP_PREFIX = "tmp/"  # tmp/<run-id>/shards/...: intermediate shard files, expired by lifecycle
+INPUTS_PREFIX = "inputs/"  # user uploads, e.g. their own query files (bring-your-own queries)
+
+
+class Storage(Construct):
+    """Encrypted, TLS-only, private buckets.
+
+    ``retain_data=False`` (default) empties and removes both buckets on ``cdk destroy``; ``True`` keeps
+    them (datasets and reports survive the stack).
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, retain_data: bool, tmp_expiry_days: int = 7) -> None:
+        super().__init__(scope, construct_id)
+        removal = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
+        auto_delete = not retain_data
+
+        self.access_logs_bucket = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # server access logging requires SSE-S3
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(365))],
+            removal_policy=removal,
+            auto_delete_objects=auto_delete,
+        )
+
+        self.data_bucket = s3.Bucket(
+            self,
+            "Data",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs_bucket,
+            server_access_logs_prefix="data-bucket/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-temporary-shards",
+                    prefix=TMP_PREFIX,
+                    expiration=Duration.days(tmp_expiry_days),
+                    noncurrent_version_expiration=Duration.days(1),
+                ),
+                s3.LifecycleRule(id="expire-old-versions", noncurrent_version_expiration=Duration.days(30)),
+                s3.LifecycleRule(
+                    id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(1)
+                ),
+            ],
+            removal_policy=removal,
+            auto_delete_objects=auto_delete,
+        )

@@ -1,0 +1,50 @@
+"""Synthesizes the real app once per session (cdk-nag included) and hands the template to the tests."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+from aws_cdk.assertions import Template
+
+from app import build_app
+
+
+class Synthesized:
+    """A synthesized app: the stack's template (as dict and as CDK ``Template``) and the assembly dir."""
+
+    def __init__(self, outdir: Path, overrides: dict[str, Any] | None = None) -> None:
+        app, stack = build_app(overrides, outdir=str(outdir))
+        assembly = app.synth()
+        self.stack = stack
+        self.outdir = outdir
+        self.template_path = Path(assembly.get_stack_artifact(stack.artifact_id).template_full_path)
+        self.template: dict[str, Any] = json.loads(self.template_path.read_text())
+        self.assertions = Template.from_json(self.template)
+
+    def resources(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.template["Resources"].items() if v["Type"] == resource_type}
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The default configuration from cdk.json."""
+    return Synthesized(tmp_path_factory.mktemp("cdk-out"))
+
+
+@pytest.fixture(scope="session")
+def synth_with(tmp_path_factory: pytest.TempPathFactory) -> Callable[[dict[str, Any]], Synthesized]:
+    """Synthesize with context overrides (as ``cdk synth -c key=value`` would)."""
+
+    def _synth(overrides: dict[str, Any]) -> Synthesized:
+        return Synthesized(tmp_path_factory.mktemp("cdk-out"), overrides)
+
+    return _synth

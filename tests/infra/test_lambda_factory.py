@@ -1,0 +1,87 @@
+"""The Lambda factory: one set of defaults, Docker-free packaging, the shared domain package in every asset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from aws_cdk import App, Environment, Stack
+from aws_cdk.assertions import Match, Template
+
+from infra.config import ConfigError, load_config, read_cdk_json_context
+from infra.lambda_factory import FunctionSpec, LambdaFactory
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, Path, dict]:
+    outdir = tmp_path_factory.mktemp("factory")
+    app = App(context=read_cdk_json_context(), outdir=str(outdir))
+    config = load_config(app.node.get_all_context())
+    stack = Stack(app, "FactoryTest", env=Environment(region=config.region))
+    factory = LambdaFactory(stack, "Functions", config=config)
+    factory.create(
+        stack,
+        "Example",
+        FunctionSpec(handler="example.handler.handler", description="test", timeout_seconds=120, memory_mb=512),
+    )
+    assembly = app.synth()
+    artifact = assembly.get_stack_artifact("FactoryTest")
+    template = json.loads(Path(artifact.template_full_path).read_text())
+    return Template.from_json(template), outdir, template
+
+
+def test_functions_get_the_project_defaults(built: tuple[Template, Path, dict]) -> None:
+    template, _, _ = built
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Runtime": "python3.13",
+            "Architectures": ["arm64"],
+            "Handler": "example.handler.handler",
+            "Timeout": 120,
+            "MemorySize": 512,
+            "TracingConfig": {"Mode": "Active"},
+            "LoggingConfig": Match.object_like({"LogFormat": "JSON", "ApplicationLogLevel": "INFO"}),
+            "Layers": ["arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27"],
+            "Environment": {
+                "Variables": Match.object_like(
+                    {
+                        "POWERTOOLS_SERVICE_NAME": "example",
+                        "CHANNELS": Match.string_like_regexp('"name":"visual"'),
+                    }
+                )
+            },
+        },
+    )
+    template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 30})
+
+
+def test_the_code_asset_is_the_plain_lambdas_folder_with_the_domain_package(
+    built: tuple[Template, Path, dict],
+) -> None:
+    _, outdir, _ = built
+    manifest = json.loads((outdir / "FactoryTest.assets.json").read_text())
+    file_assets = manifest["files"].values()
+    code_dirs = [outdir / a["source"]["path"] for a in file_assets if a["source"].get("packaging") == "zip"]
+    assert code_dirs, "no zip asset"
+    code = code_dirs[0]
+    assert (code / "routing" / "channels.py").is_file()
+    assert (code / "routing" / "aws.py").is_file()
+    assert not list(code.rglob("__pycache__"))
+    # Docker-free: no container image assets and no bundling step
+    assert not manifest.get("dockerImages")
+    assert all("executable" not in a["source"] for a in file_assets)
+
+
+def test_an_environment_over_lambdas_4kb_limit_names_the_channels_key() -> None:
+    app = App(context=read_cdk_json_context())
+    context = dict(app.node.get_all_context())
+    context["channels"] = [
+        {"name": f"channel_{i}", "description": "d" * 400, "examples": ["e" * 200] * 10} for i in range(3)
+    ]
+    config = load_config(context)
+    stack = Stack(app, "TooBig")
+    factory = LambdaFactory(stack, "Functions", config=config)
+    with pytest.raises(ConfigError, match="'channels': the Lambda environment would be"):
+        factory.create(stack, "Fn", FunctionSpec(handler="x.handler.handler", description="x"))

@@ -1,0 +1,115 @@
+"""Build-time configuration: cdk.json defaults, ``-c key=value`` strings, and errors that name the key."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.config import ConfigError, load_config, parse_config, read_cdk_json_context
+
+
+def _context(**overrides: Any) -> dict[str, Any]:
+    context = read_cdk_json_context()
+    context.update(overrides)
+    return context
+
+
+def test_cdk_json_defaults_match_the_documented_defaults() -> None:
+    config = load_config()
+    assert config.region == "us-east-1"
+    assert config.models.teacher == "us.amazon.nova-premier-v1:0"
+    assert config.models.student_job == "amazon.nova-micro-v1:0:128k"
+    assert config.models.student == "us.amazon.nova-micro-v1:0"
+    assert config.models.baseline == "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+    assert config.models.judge == "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    assert config.channels.names == ("visual", "audio", "transcription", "metadata")
+    assert (config.train_examples, config.eval_examples) == (10_000, 100)
+    assert config.api_auth == "iam"
+    assert config.retain_data is False
+    assert config.notification_email is None
+
+
+def test_cli_strings_are_coerced_like_json_values() -> None:
+    # Given values as `cdk deploy -c key=value` passes them: always strings
+    config = parse_config(
+        _context(
+            train_examples="2000",
+            retain_data="true",
+            gate_max_overall_mae="0.1",
+            log_retention_days="90",
+            channels=json.dumps([{"name": "visual", "description": "pixels"}, {"name": "mood", "description": "tone"}]),
+        )
+    )
+    assert config.train_examples == 2000
+    assert config.retain_data is True
+    assert config.gate.max_overall_mae == 0.1
+    assert config.log_retention_days == 90
+    assert config.channels.names == ("visual", "mood")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("train_examples", "abc", "must be an integer in 100..15000"),
+        ("train_examples", 20_000, "must be an integer in 100..15000"),
+        ("train_examples", True, "must be an integer"),
+        ("eval_examples", 5, "must be an integer in 10..1000"),
+        ("region", "eu-west-1", "must be one of us-east-1, us-west-2"),
+        ("api_auth", "none", "must be one of iam, api_key"),
+        ("retain_data", "yes", "must be true or false"),
+        ("gate_min_valid_json_rate", 1.5, "must be a number in 0.0..1.0"),
+        ("gate_max_overall_mae", "nan", "must be a number"),
+        ("teacher_model_id", "Nova Premier", "must be a Bedrock model id"),
+        ("student_job_model_id", "us.amazon.nova-micro-v1:0", "not an inference profile"),
+        ("notification_email", "ops-at-example.com", "must be an e-mail address"),
+        ("log_retention_days", 10, "must be one of 1, 3, 5, 7"),
+        ("lambda_architecture", "arm", "must be one of arm64, x86_64"),
+        ("stack_name", "1-bad name", "CloudFormation stack name"),
+        ("channels", "not json", "must be JSON"),
+        (
+            "channels",
+            [{"name": "Visual", "description": "x"}, {"name": "audio", "description": "y"}],
+            "channels[0].name",
+        ),
+        ("channels", [{"name": "visual", "description": "x"}], "2..12 entries"),
+        ("channels", [{"name": "a", "description": "x"}, {"name": "a", "description": "y"}], "duplicated"),
+        ("prices", {"x": {"input": 1}}, "prices.x"),
+    ],
+)
+def test_a_bad_value_is_rejected_with_a_message_naming_the_key(key: str, value: Any, expected: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(_context(**{key: value}))
+    assert error.value.key.split(".")[0] == key
+    assert f"'{key}" in str(error.value)
+    assert expected in str(error.value)
+
+
+def test_an_unknown_key_is_rejected_with_a_suggestion() -> None:
+    with pytest.raises(ConfigError, match=r"'trian_examples': unknown key; did you mean 'train_examples'\?"):
+        parse_config(_context(trian_examples=500))
+
+
+def test_cdk_owned_context_keys_are_not_project_settings() -> None:
+    config = parse_config(
+        _context(**{"@aws-cdk/core:newStyleStackSynthesis": True, "aws:cdk:enable-path-metadata": True})
+    )
+    assert config.stack_name == "SearchRouterDistillation"
+
+
+def test_held_out_set_must_be_smaller_than_training_set() -> None:
+    with pytest.raises(ConfigError, match="'eval_examples': must be smaller than train_examples"):
+        parse_config(_context(train_examples=100, eval_examples=100))
+
+
+def test_every_priced_role_has_a_price() -> None:
+    with pytest.raises(ConfigError, match="'prices': has no entry for baseline_model_id"):
+        parse_config(_context(prices={"us.amazon.nova-micro-v1:0": {"input": 0.1, "output": 0.1}}))
+
+
+def test_powertools_layer_arn_follows_region_runtime_and_architecture() -> None:
+    config = parse_config(_context(region="us-west-2", python_runtime="python3.12", lambda_architecture="x86_64"))
+    assert config.powertools_layer_arn == (
+        "arn:aws:lambda:us-west-2:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:27"
+    )
