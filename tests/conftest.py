@@ -1,0 +1,136 @@
+"""Shared test harness: every test runs offline with dummy AWS credentials and fresh AWS clients.
+
+Fixtures:
+
+- ``_isolated`` (autouse): blocks non-loopback connections and DNS look-ups, sets ``us-east-1`` and dummy credentials,
+  hides the developer's AWS config files and profile, sets the Powertools variables, and resets
+  ``routing.aws.CLIENTS`` before and after the test. Tests marked ``e2e`` (everything under ``tests/e2e``) are
+  left alone: they talk to a real stack.
+- ``aws``: a ``moto.mock_aws()`` context for the test (S3, SSM, SNS ... through ``routing.aws.CLIENTS.get`` or
+  ``boto3``).
+- ``bedrock``: a :class:`tests.fakes.bedrock.BedrockFake` with the default model catalog, installed into
+  ``routing.aws.CLIENTS``; works with or without ``aws`` (it answers before moto would see the request).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+# moto must be imported before any botocore session is created: it adds its hook to botocore's BUILTIN_HANDLERS,
+# which every new session copies.
+from moto import mock_aws
+
+from routing.aws import CLIENTS
+from tests.fakes.bedrock import BedrockFake
+
+
+class NetworkBlockedError(RuntimeError):
+    """A test tried to reach a non-loopback address."""
+
+
+def _is_loopback(address: Any) -> bool:
+    if isinstance(address, str | bytes):  # AF_UNIX path
+        return True
+    host = address[0] if isinstance(address, tuple) and address else address
+    if isinstance(host, bytes):
+        host = host.decode()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: resolving it is already network access
+        return False
+
+
+def _is_ip_literal(host: Any) -> bool:
+    try:
+        ipaddress.ip_address(host.decode() if isinstance(host, bytes) else host)
+    except ValueError:
+        return False
+    return True
+
+
+def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+    real_create_connection = socket.create_connection
+    real_getaddrinfo = socket.getaddrinfo
+
+    def refuse(address: Any) -> None:
+        raise NetworkBlockedError(
+            f"network access is blocked in tests (connect to {address!r}); use moto, a fake, or loopback"
+        )
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        if not _is_loopback(address):
+            refuse(address)
+        real_connect(sock, address)
+
+    def connect_ex(sock: socket.socket, address: Any) -> int:
+        if not _is_loopback(address):
+            refuse(address)
+        return real_connect_ex(sock, address)
+
+    def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        if not _is_loopback(address):
+            refuse(address)
+        return real_create_connection(address, *args, **kwargs)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host is not None and not _is_loopback((host,)) and not _is_ip_literal(host):
+            refuse(host)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+
+
+_TEST_ENVIRONMENT = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "Test",
+    "POWERTOOLS_SERVICE_NAME": "test",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+_UNSET_ENVIRONMENT = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "POWERTOOLS_DEV")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Offline, dummy-credential environment and fresh ``routing.aws.CLIENTS`` for every non-e2e test."""
+    if request.node.get_closest_marker("e2e") is None:
+        _block_network(monkeypatch)
+        for name, value in _TEST_ENVIRONMENT.items():
+            monkeypatch.setenv(name, value)
+        for name in _UNSET_ENVIRONMENT:
+            monkeypatch.delenv(name, raising=False)
+    CLIENTS.reset()
+    yield
+    CLIENTS.reset()
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """moto's in-memory AWS for the duration of the test."""
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def bedrock() -> BedrockFake:
+    """A Bedrock fake with the default catalog, serving ``CLIENTS.get("bedrock" | "bedrock-runtime")``."""
+    return BedrockFake().with_default_catalog().install()
