@@ -1,0 +1,1 @@
+"""Offline benchmarks of the project's domain code (no AWS account needed)."""

@@ -1,0 +1,106 @@
+"""Report charts: real, decodable 1200×700 PNGs, byte-identical across runs, even for a candidate with no answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.image import imread  # the report Lambda's layer; requirements-dev.txt for tests
+
+from routing.channels import DEFAULT_CHANNELS
+from routing.charts import render_charts
+from routing.gate import GateThresholds, evaluate_gate
+from routing.metrics import Price, QueryResult, compute_metrics
+from routing.report import build_report
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CHANNELS = DEFAULT_CHANNELS
+REF = {"visual": 0.6, "audio": 0.2, "transcription": 0.1, "metadata": 0.1}
+PRICE = Price(0.000035, 0.00014)
+
+
+def _answered(latencies: list[float], weights: dict[str, float]) -> list[QueryResult]:
+    return [
+        QueryResult(f"q{i}", "visual", REF, "{}", weights=weights, latency_ms=ms, input_tokens=100, output_tokens=50)
+        for i, ms in enumerate(latencies)
+    ]
+
+
+def _nothing_valid() -> list[QueryResult]:
+    """A candidate whose calls all failed or answered garbage: no weights, no answered latencies."""
+    return [
+        QueryResult("q0", "visual", REF, None, error_kind="ModelTimeoutException"),
+        QueryResult("q1", "visual", REF, "sorry", parse_failure="no_json"),
+    ]
+
+
+def _inputs() -> tuple[dict[str, object], dict[str, list[QueryResult]]]:
+    results = {
+        "distilled": _answered([700.0, 820.0, 833.0, 910.0, 1200.0], REF),
+        "baseline": _answered([1500.0, 1741.0, 1900.0], {**REF, "visual": 0.5, "audio": 0.3}),
+        "broken": _nothing_valid(),
+    }
+    metrics = {name: compute_metrics(rows, CHANNELS, price=PRICE) for name, rows in results.items()}
+    gate = evaluate_gate(
+        metrics["distilled"], baseline=metrics["baseline"], judge_score=None, thresholds=GateThresholds()
+    )
+    report = build_report(
+        run_id="exec-1",
+        channels=CHANNELS,
+        candidates=[
+            {"name": name, "model_id": name, "prompt_kind": "student", "metrics": m} for name, m in metrics.items()
+        ],
+        gate=gate.to_dict(),
+        dataset=None,
+        prices={},
+    )
+    return report, results
+
+
+def test_three_decodable_pngs_of_the_expected_size(tmp_path: Path) -> None:
+    report, results = _inputs()
+
+    paths = render_charts(report, results, tmp_path / "charts")
+
+    assert set(paths) == {"latency", "mae_per_channel", "rubric_distribution"}
+    assert {p.name for p in paths.values()} == {"latency.png", "mae_per_channel.png", "rubric_distribution.png"}
+    for path in paths.values():
+        assert path.parent == tmp_path / "charts"
+        assert path.read_bytes().startswith(PNG_SIGNATURE)
+        pixels = imread(path)
+        assert pixels.shape[:2] == (700, 1200)
+        assert pixels.std() > 0.01  # something was drawn, not a blank canvas
+
+
+def test_charts_are_byte_identical_across_runs(tmp_path: Path) -> None:
+    report, results = _inputs()
+
+    first = render_charts(report, results, tmp_path / "a")
+    second = render_charts(report, results, tmp_path / "b")
+
+    for key, path in first.items():
+        assert path.read_bytes() == second[key].read_bytes(), key
+        assert b"matplotlib" not in path.read_bytes()  # no software/version metadata
+
+
+def test_only_candidates_without_answers_do_not_crash(tmp_path: Path) -> None:
+    results = {"broken": _nothing_valid(), "also-broken": []}
+    metrics = {name: compute_metrics(rows, CHANNELS, price=None) for name, rows in results.items()}
+    report = build_report(
+        run_id="exec-2",
+        channels=CHANNELS,
+        candidates=[{"name": name, "metrics": m} for name, m in metrics.items()],
+        gate=None,
+        dataset=None,
+        prices={},
+    )
+
+    paths = render_charts(report, results, tmp_path)
+
+    for path in paths.values():
+        assert imread(path).shape[:2] == (700, 1200)
+
+
+def test_no_candidates_at_all_still_renders(tmp_path: Path) -> None:
+    report = build_report(run_id="r", channels=CHANNELS, candidates=[], gate=None, dataset=None, prices={})
+    paths = render_charts(report, {}, tmp_path)
+    assert all(path.read_bytes().startswith(PNG_SIGNATURE) for path in paths.values())

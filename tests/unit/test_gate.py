@@ -1,0 +1,146 @@
+"""The quality gate: each threshold fails on its own with a readable message; missing optional inputs skip."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from routing.gate import Check, GateThresholds, evaluate_gate
+
+THRESHOLDS = GateThresholds()  # 0.99 valid JSON, 0.2 rubric drop, 0.08 MAE, 3.5 judge
+
+
+def candidate(**overrides: Any) -> dict[str, Any]:
+    metrics: dict[str, Any] = {"valid_json_rate": 1.0, "rubric_mean": 4.0, "mae_overall": 0.04}
+    metrics.update(overrides)
+    return metrics
+
+
+BASELINE = {"valid_json_rate": 0.93, "rubric_mean": 4.0, "mae_overall": 0.05}
+
+
+def by_name(checks: list[Check]) -> dict[str, Check]:
+    return {check.name: check for check in checks}
+
+
+def test_a_good_candidate_passes_every_check() -> None:
+    decision = evaluate_gate(candidate(), baseline=BASELINE, judge_score=4.0, thresholds=THRESHOLDS)
+
+    assert decision.passed
+    assert decision.failures == []
+    assert [c.name for c in decision.checks] == ["valid_json_rate", "rubric_vs_baseline", "mae_overall", "judge_score"]
+    assert all(c.passed and not c.skipped for c in decision.checks)
+    assert by_name(decision.checks)["valid_json_rate"].message == "valid-JSON rate 100.0% ≥ 99.0%"
+
+
+def test_low_valid_json_rate_fails_alone() -> None:
+    decision = evaluate_gate(candidate(valid_json_rate=0.97), baseline=BASELINE, judge_score=4.0, thresholds=THRESHOLDS)
+
+    assert not decision.passed
+    assert decision.failures == ["valid-JSON rate 97.0% < 99.0%"]
+    check = by_name(decision.checks)["valid_json_rate"]
+    assert (check.actual, check.threshold) == (0.97, 0.99)
+
+
+def test_rubric_drop_beyond_the_allowed_fails_alone() -> None:
+    decision = evaluate_gate(candidate(rubric_mean=3.7), baseline=BASELINE, judge_score=4.0, thresholds=THRESHOLDS)
+
+    assert not decision.passed
+    assert decision.failures == ["rubric mean 3.70 < baseline 4.00 − 0.20 = 3.80"]
+
+
+def test_rubric_drop_exactly_at_the_limit_passes() -> None:
+    # 3.1 - 0.3 = 2.8000000000000003 in binary: a rubric mean of exactly 2.8 still passes
+    baseline = {**BASELINE, "rubric_mean": 3.1}
+    thresholds = GateThresholds(max_rubric_drop_vs_baseline=0.3)
+    decision = evaluate_gate(candidate(rubric_mean=2.8), baseline=baseline, judge_score=None, thresholds=thresholds)
+    assert by_name(decision.checks)["rubric_vs_baseline"].passed
+
+
+def test_high_mae_fails_alone() -> None:
+    decision = evaluate_gate(candidate(mae_overall=0.09), baseline=BASELINE, judge_score=4.0, thresholds=THRESHOLDS)
+
+    assert not decision.passed
+    assert decision.failures == ["overall MAE 0.090 > 0.080"]
+
+
+def test_missing_mae_fails() -> None:
+    decision = evaluate_gate(candidate(mae_overall=None), baseline=BASELINE, judge_score=4.0, thresholds=THRESHOLDS)
+
+    assert not decision.passed
+    assert decision.failures == ["overall MAE unavailable (no schema-valid answers)"]
+
+
+def test_low_judge_score_fails_alone() -> None:
+    decision = evaluate_gate(candidate(), baseline=BASELINE, judge_score=3.0, thresholds=THRESHOLDS)
+
+    assert not decision.passed
+    assert decision.failures == ["judge score 3.00 < 3.50"]
+
+
+def test_missing_judge_is_skipped_not_failed() -> None:
+    decision = evaluate_gate(candidate(), baseline=BASELINE, judge_score=None, thresholds=THRESHOLDS)
+
+    assert decision.passed
+    judge = by_name(decision.checks)["judge_score"]
+    assert judge.skipped and judge.passed
+    assert judge.message == "skipped: judge missing"
+
+
+def test_no_baseline_skips_the_rubric_comparison() -> None:
+    decision = evaluate_gate(candidate(rubric_mean=1.0), baseline=None, judge_score=4.0, thresholds=THRESHOLDS)
+
+    assert decision.passed
+    rubric = by_name(decision.checks)["rubric_vs_baseline"]
+    assert rubric.skipped
+    assert "no baseline" in rubric.message
+
+
+def test_several_failures_are_all_listed() -> None:
+    decision = evaluate_gate(
+        candidate(valid_json_rate=0.5, mae_overall=0.2), baseline=BASELINE, judge_score=2.0, thresholds=THRESHOLDS
+    )
+    assert len(decision.failures) == 3
+
+
+def test_decision_serialises_with_failures() -> None:
+    decision = evaluate_gate(candidate(mae_overall=0.09), baseline=None, judge_score=None, thresholds=THRESHOLDS)
+    data = decision.to_dict()
+    assert data["passed"] is False
+    assert data["failures"] == ["overall MAE 0.090 > 0.080"]
+    assert data["checks"][1] == {
+        "name": "rubric_vs_baseline",
+        "passed": True,
+        "actual": 4.0,
+        "threshold": None,
+        "message": "skipped: no baseline to compare the rubric mean with",
+        "skipped": True,
+    }
+
+
+def test_custom_thresholds_change_the_verdict() -> None:
+    strict = GateThresholds(max_overall_mae=0.03)
+    decision = evaluate_gate(candidate(), baseline=None, judge_score=None, thresholds=strict)
+    assert decision.failures == ["overall MAE 0.040 > 0.030"]
+
+
+def test_thresholds_from_dict_accepts_config_keys_and_strings() -> None:
+    thresholds = GateThresholds.from_dict({"gate_max_overall_mae": "0.1", "min_judge_score": 4})
+    assert thresholds == GateThresholds(max_overall_mae=0.1, min_judge_score=4.0)
+    assert GateThresholds.from_dict(None) == GateThresholds()
+    assert GateThresholds.from_dict(thresholds.to_dict()) == thresholds
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"max_mae": 0.1}, "unknown gate threshold 'max_mae'"),
+        ({"min_valid_json_rate": 1.5}, "min_valid_json_rate"),
+        ({"max_overall_mae": "low"}, "max_overall_mae"),
+        ({"min_judge_score": -1}, "min_judge_score"),
+    ],
+)
+def test_thresholds_from_dict_rejects_bad_values(data: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        GateThresholds.from_dict(data)
