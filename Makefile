@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 CDK_FLAGS := --no-notices
 PYTEST_FLAGS ?=
 
-.PHONY: help install test test-unit test-handlers test-infra test-workflow e2e lint format synth deploy destroy diff bootstrap clean
+.PHONY: help install layers test test-unit test-handlers test-infra test-workflow e2e lint format synth deploy destroy diff bootstrap clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -39,7 +39,7 @@ format: install ## Apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install ## Lint, then run every test tier (e2e skipped without a deployed stack)
+test: install layers ## Lint, then run every test tier (e2e skipped without a deployed stack)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest $(PYTEST_FLAGS)
@@ -59,7 +59,10 @@ test-workflow: install ## The synthesized state machine executed by moto's inter
 e2e: install ## Tests against a deployed stack (set E2E_STACK_NAME and AWS credentials)
 	$(BIN)/pytest tests/e2e -m e2e $(PYTEST_FLAGS)
 
-synth: install ## Write the CloudFormation templates to cdk.out (no AWS credentials or Docker needed)
+layers: install ## Build the charts Lambda layer for the Lambda platform (pip --platform, no Docker)
+	$(BIN)/python -m infra.layers $$($(BIN)/python -c "from infra.config import load_config as l; c=l(); print(c.python_runtime, c.lambda_architecture)")
+
+synth: install layers ## Write the CloudFormation templates to cdk.out (no AWS credentials or Docker needed)
 	$(CDK) synth $(CDK_FLAGS) --quiet
 	@ls cdk.out/*.template.json
 

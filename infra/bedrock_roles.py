@@ -32,7 +32,7 @@ class BedrockServiceRole(Construct):
         construct_id: str,
         *,
         data_bucket: s3.IBucket,
-        teacher_model_id: str,
+        teacher_model_ids: tuple[str, ...],
         judge_model_id: str,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -76,7 +76,7 @@ class BedrockServiceRole(Construct):
             iam.PolicyStatement(
                 sid="InvokeTeacher",
                 actions=["bedrock:InvokeModel", "bedrock:GetInferenceProfile"],
-                resources=invoke_resource_arns(teacher_model_id),
+                resources=sorted({arn for model in teacher_model_ids for arn in invoke_resource_arns(model)}),
             )
         )
         # LLM-as-judge evaluation jobs invoke the evaluator through batch inference.
@@ -109,7 +109,7 @@ class BedrockServiceRole(Construct):
             policy,
             [
                 f"Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/{foundation_model_id(model)}"
-                for model in {teacher_model_id, judge_model_id}
+                for model in {*teacher_model_ids, judge_model_id}
                 if model != foundation_model_id(model)
             ],
             "A cross-Region inference profile may route to this one foundation model in any of its Regions.",

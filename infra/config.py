@@ -51,6 +51,12 @@ LOG_RETENTION_DAYS = (
     3653,
 )
 API_AUTH_MODES = ("iam", "api_key")
+# System prompt a router model is called with (routing.prompts.PromptKind values).
+PROMPT_KINDS = ("student", "teacher")
+# API Gateway execution logging; anything but OFF needs the account's API Gateway CloudWatch Logs role.
+API_EXECUTION_LOG_LEVELS = ("OFF", "ERROR", "INFO")
+MAX_ROUTER_FALLBACK_MODELS = 4
+_CORS_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 ARCHITECTURES = ("arm64", "x86_64")
 PYTHON_RUNTIMES = ("python3.12", "python3.13")
 
@@ -174,11 +180,47 @@ class TokenPrice:
 
 
 @dataclass(frozen=True)
+class RouterModel:
+    """A model the router can call and the system prompt it is called with."""
+
+    model_id: str
+    prompt_kind: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"model_id": self.model_id, "prompt_kind": self.prompt_kind}
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    """The routing API: models, fallbacks, time budget, cache and request limits (``router_*``, ``api_*``)."""
+
+    default_model: RouterModel
+    fallback_models: tuple[RouterModel, ...]
+    default_weights: Mapping[str, float]
+    timeout_ms: int
+    call_timeout_ms: int
+    cache_size: int
+    cache_ttl_seconds: int
+    model_ttl_seconds: int
+    max_query_chars: int
+    log_queries: bool
+    cors_origins: tuple[str, ...]
+    execution_log_level: str
+    waf: bool
+
+    @property
+    def models(self) -> tuple[RouterModel, ...]:
+        """Every model the router may call from configuration: the default, then the fallback chain."""
+        return (self.default_model, *self.fallback_models)
+
+
+@dataclass(frozen=True)
 class AppConfig:
     stack_name: str
     region: str
     models: ModelIds
     channels: ChannelSet
+    allowed_teacher_model_ids: tuple[str, ...]
     train_examples: int
     eval_examples: int
     shard_size: int
@@ -189,6 +231,10 @@ class AppConfig:
     max_distillation_hours: int
     judge_enabled: bool
     gate: GateThresholds
+    eval_candidates: tuple[Candidate, ...]
+    eval_baseline_candidate: str
+    eval_threads: int
+    delete_rejected_deployments: bool
     prices: Mapping[str, TokenPrice]
     api_auth: str
     api_rate_limit: float
@@ -199,6 +245,7 @@ class AppConfig:
     lambda_architecture: str
     python_runtime: str
     log_retention_days: int
+    router: RouterConfig
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -233,6 +280,62 @@ def _prices(key: str, value: Any) -> dict[str, TokenPrice]:
     return prices
 
 
+def _model_id_list(key: str, value: Any) -> tuple[str, ...]:
+    value = _as_json(key, value)
+    if not isinstance(value, list) or not value:
+        raise ConfigError(key, "must be a non-empty list of Bedrock model or inference-profile ids")
+    return tuple(_as_model_id(f"{key}[{i}]", item) for i, item in enumerate(value))
+
+
+_CANDIDATE_NAME = re.compile(r"^[a-z0-9](-?[a-z0-9]){0,30}$")
+DISTILLED_CANDIDATE_MODEL = "distilled"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A router evaluated on the held-out set. ``model`` ``"distilled"`` means the run's new deployment."""
+
+    name: str
+    model: str
+    prompt_kind: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "model": self.model, "prompt_kind": self.prompt_kind}
+
+
+def _as_name(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not _CANDIDATE_NAME.match(value):
+        raise ConfigError(key, f"must be 1-32 lower-case letters, digits and single hyphens, got {value!r}")
+    return value
+
+
+def _candidates(key: str, value: Any) -> tuple[Candidate, ...]:
+    value = _as_json(key, value)
+    if not isinstance(value, list) or not 1 <= len(value) <= 6:
+        raise ConfigError(key, 'must be a list of 1..6 {"name", "model", "prompt_kind"} objects')
+    candidates = []
+    for index, item in enumerate(value):
+        where = f"{key}[{index}]"
+        if not isinstance(item, dict) or set(item) != {"name", "model", "prompt_kind"}:
+            raise ConfigError(where, 'must be {"name", "model", "prompt_kind"}')
+        model = (
+            item["model"]
+            if item["model"] == DISTILLED_CANDIDATE_MODEL
+            else _as_model_id(f"{where}.model", item["model"])
+        )
+        kind = _as_choice(f"{where}.prompt_kind", item["prompt_kind"], ("student", "teacher"))
+        candidates.append(Candidate(_as_name(f"{where}.name", item["name"]), model, kind))
+    names = [c.name for c in candidates]
+    if len(set(names)) != len(names):
+        raise ConfigError(key, f"candidate names must be unique, got {names}")
+    distilled = [c for c in candidates if c.model == DISTILLED_CANDIDATE_MODEL]
+    if len(distilled) != 1:
+        raise ConfigError(key, 'must contain exactly one candidate with "model": "distilled" (the gate judges it)')
+    if distilled[0].prompt_kind != "student":
+        raise ConfigError(key, "the distilled candidate must use the student prompt it was trained on")
+    return tuple(candidates)
+
+
 def _email(key: str, value: Any) -> str | None:
     if value in (None, ""):
         return None
@@ -247,12 +350,112 @@ def _stack_name(key: str, value: Any) -> str:
     return value
 
 
+def _prompt_kind(key: str, value: Any) -> str:
+    return str(_as_choice(key, value.strip().lower() if isinstance(value, str) else value, PROMPT_KINDS))
+
+
+def _router_models(key: str, value: Any) -> tuple[RouterModel, ...]:
+    value = _as_json(key, value)
+    shape = '{"model_id": "...", "prompt_kind": "student" | "teacher"}'
+    if not isinstance(value, list) or len(value) > MAX_ROUTER_FALLBACK_MODELS:
+        raise ConfigError(key, f"must be a list of at most {MAX_ROUTER_FALLBACK_MODELS} {shape} objects")
+    models: list[RouterModel] = []
+    for index, entry in enumerate(value):
+        where = f"{key}[{index}]"
+        if not isinstance(entry, dict) or set(entry) != {"model_id", "prompt_kind"}:
+            raise ConfigError(where, f"must be {shape}, got {entry!r}")
+        model = RouterModel(
+            model_id=_as_model_id(f"{where}.model_id", entry["model_id"]),
+            prompt_kind=_prompt_kind(f"{where}.prompt_kind", entry["prompt_kind"]),
+        )
+        if model.model_id in {m.model_id for m in models}:
+            raise ConfigError(where, f"repeats model {model.model_id!r}")
+        models.append(model)
+    return tuple(models)
+
+
+AUTO_DEFAULT_WEIGHTS = "auto"
+AUTO_PRIMARY_WEIGHT = 0.4
+
+
+def _weights_spec(key: str, value: Any) -> str | dict[str, float]:
+    """``"auto"`` or ``{channel: weight}``; checked against the channels in :func:`_default_weights`."""
+    if isinstance(value, str) and value.strip().lower() == AUTO_DEFAULT_WEIGHTS:
+        return AUTO_DEFAULT_WEIGHTS
+    value = _as_json(key, value)
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(key, f'must be "{AUTO_DEFAULT_WEIGHTS}" or an object {{channel: weight}}, got {value!r}')
+    return {str(name): _as_float(f"{key}.{name}", weight, 0.0, 1.0) for name, weight in value.items()}
+
+
+def _default_weights(key: str, spec: str | dict[str, float], channels: ChannelSet) -> dict[str, float]:
+    """The weights the router answers with when no model can: every channel, each in [0, 1], summing to 1.
+
+    ``"auto"`` gives the first channel 0.4 and shares the rest equally: the reference router's fixed
+    0.4 / 0.2 / 0.2 / 0.2 for the default channels, and still valid when the channels are reconfigured.
+    """
+    names = channels.names
+    if isinstance(spec, str):
+        rest = round((1.0 - AUTO_PRIMARY_WEIGHT) / (len(names) - 1), 10)
+        return {name: AUTO_PRIMARY_WEIGHT if index == 0 else rest for index, name in enumerate(names)}
+    unknown = [name for name in spec if name not in names]
+    if unknown:
+        raise ConfigError(key, f"names unknown channel(s) {', '.join(unknown)}; the channels are {', '.join(names)}")
+    missing = [name for name in names if name not in spec]
+    if missing:
+        raise ConfigError(key, f"has no weight for channel(s) {', '.join(missing)}; give every channel a weight")
+    total = math.fsum(spec.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ConfigError(key, f"weights must sum to 1, got {total:.6g}")
+    return {name: spec[name] for name in names}
+
+
+def _cors_origins(key: str, value: Any) -> tuple[str, ...]:
+    value = _as_json(key, value)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(key, f'must be a list of origins such as ["https://search.example.com"], got {value!r}')
+    origins = tuple(v.strip().rstrip("/") for v in value)
+    for origin in origins:
+        if origin != "*" and not _CORS_ORIGIN.match(origin):
+            raise ConfigError(key, f"{origin!r} is not an origin (scheme://host[:port]) or '*'")
+    if "*" in origins and len(origins) > 1:
+        raise ConfigError(key, "'*' allows every origin; list it alone")
+    return origins
+
+
+def _router_config(values: Mapping[str, Any]) -> RouterConfig:
+    """The ``router_*`` / ``api_*`` keys (parsed one by one) checked against each other and the channels."""
+    if values["router_call_timeout_ms"] > values["router_timeout_ms"]:
+        raise ConfigError("router_call_timeout_ms", "must not exceed router_timeout_ms (the total time budget)")
+    default_model = RouterModel(values["router_default_model_id"], values["router_default_prompt_kind"])
+    if default_model.model_id in {m.model_id for m in values["router_fallback_models"]}:
+        raise ConfigError("router_fallback_models", f"repeats the default model {default_model.model_id!r}")
+    return RouterConfig(
+        default_model=default_model,
+        fallback_models=values["router_fallback_models"],
+        default_weights=_default_weights(
+            "router_default_weights", values["router_default_weights"], values["channels"]
+        ),
+        timeout_ms=values["router_timeout_ms"],
+        call_timeout_ms=values["router_call_timeout_ms"],
+        cache_size=values["router_cache_size"],
+        cache_ttl_seconds=values["router_cache_ttl_seconds"],
+        model_ttl_seconds=values["router_model_ttl_seconds"],
+        max_query_chars=values["router_max_query_chars"],
+        log_queries=values["router_log_queries"],
+        cors_origins=values["api_cors_origins"],
+        execution_log_level=values["api_execution_log_level"],
+        waf=values["api_waf"],
+    )
+
+
 # key → parser. The defaults live in cdk.json; this table says what each key may hold.
 _Parser = Callable[[str, Any], Any]
 FIELDS: dict[str, _Parser] = {
     "stack_name": _stack_name,
     "region": lambda k, v: _as_choice(k, v, SUPPORTED_REGIONS),
     "teacher_model_id": _as_model_id,
+    "allowed_teacher_model_ids": _model_id_list,
     "student_job_model_id": _as_model_id,
     "student_model_id": _as_model_id,
     "baseline_model_id": _as_model_id,
@@ -271,6 +474,10 @@ FIELDS: dict[str, _Parser] = {
     "gate_max_rubric_drop_vs_baseline": lambda k, v: _as_float(k, v, 0.0, 4.0),
     "gate_max_overall_mae": lambda k, v: _as_float(k, v, 0.0, 1.0),
     "gate_min_judge_score": lambda k, v: _as_float(k, v, 1.0, 5.0),
+    "eval_candidates": _candidates,
+    "eval_baseline_candidate": _as_name,
+    "eval_threads": lambda k, v: _as_int(k, v, 1, 32),
+    "delete_rejected_deployments": _as_bool,
     "prices": _prices,
     "api_auth": lambda k, v: _as_choice(k, v, API_AUTH_MODES),
     "api_rate_limit": lambda k, v: _as_float(k, v, 1.0, 10_000.0),
@@ -281,6 +488,23 @@ FIELDS: dict[str, _Parser] = {
     "lambda_architecture": lambda k, v: _as_choice(k, v, ARCHITECTURES),
     "python_runtime": lambda k, v: _as_choice(k, v, PYTHON_RUNTIMES),
     "log_retention_days": lambda k, v: _as_choice(k, v, LOG_RETENTION_DAYS),
+    # Routing API (infra/routing_api.py, lambdas/router_api/)
+    "router_default_model_id": _as_model_id,
+    "router_default_prompt_kind": _prompt_kind,
+    "router_fallback_models": _router_models,
+    "router_default_weights": _weights_spec,
+    "router_timeout_ms": lambda k, v: _as_int(k, v, 100, 25_000),
+    "router_call_timeout_ms": lambda k, v: _as_int(k, v, 50, 25_000),
+    "router_cache_size": lambda k, v: _as_int(k, v, 0, 100_000),
+    "router_cache_ttl_seconds": lambda k, v: _as_int(k, v, 0, 86_400),
+    "router_model_ttl_seconds": lambda k, v: _as_int(k, v, 1, 600),
+    "router_max_query_chars": lambda k, v: _as_int(k, v, 1, 10_000),
+    "router_log_queries": _as_bool,
+    "api_cors_origins": _cors_origins,
+    "api_execution_log_level": lambda k, v: _as_choice(
+        k, v.strip().upper() if isinstance(v, str) else v, API_EXECUTION_LOG_LEVELS
+    ),
+    "api_waf": _as_bool,
 }
 
 # Keys later constructs read from ``AppConfig.extra`` after validating them themselves.
@@ -317,6 +541,15 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
     for role in ("student_model_id", "baseline_model_id", "judge_model_id"):
         if values[role] not in values["prices"] and not values[role].startswith("arn:"):
             raise ConfigError("prices", f"has no entry for {role} {values[role]!r}; cost estimates need it")
+    if values["eval_baseline_candidate"] not in {c.name for c in values["eval_candidates"]}:
+        raise ConfigError("eval_baseline_candidate", "must name one of eval_candidates")
+    for candidate in values["eval_candidates"]:
+        if candidate.model != DISTILLED_CANDIDATE_MODEL and candidate.model not in values["prices"]:
+            raise ConfigError("prices", f"has no entry for candidate {candidate.name}'s model {candidate.model!r}")
+    if values["teacher_model_id"] not in values["allowed_teacher_model_ids"]:
+        raise ConfigError(
+            "teacher_model_id", f"must be one of allowed_teacher_model_ids {list(values['allowed_teacher_model_ids'])}"
+        )
     if values["student_job_model_id"].startswith(_GEO_PREFIXES):
         raise ConfigError(
             "student_job_model_id",
@@ -335,6 +568,7 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
             judge=values["judge_model_id"],
         ),
         channels=values["channels"],
+        allowed_teacher_model_ids=values["allowed_teacher_model_ids"],
         train_examples=values["train_examples"],
         eval_examples=values["eval_examples"],
         shard_size=values["shard_size"],
@@ -344,6 +578,10 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
         deployment_poll_seconds=values["deployment_poll_seconds"],
         max_distillation_hours=values["max_distillation_hours"],
         judge_enabled=values["judge_enabled"],
+        eval_candidates=values["eval_candidates"],
+        eval_baseline_candidate=values["eval_baseline_candidate"],
+        eval_threads=values["eval_threads"],
+        delete_rejected_deployments=values["delete_rejected_deployments"],
         gate=GateThresholds(
             min_valid_json_rate=values["gate_min_valid_json_rate"],
             max_rubric_drop_vs_baseline=values["gate_max_rubric_drop_vs_baseline"],
@@ -360,6 +598,7 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
         lambda_architecture=values["lambda_architecture"],
         python_runtime=values["python_runtime"],
         log_retention_days=values["log_retention_days"],
+        router=_router_config(values),
         extra=extra,
     )
 

@@ -12,12 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra import LAMBDAS_DIR
 from infra.config import LOG_RETENTION_DAYS, AppConfig, ConfigError
+from infra.layers import charts_layer_dir
+from infra.nag import acknowledge, acknowledge_wildcards
 
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "**/.ruff_cache"]
 # Lambda rejects functions whose environment variables exceed 4 KB in total.
@@ -53,6 +56,22 @@ class LambdaFactory(Construct):
         )
         self.runtime = _RUNTIMES[config.python_runtime]
         self.architecture = _ARCHITECTURES[config.lambda_architecture]
+        self._charts_layer: lambda_.ILayerVersion | None = None
+
+    @property
+    def charts_layer(self) -> lambda_.ILayerVersion:
+        """matplotlib for the report function, installed for the Lambda platform with pip (no Docker)."""
+        if self._charts_layer is None:
+            path = charts_layer_dir(self._config.python_runtime, self._config.lambda_architecture)
+            self._charts_layer = lambda_.LayerVersion(
+                self,
+                "ChartsLayer",
+                code=lambda_.Code.from_asset(str(path), exclude=[".requirements"]),
+                compatible_runtimes=[self.runtime],
+                compatible_architectures=[self.architecture],
+                description="matplotlib for report charts (pip --platform, no Docker)",
+            )
+        return self._charts_layer
 
     def base_environment(self, service: str) -> dict[str, str]:
         return {
@@ -71,9 +90,22 @@ class LambdaFactory(Construct):
             retention=_RETENTION[self._config.log_retention_days],
             removal_policy=RemovalPolicy.DESTROY,
         )
-        return lambda_.Function(
+        # A role per function, with log permissions for its own log group only (no managed policies).
+        role = iam.Role(
+            scope,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{spec.description} (function role)",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
+            )
+        )
+        function = lambda_.Function(
             scope,
             construct_id,
+            role=role,
             description=spec.description,
             runtime=self.runtime,
             architecture=self.architecture,
@@ -90,6 +122,19 @@ class LambdaFactory(Construct):
             log_group=log_group,
             reserved_concurrent_executions=spec.reserved_concurrency,
         )
+        acknowledge_wildcards(
+            role,
+            ["Resource::*"],
+            "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no resource-level permissions; "
+            "tests allow '*' only for these actions.",
+        )
+        acknowledge(
+            function,
+            "AwsSolutions-L1",
+            f"Runtime pinned by configuration (python_runtime={self._config.python_runtime}) to match the pinned "
+            "Powertools public layer, which is published per Python version; raise both together.",
+        )
+        return function
 
 
 def _check_environment_size(environment: Mapping[str, str]) -> None:

@@ -38,6 +38,33 @@ def acknowledge_wildcards(scope: IConstruct, findings: list[str], reason: str) -
         acknowledge(scope, f"AwsSolutions-IAM5[{finding}]", reason)
 
 
+def nag_resource(scope: IConstruct, resource: str) -> str:
+    """Render a (possibly tokenized) ARN the way cdk-nag prints it: ``<Logical.Arn>``, ``<AWS::Region>``."""
+    resolved = Stack.of(scope).resolve(resource)
+    return _render(resolved)
+
+
+def _render(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        if "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            return separator.join(_render(p) for p in parts)
+        if "Ref" in value:
+            return f"<{value['Ref']}>"
+        if "Fn::GetAtt" in value:
+            logical_id, attribute = value["Fn::GetAtt"]
+            return f"<{logical_id}.{attribute}>"
+    raise ValueError(f"cannot render {value!r} as a cdk-nag resource string")
+
+
+def acknowledge_resources(scope: IConstruct, resources: list[str], reason: str) -> None:
+    """Acknowledge the IAM5 finding of each wildcard ARN in ``resources`` (others need none)."""
+    findings = [f"Resource::{text}" for text in (nag_resource(scope, r) for r in resources) if "*" in text]
+    acknowledge_wildcards(scope, findings, reason)
+
+
 def acknowledge_known_findings(stack: Stack) -> None:
     """Stack-level findings that are by design. Constructs acknowledge their own findings where they
     create the resource (see :func:`acknowledge_wildcards`); this hook is for cross-cutting ones."""

@@ -8,6 +8,9 @@ from constructs import Construct
 from infra.bedrock_roles import BedrockServiceRole
 from infra.config import AppConfig
 from infra.lambda_factory import LambdaFactory
+from infra.notifications import Notifications
+from infra.pipeline import Pipeline
+from infra.routing_api import RoutingApi
 from infra.storage import Storage
 
 PROJECT_TAG = "search-router-distillation"
@@ -27,10 +30,24 @@ class RouterDistillationStack(Stack):
             self,
             "BedrockServiceRole",
             data_bucket=self.storage.data_bucket,
-            teacher_model_id=config.models.teacher,
+            teacher_model_ids=config.allowed_teacher_model_ids,
             judge_model_id=config.models.judge,
         )
         self.functions = LambdaFactory(self, "Functions", config=config)
+        self.notifications = Notifications(self, "Notifications", email=config.notification_email)
+        self.routing_api = RoutingApi(self, "RoutingApi", config=config, functions=self.functions)
+        self.pipeline = Pipeline(
+            self,
+            "Pipeline",
+            config=config,
+            functions=self.functions,
+            data_bucket=self.storage.data_bucket,
+            bedrock_role=self.bedrock_role,
+            notifications=self.notifications,
+            model_parameter=self.routing_api.model_parameter,
+        )
 
         CfnOutput(self, "DataBucketName", value=self.storage.data_bucket.bucket_name)
         CfnOutput(self, "BedrockServiceRoleArn", value=self.bedrock_role.role.role_arn)
+        CfnOutput(self, "StateMachineArn", value=self.pipeline.state_machine.state_machine_arn)
+        CfnOutput(self, "NotificationTopicArn", value=self.notifications.topic.topic_arn)

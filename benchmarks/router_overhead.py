@@ -1,0 +1,397 @@
+"""Router overhead: what ``POST /route`` adds to the model call, the handler's import time, and how much sooner
+streaming yields the weights than waiting for the whole answer.
+
+1. **Per-request overhead**: the real Lambda handler (Powertools resolver, validation, logging, metrics, model
+   selection, cache, thread-pool deadline, parser) called with an API Gateway event, in process, against a
+   zero-latency model client; the time spent inside the client is measured and subtracted. p50/p99 over
+   ``--requests`` requests for a cache miss (Converse), a cache miss without reasoning (ConverseStream) and a
+   cache hit. Tracing is off (outside Lambda); logs and EMF metrics are formatted and written (to a sink).
+2. **Cold-start import**: ``import router_api.handler`` in a fresh interpreter with the Lambda environment
+   (``LAMBDA_TASK_ROOT`` set, so the Tracer patches botocore as in Lambda), median of 5, minus the median of a
+   bare interpreter start.
+3. **Time to weights**: a simulated model emitting one token every 15 ms, the weights in the first third of the
+   answer (the reasoning after them), served by the botocore-validating Bedrock fake: the handler with
+   ``include_reasoning=false`` (ConverseStream, stops at the weights) vs ``true`` (Converse, waits for all).
+
+Acceptance: overhead p50 < 2 ms, import < 500 ms, streaming time-to-weights <= half the full-answer time.
+
+Run from the repository root::
+
+    .venv/bin/python -m benchmarks.router_overhead [--requests 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+LAMBDAS = ROOT / "lambdas"
+sys.path.insert(0, str(LAMBDAS))
+sys.path.insert(0, str(ROOT))
+
+PARAMETER = "/benchmark/router/promoted-model"
+MODEL = "us.amazon.nova-micro-v1:0"
+FALLBACK = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+ANSWER = '{"visual":0.7,"audio":0.1,"transcription":0.1,"metadata":0.1,"reasoning":"Mostly what is seen."}'
+TOKEN_SECONDS = 0.015
+CHARS_PER_TOKEN = 4
+IMPORT_RUNS = 5
+STREAM_RUNS = 5
+LIMIT_OVERHEAD_P50_MS = 2.0
+LIMIT_IMPORT_MS = 500.0
+LIMIT_STREAM_RATIO = 0.5
+
+ENVIRONMENT = {
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "benchmark",
+    "AWS_SECRET_ACCESS_KEY": "benchmark",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "POWERTOOLS_SERVICE_NAME": "router_api",
+    "POWERTOOLS_METRICS_NAMESPACE": "Benchmark",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+
+
+def _router_environment(**overrides: Any) -> dict[str, str]:
+    from router_api.settings import to_environment
+    from routing.channels import DEFAULT_CHANNELS
+
+    settings: dict[str, Any] = {
+        "model_parameter": PARAMETER,
+        "default_model": {"model_id": MODEL, "prompt_kind": "teacher"},
+        "fallback_models": [{"model_id": FALLBACK, "prompt_kind": "teacher"}],
+        "default_weights": {"visual": 0.4, "audio": 0.2, "transcription": 0.2, "metadata": 0.2},
+        "timeout_ms": 3000,
+        "call_timeout_ms": 2000,
+        "cache_size": 10_000,
+        "cache_ttl_seconds": 300,
+        "model_ttl_seconds": 30,
+        "max_query_chars": 1000,
+        "log_queries": False,
+        **overrides,
+    }
+    return {**to_environment(**settings), "CHANNELS": DEFAULT_CHANNELS.to_json()}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Test doubles for the AWS clients (benchmark only)
+# --------------------------------------------------------------------------------------------------------------
+class ZeroLatencyRuntime:
+    """Answers Converse / ConverseStream at once; accumulates the time spent inside its calls."""
+
+    def __init__(self) -> None:
+        self.inside_seconds = 0.0
+        self._events: list[dict[str, Any]] = [{"messageStart": {"role": "assistant"}}]
+        self._events += [
+            {"contentBlockDelta": {"delta": {"text": ANSWER[i : i + CHARS_PER_TOKEN]}, "contentBlockIndex": 0}}
+            for i in range(0, len(ANSWER), CHARS_PER_TOKEN)
+        ]
+        self._events += [{"messageStop": {"stopReason": "end_turn"}}]
+
+    def converse(self, **params: Any) -> dict[str, Any]:
+        started = time.perf_counter()
+        del params
+        response = {
+            "output": {"message": {"role": "assistant", "content": [{"text": ANSWER}]}},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": 200, "outputTokens": 30, "totalTokens": 230},
+        }
+        self.inside_seconds += time.perf_counter() - started
+        return response
+
+    def converse_stream(self, **params: Any) -> dict[str, Any]:
+        del params
+        return {"stream": _TimedStream(self, self._events)}
+
+
+class _TimedStream:
+    def __init__(self, owner: ZeroLatencyRuntime, events: list[dict[str, Any]]) -> None:
+        self._owner = owner
+        self._events = events
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for event in self._events:
+            started = time.perf_counter()
+            item = event
+            self._owner.inside_seconds += time.perf_counter() - started
+            yield item
+
+    def close(self) -> None:
+        return None
+
+
+class StaticParameter:
+    """An SSM client whose GetParameter returns the promotion at once."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_parameter(self, Name: str) -> dict[str, Any]:
+        return {"Parameter": {"Name": Name, "Type": "String", "Value": self._value, "Version": 1}}
+
+
+class _Context:
+    function_name = "router"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:router"
+    aws_request_id = "benchmark"
+
+
+def _event(query: str, include_reasoning: bool) -> dict[str, Any]:
+    return {
+        "resource": "/route",
+        "path": "/route",
+        "httpMethod": "POST",
+        "headers": {"Content-Type": "application/json"},
+        "multiValueHeaders": None,
+        "queryStringParameters": None,
+        "pathParameters": None,
+        "requestContext": {"requestId": "benchmark", "resourcePath": "/route", "httpMethod": "POST", "stage": "v1"},
+        "body": json.dumps({"query": query, "include_reasoning": include_reasoning}),
+        "isBase64Encoded": False,
+    }
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Logs and EMF metrics are formatted and written as in Lambda, to a sink instead of the terminal."""
+    from router_api.observability import logger
+
+    handler = logger.registered_handler
+    previous = handler.setStream(io.StringIO())  # type: ignore[attr-defined]
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield
+    handler.setStream(previous)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 1. per-request overhead
+# --------------------------------------------------------------------------------------------------------------
+def measure_overhead(requests: int) -> dict[str, dict[str, float]]:
+    os.environ.update(ENVIRONMENT)
+    os.environ.update(_router_environment())
+    from router_api import handler
+    from routing.aws import CLIENTS
+
+    runtime = ZeroLatencyRuntime()
+    CLIENTS.override("bedrock-runtime", runtime)
+    CLIENTS.override(
+        "ssm",
+        StaticParameter(json.dumps({"model_id": MODEL, "prompt_kind": "teacher", "channels": list(_channel_names())})),
+    )
+    handler.use_service(None)
+    context = _Context()
+    results: dict[str, dict[str, float]] = {}
+
+    def run(label: str, queries: list[str], include_reasoning: bool, expected_source: str) -> None:
+        samples: list[float] = []
+        with _quiet():
+            for query in queries:
+                runtime.inside_seconds = 0.0
+                started = time.perf_counter()
+                response = handler.lambda_handler(_event(query, include_reasoning), context)
+                elapsed = time.perf_counter() - started - runtime.inside_seconds
+                body = json.loads(response["body"])
+                if response["statusCode"] != 200 or body["source"] != expected_source:
+                    raise AssertionError(f"{label}: unexpected response {response}")
+                samples.append(elapsed * 1000)
+        results[label] = {
+            "p50": _percentile(samples, 0.50),
+            "p99": _percentile(samples, 0.99),
+            "mean": statistics.fmean(samples),
+        }
+
+    # warm-up: first request builds the service and clients; the first call of each path warms caches
+    run("warm-up", [f"warm up {i}" for i in range(50)], True, "model")
+    run("warm-up", [f"warm up stream {i}" for i in range(50)], False, "model")
+    del results["warm-up"]
+    run("cache miss, with reasoning (Converse)", [f"sunset over mountains {i}" for i in range(requests)], True, "model")
+    run("cache miss, weights only (ConverseStream)", [f"thunder at night {i}" for i in range(requests)], False, "model")
+    run("cache hit", ["sunset over mountains 0"] * requests, True, "cache")
+    handler.use_service(None)
+    CLIENTS.reset()
+    return results
+
+
+def _channel_names() -> tuple[str, ...]:
+    from routing.channels import DEFAULT_CHANNELS
+
+    return DEFAULT_CHANNELS.names
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 2. cold-start import
+# --------------------------------------------------------------------------------------------------------------
+def _subprocess_seconds(code: str, environment: dict[str, str], extra: list[str] | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, *(extra or []), "-c", code], env=environment, check=True, capture_output=True, cwd=ROOT
+    )
+    return time.perf_counter() - started
+
+
+def measure_import() -> dict[str, Any]:
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(LAMBDAS),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "LAMBDA_TASK_ROOT": str(LAMBDAS),
+        "AWS_LAMBDA_FUNCTION_NAME": "router",
+        **{k: v for k, v in ENVIRONMENT.items() if k != "POWERTOOLS_TRACE_DISABLED"},
+        **_router_environment(),
+    }
+    # one run to fill the OS file cache and the byte-code caches, as a Lambda image has them
+    _subprocess_seconds("import router_api.handler", environment)
+    bare = statistics.median(_subprocess_seconds("pass", environment) for _ in range(IMPORT_RUNS))
+    full = statistics.median(_subprocess_seconds("import router_api.handler", environment) for _ in range(IMPORT_RUNS))
+    profile = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import router_api.handler"],
+        env=environment,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    ).stderr
+    # the handler's direct imports, by cumulative time ("import time: self | cumulative |  name", nested by 2)
+    direct: list[tuple[str, int]] = []
+    for line in profile.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            name = parts[2]
+            depth = (len(name) - len(name.lstrip(" ")) - 1) // 2
+            if depth == 1:
+                direct.append((name.strip(), int(parts[1])))
+    heaviest = sorted(direct, key=lambda item: -item[1])[:6]
+    return {"bare_ms": bare * 1000, "import_ms": (full - bare) * 1000, "heaviest": heaviest}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 3. time to weights: streaming vs the full answer
+# --------------------------------------------------------------------------------------------------------------
+def measure_streaming() -> dict[str, float]:
+    os.environ.update(ENVIRONMENT)
+    os.environ.update(_router_environment(timeout_ms=10_000, call_timeout_ms=10_000, cache_size=0))
+    from router_api import handler
+    from routing.aws import CLIENTS
+    from tests.fakes.bedrock import BedrockFake
+
+    reasoning = (
+        "The query describes what the viewer sees: a landscape at a time of day, so the visual index leads; "
+        "no sound, speech or names."
+    )
+    answer = json.dumps(
+        {"visual": 0.8, "audio": 0.0, "transcription": 0.0, "metadata": 0.2, "reasoning": reasoning},
+        separators=(",", ":"),
+    )
+    weights_chars = answer.index('"reasoning"')
+    tokens = -(-len(answer) // CHARS_PER_TOKEN)
+    fake = BedrockFake().with_default_catalog().install()
+    fake.responder = lambda request: answer
+    fake.stream_chunk_chars = CHARS_PER_TOKEN
+    CLIENTS.override(
+        "ssm",
+        StaticParameter(json.dumps({"model_id": MODEL, "prompt_kind": "teacher", "channels": list(_channel_names())})),
+    )
+    handler.use_service(None)
+    context = _Context()
+
+    def timed(include_reasoning: bool, index: int) -> float:
+        started = time.perf_counter()
+        response = handler.lambda_handler(_event(f"sunset over mountains {index}", include_reasoning), context)
+        elapsed = time.perf_counter() - started
+        if json.loads(response["body"])["source"] != "model":
+            raise AssertionError(f"unexpected response {response}")
+        return elapsed * 1000
+
+    with _quiet():
+        # full answer: Converse returns after every token was generated
+        fake.delay_s, fake.stream_event_delay_s = tokens * TOKEN_SECONDS, 0.0
+        full = statistics.median(timed(True, i) for i in range(STREAM_RUNS))
+        # streaming: one token every 15 ms, the router stops at the weights
+        fake.delay_s, fake.stream_event_delay_s = 0.0, TOKEN_SECONDS
+        streamed = statistics.median(timed(False, i) for i in range(STREAM_RUNS))
+    events_read = fake.last_stream.events_read
+    handler.use_service(None)
+    CLIENTS.reset()
+    return {
+        "tokens": tokens,
+        "weights_share": weights_chars / len(answer),
+        "full_ms": full,
+        "streamed_ms": streamed,
+        "ratio": streamed / full,
+        "events_read": events_read,
+        "events_total": fake.last_stream.total_events,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=2000, help="requests per overhead scenario")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    failures: list[str] = []
+
+    print(f"Router overhead per request (in process, zero-latency model, {args.requests} requests each)")
+    overhead = measure_overhead(args.requests)
+    for label, figures in overhead.items():
+        p50, p99, mean = figures["p50"], figures["p99"], figures["mean"]
+        print(f"  {label:<42} p50 {p50:6.3f} ms   p99 {p99:6.3f} ms   mean {mean:6.3f} ms")
+    worst_p50 = max(f["p50"] for f in overhead.values())
+    if worst_p50 >= LIMIT_OVERHEAD_P50_MS:
+        failures.append(f"overhead p50 {worst_p50:.3f} ms >= {LIMIT_OVERHEAD_P50_MS} ms")
+
+    print(f"\nCold start: import router_api.handler (median of {IMPORT_RUNS}, bare interpreter subtracted)")
+    imported = measure_import()
+    print(f"  bare interpreter {imported['bare_ms']:7.1f} ms")
+    print(f"  handler import   {imported['import_ms']:7.1f} ms")
+    print(
+        "  heaviest direct imports of the handler (cumulative, -X importtime): "
+        + ", ".join(f"{name} {micros / 1000:.0f} ms" for name, micros in imported["heaviest"])
+    )
+    if imported["import_ms"] >= LIMIT_IMPORT_MS:
+        failures.append(f"import {imported['import_ms']:.0f} ms >= {LIMIT_IMPORT_MS:.0f} ms")
+
+    print(f"\nTime to weights: {TOKEN_SECONDS * 1000:.0f} ms per token, median of {STREAM_RUNS} (handler end to end)")
+    stream = measure_streaming()
+    print(
+        f"  answer {stream['tokens']} tokens, weights in the first {stream['weights_share']:.0%}; "
+        f"stream read {stream['events_read']} of {stream['events_total']} events"
+    )
+    print(f"  full answer (Converse, include_reasoning=true)   {stream['full_ms']:7.1f} ms")
+    print(f"  streamed weights (include_reasoning=false)       {stream['streamed_ms']:7.1f} ms")
+    print(f"  ratio streamed / full                            {stream['ratio']:7.2f}")
+    if stream["ratio"] > LIMIT_STREAM_RATIO:
+        failures.append(f"streaming ratio {stream['ratio']:.2f} > {LIMIT_STREAM_RATIO}")
+
+    print(
+        f"\nAcceptance: overhead p50 < {LIMIT_OVERHEAD_P50_MS} ms, import < {LIMIT_IMPORT_MS:.0f} ms, "
+        f"streaming <= {LIMIT_STREAM_RATIO:.0%} of the full answer"
+    )
+    print("  " + ("PASS" if not failures else "FAIL: " + "; ".join(failures)))
+    print(f"(benchmark took {time.perf_counter() - started:.1f} s; Python {sys.version.split()[0]})")
+    return 0 if not failures else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,346 @@
+"""Pipeline: the Step Functions state machine (``stepfunctions/pipeline.asl.json``) and its task Lambdas.
+
+Each function gets exactly the permissions its step uses; every wildcard (run-scoped S3 prefixes,
+run-time Bedrock resource ids) is acknowledged for cdk-nag right where it is granted, with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_ssm as ssm
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.bedrock_arns import foundation_model_id, inference_profile_arn, invoke_resource_arns
+from infra.bedrock_roles import BedrockServiceRole
+from infra.config import DISTILLED_CANDIDATE_MODEL, AppConfig
+from infra.lambda_factory import FunctionSpec, LambdaFactory
+from infra.nag import acknowledge_resources
+from infra.notifications import Notifications
+from infra.storage import INPUTS_PREFIX, RUNS_PREFIX, TMP_PREFIX
+
+DEFINITION_FILE = Path(__file__).resolve().parent.parent / "stepfunctions" / "pipeline.asl.json"
+# The definition's TimeoutSeconds (8 days) covers the longest allowed distillation (168 h) plus a day for
+# labeling, deployment, evaluation and the judge; the run's own max_distillation_hours stops jobs sooner.
+DEFAULT_SEED = 42
+
+
+@dataclass(frozen=True)
+class Step:
+    """One task function: its ASL substitution name, handler and sizing."""
+
+    substitution: str
+    handler: str
+    description: str
+    timeout_seconds: int
+    memory_mb: int
+
+
+STEPS = (
+    Step("PreflightFunctionArn", "preflight.handler.handler", "Validates run input and model access", 120, 256),
+    Step("PlanQueriesFunctionArn", "plan_queries.handler.handler", "Plans and shards the queries", 300, 1024),
+    Step("LabelShardFunctionArn", "label_shard.handler.handler", "Labels one shard with the teacher", 900, 1024),
+    Step("PrepareDatasetFunctionArn", "prepare_dataset.handler.handler", "Builds the training set", 600, 2048),
+    Step("StartDistillationFunctionArn", "distillation.handler.start", "Starts the distillation job", 60, 256),
+    Step("CheckDistillationFunctionArn", "distillation.handler.check", "Polls the distillation job", 60, 256),
+    Step("StartDeploymentFunctionArn", "deployment.handler.start", "Deploys the distilled model", 60, 256),
+    Step("CheckDeploymentFunctionArn", "deployment.handler.check", "Polls the model deployment", 60, 256),
+    Step("RecordOutputsFunctionArn", "record_outputs.handler.handler", "Records the run outputs", 60, 256),
+    Step("EvaluateCandidateFunctionArn", "evaluate.handler.handler", "Evaluates one candidate router", 900, 512),
+    Step("StartJudgeFunctionArn", "judge.handler.start", "Starts the LLM-as-judge jobs", 60, 256),
+    Step("CheckJudgeFunctionArn", "judge.handler.check", "Polls the LLM-as-judge jobs", 120, 256),
+    Step("ReportFunctionArn", "report.handler.handler", "Writes the report, charts and gate decision", 300, 1536),
+    Step("PromoteFunctionArn", "promote.handler.promote", "Promotes the distilled model", 30, 256),
+    Step("RejectFunctionArn", "promote.handler.reject", "Rejects the distilled model", 60, 256),
+    Step("NotifyFunctionArn", "notify.handler.handler", "Publishes the run outcome", 60, 256),
+)
+
+
+def pipeline_defaults(config: AppConfig) -> dict[str, object]:
+    """What an execution started with ``{}`` does (every key can be overridden in the input)."""
+    return {
+        "num_examples": config.train_examples,
+        "eval_examples": config.eval_examples,
+        "teacher_model_id": config.models.teacher,
+        "poll_seconds": config.distillation_poll_seconds,
+        "deployment_poll_seconds": config.deployment_poll_seconds,
+        "concurrency": config.generation_concurrency,
+        "threads": config.labeling_threads,
+        "shard_size": config.shard_size,
+        "seed": DEFAULT_SEED,
+        "max_distillation_hours": config.max_distillation_hours,
+        "judge": config.judge_enabled,
+    }
+
+
+class Pipeline(Construct):
+    """Task functions with per-step grants, the state machine, and its failure alarm."""
+
+    def __init__(  # noqa: PLR0915 - one linear wiring of every step, easier to audit than split up
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        functions: LambdaFactory,
+        data_bucket: s3.IBucket,
+        bedrock_role: BedrockServiceRole,
+        notifications: Notifications,
+        model_parameter: ssm.IStringParameter,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self._bucket = data_bucket
+        models = {
+            "student_job": config.models.student_job,
+            "student": config.models.student,
+            "baseline": config.models.baseline,
+            "judge": config.models.judge,
+        }
+        environment = {
+            "DATA_BUCKET": data_bucket.bucket_name,
+            "STACK_NAME": stack.stack_name,
+            "MODELS": json.dumps(models, separators=(",", ":")),
+            "ALLOWED_TEACHERS": json.dumps(list(config.allowed_teacher_model_ids), separators=(",", ":")),
+            "PIPELINE_DEFAULTS": json.dumps(pipeline_defaults(config), separators=(",", ":")),
+            "BEDROCK_ROLE_ARN": bedrock_role.role.role_arn,
+            "TOPIC_ARN": notifications.topic.topic_arn,
+            "CANDIDATES": json.dumps([c.to_dict() for c in config.eval_candidates], separators=(",", ":")),
+            "BASELINE_CANDIDATE": config.eval_baseline_candidate,
+            "EVAL_THREADS": str(config.eval_threads),
+            "PRICES": json.dumps(
+                {k: {"input": v.input, "output": v.output} for k, v in config.prices.items()}, separators=(",", ":")
+            ),
+            "GATE": json.dumps(
+                {
+                    "min_valid_json_rate": config.gate.min_valid_json_rate,
+                    "max_rubric_drop_vs_baseline": config.gate.max_rubric_drop_vs_baseline,
+                    "max_overall_mae": config.gate.max_overall_mae,
+                    "min_judge_score": config.gate.min_judge_score,
+                },
+                separators=(",", ":"),
+            ),
+            "MODEL_PARAMETER": model_parameter.parameter_name,
+            "DELETE_REJECTED_DEPLOYMENTS": "true" if config.delete_rejected_deployments else "false",
+        }
+        self.functions: dict[str, lambda_.Function] = {}
+        for step in STEPS:
+            self.functions[step.substitution] = functions.create(
+                self,
+                step.substitution.removesuffix("FunctionArn"),
+                FunctionSpec(
+                    handler=step.handler,
+                    description=step.description,
+                    timeout_seconds=step.timeout_seconds,
+                    memory_mb=step.memory_mb,
+                    environment=environment,
+                ),
+            )
+        fn = self.functions
+        region, account, partition = Aws.REGION, Aws.ACCOUNT_ID, Aws.PARTITION
+        bedrock_arn = f"arn:{partition}:bedrock:{region}:{account}"
+
+        # --- S3: each step reads and writes only its own part of the run layout -------------------------
+        inputs_reason = "Users upload their own query files under inputs/ with names of their choosing."
+        run_reason = "Run ids are created at run time; the grant is limited to this part of each run's folder."
+        self._objects(fn["PreflightFunctionArn"], ["s3:GetObject"], [f"{INPUTS_PREFIX}*"], inputs_reason)
+        self._objects(fn["PlanQueriesFunctionArn"], ["s3:GetObject"], [f"{INPUTS_PREFIX}*"], inputs_reason)
+        self._objects(
+            fn["PlanQueriesFunctionArn"],
+            ["s3:PutObject"],
+            [f"{TMP_PREFIX}*/plan/*", f"{RUNS_PREFIX}*/dataset/*"],
+            run_reason,
+        )
+        self._objects(fn["LabelShardFunctionArn"], ["s3:GetObject"], [f"{TMP_PREFIX}*/plan/*"], run_reason)
+        self._objects(fn["LabelShardFunctionArn"], ["s3:PutObject"], [f"{TMP_PREFIX}*/labeled/*"], run_reason)
+        self._objects(
+            fn["PrepareDatasetFunctionArn"],
+            ["s3:GetObject"],
+            [f"{TMP_PREFIX}*/labeled/*", f"{RUNS_PREFIX}*/dataset/*"],
+            run_reason,
+        )
+        self._objects(fn["PrepareDatasetFunctionArn"], ["s3:PutObject"], [f"{RUNS_PREFIX}*/dataset/*"], run_reason)
+        self._list(fn["PrepareDatasetFunctionArn"], [f"{TMP_PREFIX}*"])
+        self._objects(fn["RecordOutputsFunctionArn"], ["s3:PutObject"], [f"{RUNS_PREFIX}*/outputs.json"], run_reason)
+        self._objects(fn["EvaluateCandidateFunctionArn"], ["s3:GetObject"], [f"{RUNS_PREFIX}*/dataset/*"], run_reason)
+        self._objects(
+            fn["EvaluateCandidateFunctionArn"], ["s3:PutObject"], [f"{RUNS_PREFIX}*/evaluation/*"], run_reason
+        )
+        self._objects(
+            fn["CheckJudgeFunctionArn"], ["s3:GetObject"], [f"{RUNS_PREFIX}*/evaluation/judge-output/*"], run_reason
+        )
+        self._list(fn["CheckJudgeFunctionArn"], [f"{RUNS_PREFIX}*/evaluation/judge-output/*"])
+        self._objects(
+            fn["ReportFunctionArn"],
+            ["s3:GetObject"],
+            [f"{RUNS_PREFIX}*/evaluation/*", f"{RUNS_PREFIX}*/dataset/*"],
+            run_reason,
+        )
+        self._objects(fn["ReportFunctionArn"], ["s3:PutObject"], [f"{RUNS_PREFIX}*/report/*"], run_reason)
+
+        # --- Bedrock ------------------------------------------------------------------------------------
+        catalog_models = {*config.allowed_teacher_model_ids, *models.values()}
+        describe_arns = sorted(
+            {f"arn:{partition}:bedrock:{region}::foundation-model/{foundation_model_id(m)}" for m in catalog_models}
+            | {arn for m in catalog_models if (arn := inference_profile_arn(m))}
+        )
+        self._bedrock(
+            fn["PreflightFunctionArn"],
+            ["bedrock:GetFoundationModel", "bedrock:GetInferenceProfile"],
+            describe_arns,
+            "Describes only the configured models.",
+        )
+        teacher_arns = sorted({arn for m in config.allowed_teacher_model_ids for arn in invoke_resource_arns(m)})
+        self._bedrock(
+            fn["LabelShardFunctionArn"],
+            ["bedrock:InvokeModel"],
+            teacher_arns,
+            "A cross-Region inference profile may route to the teacher's foundation model in any of its Regions.",
+        )
+        job_arn = f"{bedrock_arn}:model-customization-job/*"
+        custom_model_arn = f"{bedrock_arn}:custom-model/*"
+        deployment_arn = f"{bedrock_arn}:custom-model-deployment/*"
+        created_at_run_time = "Jobs, custom models and deployments are created by each run; ids are unknown at deploy."
+        self._bedrock(
+            fn["StartDistillationFunctionArn"],
+            ["bedrock:CreateModelCustomizationJob", "bedrock:TagResource"],
+            [
+                job_arn,
+                custom_model_arn,
+                f"arn:{partition}:bedrock:{region}::foundation-model/{config.models.student_job}",
+            ],
+            created_at_run_time,
+        )
+        bedrock_role.grant_pass_role(fn["StartDistillationFunctionArn"])
+        self._bedrock(
+            fn["CheckDistillationFunctionArn"],
+            ["bedrock:GetModelCustomizationJob", "bedrock:StopModelCustomizationJob"],
+            [job_arn],
+            created_at_run_time,
+        )
+        self._bedrock(
+            fn["StartDeploymentFunctionArn"],
+            ["bedrock:CreateCustomModelDeployment", "bedrock:TagResource"],
+            [deployment_arn, custom_model_arn],
+            created_at_run_time,
+        )
+        self._bedrock(
+            fn["CheckDeploymentFunctionArn"],
+            ["bedrock:GetCustomModelDeployment"],
+            [deployment_arn],
+            created_at_run_time,
+        )
+        candidate_arns = sorted(
+            {
+                arn
+                for c in config.eval_candidates
+                if c.model != DISTILLED_CANDIDATE_MODEL
+                for arn in invoke_resource_arns(c.model)
+            }
+            | {deployment_arn}
+        )
+        self._bedrock(
+            fn["EvaluateCandidateFunctionArn"],
+            ["bedrock:InvokeModel"],
+            candidate_arns,
+            "The run's own deployment (id created at run time) and cross-Region profiles of the candidates.",
+        )
+        evaluation_job_arn = f"{bedrock_arn}:evaluation-job/*"
+        self._bedrock(
+            fn["StartJudgeFunctionArn"],
+            ["bedrock:CreateEvaluationJob", "bedrock:TagResource"],
+            [evaluation_job_arn],
+            "Evaluation jobs are created by each run; their ids are not known at deploy.",
+        )
+        bedrock_role.grant_pass_role(fn["StartJudgeFunctionArn"])
+        self._bedrock(
+            fn["CheckJudgeFunctionArn"],
+            ["bedrock:GetEvaluationJob", "bedrock:StopEvaluationJob"],
+            [evaluation_job_arn],
+            "Evaluation jobs are created by each run; their ids are not known at deploy.",
+        )
+        self._bedrock(
+            fn["RejectFunctionArn"], ["bedrock:DeleteCustomModelDeployment"], [deployment_arn], created_at_run_time
+        )
+        fn["PromoteFunctionArn"].add_to_role_policy(
+            iam.PolicyStatement(actions=["ssm:PutParameter"], resources=[model_parameter.parameter_arn])
+        )
+        fn["ReportFunctionArn"].add_layers(functions.charts_layer)
+        notifications.grant_publish(fn["NotifyFunctionArn"])
+
+        # --- State machine --------------------------------------------------------------------------------
+        self.log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{stack.stack_name}-pipeline",
+            retention=logs.RetentionDays.SIX_MONTHS,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            comment="Distils the search-intent router: data, distillation, deployment (see stepfunctions/)",
+            definition_body=sfn.DefinitionBody.from_file(str(DEFINITION_FILE)),
+            definition_substitutions={name: function.function_arn for name, function in fn.items()},
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+        )
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[f.function_arn for f in fn.values()])
+        )
+        acknowledge_resources(
+            self.state_machine.role,
+            ["*"],
+            "CloudWatch Logs delivery and X-Ray APIs used by the state machine support no resource-level "
+            "permissions; tests allow '*' only for those actions.",
+        )
+
+        self.failure_alarm = cloudwatch.Alarm(
+            self,
+            "ExecutionsFailed",
+            alarm_description="A distillation pipeline execution failed, timed out or was aborted",
+            metric=cloudwatch.MathExpression(
+                expression="failed + timedout + aborted",
+                using_metrics={
+                    "failed": self.state_machine.metric_failed(period=Duration.minutes(5)),
+                    "timedout": self.state_machine.metric_timed_out(period=Duration.minutes(5)),
+                    "aborted": self.state_machine.metric_aborted(period=Duration.minutes(5)),
+                },
+                period=Duration.minutes(5),
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.failure_alarm.add_alarm_action(cloudwatch_actions.SnsAction(notifications.topic))
+
+    # --- grant helpers ---------------------------------------------------------------------------------------
+    def _objects(self, function: lambda_.Function, actions: list[str], key_patterns: list[str], reason: str) -> None:
+        resources = [self._bucket.arn_for_objects(pattern) for pattern in key_patterns]
+        function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources))
+        acknowledge_resources(function.role, resources, reason)  # type: ignore[arg-type]
+
+    def _list(self, function: lambda_.Function, prefixes: list[str]) -> None:
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self._bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": prefixes}},
+            )
+        )
+
+    @staticmethod
+    def _bedrock(function: lambda_.Function, actions: list[str], resources: list[str], reason: str) -> None:
+        function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources))
+        acknowledge_resources(function.role, resources, reason)  # type: ignore[arg-type]

@@ -1,0 +1,32 @@
+"""Bedrock control-plane helpers for pipeline tasks: error classification and tag shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from common.errors import TransientError
+
+TRANSIENT_CODES = frozenset(
+    {"ThrottlingException", "ServiceUnavailableException", "InternalServerException", "TooManyRequestsException"}
+)
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def error_message(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", str(exc)))
+
+
+def reraise_transient(exc: ClientError) -> None:
+    """Turn throttling and 5xx answers into :class:`TransientError`, which the state machine retries."""
+    if error_code(exc) in TRANSIENT_CODES:
+        raise TransientError(f"{error_code(exc)}: {error_message(exc)}") from exc
+
+
+def bedrock_tags(tags: dict[str, str]) -> list[dict[str, Any]]:
+    """Bedrock's tag list shape ``[{"key": ..., "value": ...}]``."""
+    return [{"key": key, "value": value} for key, value in sorted(tags.items())]

@@ -1,0 +1,132 @@
+"""Distillation: start the Bedrock model customization job (DISTILLATION) and report its status.
+
+``start`` is idempotent per execution (``clientRequestToken`` derived from the execution ARN), so a
+redrive never starts a second job. ``check`` is polled by the state machine's Wait/Check/Choice loop.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from common import s3io
+from common.bedrock import bedrock_tags, error_message, reraise_transient
+from common.errors import DistillationFailed, DistillationTimedOut
+from common.observability import logger, metrics, tracer
+from common.run import RunState, bedrock_name, env
+from routing.aws import CLIENTS
+
+# Longest teacher answer Bedrock generates while preparing the distillation data (tokens).
+MAX_RESPONSE_LENGTH_FOR_INFERENCE = 1000
+IN_PROGRESS = ("InProgress", "Stopping")
+
+
+def job_request(run: RunState, *, train_uri: str) -> dict[str, Any]:
+    """The exact CreateModelCustomizationJob request for this run."""
+    stack_name = env("STACK_NAME")
+    bucket = env("DATA_BUCKET")
+    models = json.loads(env("MODELS"))
+    tags = bedrock_tags(run.tags(stack_name))
+    return {
+        "jobName": bedrock_name(stack_name, run.run_id),
+        "customModelName": bedrock_name(stack_name, run.run_id, "router"),
+        "roleArn": env("BEDROCK_ROLE_ARN"),
+        "clientRequestToken": run.token("distill"),
+        "baseModelIdentifier": models["student_job"],
+        "customizationType": "DISTILLATION",
+        "trainingDataConfig": {"s3Uri": train_uri},
+        "outputDataConfig": {"s3Uri": s3io.s3_uri(bucket, f"{run.run_prefix}distillation/")},
+        "customizationConfig": {
+            "distillationConfig": {
+                "teacherModelConfig": {
+                    "teacherModelIdentifier": run.settings.teacher_model_id,
+                    "maxResponseLengthForInference": MAX_RESPONSE_LENGTH_FOR_INFERENCE,
+                }
+            }
+        },
+        "jobTags": tags,
+        "customModelTags": tags,
+    }
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    run = RunState.model_validate(event["run"])
+    request = job_request(run, train_uri=event["dataset"]["train_uri"])
+    try:
+        response = CLIENTS.get("bedrock").create_model_customization_job(**request)
+    except ClientError as exc:
+        reraise_transient(exc)
+        raise DistillationFailed(
+            f"could not start distillation job {request['jobName']}: {error_message(exc)}"
+        ) from None
+    metrics.add_metric(name="DistillationJobsStarted", unit="Count", value=1)
+    logger.info("distillation job started", job_arn=response["jobArn"], job_name=request["jobName"])
+    return {
+        "job_arn": response["jobArn"],
+        "job_name": request["jobName"],
+        "custom_model_name": request["customModelName"],
+    }
+
+
+def _elapsed_hours(created: datetime | None) -> float:
+    if created is None:
+        return 0.0
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - created).total_seconds() / 3600.0
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    run = RunState.model_validate(event["run"])
+    job_arn = event["distillation"]["job_arn"]
+    bedrock = CLIENTS.get("bedrock")
+    try:
+        job = bedrock.get_model_customization_job(jobIdentifier=job_arn)
+    except ClientError as exc:
+        reraise_transient(exc)
+        raise
+    status = job["status"]
+    details = job.get("statusDetails", {})
+    sub_status = {
+        "validation": details.get("validationDetails", {}).get("status"),
+        "data_processing": details.get("dataProcessingDetails", {}).get("status"),
+        "training": details.get("trainingDetails", {}).get("status"),
+    }
+    elapsed = _elapsed_hours(job.get("creationTime"))
+    logger.info("distillation status", job_arn=job_arn, status=status, sub_status=sub_status, elapsed_h=elapsed)
+
+    if status in ("Failed", "Stopped"):
+        metrics.add_metric(name="DistillationJobsFailed", unit="Count", value=1)
+        raise DistillationFailed(
+            f"distillation job {job.get('jobName', job_arn)} {status}: {job.get('failureMessage', 'no message given')}"
+        )
+    if status == "InProgress" and elapsed > run.settings.max_distillation_hours:
+        bedrock.stop_model_customization_job(jobIdentifier=job_arn)
+        raise DistillationTimedOut(
+            f"distillation job {job.get('jobName', job_arn)} ran {elapsed:.1f} h, more than max_distillation_hours="
+            f"{run.settings.max_distillation_hours}; it was stopped. "
+            "Raise max_distillation_hours or use fewer examples."
+        )
+    done = status == "Completed" and bool(job.get("outputModelArn"))
+    result: dict[str, Any] = {
+        "status": "Completed" if done else ("InProgress" if status in IN_PROGRESS or status == "Completed" else status),
+        "sub_status": sub_status,
+        "elapsed_minutes": round(elapsed * 60, 1),
+    }
+    if done:
+        result["output_model_arn"] = job["outputModelArn"]
+        loss = job.get("trainingMetrics", {}).get("trainingLoss")
+        if loss is not None:
+            result["training_loss"] = loss
+        metrics.add_metric(name="DistillationJobsCompleted", unit="Count", value=1)
+    return result

@@ -1,0 +1,159 @@
+"""EvaluateCandidate: one candidate router answers every held-out query; raw results and metrics go to S3.
+
+A candidate is ``{"name", "model", "prompt_kind"}``; ``model`` ``"distilled"`` means this run's deployment,
+invoked with its *deployment* ARN and exactly the compact student prompt it was trained on. Every answer is
+recorded (raw text, parse result, client latency, the service's ``latencyMs``, tokens, errors), never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+from common import s3io
+from common.observability import logger, metrics, tracer
+from common.run import RunState, env
+from routing.answer import RoutingDecision, format_answer, parse_routing_answer
+from routing.aws import CLIENTS
+from routing.channels import ChannelSet, load_channels
+from routing.labeling import converse_text, error_code, is_retryable
+from routing.metrics import Price, QueryResult, compute_metrics
+from routing.prompts import PromptKind, prompt_for
+
+DISTILLED = "distilled"
+EVAL_CLIENT_CONFIG = Config(
+    connect_timeout=5, read_timeout=60, retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=32
+)
+MAX_ATTEMPTS = 4
+MAX_TOKENS = 300
+
+
+def model_for(candidate: dict[str, Any], deployment_arn: str | None) -> str:
+    if candidate["model"] == DISTILLED:
+        if not deployment_arn:
+            raise ValueError(f"candidate {candidate['name']} needs this run's deployment, which does not exist")
+        return deployment_arn
+    return str(candidate["model"])
+
+
+def price_for(candidate: dict[str, Any], prices: dict[str, Any]) -> Price | None:
+    entry = prices.get(candidate["model"]) or prices.get(candidate["name"])
+    return Price.from_dict(entry) if entry else None
+
+
+def answer_one(
+    client: Any,
+    *,
+    model_id: str,
+    system: str,
+    item: dict[str, Any],
+    channels: ChannelSet,
+    sleep: Any = time.sleep,
+    rng: random.Random | None = None,
+) -> QueryResult:
+    """Ask one held-out query; retry transient errors a few times, then record the error."""
+    rng = rng or random.Random()  # noqa: S311 - jitter, not security
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            outcome = converse_text(
+                client, model_id=model_id, system=system, user=item["query"], max_tokens=MAX_TOKENS, temperature=0.0
+            )
+        except Exception as exc:
+            if is_retryable(exc) and attempt + 1 < MAX_ATTEMPTS:
+                sleep(rng.uniform(0, 0.5 * 2**attempt))
+                continue
+            return QueryResult(
+                query=item["query"],
+                category=item.get("category"),
+                reference=item["reference"],
+                error_kind=error_code(exc),
+            )
+        return QueryResult.from_parse(
+            query=item["query"],
+            category=item.get("category"),
+            reference=item["reference"],
+            raw_text=outcome.text,
+            parsed=parse_routing_answer(outcome.text, channels),
+            latency_ms=outcome.latency_ms,
+            service_latency_ms=outcome.service_latency_ms,
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+        )
+    raise AssertionError("unreachable")
+
+
+def judge_record(result: QueryResult, candidate_name: str, channels: ChannelSet) -> dict[str, Any]:
+    """One line of the LLM-judge dataset (precomputed response, reference weights without reasoning)."""
+    reference = format_answer(RoutingDecision.from_weights(result.reference, channels), channels)
+    record: dict[str, Any] = {
+        "prompt": f"Route this video search query to the search channels: {result.query}",
+        "referenceResponse": reference,
+        "modelResponses": [{"response": result.raw_text or "", "modelIdentifier": candidate_name}],
+    }
+    if result.category:
+        record["category"] = result.category
+    return record
+
+
+def evaluation_prefix(run: RunState, candidate_name: str) -> str:
+    return f"{run.run_prefix}evaluation/{candidate_name}/"
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    run = RunState.model_validate(event["run"])
+    candidate = event["candidate"]
+    bucket = env("DATA_BUCKET")
+    channels = load_channels(env("CHANNELS"))
+    prices = json.loads(env("PRICES"))
+    model_id = model_for(candidate, (event.get("deployment") or {}).get("deployment_arn"))
+    system = prompt_for(PromptKind(candidate["prompt_kind"]), channels)
+    heldout_bucket, heldout_key = s3io.parse_s3_uri(event["dataset"]["heldout_uri"])
+    items = [json.loads(line) for line in s3io.get_text(heldout_bucket, heldout_key).splitlines() if line.strip()]
+
+    client = CLIENTS.get("bedrock-runtime", config=EVAL_CLIENT_CONFIG)
+    threads = max(1, min(int(env("EVAL_THREADS")), len(items)))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        results = list(
+            pool.map(
+                lambda item: answer_one(client, model_id=model_id, system=system, item=item, channels=channels), items
+            )
+        )
+    price = price_for(candidate, prices)
+    summary = compute_metrics(results, channels, price=price)
+
+    prefix = evaluation_prefix(run, candidate["name"])
+    results_uri = s3io.put_jsonl(bucket, f"{prefix}results.jsonl", [r.to_dict() for r in results])
+    metrics_uri = s3io.put_json(bucket, f"{prefix}metrics.json", summary)
+    judge_uri = s3io.put_jsonl(
+        bucket,
+        f"{run.run_prefix}evaluation/judge-input/{candidate['name']}.jsonl",
+        [judge_record(r, candidate["name"], channels) for r in results],
+    )
+    metrics.add_metric(name="CandidatesEvaluated", unit="Count", value=1)
+    logger.info(
+        "candidate evaluated",
+        candidate=candidate["name"],
+        model_id=model_id,
+        valid_json_rate=summary.get("valid_json_rate"),
+        mae_overall=summary.get("mae_overall"),
+        rubric_mean=summary.get("rubric_mean"),
+    )
+    return {
+        "name": candidate["name"],
+        "model_id": model_id,
+        "prompt_kind": candidate["prompt_kind"],
+        "results_uri": results_uri,
+        "metrics_uri": metrics_uri,
+        "judge_input_uri": judge_uri,
+        "valid_json_rate": summary.get("valid_json_rate"),
+        "mae_overall": summary.get("mae_overall"),
+    }

@@ -1,0 +1,149 @@
+"""LLM judge: one Bedrock Model Evaluation job per candidate, a custom ``OverallQuality`` metric over the
+candidate's precomputed answers, the teacher's weights as ground truth.
+
+The judge never fails a run: a job that cannot be created, fails, or runs too long is reported as
+``missing`` with the reason, and the report says so.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from common import s3io
+from common.bedrock import bedrock_tags, error_code, error_message
+from common.observability import logger, metrics, tracer
+from common.run import RunState, env, evaluation_job_name
+from routing.aws import CLIENTS
+from routing.judge import JUDGE_METRIC, judge_custom_metric, parse_judge_scores
+
+# A judge job that has not finished after this long is stopped and reported missing.
+MAX_JUDGE_HOURS = 12.0
+FINAL = ("Completed", "Failed", "Stopped", "Deleting")
+
+
+def job_request(run: RunState, evaluation: dict[str, Any]) -> dict[str, Any]:
+    stack_name = env("STACK_NAME")
+    bucket = env("DATA_BUCKET")
+    judge_model = json.loads(env("MODELS"))["judge"]
+    name = evaluation["name"]
+    evaluator = {"bedrockEvaluatorModels": [{"modelIdentifier": judge_model}]}
+    return {
+        "jobName": evaluation_job_name(stack_name, run.run_id, name, "judge"),
+        "jobDescription": f"LLM-as-judge OverallQuality for candidate {name} of run {run.run_id}",
+        "roleArn": env("BEDROCK_ROLE_ARN"),
+        "clientRequestToken": run.token(f"judge-{name}"),
+        "applicationType": "ModelEvaluation",
+        "evaluationConfig": {
+            "automated": {
+                "datasetMetricConfigs": [
+                    {
+                        "taskType": "General",
+                        "dataset": {
+                            "name": f"heldout-{name}"[:63],
+                            "datasetLocation": {"s3Uri": evaluation["judge_input_uri"]},
+                        },
+                        "metricNames": [JUDGE_METRIC],
+                    }
+                ],
+                "evaluatorModelConfig": evaluator,
+                "customMetricConfig": {"customMetrics": [judge_custom_metric()], "evaluatorModelConfig": evaluator},
+            }
+        },
+        "inferenceConfig": {"models": [{"precomputedInferenceSource": {"inferenceSourceIdentifier": name}}]},
+        "outputDataConfig": {"s3Uri": s3io.s3_uri(bucket, f"{run.run_prefix}evaluation/judge-output/{name}/")},
+        "jobTags": bedrock_tags(run.tags(stack_name)),
+    }
+
+
+def _missing(name: str, reason: str) -> dict[str, Any]:
+    return {"candidate": name, "status": "missing", "reason": reason, "score": None}
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    run = RunState.model_validate(event["run"])
+    bedrock = CLIENTS.get("bedrock")
+    jobs = []
+    for evaluation in event["evaluations"]:
+        request = job_request(run, evaluation)
+        try:
+            arn = bedrock.create_evaluation_job(**request)["jobArn"]
+        except ClientError as exc:
+            logger.warning("judge job not created", candidate=evaluation["name"], code=error_code(exc))
+            jobs.append(_missing(evaluation["name"], f"could not create the judge job: {error_message(exc)}"))
+            continue
+        jobs.append({"candidate": evaluation["name"], "status": "InProgress", "job_arn": arn, "score": None})
+    return {
+        "done": all(j["status"] != "InProgress" for j in jobs),
+        "jobs": jobs,
+        "started_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def _scores(job_arn: str, candidate: str, run: RunState) -> dict[str, Any]:
+    bucket = env("DATA_BUCKET")
+    prefix = f"{run.run_prefix}evaluation/judge-output/{candidate}/"
+    lines: list[str] = []
+    for key in s3io.list_keys(bucket, prefix):
+        if key.endswith("_output.jsonl"):
+            lines.extend(s3io.get_text(bucket, key).splitlines())
+    scores = parse_judge_scores(lines)
+    if not scores:
+        return _missing(
+            candidate, f"the judge job finished but no {JUDGE_METRIC} scores were found under s3://{bucket}/{prefix}"
+        )
+    return {
+        "candidate": candidate,
+        "status": "ok",
+        "job_arn": job_arn,
+        "score": sum(scores) / len(scores),
+        "scored": len(scores),
+    }
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    run = RunState.model_validate(event["run"])
+    state = event["judge"]
+    bedrock = CLIENTS.get("bedrock")
+    started = datetime.fromisoformat(state["started_at"])
+    overdue = (datetime.now(UTC) - started).total_seconds() / 3600.0 > MAX_JUDGE_HOURS
+    jobs = []
+    for job in state["jobs"]:
+        if job["status"] != "InProgress":
+            jobs.append(job)
+            continue
+        try:
+            described = bedrock.get_evaluation_job(jobIdentifier=job["job_arn"])
+        except ClientError as exc:
+            if error_code(exc) in ("ThrottlingException", "ServiceUnavailableException", "InternalServerException"):
+                jobs.append(job)  # look again at the next poll
+                continue
+            jobs.append(_missing(job["candidate"], f"could not read the judge job: {error_message(exc)}"))
+            continue
+        status = described["status"]
+        if status == "Completed":
+            jobs.append(_scores(job["job_arn"], job["candidate"], run))
+        elif status in FINAL:
+            reasons = "; ".join(described.get("failureMessages", [])) or "no message given"
+            jobs.append(_missing(job["candidate"], f"judge job {status}: {reasons}"))
+        elif overdue:
+            bedrock.stop_evaluation_job(jobIdentifier=job["job_arn"])
+            jobs.append(_missing(job["candidate"], f"judge job still {status} after {MAX_JUDGE_HOURS:.0f} h; stopped"))
+        else:
+            jobs.append(job)
+    done = all(j["status"] != "InProgress" for j in jobs)
+    if done:
+        missing = sum(1 for j in jobs if j["status"] == "missing")
+        metrics.add_metric(name="JudgeJobsMissing", unit="Count", value=missing)
+    logger.info("judge status", jobs=[{k: j.get(k) for k in ("candidate", "status", "score")} for j in jobs])
+    return {"done": done, "jobs": jobs, "started_at": state["started_at"]}

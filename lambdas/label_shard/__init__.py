@@ -1,0 +1,1 @@
+"""Lambda function: label_shard."""

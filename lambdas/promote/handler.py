@@ -1,0 +1,69 @@
+"""Promote / Reject: the router's model changes only when the quality gate passed.
+
+``promote`` writes the SSM parameter the router reads (JSON: the deployment ARN, the prompt kind it was
+trained with, channels, run id, metrics). SSM keeps every earlier version, so a rollback is one step.
+``reject`` keeps the router as it is and, when configured, deletes the rejected deployment.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from common.bedrock import error_message
+from common.observability import logger, metrics, tracer
+from common.run import RunState, env
+from routing.aws import CLIENTS
+from routing.channels import load_channels
+from routing.prompts import PromptKind
+
+
+def promoted_value(run: RunState, event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model_id": event["deployment"]["deployment_arn"],
+        "prompt_kind": PromptKind.STUDENT.value,
+        "channels": list(load_channels(env("CHANNELS")).names),
+        "run_id": run.run_id,
+        "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "metrics": event["report"].get("summary", {}),
+        "report_uri": event["report"].get("markdown_uri"),
+    }
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    run = RunState.model_validate(event["run"])
+    value = promoted_value(run, event)
+    name = env("MODEL_PARAMETER")
+    response = CLIENTS.get("ssm").put_parameter(
+        Name=name, Value=json.dumps(value, separators=(",", ":")), Type="String", Overwrite=True
+    )
+    metrics.add_metric(name="ModelsPromoted", unit="Count", value=1)
+    logger.info("model promoted", parameter=name, version=response["Version"], model_id=value["model_id"])
+    return {"outcome": "promoted", "parameter": name, "version": response["Version"], "model_id": value["model_id"]}
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def reject(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    arn = event["deployment"]["deployment_arn"]
+    failures = event["report"].get("failures", [])
+    deleted = False
+    delete_error = None
+    if env("DELETE_REJECTED_DEPLOYMENTS") == "true":
+        try:
+            CLIENTS.get("bedrock").delete_custom_model_deployment(customModelDeploymentIdentifier=arn)
+            deleted = True
+        except ClientError as exc:
+            delete_error = error_message(exc)
+            logger.warning("rejected deployment not deleted", deployment_arn=arn, error=delete_error)
+    metrics.add_metric(name="ModelsRejected", unit="Count", value=1)
+    logger.info("model rejected", deployment_arn=arn, failures=failures, deleted=deleted)
+    return {"outcome": "rejected", "failures": failures, "deployment_deleted": deleted, "delete_error": delete_error}

@@ -1,0 +1,1 @@
+"""Lambda function: record_outputs."""

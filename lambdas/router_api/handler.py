@@ -1,0 +1,209 @@
+"""``POST /route``: validate the request, route it, log and count what happened, shape the response.
+
+Status codes are decided here and only here: 400 for a request that breaks the contract (the message names
+the field), 200 with valid weights for everything else, including every model problem. A 5xx happens only
+if even the default weights cannot be produced (the function's settings are broken).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from router_api.api_models import (
+    InvalidRequestError,
+    RouteRequest,
+    RouteResponse,
+    bad_request_body,
+    describe_validation_errors,
+)
+from router_api.observability import logger, metrics, tracer
+from router_api.service import AttemptOutcome, RouteOutcome, RouterService, Source
+from router_api.settings import ENV_CORS_ORIGINS, load_settings
+from router_api.wiring import build_service
+from routing.answer import round_weights
+
+WEIGHT_DECIMALS = 4
+CORS_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "X-Amz-Content-Sha256",
+    "X-Amz-Date",
+    "X-Amz-Security-Token",
+    "X-Api-Key",
+]
+
+
+def _cors(raw: str | None) -> CORSConfig | None:
+    origins = json.loads(raw) if raw else []
+    if not origins:
+        return None
+    return CORSConfig(allow_origin=origins[0], extra_origins=origins[1:], allow_headers=CORS_HEADERS, max_age=600)
+
+
+app = APIGatewayRestResolver(
+    enable_validation=True,
+    # A response that fails its model is our bug, never the client's: keep it out of the 400 handler.
+    response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
+    cors=_cors(os.environ.get(ENV_CORS_ORIGINS)),
+)
+
+_service: RouterService | None = None
+
+
+def get_service() -> RouterService:
+    """The container's router, built from the environment on first use (settings validated once)."""
+    global _service  # noqa: PLW0603 - one service per container, created lazily to keep imports fast
+    if _service is None:
+        _service = build_service(load_settings(os.environ))
+    return _service
+
+
+def use_service(service: RouterService | None) -> None:
+    """Install a prebuilt service (tests, benchmarks); ``None`` rebuilds from the environment on next use."""
+    global _service  # noqa: PLW0603
+    _service = service
+
+
+@app.post("/route")
+def route(request: Annotated[RouteRequest, Body()]) -> RouteResponse:
+    service = get_service()
+    limit = service.settings.max_query_chars
+    if len(request.query) > limit:
+        raise InvalidRequestError(
+            "query", f"must be at most {limit} characters after trimming (got {len(request.query)})"
+        )
+    outcome = service.route(request.query, include_reasoning=request.include_reasoning)
+    _record(service, outcome, request)
+    return _response(service, outcome)
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(error: RequestValidationError) -> Response:
+    return _bad_request(describe_validation_errors(error.errors()))
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported_media_type(error: RequestUnsupportedContentType) -> Response:
+    del error
+    metrics.add_metric(name="BadRequest", unit=MetricUnit.Count, value=1)
+    return _json_response(
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"message": "Content-Type must be application/json (or omitted)"}
+    )
+
+
+@app.exception_handler(InvalidRequestError)
+def _over_limit(error: InvalidRequestError) -> Response:
+    return _bad_request([{"field": error.field, "message": error.message}])
+
+
+@app.exception_handler(Exception)
+def _unexpected(error: Exception) -> Response:
+    if isinstance(error, ServiceError):  # Powertools' own HTTP errors (404 for an unknown path ...)
+        metrics.add_metric(name="BadRequest", unit=MetricUnit.Count, value=1)
+        return _json_response(error.status_code, {"message": error.msg})
+    logger.exception("Unexpected error; answering with the default weights")
+    metrics.add_metric(name="InternalError", unit=MetricUnit.Count, value=1)
+    try:
+        service = get_service()
+    except Exception:
+        logger.exception("The router cannot start: its settings are invalid")
+        return _json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"message": "The router is misconfigured"})
+    outcome = service.default_outcome(error)
+    metrics.add_metric(name="DefaultWeightsUsed", unit=MetricUnit.Count, value=1)
+    return _json_response(HTTPStatus.OK, _response(service, outcome).model_dump(mode="json"))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
+
+
+def _response(service: RouterService, outcome: RouteOutcome) -> RouteResponse:
+    return RouteResponse(
+        weights=round_weights(outcome.decision.weights, service.settings.channels, decimals=WEIGHT_DECIMALS),
+        reasoning=outcome.decision.reasoning,
+        model=outcome.model,
+        source=outcome.source.value,
+        latency_ms=outcome.latency_ms,
+    )
+
+
+def _bad_request(problems: list[dict[str, str]]) -> Response:
+    metrics.add_metric(name="BadRequest", unit=MetricUnit.Count, value=1)
+    logger.info("Bad request", problems=problems)
+    return _json_response(HTTPStatus.BAD_REQUEST, bad_request_body(problems))
+
+
+def _json_response(status: int, body: dict[str, Any]) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def _record(service: RouterService, outcome: RouteOutcome, request: RouteRequest) -> None:
+    """One log line and the business metrics of this request."""
+    metrics.add_metric(name="RouteLatency", unit=MetricUnit.Milliseconds, value=outcome.latency_ms)
+    tracer.put_annotation(key="source", value=outcome.source.value)
+    for attempt in outcome.attempts:
+        if attempt.outcome is AttemptOutcome.MODEL_ERROR:
+            _count("ModelError", "code", attempt.code or "Unknown")
+        elif attempt.outcome is AttemptOutcome.PARSE_FAILURE:
+            _count("ParseFailure", "reason", attempt.code or "unknown")
+    if outcome.source is Source.CACHE:
+        metrics.add_metric(name="CacheHit", unit=MetricUnit.Count, value=1)
+    elif outcome.source is Source.FALLBACK_MODEL:
+        metrics.add_metric(name="FallbackModelUsed", unit=MetricUnit.Count, value=1)
+    elif outcome.source is Source.DEFAULT:
+        metrics.add_metric(name="DefaultWeightsUsed", unit=MetricUnit.Count, value=1)
+    selection = outcome.selection
+    if selection is not None and selection.refreshed and selection.problem is not None:
+        _count("ModelParameterInvalid", "problem", selection.problem.value)
+        logger.error(
+            "The model parameter is unusable; routing with the fallback selection",
+            parameter=service.settings.model_parameter,
+            problem=selection.problem.value,
+            detail=selection.detail,
+            model=selection.model.model_id,
+        )
+    fields: dict[str, Any] = {
+        "source": outcome.source.value,
+        "model": outcome.model,
+        "latency_ms": outcome.latency_ms,
+        "include_reasoning": request.include_reasoning,
+        "query_chars": len(request.query),
+        "attempts": [
+            {"model": a.model_id, "outcome": a.outcome.value, "code": a.code, "ms": a.duration_ms, "detail": a.detail}
+            for a in outcome.attempts
+        ],
+    }
+    if outcome.default_reason is not None:
+        fields["default_reason"] = outcome.default_reason.value
+    if service.settings.log_queries:
+        fields["query"] = request.query
+    if outcome.error is not None:
+        logger.error("Routing failed unexpectedly; answered with the default weights", exc_info=outcome.error, **fields)
+    elif outcome.source is Source.DEFAULT:
+        logger.warning("No model answered; answered with the default weights", **fields)
+    else:
+        logger.info("Routed", **fields)
+
+
+def _count(name: str, dimension: str, value: str) -> None:
+    """A count with its own dimension (an EMF record of its own, so it does not tag the other metrics)."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+        metric.add_dimension(name="service", value=metrics.service or "router_api")
+        metric.add_dimension(name=dimension, value=value)

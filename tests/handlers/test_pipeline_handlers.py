@@ -1,0 +1,169 @@
+"""Pipeline task handlers in isolation: preflight model checks, stuck jobs, notification text."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from common.errors import DeploymentFailed, DistillationTimedOut, ModelNotUsable
+from common.run import RunState, settings_from_input
+from tests.fakes.bedrock import BedrockFake
+from tests.unit.test_run_naming import DEFAULTS
+
+
+class Context:
+    function_name = "fn"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:fn"
+    aws_request_id = "req"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 60_000
+
+
+@pytest.fixture
+def run_state() -> dict[str, Any]:
+    settings = settings_from_input(DEFAULTS, {"max_distillation_hours": 1})
+    return RunState(
+        run_id="r1",
+        execution_arn="arn:aws:states:us-east-1:123456789012:execution:sm:r1",
+        started_at="t",
+        settings=settings,
+    ).model_dump()
+
+
+@pytest.fixture
+def pipeline_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACK_NAME", "TestStack")
+    monkeypatch.setenv("DATA_BUCKET", "bucket")
+    monkeypatch.setenv("BEDROCK_ROLE_ARN", "arn:aws:iam::123456789012:role/bedrock")
+    monkeypatch.setenv(
+        "MODELS",
+        json.dumps(
+            {
+                "student_job": "amazon.nova-micro-v1:0:128k",
+                "student": "us.amazon.nova-micro-v1:0",
+                "baseline": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+                "judge": "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            }
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("model_id", "setting", "prepare", "expected"),
+    [
+        ("us.amazon.nova-premier-v1:0", "teacher_model_id", lambda f: None, None),
+        ("us.amazon.nova-lite-v2:9", "teacher_model_id", lambda f: None, "does not exist in us-east-1"),
+        (
+            "us.amazon.nova-premier-v1:0",
+            "teacher_model_id",
+            lambda f: f.set_model_lifecycle("amazon.nova-premier-v1:0", "LEGACY"),
+            "is LEGACY in us-east-1",
+        ),
+        (
+            "us.amazon.nova-premier-v1:0",
+            "teacher_model_id",
+            lambda f: f.script_errors("GetInferenceProfile", "AccessDeniedException"),
+            "enable model access",
+        ),
+    ],
+)
+def test_preflight_model_check_names_the_setting_to_change(
+    bedrock: BedrockFake, model_id: str, setting: str, prepare: Any, expected: str | None
+) -> None:
+    from preflight.handler import ModelRequirement, check_model
+
+    prepare(bedrock)
+    requirement = ModelRequirement("teacher", model_id, setting)
+    if expected is None:
+        assert check_model(requirement)["lifecycle"] == "ACTIVE"
+        return
+    with pytest.raises(ModelNotUsable) as error:
+        check_model(requirement)
+    assert expected in str(error.value)
+    assert f"'{setting}'" in str(error.value)
+
+
+def test_preflight_requires_distillation_support_of_the_student(bedrock: BedrockFake) -> None:
+    from preflight.handler import ModelRequirement, check_model
+
+    with pytest.raises(ModelNotUsable, match="does not support DISTILLATION"):
+        check_model(ModelRequirement("student", "amazon.nova-micro-v1:0", "student_job_model_id", True))
+    assert check_model(ModelRequirement("student", "amazon.nova-micro-v1:0:128k", "student_job_model_id", True))
+
+
+def test_a_job_running_past_the_limit_is_stopped_and_fails_the_run(
+    bedrock: BedrockFake, run_state: dict[str, Any], pipeline_env: None
+) -> None:
+    from distillation.handler import check, job_request
+
+    # Given a job created two hours ago with a one-hour limit
+    request = job_request(RunState.model_validate(run_state), train_uri="s3://bucket/runs/r1/dataset/train.jsonl")
+    arn = bedrock.control.create_model_customization_job(**request)["jobArn"]
+    bedrock.job_polls_to_complete = 100
+    real_get = bedrock.control.get_model_customization_job
+
+    def aged(**kwargs: Any) -> dict[str, Any]:
+        job = real_get(**kwargs)
+        return {**job, "creationTime": datetime.now(UTC) - timedelta(hours=2)}
+
+    bedrock.control.get_model_customization_job = aged  # type: ignore[method-assign]
+    # When the job is checked, Then it is stopped and the run fails with advice
+    with pytest.raises(DistillationTimedOut, match="max_distillation_hours=1"):
+        check({"run": run_state, "distillation": {"job_arn": arn}}, Context())
+    assert bedrock.calls_to("StopModelCustomizationJob") == [{"jobIdentifier": arn}]
+
+
+def test_a_deployment_stuck_in_creating_fails_the_run(
+    bedrock: BedrockFake, run_state: dict[str, Any], pipeline_env: None
+) -> None:
+    from deployment.handler import check, deployment_request
+    from distillation.handler import job_request
+
+    # Given a real (fake) deployment of a finished job's model that was created four hours ago
+    run = RunState.model_validate(run_state)
+    bedrock.job_polls_to_complete = 1
+    job_arn = bedrock.control.create_model_customization_job(**job_request(run, train_uri="s3://b/t.jsonl"))["jobArn"]
+    model_arn = bedrock.control.get_model_customization_job(jobIdentifier=job_arn)["outputModelArn"]
+    bedrock.deployment_polls_to_active = 100
+    arn = bedrock.control.create_custom_model_deployment(**deployment_request(run, model_arn=model_arn))[
+        "customModelDeploymentArn"
+    ]
+    real_get = bedrock.control.get_custom_model_deployment
+
+    def aged(**kwargs: Any) -> dict[str, Any]:
+        return {**real_get(**kwargs), "createdAt": datetime.now(UTC) - timedelta(hours=4)}
+
+    bedrock.control.get_custom_model_deployment = aged  # type: ignore[method-assign]
+    # When it is checked while still Creating, Then the run fails instead of waiting forever
+    with pytest.raises(DeploymentFailed, match=r"still Creating after 4\.0 h"):
+        check({"run": run_state, "deployment": {"deployment_arn": arn}}, Context())
+
+
+def test_failure_notification_without_a_run_still_says_what_failed() -> None:
+    from notify.handler import compose
+
+    subject, message = compose(
+        {
+            "outcome": "failed",
+            "state": {
+                "input": [1, 2],
+                "error": {
+                    "Error": "InvalidRunInput",
+                    "Cause": json.dumps({"errorMessage": "the execution input must be a JSON object"}),
+                },
+            },
+            "execution_name": "exec-1",
+            "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:sm:exec-1",
+        },
+        stack_name="S",
+        region="us-east-1",
+    )
+    assert subject == "[S] run exec-1 FAILED: InvalidRunInput"
+    assert "Cause: the execution input must be a JSON object" in message
+    assert "console.aws.amazon.com/states" in message

@@ -1,0 +1,226 @@
+"""POST /route: the HTTP contract (valid requests, 400s that name the field), what the model is sent, streaming."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from router_api import handler
+from routing.channels import DEFAULT_CHANNELS
+from routing.prompts import student_prompt, teacher_prompt
+from tests.fakes.bedrock import ConverseRequest
+from tests.handlers.router_harness import (
+    PRIMARY,
+    VALID_ANSWER,
+    RouterHarness,
+    assert_valid_weights,
+    by_model,
+    clock,
+    load_event,
+    post_event,
+    promotion,
+    router,
+)
+
+__all__ = ["clock", "router"]  # fixtures
+
+
+def test_a_query_gets_the_model_weights_and_reasoning(router: RouterHarness) -> None:
+    # When a client posts a query
+    reply = router.invoke(load_event("router_post"))
+    # Then the answer is the model's, with every channel, in channel order, and its reasoning
+    assert reply.status == 200
+    assert reply.body == {
+        "weights": {"visual": 0.7, "audio": 0.1, "transcription": 0.1, "metadata": 0.1},
+        "reasoning": "Mostly what is seen.",
+        "model": PRIMARY,
+        "source": "model",
+        "latency_ms": reply.body["latency_ms"],
+    }
+    assert isinstance(reply.body["latency_ms"], float) and reply.body["latency_ms"] >= 0
+    assert_valid_weights(reply.body)
+    # And the model was asked once, with the prompt it was configured with (teacher) and the query as user turn
+    (call,) = router.calls("Converse")
+    assert call["modelId"] == PRIMARY
+    assert call["system"] == [{"text": teacher_prompt(DEFAULT_CHANNELS)}]
+    assert call["messages"] == [{"role": "user", "content": [{"text": "sunset over snowy mountains"}]}]
+    assert call["inferenceConfig"]["temperature"] == 0.0
+    assert router.metric("RouteLatency") >= 0
+
+
+def test_a_promoted_student_is_called_with_the_student_prompt(router: RouterHarness) -> None:
+    router.set_parameter(promotion("us.amazon.nova-lite-v1:0", "student"))
+    router.bedrock.responder = lambda request: VALID_ANSWER
+    router.configure()  # a new container: reads the parameter afresh
+    reply = router.route("sunset")
+    assert reply.body["model"] == "us.amazon.nova-lite-v1:0"
+    (call,) = router.calls("Converse")
+    assert call["system"] == [{"text": student_prompt(DEFAULT_CHANNELS)}]
+
+
+@pytest.mark.parametrize(
+    ("event_name", "field", "words"),
+    [
+        ("router_malformed_not_json", "body", "not valid JSON"),
+        ("router_malformed_json_array", "body", "must be a JSON object"),
+        ("router_malformed_json_string", "body", "must be a JSON object"),
+        ("router_malformed_missing_query", "query", "is required"),
+        ("router_malformed_unknown_field", "top_k", "is not a known field"),
+        ("router_wrong_type_query_number", "query", "must be a string"),
+        ("router_wrong_type_query_null", "query", "must be a string"),
+        ("router_wrong_type_include_reasoning_string", "include_reasoning", "must be true or false"),
+        ("router_wrong_type_include_reasoning_number", "include_reasoning", "must be true or false"),
+        ("router_empty_query", "query", "must not be empty or blank"),
+        ("router_blank_query", "query", "must not be empty or blank"),
+        ("router_overlong_query", "query", "at most 1000 characters"),
+        ("router_no_body", "body", "is required"),
+    ],
+)
+def test_a_bad_request_is_a_400_that_names_the_field(
+    router: RouterHarness, event_name: str, field: str, words: str
+) -> None:
+    # When the request breaks the contract
+    reply = router.invoke(load_event(event_name))
+    # Then it is rejected with a message naming the field, and no model is called
+    assert reply.status == 400, reply.body
+    assert reply.body["errors"][0]["field"] == field
+    assert words in reply.body["errors"][0]["message"]
+    assert f"{field} {words}" in reply.body["message"] or words in reply.body["message"]
+    assert router.model_calls() == 0
+    assert router.metric("BadRequest") == 1
+
+
+def test_the_query_limit_is_in_characters_after_trimming(router: RouterHarness) -> None:
+    assert router.post({"query": "  " + "é" * 1000 + "  "}).status == 200
+    assert router.post({"query": "🎸" * 1000}).status == 200  # emoji are one character each
+    over = router.post({"query": "b" * 1001})
+    assert over.status == 400
+    assert over.body["message"] == "Invalid request: query must be at most 1000 characters after trimming (got 1001)"
+
+
+def test_the_limit_comes_from_configuration(router: RouterHarness) -> None:
+    router.configure(max_query_chars=10)
+    assert router.post({"query": "0123456789"}).status == 200
+    assert router.post({"query": "0123456789x"}).status == 400
+
+
+@pytest.mark.parametrize("event_name", ["router_unicode_emoji", "router_unicode_cjk", "router_unicode_rtl"])
+def test_unicode_queries_reach_the_model_unchanged(router: RouterHarness, event_name: str) -> None:
+    event = load_event(event_name)
+    reply = router.invoke(event)
+    assert reply.status == 200
+    assert_valid_weights(reply.body)
+    (call,) = router.calls("Converse")
+    assert call["messages"][0]["content"][0]["text"] == json.loads(event["body"])["query"]
+
+
+def test_whitespace_is_normalized_before_the_model_and_the_cache(router: RouterHarness) -> None:
+    router.route("  sunset \t over\n\n mountains  ")
+    (call,) = router.calls("Converse")
+    assert call["messages"][0]["content"][0]["text"] == "sunset over mountains"
+    # the same query spelled with other whitespace is the same cache entry
+    assert router.route("sunset over mountains").body["source"] == "cache"
+
+
+def test_without_reasoning_the_answer_is_streamed_and_the_stream_left_after_the_weights(
+    router: RouterHarness,
+) -> None:
+    # Given a model whose answer streams in small chunks, weights first, then a long reasoning
+    long_reasoning = "Because " + "the scene is what matters most here " * 20
+    answer = json.dumps(
+        {"visual": 0.6, "audio": 0.2, "transcription": 0.1, "metadata": 0.1, "reasoning": long_reasoning}
+    )
+    router.bedrock.responder = by_model({PRIMARY: answer})
+    router.bedrock.stream_chunk_chars = 5
+    # When reasoning is not requested
+    reply = router.invoke(load_event("router_post_no_reasoning"))
+    # Then the weights come from ConverseStream, without reasoning
+    assert reply.status == 200
+    assert reply.body["weights"] == {"visual": 0.6, "audio": 0.2, "transcription": 0.1, "metadata": 0.1}
+    assert reply.body["reasoning"] is None
+    assert reply.body["source"] == "model"
+    assert router.calls("Converse") == []
+    (call,) = router.calls("ConverseStream")
+    assert call["modelId"] == PRIMARY
+    # And the stream was closed long before its end: the reasoning was never read
+    stream = router.bedrock.last_stream
+    assert stream.closed
+    assert stream.events_read < stream.total_events / 4
+
+
+def test_a_streamed_answer_with_reasoning_first_is_still_parsed_in_full(router: RouterHarness) -> None:
+    answer = '{"reasoning": "Sound first.", "audio": 0.5, "visual": 0.5, "transcription": 0, "metadata": 0}'
+    router.bedrock.responder = by_model({PRIMARY: answer})
+    reply = router.route("thunder", include_reasoning=False)
+    assert reply.body["weights"]["audio"] == 0.5
+    assert reply.body["reasoning"] is None
+
+
+def test_the_correlation_id_is_the_api_gateway_request_id(router: RouterHarness) -> None:
+    event = load_event("router_post")
+    router.invoke(event)
+    (line,) = [entry for entry in router.logs() if entry.get("message") == "Routed"]
+    assert line["correlation_id"] == event["requestContext"]["requestId"]
+    assert line["source"] == "model"
+    assert line["model"] == PRIMARY
+    assert line["attempts"][0]["outcome"] == "answered"
+
+
+def test_the_query_text_is_not_logged_unless_configured(router: RouterHarness) -> None:
+    secret = "confidential merger interview with the CEO"
+    router.route(secret)
+    assert secret not in json.dumps(router.logs())
+    router.configure(log_queries=True)
+    router.route(secret + " again")
+    assert any(line.get("query") == secret + " again" for line in router.logs())
+
+
+def test_a_non_json_content_type_is_a_415(router: RouterHarness) -> None:
+    event = load_event("router_post")
+    event["headers"]["Content-Type"] = "text/plain"
+    reply = router.invoke(event)
+    assert reply.status == 415
+    assert "application/json" in reply.body["message"]
+
+
+def test_an_unknown_path_is_a_404(router: RouterHarness) -> None:
+    event = load_event("router_post")
+    event["path"] = event["resource"] = "/routes"
+    assert router.invoke(event).status == 404
+
+
+def test_a_broken_function_configuration_is_the_only_5xx(
+    router: RouterHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a container whose settings are invalid (the build-time config makes this impossible in practice)
+    monkeypatch.setenv("ROUTER_DEFAULT_WEIGHTS", '{"visual": 1.5}')
+    handler.use_service(None)
+    # Then the router cannot even produce default weights and says so
+    reply = router.invoke(load_event("router_post"))
+    assert reply.status == 500
+    assert reply.body == {"message": "The router is misconfigured"}
+    assert any("ROUTER_DEFAULT_WEIGHTS" in json.dumps(line) for line in router.logs())
+
+
+def test_the_api_gateway_request_id_is_not_needed_for_a_local_event(router: RouterHarness) -> None:
+    # Events without a requestContext.requestId (local tools) still route.
+    event: dict[str, Any] = post_event({"query": "sunset"})
+    del event["requestContext"]["requestId"]
+    assert router.invoke(event).status == 200
+
+
+def test_both_operations_go_through_the_validating_fake(router: RouterHarness) -> None:
+    # The fake validates every request against botocore's model; this proves both operations were exercised.
+    seen: list[ConverseRequest] = []
+
+    def record(request: ConverseRequest) -> str:
+        seen.append(request)
+        return VALID_ANSWER
+
+    router.bedrock.responder = record
+    router.route("one", include_reasoning=True)
+    router.route("two", include_reasoning=False)
+    assert [r.operation for r in seen] == ["Converse", "ConverseStream"]
+    assert all(r.target_kind == "inference-profile" and r.model_id == PRIMARY for r in seen)

@@ -1,0 +1,115 @@
+"""The pipeline's state machine definition and the task functions' permissions, as synthesized."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.synth import Synthesized
+
+ASL = Path(__file__).resolve().parents[2] / "stepfunctions" / "pipeline.asl.json"
+
+
+def _all_states(states: dict[str, Any]) -> dict[str, Any]:
+    found = dict(states)
+    for state in states.values():
+        if "ItemProcessor" in state:
+            found.update(_all_states(state["ItemProcessor"]["States"]))
+    return found
+
+
+def _policy_statements(synth: Synthesized, function_handler: str) -> list[dict[str, Any]]:
+    (logical_id,) = [
+        k
+        for k, v in synth.resources("AWS::Lambda::Function").items()
+        if v["Properties"].get("Handler") == function_handler
+    ]
+    role = synth.template["Resources"][logical_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements: list[dict[str, Any]] = []
+    for policy in synth.resources("AWS::IAM::Policy").values():
+        if {"Ref": role} in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    return {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+
+
+def test_every_task_retries_transient_errors_and_catches_into_the_failure_path() -> None:
+    definition = json.loads(ASL.read_text())
+    states = _all_states(definition["States"])
+    tasks = {name: s for name, s in states.items() if s["Type"] in ("Task", "Map")}
+    assert len(tasks) >= 15
+    for name, state in tasks.items():
+        if state["Type"] == "Task":
+            retried = {e for r in state["Retry"] for e in r["ErrorEquals"]}
+            assert {"Lambda.ServiceException", "Lambda.TooManyRequestsException", "TransientError"} <= retried, name
+        if name in ("LabelShard", "EvaluateCandidate"):
+            continue  # inside a Map: the Map state catches
+        catches = state.get("Catch", [])
+        assert any("States.ALL" in c["ErrorEquals"] for c in catches), name
+        targets = {c["Next"] for c in catches}
+        assert targets <= {"NotifyFailure", "RunFailed", "Report"}, name
+    # The judge degrades into the report; everything else fails the run with a notification
+    assert {c["Next"] for c in states["StartJudge"]["Catch"]} == {"Report"}
+    assert states["RunFailed"] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
+
+
+def test_waits_and_concurrency_come_from_the_execution_input() -> None:
+    states = _all_states(json.loads(ASL.read_text())["States"])
+    waits = [s for s in states.values() if s["Type"] == "Wait"]
+    assert waits and all(s["SecondsPath"].startswith("$.run.settings.") for s in waits)
+    assert states["LabelShards"]["MaxConcurrencyPath"] == "$.run.settings.concurrency"
+
+
+def test_state_machine_logs_traces_and_times_out(synth: Synthesized) -> None:
+    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    props = machine["Properties"]
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    (log_group,) = [
+        g
+        for g in synth.resources("AWS::Logs::LogGroup").values()
+        if "states" in str(g["Properties"].get("LogGroupName"))
+    ]
+    assert log_group["Properties"]["LogGroupName"].startswith("/aws/vendedlogs/states/")
+    assert set(props["DefinitionSubstitutions"]) >= {"PreflightFunctionArn", "ReportFunctionArn", "NotifyFunctionArn"}
+    assert json.loads(ASL.read_text())["TimeoutSeconds"] >= (168 + 24) * 3600
+    alarms = [
+        a
+        for a in synth.resources("AWS::CloudWatch::Alarm").values()
+        if "pipeline" in a["Properties"].get("AlarmDescription", "")
+    ]
+    assert alarms and alarms[0]["Properties"]["AlarmActions"]
+
+
+def test_the_teacher_labeling_function_may_invoke_only_the_allowed_teachers(synth: Synthesized) -> None:
+    statements = _policy_statements(synth, "label_shard.handler.handler")
+    invoke = [s for s in statements if "bedrock:InvokeModel" in _actions([s])]
+    resources = json.dumps([s["Resource"] for s in invoke])
+    assert "nova-premier" in resources and "nova-pro" in resources
+    assert "claude" not in resources and "custom-model-deployment" not in resources
+    assert _actions(statements) - {"bedrock:InvokeModel"} <= {
+        "s3:GetObject", "s3:PutObject", "logs:CreateLogStream", "logs:PutLogEvents",
+        "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+    }  # fmt: skip
+
+
+def test_starting_a_job_may_pass_the_bedrock_role_to_bedrock_only(synth: Synthesized) -> None:
+    statements = _policy_statements(synth, "distillation.handler.start")
+    (pass_role,) = [s for s in statements if "iam:PassRole" in _actions([s])]
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}}
+    assert "bedrock:CreateModelCustomizationJob" in _actions(statements)
+    assert "bedrock:DeleteCustomModel" not in _actions(statements)
+
+
+def test_only_the_promote_step_can_change_the_routers_model(synth: Synthesized) -> None:
+    writers = [
+        v["Properties"]["Handler"]
+        for k, v in synth.resources("AWS::Lambda::Function").items()
+        if "Handler" in v["Properties"]
+        and "ssm:PutParameter" in _actions(_policy_statements(synth, v["Properties"]["Handler"]))
+    ]
+    assert writers == ["promote.handler.promote"]

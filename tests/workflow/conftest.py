@@ -1,0 +1,48 @@
+"""Workflow fixtures: the app synthesized with fast polling, moto executing its state machine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+
+from tests.fakes.bedrock import BedrockFake
+from tests.synth import Synthesized
+from tests.workflow.harness import PipelineHarness
+
+# The stack's own defaults except the waits between status checks (the definition is the same).
+FAST_POLLING = {"distillation_poll_seconds": 0, "deployment_poll_seconds": 0}
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return Synthesized(tmp_path_factory.mktemp("workflow-cdk-out"), FAST_POLLING)
+
+
+@pytest.fixture(scope="session")
+def synthesized_small(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """A stack deployed with small sizes, so that an execution started with ``{}`` runs in seconds."""
+    small = {"train_examples": 200, "eval_examples": 20, "shard_size": 50}
+    return Synthesized(tmp_path_factory.mktemp("workflow-small-cdk-out"), {**FAST_POLLING, **small})
+
+
+@pytest.fixture
+def small_pipeline(
+    synthesized_small: Synthesized, bedrock: BedrockFake, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[PipelineHarness]:
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
+        harness = PipelineHarness(synthesized_small)
+        harness.install(monkeypatch)
+        yield harness
+
+
+@pytest.fixture
+def pipeline(
+    synthesized: Synthesized, bedrock: BedrockFake, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[PipelineHarness]:
+    """A fresh moto account with the stack's resources, the state machine, and the Bedrock fake."""
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
+        harness = PipelineHarness(synthesized)
+        harness.install(monkeypatch)
+        yield harness

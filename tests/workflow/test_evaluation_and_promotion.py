@@ -1,0 +1,240 @@
+"""Evaluation, LLM judge, report, quality gate and promotion, executed from ``{}`` on a small stack.
+
+The Bedrock fake plays scripted routers: the teacher always answers the reference weights, the distilled
+deployment is off by exactly 0.1 on two channels, the baseline likewise, and the base student answers prose.
+The report's numbers are then checked against those answers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import boto3
+import pytest
+from matplotlib import image as mpimg
+
+from tests.fakes.bedrock import BedrockFake, ConverseRequest, EvaluationJobRequest
+from tests.workflow.harness import REGION, PipelineHarness
+
+TEACHER = "us.amazon.nova-premier-v1:0"
+BASE_STUDENT = "us.amazon.nova-micro-v1:0"
+BASELINE = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+REFERENCE = {"visual": 0.7, "audio": 0.1, "transcription": 0.1, "metadata": 0.1}
+DISTILLED_ANSWER = {"visual": 0.6, "audio": 0.2, "transcription": 0.1, "metadata": 0.1}
+BASELINE_ANSWER = {"visual": 0.6, "audio": 0.1, "transcription": 0.2, "metadata": 0.1}
+PARAMETER_KEY = "ModelParameter"
+
+
+def _answer(weights: dict[str, float]) -> str:
+    return json.dumps({**weights, "reasoning": "scripted"})
+
+
+def scripted_routers(distilled: dict[str, float] = DISTILLED_ANSWER):
+    def responder(request: ConverseRequest) -> str:
+        if request.target_kind == "deployment":
+            return _answer(distilled)
+        if request.model_id == TEACHER:
+            return _answer(REFERENCE)
+        if request.model_id == BASELINE:
+            return _answer(BASELINE_ANSWER)
+        if request.model_id == BASE_STUDENT:
+            return "Sure! This query is about a video, probably visual things."
+        raise AssertionError(f"unexpected model {request.model_id}")
+
+    return responder
+
+
+def judge_writes_scores(scores: dict[str, float]):
+    """On completion, write Bedrock-style ``*_output.jsonl`` results for each judged record."""
+
+    def on_complete(job: EvaluationJobRequest) -> None:
+        candidate = job.params["inferenceConfig"]["models"][0]["precomputedInferenceSource"][
+            "inferenceSourceIdentifier"
+        ]
+        dataset_uri = job.params["evaluationConfig"]["automated"]["datasetMetricConfigs"][0]["dataset"][
+            "datasetLocation"
+        ]["s3Uri"]
+        s3 = boto3.client("s3", region_name=REGION)
+        bucket, key = dataset_uri[5:].split("/", 1)
+        records = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
+        out_bucket, out_prefix = job.output_s3_uri[5:].split("/", 1)
+        lines = [
+            json.dumps(
+                {
+                    "inputRecord": json.loads(record),
+                    "automatedEvaluationResult": {
+                        "scores": [{"metricName": "OverallQuality", "result": scores[candidate]}]
+                    },
+                }
+            )
+            for record in records
+        ]
+        s3.put_object(
+            Bucket=out_bucket,
+            Key=f"{out_prefix.rstrip('/')}/{job.job_name}/{job.job_id}/models/{candidate}/taskTypes/General/"
+            f"datasets/heldout-{candidate}/abc_output.jsonl",
+            Body="\n".join(lines).encode(),
+        )
+
+    return on_complete
+
+
+def _parameter(pipeline: PipelineHarness) -> dict[str, Any]:
+    name = next(
+        v["Properties"]["Name"]
+        for k, v in pipeline.synthesized.template["Resources"].items()
+        if v["Type"] == "AWS::SSM::Parameter"
+    )
+    return json.loads(boto3.client("ssm", region_name=REGION).get_parameter(Name=name)["Parameter"]["Value"])
+
+
+def _candidate(report: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in report["candidates"] if c["name"] == name)
+
+
+def test_from_empty_input_through_evaluation_report_gate_and_promotion(
+    small_pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    pipeline = small_pipeline
+    bedrock.responder = scripted_routers()
+    bedrock.on_evaluation_complete = judge_writes_scores({"distilled": 4.0, "base-student": 1.0, "baseline": 4.0})
+    before = _parameter(pipeline)
+
+    execution = pipeline.run({}, name="full")
+
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    for state in ("EvaluateCandidates", "StartJudge", "CheckJudge", "Report", "QualityGate", "Promote"):
+        assert state in execution.entered_states()
+    report = pipeline.s3_json("runs/full/report/report.json")
+
+    # The distilled candidate is off by exactly 0.1 on visual and audio for every held-out query
+    distilled = _candidate(report, "distilled")["metrics"]
+    assert distilled["n"] == 20
+    assert distilled["valid_json_rate"] == 1.0
+    assert distilled["mae_per_channel"]["visual"] == pytest.approx(0.1)
+    assert distilled["mae_per_channel"]["audio"] == pytest.approx(0.1)
+    assert distilled["mae_per_channel"]["transcription"] == pytest.approx(0.0)
+    assert distilled["mae_overall"] == pytest.approx(0.05)
+    assert distilled["within_010_rate"] == 1.0 and distilled["within_005_rate"] == 0.0
+    assert distilled["dominant_accuracy"] == 1.0
+    assert distilled["rubric_mean"] == pytest.approx(4.0)
+    # The base student answered prose: 0% valid JSON, rubric 1, no crash
+    base = _candidate(report, "base-student")["metrics"]
+    assert base["valid_json_rate"] == 0.0 and base["rubric_mean"] == pytest.approx(1.0) and base["mae_overall"] is None
+    # The judge's scores reached the report
+    assert _candidate(report, "distilled")["judge"]["score"] == pytest.approx(4.0)
+    assert _candidate(report, "base-student")["judge"]["score"] == pytest.approx(1.0)
+
+    # The gate passed and the router's parameter now names the new deployment with the student prompt
+    assert report["gate"]["passed"] is True
+    outputs = pipeline.s3_json("runs/full/outputs.json")
+    after = _parameter(pipeline)
+    assert after["model_id"] == outputs["deployment"]["deployment_arn"] != before.get("model_id")
+    assert after["prompt_kind"] == "student" and after["run_id"] == "full"
+    assert after["channels"] == ["visual", "audio", "transcription", "metadata"]
+
+    # The Markdown report has a row per candidate, and the charts open as images
+    markdown = pipeline.s3_text("runs/full/report/report.md")
+    for name in ("distilled", "base-student", "baseline"):
+        assert any(line.startswith(f"| {name}") or f"| {name} |" in line for line in markdown.splitlines()), name
+    for chart in ("latency.png", "mae_per_channel.png", "rubric_distribution.png"):
+        body = (
+            boto3.client("s3", region_name=REGION)
+            .get_object(Bucket=pipeline.bucket, Key=f"runs/full/report/{chart}")["Body"]
+            .read()
+        )
+        assert body.startswith(b"\x89PNG\r\n\x1a\n")
+        assert mpimg.imread(io.BytesIO(body), format="png").shape[0] > 100
+
+    # Everyone is told, with the headline table and where the report is
+    (note,) = pipeline.notifications()
+    assert "full promoted" in note["subject"]
+    assert "quality gate PASSED" in note["message"]
+    assert "runs/full/report/report.md" in note["message"]
+
+
+def test_a_failed_gate_keeps_the_router_model_and_says_why(
+    small_pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    pipeline = small_pipeline
+    # Given a distilled model that routes everything to audio
+    bedrock.responder = scripted_routers(distilled={"visual": 0.1, "audio": 0.7, "transcription": 0.1, "metadata": 0.1})
+    bedrock.on_evaluation_complete = judge_writes_scores({"distilled": 2.0, "base-student": 1.0, "baseline": 4.0})
+    before = _parameter(pipeline)
+
+    execution = pipeline.run({}, name="rejected")
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert "Reject" in execution.entered_states() and "Promote" not in execution.entered_states()
+    assert _parameter(pipeline) == before
+    report = pipeline.s3_json("runs/rejected/report/report.json")
+    assert report["gate"]["passed"] is False
+    failures = " ".join(report["gate"]["failures"])
+    assert "overall MAE 0.300 > 0.080" in failures
+    assert "judge score 2.00 < 3.50" in failures
+    (note,) = pipeline.notifications()
+    assert "rejected" in note["subject"]
+    assert "overall MAE 0.300 > 0.080" in note["message"]
+
+
+def test_a_failed_judge_job_degrades_the_report_instead_of_failing_the_run(
+    small_pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    pipeline = small_pipeline
+    bedrock.responder = scripted_routers()
+    bedrock.fail_next_evaluation(
+        "Evaluator model quota exceeded", "Evaluator model quota exceeded", "Evaluator model quota exceeded"
+    )
+
+    execution = pipeline.run({}, name="judge-fails")
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    report = pipeline.s3_json("runs/judge-fails/report/report.json")
+    judge = _candidate(report, "distilled")["judge"]
+    assert judge["status"] == "missing" and judge["score"] is None
+    assert "Evaluator model quota exceeded" in judge["reason"]
+    judge_check = next(c for c in report["gate"]["checks"] if c["name"] == "judge_score")
+    assert judge_check["skipped"] is True
+    assert report["gate"]["passed"] is True
+    assert "missing" in pipeline.s3_text("runs/judge-fails/report/report.md")
+
+
+def test_judge_off_runs_no_evaluation_jobs(small_pipeline: PipelineHarness, bedrock: BedrockFake) -> None:
+    bedrock.responder = scripted_routers()
+    execution = small_pipeline.run({"judge": False}, name="no-judge")
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert not bedrock.calls_to("CreateEvaluationJob")
+    report = small_pipeline.s3_json("runs/no-judge/report/report.json")
+    assert _candidate(report, "distilled")["judge"]["status"] == "skipped"
+
+
+def test_judge_job_request_uses_precomputed_responses_and_the_custom_metric(
+    small_pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    bedrock.responder = scripted_routers()
+    bedrock.on_evaluation_complete = judge_writes_scores({"distilled": 4.0, "base-student": 1.0, "baseline": 4.0})
+    assert small_pipeline.run({}, name="judge-request").status == "SUCCEEDED"
+    requests = {
+        r["inferenceConfig"]["models"][0]["precomputedInferenceSource"]["inferenceSourceIdentifier"]: r
+        for r in bedrock.calls_to("CreateEvaluationJob")
+    }
+    assert set(requests) == {"distilled", "base-student", "baseline"}
+    request = requests["distilled"]
+    automated = request["evaluationConfig"]["automated"]
+    assert automated["datasetMetricConfigs"][0]["taskType"] == "General"
+    assert automated["datasetMetricConfigs"][0]["metricNames"] == ["OverallQuality"]
+    metric = automated["customMetricConfig"]["customMetrics"][0]["customMetricDefinition"]
+    assert metric["name"] == "OverallQuality"
+    for variable in ("{{prompt}}", "{{prediction}}", "{{ground_truth}}"):
+        assert variable in metric["instructions"]
+    assert [s["value"]["floatValue"] for s in metric["ratingScale"]] == [5.0, 4.0, 3.0, 2.0, 1.0]
+    assert automated["evaluatorModelConfig"]["bedrockEvaluatorModels"][0]["modelIdentifier"] == (
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    )
+    dataset_uri = automated["datasetMetricConfigs"][0]["dataset"]["datasetLocation"]["s3Uri"]
+    first = json.loads(small_pipeline.s3_text(dataset_uri.split("/", 3)[3]).splitlines()[0])
+    assert set(first) >= {"prompt", "referenceResponse", "modelResponses"}
+    assert first["modelResponses"][0]["modelIdentifier"] == "distilled"
+    assert json.loads(first["referenceResponse"]) == REFERENCE

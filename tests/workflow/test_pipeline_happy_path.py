@@ -1,0 +1,84 @@
+"""From an execution input to an Active deployment: the synthesized definition, the real handlers."""
+
+from __future__ import annotations
+
+import json
+
+from routing.channels import DEFAULT_CHANNELS
+from routing.dataset import validate_training_jsonl
+from routing.prompts import student_prompt
+from tests.fakes.bedrock import BedrockFake
+from tests.workflow.harness import PipelineHarness
+
+SMALL = {"num_examples": 200, "eval_examples": 20, "shard_size": 50, "seed": 7}
+
+
+def test_small_run_reaches_an_active_deployment(pipeline: PipelineHarness, bedrock: BedrockFake) -> None:
+    # When a small run is started
+    execution = pipeline.run(SMALL, name="happy-path")
+
+    # Then it succeeds through every stage
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    states = execution.entered_states()
+    for state in (
+        "Preflight",
+        "PlanQueries",
+        "LabelShards",
+        "PrepareDataset",
+        "StartDistillation",
+        "CheckDistillation",
+        "StartDeployment",
+        "CheckDeployment",
+        "RecordOutputs",
+        "NotifySuccess",
+    ):
+        assert state in states
+    run_id = "happy-path"
+
+    # And the training file holds one valid bedrock-conversation-2024 record per training example
+    training = pipeline.s3_text(f"runs/{run_id}/dataset/train.jsonl")
+    report = validate_training_jsonl(training, DEFAULT_CHANNELS)
+    assert report.ok, report.errors[:3]
+    records = [json.loads(line) for line in training.splitlines()]
+    manifest = pipeline.s3_json(f"runs/{run_id}/dataset/manifest.json")
+    assert len(records) == manifest["train_records"] == 200
+    assert all(r["system"] == [{"text": student_prompt(DEFAULT_CHANNELS)}] for r in records)
+    assert manifest["requested"] == 220 and manifest["labeled"] == 220 and manifest["invalid"]["total"] == 0
+
+    # And the held-out set is disjoint from training and carries reference weights
+    heldout = [json.loads(line) for line in pipeline.s3_text(f"runs/{run_id}/dataset/heldout.jsonl").splitlines()]
+    assert len(heldout) == 20
+    train_queries = {r["messages"][0]["content"][0]["text"] for r in records}
+    assert not train_queries & {h["query"] for h in heldout}
+    assert all(set(h["reference"]) == set(DEFAULT_CHANNELS.names) for h in heldout)
+
+    # And the distillation request is exactly what Bedrock needs
+    (job,) = bedrock.calls_to("CreateModelCustomizationJob")
+    assert job["customizationType"] == "DISTILLATION"
+    assert job["baseModelIdentifier"] == "amazon.nova-micro-v1:0:128k"
+    assert job["customizationConfig"] == {
+        "distillationConfig": {
+            "teacherModelConfig": {
+                "teacherModelIdentifier": "us.amazon.nova-premier-v1:0",
+                "maxResponseLengthForInference": 1000,
+            }
+        }
+    }
+    assert job["trainingDataConfig"] == {"s3Uri": f"s3://{pipeline.bucket}/runs/{run_id}/dataset/train.jsonl"}
+    assert job["outputDataConfig"] == {"s3Uri": f"s3://{pipeline.bucket}/runs/{run_id}/distillation/"}
+    tags = {t["key"]: t["value"] for t in job["jobTags"]}
+    assert tags["run-id"] == run_id and tags["stack"] == pipeline.synthesized.stack.stack_name
+    assert job["customModelTags"] == job["jobTags"]
+
+    # And the deployment was made from the job's output model and is Active
+    (deployment_request,) = bedrock.calls_to("CreateCustomModelDeployment")
+    job_arn = bedrock.calls_to("GetModelCustomizationJob")[0]["jobIdentifier"]
+    assert deployment_request["modelArn"] == bedrock.job(job_arn)["outputModelArn"]
+    outputs = pipeline.s3_json(f"runs/{run_id}/outputs.json")
+    assert bedrock.deployment(outputs["deployment"]["deployment_arn"])["status"] == "Active"
+    assert outputs["distillation"]["output_model_arn"] == deployment_request["modelArn"]
+
+    # And every teacher call used the teacher prompt through Converse
+    teacher_calls = [c for c in bedrock.calls_to("Converse") if c["modelId"] == "us.amazon.nova-premier-v1:0"]
+    assert len(teacher_calls) == 220
+    assert all("visual" in c["system"][0]["text"] and len(c["system"][0]["text"]) > 500 for c in teacher_calls)

@@ -1,0 +1,235 @@
+"""Pipeline scenarios: throttling, invalid teacher answers, too little data, failed jobs and deployments,
+bring-your-own queries, preflight rejections, idempotent job creation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import boto3
+import pytest
+
+from routing.queries import normalize_query
+from tests.fakes.bedrock import BedrockFake, ConverseRequest, default_responder
+from tests.workflow.harness import REGION, PipelineHarness
+
+SMALL = {"num_examples": 200, "eval_examples": 20, "shard_size": 50, "seed": 11}
+
+
+def _bucket_of(text: str, modulo: int) -> int:
+    return int(hashlib.sha256(normalize_query(text).encode()).hexdigest(), 16) % modulo
+
+
+def test_teacher_throttling_on_30_percent_of_calls_still_labels_every_example(
+    pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    # Given a teacher that throttles 30% of calls (and short backoff steps, to keep the test fast)
+    bedrock.error_rate("ThrottlingException", 0.3, seed=3)
+    pipeline.function_for("label_shard.handler.handler").environment["TEACHER_BACKOFF_BASE_S"] = "0.01"
+    # When a run labels 220 queries
+    execution = pipeline.run(SMALL, name="throttled")
+    # Then nothing is lost: every planned query became an example
+    assert execution.status == "SUCCEEDED", execution.cause
+    manifest = pipeline.s3_json("runs/throttled/dataset/manifest.json")
+    assert manifest["labeled"] == 220
+    assert manifest["train_records"] == 200 and manifest["heldout_records"] == 20
+    assert manifest["labeling"]["throttled"] > 30
+    assert manifest["labeling"]["retries"] >= manifest["labeling"]["throttled"]
+
+
+def test_invalid_teacher_answers_are_retried_once_then_dropped_and_counted(
+    pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    # Given a teacher that answers prose for about one query in ten (on every attempt)
+    def responder(request: ConverseRequest) -> str:
+        if _bucket_of(request.user_text, 10) == 0:
+            return "This query is mostly about visuals, I would say."
+        return default_responder(request)
+
+    bedrock.responder = responder
+    # When the run completes
+    execution = pipeline.run({**SMALL, "num_examples": 300}, name="invalid-answers")
+    assert execution.status == "SUCCEEDED", execution.cause
+    manifest = pipeline.s3_json("runs/invalid-answers/dataset/manifest.json")
+    # Then each bad query was asked twice, dropped, and counted by reason
+    converse_texts = [c["messages"][0]["content"][0]["text"] for c in bedrock.calls_to("Converse")]
+    bad_asked = [t for t in converse_texts if _bucket_of(t, 10) == 0]
+    assert bad_asked and all(converse_texts.count(t) == 2 for t in set(bad_asked))
+    assert manifest["invalid"]["total"] == len(set(bad_asked))
+    assert manifest["invalid"]["by"] == {"no_json": len(set(bad_asked))}
+    assert manifest["labeled"] == 320 - len(set(bad_asked))
+    assert manifest["train_records"] + manifest["heldout_records"] == manifest["labeled"]
+    training = pipeline.s3_text("runs/invalid-answers/dataset/train.jsonl").splitlines()
+    trained = {json.loads(line)["messages"][0]["content"][0]["text"] for line in training}
+    assert not trained & set(bad_asked)
+
+
+def test_too_few_valid_examples_fails_with_the_numbers_and_notifies(
+    pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    # Given a teacher whose answers are valid only one time in five
+    bedrock.responder = lambda r: default_responder(r) if _bucket_of(r.user_text, 5) == 0 else "no idea"
+    # When the run prepares its dataset
+    execution = pipeline.run(SMALL, name="too-small")
+    # Then it fails before any job is submitted, saying how many examples there were and why
+    assert execution.status == "FAILED"
+    assert execution.error == "DatasetTooSmall"
+    assert "valid training examples (requested 220" in execution.cause
+    assert "needs at least 100" in execution.cause
+    assert not bedrock.calls_to("CreateModelCustomizationJob")
+    (note,) = pipeline.notifications()
+    assert "FAILED" in note["subject"] and "DatasetTooSmall" in note["message"]
+    assert "needs at least 100" in note["message"]
+
+
+def test_a_failed_distillation_job_ends_in_the_failure_path_with_the_service_message(
+    pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    bedrock.fail_next_job("Training data has 3 malformed records")
+    execution = pipeline.run(SMALL, name="job-fails")
+    assert execution.status == "FAILED"
+    assert execution.error == "DistillationFailed"
+    assert "Training data has 3 malformed records" in execution.cause
+    assert not bedrock.calls_to("CreateCustomModelDeployment")
+    (note,) = pipeline.notifications()
+    assert "job-fails FAILED: DistillationFailed" in note["subject"]
+    assert "Training data has 3 malformed records" in note["message"]
+
+
+def test_a_failed_deployment_ends_in_the_failure_path_with_the_service_message(
+    pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    bedrock.fail_next_deployment("Insufficient capacity for custom model deployment")
+    execution = pipeline.run(SMALL, name="deploy-fails")
+    assert execution.status == "FAILED"
+    assert execution.error == "DeploymentFailed"
+    assert "Insufficient capacity" in execution.cause
+    assert "RecordOutputs" not in execution.entered_states()
+    (note,) = pipeline.notifications()
+    assert "Insufficient capacity" in note["message"]
+
+
+def test_bring_your_own_queries_from_s3(pipeline: PipelineHarness, bedrock: BedrockFake) -> None:
+    # Given a user's search log with duplicates and blank lines in the data bucket
+    lines = [f"clips of product demo number {i}" for i in range(180)]
+    body = "\n".join([*lines, "", "Clips of product demo number 3", "   "]) + "\n"
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=pipeline.bucket, Key="inputs/search-log.txt", Body=body.encode()
+    )
+    # When a run uses only those queries
+    execution = pipeline.run(
+        {
+            **SMALL,
+            "num_examples": 160,
+            "queries_s3_uri": f"s3://{pipeline.bucket}/inputs/search-log.txt",
+            "mix_user_queries": False,
+        },
+        name="byo",
+    )
+    # Then the teacher labeled exactly the user's distinct queries, and the counts say what was skipped
+    assert execution.status == "SUCCEEDED", execution.cause
+    asked = {c["messages"][0]["content"][0]["text"] for c in bedrock.calls_to("Converse")}
+    assert asked == set(lines)
+    plan = pipeline.s3_json("runs/byo/dataset/plan.json")
+    assert plan["user_queries"]["accepted"] == 180
+    assert plan["user_queries"]["duplicates"] == 1
+    assert plan["user_queries"]["blank"] == 2
+    manifest = pipeline.s3_json("runs/byo/dataset/manifest.json")
+    assert manifest["train_records"] == 160 and manifest["heldout_records"] == 20
+
+
+def test_a_query_file_outside_the_data_bucket_is_rejected_by_preflight(pipeline: PipelineHarness) -> None:
+    execution = pipeline.run({**SMALL, "queries_s3_uri": "s3://someone-elses-bucket/q.txt"}, name="foreign")
+    assert execution.status == "FAILED"
+    assert execution.error == "InvalidRunInput"
+    assert "must point into this stack's data bucket" in execution.cause
+
+
+def test_a_legacy_teacher_is_rejected_before_anything_is_spent(pipeline: PipelineHarness, bedrock: BedrockFake) -> None:
+    bedrock.set_model_lifecycle("amazon.nova-premier-v1:0", "LEGACY")
+    execution = pipeline.run({}, name="legacy")
+    assert execution.status == "FAILED"
+    assert execution.error == "ModelNotUsable"
+    assert "teacher model us.amazon.nova-premier-v1:0 is LEGACY" in execution.cause
+    assert "change 'teacher_model_id'" in execution.cause
+    assert not bedrock.calls_to("Converse")
+
+
+@pytest.mark.parametrize(
+    ("execution_input", "expected"),
+    [
+        ({"num_examples": 5}, "num_examples: Input should be greater than or equal to 100"),
+        ({"num_exampels": 500}, "unknown input field(s) num_exampels"),
+        ({"teacher_model_id": "us.amazon.nova-lite-v1:0"}, "is not one this stack may invoke"),
+        ({"poll_seconds": "soon"}, "poll_seconds"),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
+def test_bad_input_fails_in_preflight_naming_the_field(
+    pipeline: PipelineHarness, execution_input: object, expected: str
+) -> None:
+    execution = pipeline.run(execution_input, name="bad-input")
+    assert execution.status == "FAILED"
+    assert execution.error == "InvalidRunInput"
+    assert expected in execution.cause
+    (note,) = pipeline.notifications()
+    assert expected in note["message"]
+
+
+def test_empty_input_plans_the_configured_10000_plus_100_queries(pipeline: PipelineHarness) -> None:
+    # The plan step alone, with the deployed defaults (no teacher calls are made here)
+    preflight = pipeline.function_for("preflight.handler.handler")
+    plan_fn = pipeline.function_for("plan_queries.handler.handler")
+    accepted = _invoke(
+        pipeline,
+        preflight.arn,
+        {
+            "input": {},
+            "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:sm:defaults",
+            "execution_name": "defaults",
+            "started_at": "2026-11-28T00:00:00Z",
+        },
+    )
+    plan = _invoke(pipeline, plan_fn.arn, {"run": accepted["run"]})
+    assert accepted["run"]["settings"]["num_examples"] == 10_000
+    assert accepted["run"]["settings"]["eval_examples"] == 100
+    assert plan["requested"] == plan["planned"] == 10_100
+    assert sum(s["count"] for s in plan["shards"]) == 10_100
+    texts = set()
+    for shard in plan["shards"]:
+        texts.update(normalize_query(q["text"]) for q in pipeline.s3_json(shard["key"])["queries"])
+    assert len(texts) == 10_100
+
+
+def _invoke(pipeline: PipelineHarness, arn: str, event: dict) -> dict:
+    headers: dict[str, str] = {}
+    result = json.loads(pipeline.invoke(arn, json.dumps(event), headers))
+    assert "x-amz-function-error" not in headers, result
+    return result
+
+
+def test_a_retried_start_creates_one_job(pipeline: PipelineHarness, bedrock: BedrockFake) -> None:
+    # Given the first attempt to start the job is throttled (a transient failure the state machine retries)
+    bedrock.script_errors("CreateModelCustomizationJob", "ThrottlingException", times=1)
+    execution = pipeline.run(SMALL, name="retried-start")
+    assert execution.status == "SUCCEEDED", execution.cause
+    starts = bedrock.calls_to("CreateModelCustomizationJob")
+    assert len(starts) == 2  # throttled once, retried by the state machine
+    assert len({s["clientRequestToken"] for s in starts}) == 1
+    assert len({bedrock.job(s["jobName"])["jobArn"] for s in starts}) == 1
+
+
+def test_the_same_execution_name_never_creates_a_second_job(pipeline: PipelineHarness, bedrock: BedrockFake) -> None:
+    # Given a run that finished
+    first = pipeline.run(SMALL, name="once")
+    assert first.status == "SUCCEEDED", first.cause
+    (request,) = bedrock.calls_to("CreateModelCustomizationJob")
+    start_event = next(e for h, e in pipeline.invocations if h == "distillation.handler.start")
+    # When the same execution name is started again, Step Functions refuses it (names are unique per state machine)
+    with pytest.raises(pipeline.sfn.exceptions.ExecutionAlreadyExists):
+        pipeline.run(SMALL, name="once")
+    # And when its StartDistillation step runs again (a redrive re-sends the same state), the same job comes back
+    again = _invoke(pipeline, pipeline.function_for("distillation.handler.start").arn, start_event)
+    assert bedrock.calls_to("CreateModelCustomizationJob")[-1]["clientRequestToken"] == request["clientRequestToken"]
+    assert again["job_arn"] == bedrock.job(request["jobName"])["jobArn"]
+    assert len({bedrock.job(c["jobName"])["jobArn"] for c in bedrock.calls_to("CreateModelCustomizationJob")}) == 1
