@@ -83,5 +83,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     }
     s3io.put_json(bucket, f"{run.run_prefix}dataset/plan.json", plan)
     metrics.add_metric(name="QueriesPlanned", unit="Count", value=len(planned))
-    logger.info("queries planned", **{k: v for k, v in plan.items() if k != "user_queries"})
+    logger.info("queries planned", extra={k: v for k, v in plan.items() if k != "user_queries"})
     return {"shards": shards, "planned": len(planned), "requested": settings.total_queries, "shard_size": size}
