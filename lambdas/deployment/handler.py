@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from common.bedrock import bedrock_tags, error_message, reraise_transient
 from common.errors import DeploymentFailed
-from common.observability import logger, metrics, tracer
+from common.observability import logger, metrics, task_handler
 from common.run import RunState, bedrock_name, env
 from routing.aws import CLIENTS
 
@@ -32,9 +32,7 @@ def deployment_request(run: RunState, *, model_arn: str) -> dict[str, Any]:
     }
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@task_handler
 def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     request = deployment_request(run, model_arn=event["distillation_status"]["output_model_arn"])
@@ -53,9 +51,7 @@ def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     }
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@task_handler
 def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     arn = event["deployment"]["deployment_arn"]
     try:

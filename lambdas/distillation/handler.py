@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from common import s3io
 from common.bedrock import bedrock_tags, error_message, reraise_transient
 from common.errors import DistillationFailed, DistillationTimedOut
-from common.observability import logger, metrics, tracer
+from common.observability import logger, metrics, task_handler
 from common.run import RunState, bedrock_name, env
 from routing.aws import CLIENTS
 
@@ -53,9 +53,7 @@ def job_request(run: RunState, *, train_uri: str) -> dict[str, Any]:
     }
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@task_handler
 def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     request = job_request(run, train_uri=event["dataset"]["train_uri"])
@@ -83,9 +81,7 @@ def _elapsed_hours(created: datetime | None) -> float:
     return (datetime.now(UTC) - created).total_seconds() / 3600.0
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@task_handler
 def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     job_arn = event["distillation"]["job_arn"]

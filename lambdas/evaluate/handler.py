@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from common import s3io
-from common.observability import logger, metrics, tracer
+from common.observability import logger, metrics, task_handler
 from common.run import RunState, env
 from routing.answer import RoutingDecision, format_answer, parse_routing_answer
 from routing.aws import CLIENTS
@@ -105,9 +105,7 @@ def evaluation_prefix(run: RunState, candidate_name: str) -> str:
     return f"{run.run_prefix}evaluation/{candidate_name}/"
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     candidate = event["candidate"]

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from common import s3io
 from common.bedrock import bedrock_tags, error_code, error_message
-from common.observability import logger, metrics, tracer
+from common.observability import logger, metrics, task_handler
 from common.run import RunState, env, evaluation_job_name
 from routing.aws import CLIENTS
 from routing.judge import JUDGE_METRIC, judge_custom_metric, parse_judge_scores
@@ -64,9 +64,7 @@ def _missing(name: str, reason: str) -> dict[str, Any]:
     return {"candidate": name, "status": "missing", "reason": reason, "score": None}
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@task_handler
 def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     bedrock = CLIENTS.get("bedrock")
@@ -108,9 +106,7 @@ def _scores(job_arn: str, candidate: str, run: RunState) -> dict[str, Any]:
     }
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@task_handler
 def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     state = event["judge"]

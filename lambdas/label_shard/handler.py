@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from common import s3io
-from common.observability import logger, metrics, tracer
+from common.observability import logger, metrics, task_handler
 from common.run import RunState, env
 from routing.aws import CLIENTS
 from routing.channels import load_channels
@@ -41,9 +41,7 @@ def stats_key(run: RunState, index: int) -> str:
     return f"{run.tmp_prefix}labeled/shard-{index:05d}.stats.json"
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     shard = event["shard"]

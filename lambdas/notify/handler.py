@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from common.observability import logger, metrics, tracer
+from common.observability import logger, metrics, task_handler
 from common.run import env
 from routing.aws import CLIENTS
 
@@ -58,9 +58,7 @@ def compose(event: dict[str, Any], *, stack_name: str, region: str) -> tuple[str
     return subject[:SUBJECT_MAX], "\n".join(line for line in lines if line)
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     stack_name = env("STACK_NAME")
     region = context.invoked_function_arn.split(":")[3] if context.invoked_function_arn.count(":") >= 3 else ""

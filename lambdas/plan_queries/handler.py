@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common import s3io
-from common.observability import logger, metrics, tracer
+from common.observability import logger, metrics, task_handler
 from common.run import RunState, env
 from routing.channels import load_channels
 from routing.queries import parse_user_queries, plan_queries
@@ -25,9 +25,7 @@ def shard_size_for(total: int, requested: int) -> int:
     return max(requested, math.ceil(total / MAX_SHARDS))
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     settings = run.settings

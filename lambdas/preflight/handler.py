@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from common import s3io
 from common.bedrock import error_code, error_message, reraise_transient
 from common.errors import InvalidRunInput, ModelNotUsable
-from common.observability import logger, metrics, tracer
+from common.observability import logger, task_handler
 from common.run import RunState, env, pipeline_defaults, run_id_from_execution, settings_from_input
 from routing.aws import CLIENTS
 
@@ -104,9 +104,7 @@ def check_query_file(uri: str, bucket: str) -> dict[str, Any]:
     return {"uri": uri, "bytes": metadata["ContentLength"]}
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = settings_from_input(pipeline_defaults(), event.get("input"))
     allowed_teachers = json.loads(env("ALLOWED_TEACHERS"))

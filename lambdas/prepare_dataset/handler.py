@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common import s3io
 from common.errors import PipelineError
-from common.observability import logger, metrics, tracer
+from common.observability import logger, metrics, task_handler
 from common.run import RunState, env
 from routing.channels import load_channels
 from routing.dataset import (
@@ -55,9 +55,7 @@ def _read_shards(bucket: str, run: RunState) -> tuple[list[Any], dict[str, Any]]
     }
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     settings = run.settings

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from common.bedrock import error_message
-from common.observability import logger, metrics, tracer
+from common.observability import logger, metrics, task_handler
 from common.run import RunState, env
 from routing.aws import CLIENTS
 from routing.channels import load_channels
@@ -34,9 +34,7 @@ def promoted_value(run: RunState, event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@task_handler
 def promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     value = promoted_value(run, event)
@@ -49,9 +47,7 @@ def promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return {"outcome": "promoted", "parameter": name, "version": response["Version"], "model_id": value["model_id"]}
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@task_handler
 def reject(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     arn = event["deployment"]["deployment_arn"]
     failures = event["report"].get("failures", [])

@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common import s3io
-from common.observability import logger, metrics, tracer
+from common.observability import logger, task_handler
 from common.run import RunState, env
 
 
@@ -30,9 +30,7 @@ def outputs_document(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     document = outputs_document(event)

@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common import s3io
-from common.observability import logger, metrics, tracer
+from common.observability import logger, metrics, task_handler
 from common.run import RunState, env
 from routing.channels import load_channels
 from routing.gate import GateThresholds, evaluate_gate
@@ -40,9 +40,7 @@ def _judge_by_candidate(judge: dict[str, Any] | None, enabled: bool) -> dict[str
     return judged
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     bucket = env("DATA_BUCKET")
