@@ -215,6 +215,14 @@ class RouterConfig:
 
 
 @dataclass(frozen=True)
+class AlarmThresholds:
+    """Router health alarms (``alarm_*``, infra/monitoring.py)."""
+
+    fallback_rate: float  # share of routed requests answered by a fallback model or the default weights
+    p99_latency_ms: int  # API Gateway p99 latency of the route stage
+
+
+@dataclass(frozen=True)
 class AppConfig:
     stack_name: str
     region: str
@@ -246,6 +254,7 @@ class AppConfig:
     python_runtime: str
     log_retention_days: int
     router: RouterConfig
+    alarms: AlarmThresholds
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -505,6 +514,9 @@ FIELDS: dict[str, _Parser] = {
         k, v.strip().upper() if isinstance(v, str) else v, API_EXECUTION_LOG_LEVELS
     ),
     "api_waf": _as_bool,
+    # Monitoring (infra/monitoring.py): router alarms to the notification topic
+    "alarm_fallback_rate": lambda k, v: _as_float(k, v, 0.0, 1.0),
+    "alarm_p99_latency_ms": lambda k, v: _as_int(k, v, 100, 30_000),
 }
 
 # Keys later constructs read from ``AppConfig.extra`` after validating them themselves.
@@ -599,6 +611,9 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
         python_runtime=values["python_runtime"],
         log_retention_days=values["log_retention_days"],
         router=_router_config(values),
+        alarms=AlarmThresholds(
+            fallback_rate=values["alarm_fallback_rate"], p99_latency_ms=values["alarm_p99_latency_ms"]
+        ),
         extra=extra,
     )
 
@@ -619,3 +634,24 @@ def load_config(app_context: Callable[[str], Any] | Mapping[str, Any] | None = N
         if value is not None:
             merged[key] = value
     return parse_config(merged)
+
+
+# Seed of query synthesis and the held-out split when the execution input gives none.
+DEFAULT_SEED = 42
+
+
+def pipeline_defaults(config: AppConfig) -> dict[str, object]:
+    """What an execution started with ``{}`` does (every key can be overridden in the input)."""
+    return {
+        "num_examples": config.train_examples,
+        "eval_examples": config.eval_examples,
+        "teacher_model_id": config.models.teacher,
+        "poll_seconds": config.distillation_poll_seconds,
+        "deployment_poll_seconds": config.deployment_poll_seconds,
+        "concurrency": config.generation_concurrency,
+        "threads": config.labeling_threads,
+        "shard_size": config.shard_size,
+        "seed": DEFAULT_SEED,
+        "max_distillation_hours": config.max_distillation_hours,
+        "judge": config.judge_enabled,
+    }

@@ -23,7 +23,7 @@ from constructs import Construct
 
 from infra.bedrock_arns import foundation_model_id, inference_profile_arn, invoke_resource_arns
 from infra.bedrock_roles import BedrockServiceRole
-from infra.config import DISTILLED_CANDIDATE_MODEL, AppConfig
+from infra.config import DISTILLED_CANDIDATE_MODEL, AppConfig, pipeline_defaults
 from infra.lambda_factory import FunctionSpec, LambdaFactory
 from infra.nag import acknowledge_resources
 from infra.notifications import Notifications
@@ -32,7 +32,6 @@ from infra.storage import INPUTS_PREFIX, RUNS_PREFIX, TMP_PREFIX
 DEFINITION_FILE = Path(__file__).resolve().parent.parent / "stepfunctions" / "pipeline.asl.json"
 # The definition's TimeoutSeconds (8 days) covers the longest allowed distillation (168 h) plus a day for
 # labeling, deployment, evaluation and the judge; the run's own max_distillation_hours stops jobs sooner.
-DEFAULT_SEED = 42
 
 
 @dataclass(frozen=True)
@@ -64,23 +63,6 @@ STEPS = (
     Step("RejectFunctionArn", "promote.handler.reject", "Rejects the distilled model", 60, 256),
     Step("NotifyFunctionArn", "notify.handler.handler", "Publishes the run outcome", 60, 256),
 )
-
-
-def pipeline_defaults(config: AppConfig) -> dict[str, object]:
-    """What an execution started with ``{}`` does (every key can be overridden in the input)."""
-    return {
-        "num_examples": config.train_examples,
-        "eval_examples": config.eval_examples,
-        "teacher_model_id": config.models.teacher,
-        "poll_seconds": config.distillation_poll_seconds,
-        "deployment_poll_seconds": config.deployment_poll_seconds,
-        "concurrency": config.generation_concurrency,
-        "threads": config.labeling_threads,
-        "shard_size": config.shard_size,
-        "seed": DEFAULT_SEED,
-        "max_distillation_hours": config.max_distillation_hours,
-        "judge": config.judge_enabled,
-    }
 
 
 class Pipeline(Construct):

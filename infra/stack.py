@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import CfnOutput, Stack, Tags
 from constructs import Construct
 
 from infra.bedrock_roles import BedrockServiceRole
-from infra.config import AppConfig
+from infra.cleanup import RuntimeResourceCleanup
+from infra.config import AppConfig, pipeline_defaults
 from infra.lambda_factory import LambdaFactory
+from infra.monitoring import Monitoring
 from infra.notifications import Notifications
 from infra.pipeline import Pipeline
 from infra.routing_api import RoutingApi
@@ -46,8 +50,30 @@ class RouterDistillationStack(Stack):
             notifications=self.notifications,
             model_parameter=self.routing_api.model_parameter,
         )
+        self.cleanup = RuntimeResourceCleanup(
+            self,
+            "RuntimeResourceCleanup",
+            config=config,
+            functions=self.functions,
+            state_machine=self.pipeline.state_machine,
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            config=config,
+            routing_api=self.routing_api,
+            state_machine=self.pipeline.state_machine,
+            topic=self.notifications.topic,
+            pipeline_failure_alarm=self.pipeline.failure_alarm,
+        )
 
         CfnOutput(self, "DataBucketName", value=self.storage.data_bucket.bucket_name)
         CfnOutput(self, "BedrockServiceRoleArn", value=self.bedrock_role.role.role_arn)
         CfnOutput(self, "StateMachineArn", value=self.pipeline.state_machine.state_machine_arn)
+        CfnOutput(
+            self,
+            "PipelineDefaults",
+            value=json.dumps(pipeline_defaults(config), separators=(",", ":")),
+            description="What an execution started with {} does (the CLI validates overrides against it)",
+        )
         CfnOutput(self, "NotificationTopicArn", value=self.notifications.topic.topic_arn)

@@ -284,7 +284,7 @@ def label_queries(
     max_tokens: int = 300,
     temperature: float = 0.3,
     max_invalid_retries: int = 1,
-    max_throttle_retries: int = 8,
+    max_throttle_retries: int = 12,
     base_delay_s: float = 0.5,
     max_delay_s: float = 20.0,
     deadline: float | None = None,

@@ -65,7 +65,9 @@ def test_waits_and_concurrency_come_from_the_execution_input() -> None:
 
 
 def test_state_machine_logs_traces_and_times_out(synth: Synthesized) -> None:
-    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    # The pipeline's (the cleanup's Provider framework adds a waiter state machine of its own)
+    pipeline_machine = synth.stack.get_logical_id(synth.stack.pipeline.state_machine.node.default_child)
+    machine = synth.template["Resources"][pipeline_machine]
     props = machine["Properties"]
     assert props["TracingConfiguration"] == {"Enabled": True}
     assert props["LoggingConfiguration"]["Level"] == "ALL"

@@ -113,6 +113,12 @@ UNSCOPABLE_ACTIONS = {
     "logs:PutResourcePolicy",
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
+    # Bedrock List actions have no resource type in the Service Authorization Reference; the stack-delete
+    # cleanup (infra/cleanup.py) lists jobs, models and deployments, then acts only on its own by tag.
+    "bedrock:ListModelCustomizationJobs",
+    "bedrock:ListEvaluationJobs",
+    "bedrock:ListCustomModelDeployments",
+    "bedrock:ListCustomModels",
 }
 
 

@@ -1,0 +1,265 @@
+"""Monitoring: one CloudWatch dashboard for the router and the pipeline, and router alarms to the SNS topic.
+
+Router metrics come from two places:
+
+- the API Gateway **stage** (``AWS/ApiGateway``, ``ApiName`` + ``Stage``): requests, latency, 4xx, 5xx;
+- the router function's Powertools metrics (namespace = the stack name, dimension ``service=router_api``, see
+  ``lambdas/router_api/handler.py``): ``RouteLatency`` (one sample per routed request), ``CacheHit``,
+  ``FallbackModelUsed``, ``DefaultWeightsUsed``, ``BadRequest``, ``InternalError``, and ``ModelError`` /
+  ``ParseFailure`` with their own ``code`` / ``reason`` dimension.
+
+The router emits no per-model latency metric, so "latency by model" is a Logs Insights table over the
+router's own ``Routed`` log lines (``model``, ``source``, ``latency_ms``), next to Bedrock's
+``AWS/Bedrock InvocationLatency`` by ``ModelId``.
+
+Alarms (all to the notification topic): router 5xx, fallback rate above ``alarm_fallback_rate``, p99 latency
+above ``alarm_p99_latency_ms``. The pipeline's failed-execution alarm belongs to the pipeline construct; the
+dashboard shows it rather than duplicating it.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, CfnOutput, Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.config import AppConfig
+from infra.routing_api import RoutingApi
+
+PERIOD = Duration.minutes(5)
+EVALUATION_PERIODS = 3
+DATAPOINTS_TO_ALARM = 2
+# A fallback-rate alarm on a handful of requests would be noise: below this many routed requests in a period
+# the rate counts as 0 for the alarm (the dashboard still shows it).
+MIN_REQUESTS_FOR_RATE_ALARM = 20
+ROUTER_SERVICE = "router_api"  # POWERTOOLS_SERVICE_NAME of the router (the handler's folder, lambda_factory)
+ROUTER_5XX_THRESHOLD = 1  # the router answers model trouble with 200 + fallback; any 5xx is a defect or outage
+
+
+class Monitoring(Construct):
+    """Dashboard + router alarms. Attributes: ``dashboard``, ``router_5xx_alarm``, ``fallback_rate_alarm``,
+    ``latency_alarm``, ``alarms`` (every alarm the dashboard shows, the pipeline's included)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        routing_api: RoutingApi,
+        state_machine: sfn.StateMachine,
+        topic: sns.ITopic,
+        pipeline_failure_alarm: cloudwatch.IAlarm,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._namespace = Stack.of(self).stack_name  # POWERTOOLS_METRICS_NAMESPACE (lambda_factory)
+        stage = routing_api.api.deployment_stage
+        thresholds = config.alarms
+
+        # --- router metrics ----------------------------------------------------------------------------------
+        requests = stage.metric_count(period=PERIOD, statistic="Sum", label="Requests")
+        latency_p50 = stage.metric_latency(period=PERIOD, statistic="p50", label="p50")
+        latency_p99 = stage.metric_latency(period=PERIOD, statistic="p99", label="p99")
+        integration_p99 = stage.metric_integration_latency(period=PERIOD, statistic="p99", label="integration p99")
+        errors_4xx = stage.metric_client_error(period=PERIOD, statistic="Sum", label="4xx")
+        errors_5xx = stage.metric_server_error(period=PERIOD, statistic="Sum", label="5xx")
+        routed = self._router_metric("RouteLatency", "SampleCount", "Routed requests")
+        route_latency_p99 = self._router_metric("RouteLatency", "p99", "router p99 (in function)")
+        cache_hits = self._router_metric("CacheHit", "Sum", "Cache hits")
+        fallback_models = self._router_metric("FallbackModelUsed", "Sum", "Fallback model")
+        default_weights = self._router_metric("DefaultWeightsUsed", "Sum", "Default weights")
+        bad_requests = self._router_metric("BadRequest", "Sum", "Bad requests")
+        internal_errors = self._router_metric("InternalError", "Sum", "Internal errors")
+        answers = {"routed": routed, "fallback": fallback_models, "defaults": default_weights, "cache": cache_hits}
+        fallback_rate = cloudwatch.MathExpression(
+            expression="100 * (FILL(fallback, 0) + FILL(defaults, 0)) / routed",
+            using_metrics=answers,
+            period=PERIOD,
+            label="Fallback rate (%)",
+        )
+        cache_hit_rate = cloudwatch.MathExpression(
+            expression="100 * FILL(cache, 0) / routed", using_metrics=answers, period=PERIOD, label="Cache hit rate (%)"
+        )
+
+        # --- alarms --------------------------------------------------------------------------------------------
+        self.router_5xx_alarm = cloudwatch.Alarm(
+            self,
+            "Router5xx",
+            alarm_description="The routing API answered with 5xx (the router never turns model trouble into a 5xx: "
+            "a misconfiguration, a timeout or an outage)",
+            metric=errors_5xx,
+            threshold=ROUTER_5XX_THRESHOLD,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.fallback_rate_alarm = cloudwatch.Alarm(
+            self,
+            "RouterFallbackRate",
+            alarm_description=f"More than {thresholds.fallback_rate:.0%} of routed requests were answered by a "
+            f"fallback model or the default weights (alarm_fallback_rate; ignored below "
+            f"{MIN_REQUESTS_FOR_RATE_ALARM} requests per {PERIOD.to_minutes()} min)",
+            metric=cloudwatch.MathExpression(
+                expression=f"IF(routed >= {MIN_REQUESTS_FOR_RATE_ALARM}, "
+                "(FILL(fallback, 0) + FILL(defaults, 0)) / routed, 0)",
+                using_metrics=answers,
+                period=PERIOD,
+                label="Fallback rate",
+            ),
+            threshold=thresholds.fallback_rate,
+            evaluation_periods=EVALUATION_PERIODS,
+            datapoints_to_alarm=DATAPOINTS_TO_ALARM,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.latency_alarm = cloudwatch.Alarm(
+            self,
+            "RouterLatencyP99",
+            alarm_description=f"p99 latency of POST /route above {thresholds.p99_latency_ms} ms (alarm_p99_latency_ms)",
+            metric=latency_p99,
+            threshold=thresholds.p99_latency_ms,
+            evaluation_periods=EVALUATION_PERIODS,
+            datapoints_to_alarm=DATAPOINTS_TO_ALARM,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        router_alarms = [self.router_5xx_alarm, self.fallback_rate_alarm, self.latency_alarm]
+        for alarm in router_alarms:
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+        self.alarms: list[cloudwatch.IAlarm] = [*router_alarms, pipeline_failure_alarm]
+
+        # --- dashboard -------------------------------------------------------------------------------------------
+        log_group = routing_api.function.log_group.log_group_name
+        self.dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"{config.stack_name}-operations",
+            default_interval=Duration.hours(3),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.TextWidget(
+                markdown="## Router (POST /route)\nAPI Gateway stage metrics and the router's own metrics "
+                f"(namespace `{config.stack_name}`, service `{ROUTER_SERVICE}`).",
+                width=24,
+                height=2,
+            )
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Requests", left=[requests, routed], width=8),
+            cloudwatch.GraphWidget(
+                title="Latency (ms)",
+                left=[latency_p50, latency_p99, integration_p99, route_latency_p99],
+                left_annotations=[cloudwatch.HorizontalAnnotation(value=thresholds.p99_latency_ms, label="p99 alarm")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Errors", left=[errors_4xx, errors_5xx], right=[bad_requests, internal_errors], width=8
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Fallback and cache hit rate (%)",
+                left=[fallback_rate, cache_hit_rate],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=100 * thresholds.fallback_rate, label="fallback alarm")
+                ],
+                left_y_axis=cloudwatch.YAxisProps(min=0, max=100),
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Answers by source", left=[routed, cache_hits, fallback_models, default_weights], width=8
+            ),
+            cloudwatch.GraphWidget(
+                title="Model errors and unusable answers",
+                left=[
+                    self._search("ModelError", "code", "Model error"),
+                    self._search("ParseFailure", "reason", "Parse failure"),
+                ],
+                width=8,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.LogQueryWidget(
+                title="Router latency by model (routed requests, cache hits excluded)",
+                log_group_names=[log_group],
+                query_lines=[
+                    "fields @timestamp, model, source, latency_ms",
+                    'filter message = "Routed" and source != "cache"',
+                    "stats count(*) as requests, avg(latency_ms) as avg_ms, pct(latency_ms, 50) as p50_ms, "
+                    "pct(latency_ms, 99) as p99_ms by model, source",
+                    "sort requests desc",
+                ],
+                view=cloudwatch.LogQueryVisualizationType.TABLE,
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Bedrock InvocationLatency p99 by model (ms, this account and Region)",
+                left=[
+                    cloudwatch.MathExpression(
+                        expression="SEARCH('{AWS/Bedrock,ModelId} MetricName=\"InvocationLatency\"', 'p99', 300)",
+                        label="",
+                        period=PERIOD,
+                    )
+                ],
+                width=12,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.TextWidget(markdown="## Distillation pipeline (Step Functions)", width=24, height=1)
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Executions",
+                left=[
+                    state_machine.metric_started(period=PERIOD, label="Started"),
+                    state_machine.metric_succeeded(period=PERIOD, label="Succeeded"),
+                    state_machine.metric_failed(period=PERIOD, label="Failed"),
+                    state_machine.metric_timed_out(period=PERIOD, label="Timed out"),
+                    state_machine.metric_aborted(period=PERIOD, label="Aborted"),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Execution duration (ms)",
+                left=[
+                    state_machine.metric_time(period=Duration.hours(1), statistic="Average", label="Average"),
+                    state_machine.metric_time(period=Duration.hours(1), statistic="Maximum", label="Maximum"),
+                ],
+                width=8,
+            ),
+            cloudwatch.AlarmWidget(title="Pipeline failures", alarm=pipeline_failure_alarm, width=8),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(title="Alarms (notify the SNS topic)", alarms=self.alarms, width=24)
+        )
+
+        output = CfnOutput(
+            self,
+            "DashboardUrl",
+            value=f"https://{Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region={Aws.REGION}"
+            f"#dashboards/dashboard/{config.stack_name}-operations",
+            description="CloudWatch dashboard of the router and the pipeline",
+        )
+        output.override_logical_id("DashboardUrl")
+
+    def _router_metric(self, name: str, statistic: str, label: str) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=self._namespace,
+            metric_name=name,
+            dimensions_map={"service": ROUTER_SERVICE},
+            statistic=statistic,
+            period=PERIOD,
+            label=label,
+        )
+
+    def _search(self, name: str, dimension: str, label: str) -> cloudwatch.MathExpression:
+        """Every series of a router count that carries its own dimension (``code``, ``reason``)."""
+        return cloudwatch.MathExpression(
+            expression=f'SEARCH(\'{{{self._namespace},service,{dimension}}} MetricName="{name}" '
+            f"service=\"{ROUTER_SERVICE}\"', 'Sum', {int(PERIOD.to_seconds())})",
+            label=f"{label} ${{PROP('Dim.{dimension}')}}",  # a dynamic label: one series per code / reason
+            period=PERIOD,
+        )

@@ -1,0 +1,1 @@
+"""Stack-delete cleanup of the run-time Bedrock resources the pipeline created (a custom resource)."""

@@ -1,0 +1,169 @@
+"""Monitoring in the synthesized template: router alarms (metrics, thresholds from config, actions), the
+dashboard's router and pipeline metrics, and the e-mail subscription of the notification topic."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from infra.config import ConfigError, load_config
+from tests.synth import Synthesized
+
+OVERRIDES = {"alarm_fallback_rate": "0.2", "alarm_p99_latency_ms": "1500", "notification_email": "ops@example.com"}
+
+
+@pytest.fixture(scope="module")
+def variant(synth_with: Callable[[dict[str, Any]], Synthesized]) -> Synthesized:
+    return synth_with(OVERRIDES)
+
+
+def _logical_id(synth: Synthesized, construct: Any) -> str:
+    return synth.stack.get_logical_id(construct.node.default_child)
+
+
+def _alarm(synth: Synthesized, construct: Any) -> dict[str, Any]:
+    return synth.template["Resources"][_logical_id(synth, construct)]["Properties"]
+
+
+def _router_metric_identity(synth: Synthesized) -> tuple[str, str]:
+    """(namespace, service) the router function publishes its Powertools metrics under."""
+    router = synth.template["Resources"][_logical_id(synth, synth.stack.routing_api.function)]
+    variables = router["Properties"]["Environment"]["Variables"]
+    return variables["POWERTOOLS_METRICS_NAMESPACE"], variables["POWERTOOLS_SERVICE_NAME"]
+
+
+def _stage_dimensions(synth: Synthesized) -> list[dict[str, Any]]:
+    api = synth.template["Resources"][_logical_id(synth, synth.stack.routing_api.api)]["Properties"]
+    stage = _logical_id(synth, synth.stack.routing_api.api.deployment_stage)
+    return [{"Name": "ApiName", "Value": api["Name"]}, {"Name": "Stage", "Value": {"Ref": stage}}]
+
+
+def _topic(synth: Synthesized) -> dict[str, str]:
+    return {"Ref": _logical_id(synth, synth.stack.notifications.topic)}
+
+
+def _dashboard_body(synth: Synthesized) -> str:
+    (dashboard,) = synth.resources("AWS::CloudWatch::Dashboard").values()
+    parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
+    return "".join(p if isinstance(p, str) else json.dumps(p) for p in parts)
+
+
+def test_router_5xx_alarm_watches_the_stage_and_notifies_the_topic(synth: Synthesized) -> None:
+    alarm = _alarm(synth, synth.stack.monitoring.router_5xx_alarm)
+    (metric,) = alarm["Metrics"]
+    stat = metric["MetricStat"]
+    assert stat["Metric"] == {
+        "Namespace": "AWS/ApiGateway",
+        "MetricName": "5XXError",
+        "Dimensions": _stage_dimensions(synth),
+    }
+    assert stat["Stat"] == "Sum"
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["AlarmActions"] == [_topic(synth)]
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+@pytest.mark.parametrize(("which", "expected"), [("synth", 0.05), ("variant", 0.2)])
+def test_fallback_rate_alarm_divides_the_routers_fallback_answers_by_routed_requests(
+    which: str, expected: float, request: pytest.FixtureRequest
+) -> None:
+    synth: Synthesized = request.getfixturevalue(which)
+    alarm = _alarm(synth, synth.stack.monitoring.fallback_rate_alarm)
+    namespace, service = _router_metric_identity(synth)
+    metrics = {m["Id"]: m for m in alarm["Metrics"]}
+    (expression,) = [m for m in alarm["Metrics"] if "Expression" in m]
+    assert expression["ReturnData"] is True
+    assert "(FILL(fallback, 0) + FILL(defaults, 0)) / routed" in expression["Expression"]
+    for metric_id, name, statistic in [
+        ("routed", "RouteLatency", "SampleCount"),
+        ("fallback", "FallbackModelUsed", "Sum"),
+        ("defaults", "DefaultWeightsUsed", "Sum"),
+    ]:
+        stat = metrics[metric_id]["MetricStat"]
+        assert stat["Metric"] == {
+            "Namespace": namespace,
+            "MetricName": name,
+            "Dimensions": [{"Name": "service", "Value": service}],
+        }
+        assert stat["Stat"] == statistic
+    # The threshold is the configured share (alarm_fallback_rate)
+    assert alarm["Threshold"] == expected
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["AlarmActions"] == [_topic(synth)]
+
+
+@pytest.mark.parametrize(("which", "expected"), [("synth", 3000), ("variant", 1500)])
+def test_latency_alarm_uses_the_stage_p99_and_the_configured_threshold(
+    which: str, expected: int, request: pytest.FixtureRequest
+) -> None:
+    synth: Synthesized = request.getfixturevalue(which)
+    alarm = _alarm(synth, synth.stack.monitoring.latency_alarm)
+    (metric,) = alarm["Metrics"]
+    assert metric["MetricStat"]["Metric"]["MetricName"] == "Latency"
+    assert metric["MetricStat"]["Metric"]["Dimensions"] == _stage_dimensions(synth)
+    assert metric["MetricStat"]["Stat"] == "p99"
+    assert alarm["Threshold"] == expected
+    assert alarm["AlarmActions"] == [_topic(synth)]
+
+
+def test_the_pipeline_failure_alarm_is_reused_not_duplicated(synth: Synthesized) -> None:
+    failure_alarms = [
+        logical_id
+        for logical_id, alarm in synth.resources("AWS::CloudWatch::Alarm").items()
+        if "ExecutionsFailed" in json.dumps(alarm["Properties"])
+    ]
+    assert failure_alarms == [_logical_id(synth, synth.stack.pipeline.failure_alarm)]
+    assert synth.stack.pipeline.failure_alarm in synth.stack.monitoring.alarms
+    assert json.dumps({"Fn::GetAtt": [failure_alarms[0], "Arn"]}) in _dashboard_body(synth)
+
+
+def test_the_dashboard_shows_the_router_and_the_pipeline(synth: Synthesized) -> None:
+    body = _dashboard_body(synth)
+    namespace, service = _router_metric_identity(synth)
+    # Router: API Gateway stage metrics
+    for metric in ('"Count"', '"Latency"', '"4XXError"', '"5XXError"', '"p50"', '"p99"'):
+        assert metric in body, metric
+    # Router: its own metrics, under the namespace and service it publishes them with
+    assert f'"{namespace}","RouteLatency","service","{service}"' in body
+    for metric in ("FallbackModelUsed", "DefaultWeightsUsed", "CacheHit", "ModelError", "ParseFailure"):
+        assert metric in body, metric
+    assert "Fallback rate" in body
+    assert "Cache hit rate" in body
+    # Latency by model: the router's own log lines, and Bedrock's per-model metric
+    log_group = synth.stack.routing_api.function.log_group
+    assert json.dumps({"Ref": _logical_id(synth, log_group)}) in body
+    assert "by model, source" in body
+    assert "InvocationLatency" in body
+    # Pipeline: executions started / succeeded / failed and their duration, from the state machine
+    state_machine = json.dumps({"Ref": _logical_id(synth, synth.stack.pipeline.state_machine)})
+    assert state_machine in body
+    for metric in ("ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "ExecutionTime"):
+        assert metric in body, metric
+
+
+def test_an_email_subscription_exists_only_when_configured(synth: Synthesized, variant: Synthesized) -> None:
+    assert synth.resources("AWS::SNS::Subscription") == {}
+    (subscription,) = variant.resources("AWS::SNS::Subscription").values()
+    assert subscription["Properties"]["Protocol"] == "email"
+    assert subscription["Properties"]["Endpoint"] == "ops@example.com"
+    assert subscription["Properties"]["TopicArn"] == _topic(variant)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("alarm_fallback_rate", "1.5"),
+        ("alarm_fallback_rate", "-0.1"),
+        ("alarm_fallback_rate", "often"),
+        ("alarm_p99_latency_ms", "50"),
+        ("alarm_p99_latency_ms", "60000"),
+    ],
+)
+def test_alarm_thresholds_are_validated(key: str, value: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config({key: value})
+    assert error.value.key == key
