@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 CDK_FLAGS := --no-notices
 PYTEST_FLAGS ?=
 
-.PHONY: help install layers test test-unit test-handlers test-infra test-workflow e2e lint format synth deploy destroy diff bootstrap clean
+.PHONY: help install layers test test-unit test-handlers test-infra test-workflow e2e estimate lint format synth deploy destroy diff bootstrap clean simulate
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ install: $(STAMP) node_modules/.package-lock.json ## Create .venv and install pi
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy infra lambdas app.py
+	$(BIN)/mypy infra lambdas app.py cli simulation
 
 format: install ## Apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix .
@@ -59,8 +59,14 @@ test-workflow: install ## The synthesized state machine executed by moto's inter
 e2e: install ## Tests against a deployed stack (set E2E_STACK_NAME and AWS credentials)
 	$(BIN)/pytest tests/e2e -m e2e $(PYTEST_FLAGS)
 
+estimate: install ## Tokens and dollars of a pipeline run and per 1M routes (offline; EXAMPLES=N EVAL=N)
+	$(BIN)/python -m cli estimate $(if $(EXAMPLES),--examples $(EXAMPLES)) $(if $(EVAL),--eval $(EVAL))
+
 layers: install ## Build the charts Lambda layer for the Lambda platform (pip --platform, no Docker)
 	$(BIN)/python -m infra.layers $$($(BIN)/python -c "from infra.config import load_config as l; c=l(); print(c.python_runtime, c.lambda_architecture)")
+
+simulate: install layers ## Run the whole pipeline locally against a simulated Bedrock; writes ./out/
+	$(BIN)/python -m simulation $(SIMULATE_ARGS)
 
 synth: install layers ## Write the CloudFormation templates to cdk.out (no AWS credentials or Docker needed)
 	$(CDK) synth $(CDK_FLAGS) --quiet

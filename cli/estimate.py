@@ -1,0 +1,399 @@
+"""``estimate``: tokens and US dollars of a pipeline run and of routing, before any money is spent.
+
+No AWS call is made (no credentials needed). Token counts come from the project's own text: the teacher and
+student prompts (:mod:`routing.prompts`), the mean length of the queries the synthesizer plans for this seed
+(:mod:`routing.queries`), the canonical answer format (:mod:`routing.answer`) and the judge's instructions
+(:mod:`routing.judge`), at ~4 characters per token. Model token prices are the configuration's ``prices``
+(cdk.json). Every other rate or assumption is in :class:`Rates` below, the only place to change them; the
+ones AWS does not document precisely are marked unconfirmed and flagged with ``*`` in the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from cli.app import App
+from cli.start import local_pipeline_defaults, validate
+from cli.text import table
+from infra.config import AppConfig
+from routing.answer import RoutingDecision, format_answer
+from routing.channels import ChannelSet
+from routing.judge import INSTRUCTIONS, RATING_SCALE
+from routing.metrics import Price
+from routing.prompts import prompt_for, student_prompt, teacher_prompt
+from routing.queries import plan_queries
+from routing.report import fmt_usd
+
+QUERY_SAMPLE = 500  # queries synthesized to measure the mean query length
+JUDGE_PROMPT_PREFIX = "Route this video search query to the search channels: "  # lambdas/evaluate judge_record
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Every rate and assumption of the estimate except the models' token prices (``prices`` in cdk.json)."""
+
+    chars_per_token: float = 4.0
+    """Rule of thumb for English text with these models' tokenizers."""
+    reasoning_tokens: int = 50
+    """The one-sentence reasoning after the weights; with the weights JSON a 4-channel answer is ~70 tokens
+    (60-80 observed for the teacher)."""
+    distillation_teacher_calls_per_record: float = 1.0
+    """*Unconfirmed*: Bedrock bills the teacher's inference while it prepares the distillation data; assumed one
+    call per training record (it may also synthesize extra prompts, each billed the same way)."""
+    distillation_teacher_output_tokens: int | None = None
+    """*Unconfirmed*: length of those teacher answers; None = the same as labeling (the cap is
+    maxResponseLengthForInference = 1000 tokens)."""
+    distillation_epochs: int = 2
+    """*Unconfirmed*: passes over the training data (distillation does not expose its hyperparameters)."""
+    training_usd_per_1k_tokens: tuple[tuple[str, float], ...] = (
+        ("amazon.nova-micro-v1:0:128k", 0.001),
+        ("amazon.nova-lite-v1:0:300k", 0.002),
+        ("amazon.nova-pro-v1:0:300k", 0.008),
+    )
+    """*Unconfirmed*: model customization (training) price per 1K training tokens × epochs, us-east-1."""
+    custom_model_storage_usd_per_month: float = 1.95
+    """*Unconfirmed*: monthly storage of a custom (distilled) model while it exists."""
+    judge_overhead_tokens: int = 250
+    """*Unconfirmed*: Bedrock's evaluator template around the custom metric's instructions."""
+    judge_output_tokens: int = 150
+    """*Unconfirmed*: the judge's explanation and rating per answer."""
+
+    def training_price(self, student_job_model: str) -> float | None:
+        return dict(self.training_usd_per_1k_tokens).get(student_job_model)
+
+
+RATES = Rates()
+
+
+@dataclass(frozen=True)
+class LineItem:
+    step: str
+    model: str
+    calls: int | None
+    input_tokens: float
+    output_tokens: float
+    usd: float | None
+    unconfirmed: bool = False
+
+
+@dataclass(frozen=True)
+class RouteCost:
+    name: str
+    model: str
+    prompt_kind: str
+    input_tokens: float
+    output_tokens: float
+    usd_per_1m: float | None
+    usd_per_1m_no_reasoning: float | None
+
+
+@dataclass(frozen=True)
+class TokenSizes:
+    teacher_prompt: float
+    student_prompt: float
+    query: float
+    answer: float
+    weights_only: float
+    judge_instructions: float
+
+
+@dataclass(frozen=True)
+class Estimate:
+    num_examples: int
+    eval_examples: int
+    teacher: str
+    student_job: str
+    judge: bool
+    sizes: TokenSizes
+    items: list[LineItem]
+    routes: list[RouteCost]
+    storage_usd_per_month: float
+    missing_prices: list[str]
+
+    @property
+    def total_usd(self) -> float:
+        return sum(item.usd or 0.0 for item in self.items)
+
+
+def _tokens(text: str, rates: Rates) -> float:
+    return len(text) / rates.chars_per_token
+
+
+def token_sizes(channels: ChannelSet, seed: int, rates: Rates = RATES) -> TokenSizes:
+    queries = plan_queries(channels, n_total=QUERY_SAMPLE, seed=seed, user=None, mix_user=True)
+    query_chars = statistics.mean(len(q.text) for q in queries) if queries else 40.0
+    uniform = {name: 1.0 / len(channels.names) for name in channels.names}
+    with_reasoning = format_answer(RoutingDecision.from_weights(uniform, channels, reasoning=""), channels)
+    weights_only = format_answer(RoutingDecision.from_weights(uniform, channels), channels)
+    scale = "".join(definition for _, definition in RATING_SCALE)
+    return TokenSizes(
+        teacher_prompt=_tokens(teacher_prompt(channels), rates),
+        student_prompt=_tokens(student_prompt(channels), rates),
+        query=query_chars / rates.chars_per_token,
+        answer=_tokens(with_reasoning, rates) + rates.reasoning_tokens,
+        weights_only=_tokens(weights_only, rates),
+        judge_instructions=_tokens(INSTRUCTIONS + scale + JUDGE_PROMPT_PREFIX, rates),
+    )
+
+
+def _price(config: AppConfig, model: str, missing: list[str]) -> Price | None:
+    entry = config.prices.get(model)
+    if entry is None:
+        if model not in missing:
+            missing.append(model)
+        return None
+    return Price(entry.input, entry.output)
+
+
+def _cost(price: Price | None, input_tokens: float, output_tokens: float) -> float | None:
+    return None if price is None else price.cost_per_route(input_tokens, output_tokens)
+
+
+def estimate(
+    config: AppConfig,
+    *,
+    num_examples: int,
+    eval_examples: int,
+    teacher: str,
+    judge: bool,
+    seed: int,
+    rates: Rates = RATES,
+) -> Estimate:
+    channels = config.channels
+    sizes = token_sizes(channels, seed, rates)
+    missing: list[str] = []
+    items: list[LineItem] = []
+
+    # Teacher labeling: every planned query (training + held-out) once, with the detailed teacher prompt.
+    calls = num_examples + eval_examples
+    tin, tout = calls * (sizes.teacher_prompt + sizes.query), calls * sizes.answer
+    items.append(
+        LineItem("Teacher labeling", teacher, calls, tin, tout, _cost(_price(config, teacher, missing), tin, tout))
+    )
+
+    # Distillation: the teacher answers the training records' prompts (compact student prompt + query) ...
+    calls = round(num_examples * rates.distillation_teacher_calls_per_record)
+    answer = rates.distillation_teacher_output_tokens or sizes.answer
+    din, dout = calls * (sizes.student_prompt + sizes.query), calls * answer
+    items.append(
+        LineItem(
+            "Distillation: teacher inference",
+            teacher,
+            calls,
+            din,
+            dout,
+            _cost(_price(config, teacher, missing), din, dout),
+            unconfirmed=True,
+        )
+    )
+    # ... and the student is trained on the records (system + user + assistant) for some epochs.
+    student_job = config.models.student_job
+    trained = num_examples * (sizes.student_prompt + sizes.query + sizes.answer) * rates.distillation_epochs
+    training_price = rates.training_price(student_job)
+    if training_price is None:
+        missing.append(f"{student_job} (training)")
+    items.append(
+        LineItem(
+            f"Distillation: training ({rates.distillation_epochs} epochs)",
+            student_job,
+            None,
+            trained,
+            0.0,
+            None if training_price is None else trained / 1000.0 * training_price,
+            unconfirmed=True,
+        )
+    )
+
+    # Evaluation: every candidate answers every held-out query with its own prompt.
+    routes: list[RouteCost] = []
+    for candidate in config.eval_candidates:
+        prompt = _tokens(prompt_for(candidate.prompt_kind, channels), rates)
+        price = _price(config, candidate.model, missing)
+        ein, eout = eval_examples * (prompt + sizes.query), eval_examples * sizes.answer
+        items.append(
+            LineItem(
+                f"Evaluation: {candidate.name}", candidate.model, eval_examples, ein, eout, _cost(price, ein, eout)
+            )
+        )
+        routes.append(
+            _route_cost(candidate.name, candidate.model, candidate.prompt_kind, prompt=prompt, sizes=sizes, price=price)
+        )
+
+    # LLM judge: one Bedrock evaluation job per candidate, one judge call per held-out answer.
+    if judge:
+        calls = eval_examples * len(config.eval_candidates)
+        per_call = (
+            sizes.judge_instructions + sizes.query + sizes.answer + sizes.weights_only + rates.judge_overhead_tokens
+        )
+        jin, jout = calls * per_call, calls * rates.judge_output_tokens
+        judge_model = config.models.judge
+        items.append(
+            LineItem(
+                f"LLM judge ({len(config.eval_candidates)} candidates)",
+                judge_model,
+                calls,
+                jin,
+                jout,
+                _cost(_price(config, judge_model, missing), jin, jout),
+                unconfirmed=True,
+            )
+        )
+
+    default = config.router.default_model
+    if (default.model_id, default.prompt_kind) not in {(c.model, c.prompt_kind) for c in config.eval_candidates}:
+        prompt = _tokens(prompt_for(default.prompt_kind, channels), rates)
+        price = _price(config, default.model_id, missing)
+        routes.append(
+            _route_cost(
+                "router default", default.model_id, default.prompt_kind, prompt=prompt, sizes=sizes, price=price
+            )
+        )
+
+    return Estimate(
+        num_examples=num_examples,
+        eval_examples=eval_examples,
+        teacher=teacher,
+        student_job=student_job,
+        judge=judge,
+        sizes=sizes,
+        items=items,
+        routes=routes,
+        storage_usd_per_month=rates.custom_model_storage_usd_per_month,
+        missing_prices=missing,
+    )
+
+
+def _route_cost(
+    name: str, model: str, kind: str, *, prompt: float, sizes: TokenSizes, price: Price | None
+) -> RouteCost:
+    rin = prompt + sizes.query
+    return RouteCost(
+        name=name,
+        model=model,
+        prompt_kind=kind,
+        input_tokens=rin,
+        output_tokens=sizes.answer,
+        usd_per_1m=None if price is None else 1e6 * price.cost_per_route(rin, sizes.answer),
+        usd_per_1m_no_reasoning=None if price is None else 1e6 * price.cost_per_route(rin, sizes.weights_only),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------------------
+def fmt_tokens(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:.2f}M"
+    if value >= 1e4:
+        return f"{value / 1e3:.0f}k"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f}k"
+    return f"{value:.0f}"
+
+
+def _usd(value: float | None) -> str:
+    return "no price" if value is None else fmt_usd(value)
+
+
+def render(result: Estimate, rates: Rates = RATES) -> list[str]:
+    s = result.sizes
+    lines = [
+        f"Estimate for one pipeline run: {result.num_examples} training + {result.eval_examples} held-out examples, "
+        f"teacher {result.teacher}, student {result.student_job}, judge {'on' if result.judge else 'off'}.",
+        f"Tokens at ~{rates.chars_per_token:g} characters per token: teacher prompt {s.teacher_prompt:.0f}, "
+        f"student prompt {s.student_prompt:.0f}, mean query {s.query:.0f}, answer {s.answer:.0f} "
+        f"(weights only {s.weights_only:.0f}).",
+        "",
+    ]
+    rows = [
+        [
+            item.step + (" *" if item.unconfirmed else ""),
+            item.model,
+            "-" if item.calls is None else f"{item.calls:,}",
+            fmt_tokens(item.input_tokens),
+            fmt_tokens(item.output_tokens) if item.output_tokens else "-",
+            _usd(item.usd),
+        ]
+        for item in result.items
+    ]
+    rows.append(["Total", "", "", "", "", fmt_usd(result.total_usd)])
+    lines += table(["step", "model", "calls", "input tokens", "output tokens", "USD"], rows, right=(2, 3, 4, 5))
+    lines += [
+        "",
+        f"While the distilled model exists: storage ~{fmt_usd(result.storage_usd_per_month)}/month *; "
+        "its on-demand deployment bills per token (the 'distilled' price), no hourly charge *.",
+        "Not counted: Step Functions, Lambda, S3 and API Gateway (cents for a run).",
+        "",
+        "Routing cost per 1M routes (one query each; 'no reasoning' = weights only, streamed *)",
+    ]
+    route_rows = [
+        [
+            r.name,
+            r.model,
+            r.prompt_kind,
+            f"{r.input_tokens:.0f}",
+            f"{r.output_tokens:.0f}",
+            _usd(r.usd_per_1m),
+            _usd(r.usd_per_1m_no_reasoning),
+        ]
+        for r in result.routes
+    ]
+    lines += table(
+        ["router", "model", "prompt", "input tok", "output tok", "USD / 1M", "no reasoning"],
+        route_rows,
+        right=(3, 4, 5, 6),
+    )
+    lines += [
+        "",
+        "* unconfirmed: Bedrock's distillation data processing (teacher calls assumed one per training record, "
+        f"{rates.distillation_epochs} training epochs), training and storage rates, the judge's prompt overhead "
+        "and output length, on-demand custom model pricing, and output tokens billed when a stream is closed early. "
+        "Rates live in cli/estimate.py "
+        "(Rates); model token prices in cdk.json (prices).",
+    ]
+    if result.missing_prices:
+        lines.append(f"No price configured for: {', '.join(result.missing_prices)} (add them to cdk.json 'prices').")
+    return lines
+
+
+def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "estimate",
+        parents=[common],
+        help="tokens and dollars of a run and per 1M routes (offline, no AWS credentials needed)",
+        description="Estimate a pipeline run's tokens and cost at the configured (or given) sizes, and the cost "
+        "of routing with each candidate. Uses cdk.json only; no AWS call is made.",
+    )
+    parser.add_argument("--examples", type=int, help="training examples (num_examples; default from cdk.json)")
+    parser.add_argument("--eval", type=int, help="held-out examples (eval_examples; default from cdk.json)")
+    parser.add_argument("--teacher", help="teacher model id (default from cdk.json)")
+    judge = parser.add_mutually_exclusive_group()
+    judge.add_argument("--judge", dest="judge", action="store_true", default=None, help="count the LLM judge")
+    judge.add_argument("--no-judge", dest="judge", action="store_false", help="leave the LLM judge out")
+    parser.set_defaults(handler=run)
+
+
+def run(app: App, args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    for key, value in (
+        ("num_examples", args.examples),
+        ("eval_examples", args.eval),
+        ("teacher_model_id", args.teacher),
+        ("judge", args.judge),
+    ):
+        if value is not None:
+            overrides[key] = value
+    settings = validate(overrides, local_pipeline_defaults(app))
+    result = estimate(
+        app.config,
+        num_examples=settings.num_examples,
+        eval_examples=settings.eval_examples,
+        teacher=settings.teacher_model_id,
+        judge=settings.judge,
+        seed=settings.seed,
+    )
+    app.terminal.print("\n".join(render(result)))
+    return 0

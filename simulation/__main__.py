@@ -1,0 +1,5 @@
+"""``python -m simulation``: see :mod:`simulation.cli`."""
+
+from simulation.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,373 @@
+"""Runs the synthesized state machine in moto's Step Functions interpreter with the real handlers.
+
+What is real: the ASL definition (taken from the synthesized template, with CDK's substitutions resolved),
+every Lambda handler (dispatched in-process by function ARN → ``Handler`` of that function in the template,
+with that function's environment variables), S3/SNS/SSM (moto) and the Bedrock clients (the botocore-
+validating :class:`simulation.bedrock_fake.BedrockFake`). What is not: Lambda's sandbox and IAM.
+
+Used by the workflow tests (``tests/workflow/harness.py`` re-exports this module) and by ``make simulate``.
+Call it inside ``moto.mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda":
+{"use_docker": False}})``, then route Lambda invokes to the handlers with :meth:`PipelineHarness.install`
+(pytest's ``monkeypatch``) or the :meth:`PipelineHarness.installed` context manager.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.awslambda_simple.models import LambdaSimpleBackend
+
+from simulation.synth import Synthesized
+
+__all__ = ["ACCOUNT", "REGION", "Execution", "FakeLambdaContext", "FunctionInfo", "PipelineHarness", "TemplateResolver"]
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+_ENV_LOCK = threading.RLock()
+_LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
+
+
+@dataclass
+class FunctionInfo:
+    logical_id: str
+    arn: str
+    handler: str
+    timeout_s: int
+    environment: dict[str, str]
+
+
+class FakeLambdaContext:
+    """The attributes Powertools and the handlers read from a Lambda context."""
+
+    def __init__(self, info: FunctionInfo) -> None:
+        self.function_name = info.logical_id
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = info.arn
+        self.memory_limit_in_mb = 256
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{info.logical_id}"
+        self.log_stream_name = "test"
+        self._deadline = time.monotonic() + info.timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class TemplateResolver:
+    """Resolves the CloudFormation intrinsics CDK emits (Ref, Fn::GetAtt, Fn::Join) to moto-side names."""
+
+    def __init__(self, template: dict[str, Any], physical: dict[str, str]) -> None:
+        self.template = template
+        self.physical = physical  # logical id → physical name/ARN (what Ref returns)
+
+    def ref(self, logical_id: str) -> str:
+        pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": "test-stack",
+        }
+        if logical_id in pseudo:
+            return pseudo[logical_id]
+        if logical_id in self.physical:
+            return self.physical[logical_id]
+        raise KeyError(f"no physical value for Ref {logical_id}")
+
+    def get_att(self, logical_id: str, attribute: str) -> str:
+        resource_type = self.template["Resources"][logical_id]["Type"]
+        name = self.ref(logical_id)
+        if attribute == "Arn":
+            if resource_type == "AWS::Lambda::Function":
+                return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+            if resource_type == "AWS::IAM::Role":
+                return f"arn:aws:iam::{ACCOUNT}:role/{name}"
+            if resource_type == "AWS::S3::Bucket":
+                return f"arn:aws:s3:::{name}"
+            if resource_type == "AWS::SSM::Parameter":
+                return f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{name if name.startswith('/') else '/' + name}"
+            if resource_type in ("AWS::SNS::Topic", "AWS::StepFunctions::StateMachine"):
+                return name
+        if attribute == "Name" and resource_type == "AWS::StepFunctions::StateMachine":
+            return name.rsplit(":", 1)[-1]
+        raise KeyError(f"no value for Fn::GetAtt {logical_id}.{attribute} ({resource_type})")
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            if "Ref" in value:
+                return self.ref(value["Ref"])
+            if "Fn::GetAtt" in value:
+                return self.get_att(*value["Fn::GetAtt"])
+            if "Fn::Join" in value:
+                separator, parts = value["Fn::Join"]
+                return separator.join(str(self.resolve(p)) for p in parts)
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+
+class PipelineHarness:
+    """Creates moto resources named after the template, the state machine, and routes Lambda invokes."""
+
+    def __init__(self, synthesized: Synthesized) -> None:
+        self.synthesized = synthesized
+        template = synthesized.template
+        resources = template["Resources"]
+        physical: dict[str, str] = {}
+        s3 = boto3.client("s3", region_name=REGION)
+        sns = boto3.client("sns", region_name=REGION)
+        ssm = boto3.client("ssm", region_name=REGION)
+        for logical_id, resource in resources.items():
+            kind = resource["Type"]
+            if kind == "AWS::S3::Bucket":
+                name = f"test-{logical_id.lower()}"[:63]
+                s3.create_bucket(Bucket=name)
+                physical[logical_id] = name
+            elif kind == "AWS::SNS::Topic":
+                physical[logical_id] = sns.create_topic(Name=logical_id)["TopicArn"]
+            elif kind == "AWS::Lambda::LayerVersion":
+                physical[logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{logical_id}:1"
+            elif kind in ("AWS::Lambda::Function", "AWS::IAM::Role"):
+                physical[logical_id] = logical_id
+            elif kind == "AWS::StepFunctions::StateMachine":
+                physical[logical_id] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{logical_id}"
+            elif kind == "AWS::SSM::Parameter":
+                physical[logical_id] = resource["Properties"].get("Name") or f"/test/{logical_id}"
+        self.resolver = TemplateResolver(template, physical)
+        for logical_id, resource in resources.items():
+            if resource["Type"] == "AWS::SSM::Parameter":
+                props = self.resolver.resolve(resource["Properties"])
+                ssm.put_parameter(Name=physical[logical_id], Value=props["Value"], Type=props.get("Type", "String"))
+
+        self.functions: dict[str, FunctionInfo] = {}
+        for logical_id, resource in resources.items():
+            if resource["Type"] != "AWS::Lambda::Function" or "Handler" not in resource["Properties"]:
+                continue
+            props = resource["Properties"]
+            if not _is_project_handler(props["Handler"]):
+                continue  # CDK's own providers (e.g. bucket auto-delete) run only on stack deletion
+            env = self.resolver.resolve(props.get("Environment", {}).get("Variables", {}))
+            info = FunctionInfo(
+                logical_id=logical_id,
+                arn=self.resolver.get_att(logical_id, "Arn"),
+                handler=props["Handler"],
+                timeout_s=int(props.get("Timeout", 3)),
+                environment={k: str(v) for k, v in env.items()},
+            )
+            self.functions[logical_id] = info
+        self.invocations: list[tuple[str, dict[str, Any]]] = []
+        self.bucket = self._physical_of(synthesized.stack.storage.data_bucket)
+        self.topic_arn = physical[self._logical_id(synthesized.stack.notifications.topic)]
+
+        # The pipeline's own state machine (the stack may hold others, e.g. a custom-resource provider's waiter).
+        sm_id = self._logical_id(synthesized.stack.pipeline.state_machine)
+        definition = self._definition(resources[sm_id]["Properties"])
+        self.definition: dict[str, Any] = json.loads(definition)
+        sqs = boto3.client("sqs", region_name=REGION)
+        self._queue_url = sqs.create_queue(QueueName="notifications")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        self.sfn = boto3.client("stepfunctions", region_name=REGION)
+        self.state_machine_arn = self.sfn.create_state_machine(
+            name=sm_id, definition=definition, roleArn=f"arn:aws:iam::{ACCOUNT}:role/StateMachineRole"
+        )["stateMachineArn"]
+
+    def _definition(self, props: dict[str, Any]) -> str:
+        """The definition CloudFormation would hand to Step Functions: the uploaded ASL file with
+        ``DefinitionSubstitutions`` applied (or an inline ``DefinitionString``)."""
+        if "DefinitionString" in props:
+            text = str(self.resolver.resolve(props["DefinitionString"]))
+        else:
+            key = props["DefinitionS3Location"]["Key"]
+            manifest = json.loads(
+                (
+                    self.synthesized.template_path.parent / f"{self.synthesized.stack.artifact_id}.assets.json"
+                ).read_text()
+            )
+            (asset,) = [
+                a for a in manifest["files"].values() if any(d["objectKey"] == key for d in a["destinations"].values())
+            ]
+            text = (self.synthesized.outdir / asset["source"]["path"]).read_text()
+        substitutions = self.resolver.resolve(props.get("DefinitionSubstitutions", {}))
+        for name, value in substitutions.items():
+            text = text.replace("${" + name + "}", str(value))
+        if "${" in text:
+            raise AssertionError("unresolved substitution left in the definition")
+        return text
+
+    # -- template helpers -------------------------------------------------------------------------------
+    def _logical_id(self, construct: Any) -> str:
+        return self.synthesized.stack.get_logical_id(construct.node.default_child)
+
+    def _physical_of(self, construct: Any) -> str:
+        return self.resolver.ref(self._logical_id(construct))
+
+    def function_for(self, handler: str) -> FunctionInfo:
+        return next(f for f in self.functions.values() if f.handler == handler)
+
+    # -- Lambda dispatch ---------------------------------------------------------------------------------
+    def invoke(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
+        name = function_name.rsplit(":function:", maxsplit=1)[-1].split(":", maxsplit=1)[0]
+        info = self.functions[name]
+        event = json.loads(body) if body else {}
+        self.invocations.append((info.handler, event))
+        module_name, function = info.handler.rsplit(".", 1)
+        with _ENV_LOCK:
+            os.environ.update(info.environment)
+        handler = getattr(importlib.import_module(module_name), function)
+        try:
+            result = handler(event, FakeLambdaContext(info))
+        except Exception as exc:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(
+                {
+                    "errorMessage": str(exc),
+                    "errorType": type(exc).__name__,
+                    "stackTrace": traceback.format_exception(exc)[-5:],
+                }
+            ).encode()
+        return json.dumps(result).encode()
+
+    def _backend_invoke(self) -> Callable[..., bytes]:
+        harness = self
+
+        def invoke(  # noqa: PLR0917 (moto's signature)
+            backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
+        ) -> bytes:
+            return harness.invoke(function_name, body, response_headers)
+
+        return invoke
+
+    def install(self, monkeypatch: Any) -> None:
+        """Route moto's Lambda invokes to the handlers until pytest's ``monkeypatch`` is undone."""
+        monkeypatch.setattr(LambdaSimpleBackend, "invoke", self._backend_invoke())
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[PipelineHarness]:
+        """Route moto's Lambda invokes to the handlers inside the ``with`` block (outside pytest)."""
+        original = LambdaSimpleBackend.__dict__["invoke"]
+        LambdaSimpleBackend.invoke = self._backend_invoke()  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            LambdaSimpleBackend.invoke = original  # type: ignore[method-assign]
+
+    # -- executions ----------------------------------------------------------------------------------------
+    def start(self, execution_input: Any, *, name: str | None = None) -> str:
+        """Start an execution (moto runs it in a background thread); returns its ARN."""
+        return str(
+            self.sfn.start_execution(
+                stateMachineArn=self.state_machine_arn,
+                name=name or f"run-{uuid.uuid4().hex[:12]}",
+                input=json.dumps(execution_input),
+            )["executionArn"]
+        )
+
+    def wait(
+        self,
+        arn: str,
+        *,
+        timeout_s: float = 120.0,
+        poll_s: float = 0.05,
+        on_poll: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Execution:
+        """Poll until the execution leaves RUNNING (``on_poll`` sees each ``DescribeExecution``)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            description = self.sfn.describe_execution(executionArn=arn)
+            if on_poll is not None:
+                on_poll(description)
+            if description["status"] != "RUNNING":
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {arn} still RUNNING after {timeout_s} s")
+            time.sleep(poll_s)
+        return Execution(arn=arn, description=description, history=self.history(arn))
+
+    def history(self, arn: str) -> list[dict[str, Any]]:
+        """Every history event of the execution so far, oldest first."""
+        events: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
+        while True:
+            page = self.sfn.get_execution_history(**kwargs)
+            events += page["events"]
+            if not page.get("nextToken"):
+                return events
+            kwargs["nextToken"] = page["nextToken"]
+
+    def run(self, execution_input: Any, *, name: str | None = None, timeout_s: float = 120.0) -> Execution:
+        return self.wait(self.start(execution_input, name=name), timeout_s=timeout_s)
+
+    def notifications(self) -> list[dict[str, str]]:
+        """Every message published to the stack's topic so far: ``{"subject", "message"}``."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        received: list[dict[str, str]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return received
+            for item in batch:
+                body = json.loads(item["Body"])
+                received.append({"subject": body.get("Subject", ""), "message": body["Message"]})
+                sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=item["ReceiptHandle"])
+
+    # -- S3 helpers ------------------------------------------------------------------------------------------
+    def s3_text(self, key: str) -> str:
+        return boto3.client("s3", region_name=REGION).get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
+
+    def s3_json(self, key: str) -> Any:
+        return json.loads(self.s3_text(key))
+
+    def s3_keys(self, prefix: str) -> list[str]:
+        pages = (
+            boto3.client("s3", region_name=REGION)
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self.bucket, Prefix=prefix)
+        )
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+@dataclass
+class Execution:
+    arn: str
+    description: dict[str, Any]
+    history: list[dict[str, Any]]
+
+    @property
+    def status(self) -> str:
+        return str(self.description["status"])
+
+    @property
+    def output(self) -> Any:
+        return json.loads(self.description.get("output") or "null")
+
+    @property
+    def error(self) -> str | None:
+        return self.description.get("error")
+
+    @property
+    def cause(self) -> str | None:
+        return self.description.get("cause")
+
+    def entered_states(self) -> list[str]:
+        return [e["stateEnteredEventDetails"]["name"] for e in self.history if "stateEnteredEventDetails" in e]
+
+
+def _is_project_handler(handler: str) -> bool:
+    module = handler.rsplit(".", 1)[0].split(".", 1)[0]
+    return (_LAMBDAS_DIR / module).is_dir()

@@ -1,0 +1,200 @@
+"""``python -m cli estimate`` (pure: configuration and the project's own prompts, no AWS) and the CLI's text
+helpers."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cli.estimate import RATES, Estimate, LineItem, Rates, estimate, render, token_sizes
+from cli.status import parse_history
+from cli.text import bar, duration, progress, table
+from infra.config import load_config
+from routing.metrics import Price
+from routing.prompts import student_prompt, teacher_prompt
+
+CONFIG = load_config()
+SEED = 42
+
+
+def run_estimate(**overrides: object) -> Estimate:
+    options: dict[str, object] = {
+        "num_examples": 1000,
+        "eval_examples": 100,
+        "teacher": CONFIG.models.teacher,
+        "judge": True,
+        "seed": SEED,
+    }
+    options.update(overrides)
+    return estimate(CONFIG, **options)  # type: ignore[arg-type]
+
+
+def item(result: Estimate, prefix: str) -> LineItem:
+    return next(i for i in result.items if i.step.startswith(prefix))
+
+
+def price_of(model: str) -> Price:
+    entry = CONFIG.prices[model]
+    return Price(entry.input, entry.output)
+
+
+def test_token_sizes_come_from_the_prompts_and_a_70_token_answer() -> None:
+    sizes = token_sizes(CONFIG.channels, SEED)
+    assert sizes.teacher_prompt == pytest.approx(len(teacher_prompt(CONFIG.channels)) / 4)
+    assert sizes.student_prompt == pytest.approx(len(student_prompt(CONFIG.channels)) / 4)
+    assert 5 <= sizes.query <= 30
+    assert 60 <= sizes.answer <= 80  # weights JSON + one sentence of reasoning
+    assert sizes.weights_only < sizes.answer
+
+
+def test_teacher_labeling_is_every_query_with_the_teacher_prompt_at_the_teachers_price() -> None:
+    result = run_estimate()
+    sizes = result.sizes
+    labeling = item(result, "Teacher labeling")
+    calls = 1000 + 100
+    assert labeling.calls == calls
+    assert labeling.input_tokens == pytest.approx(calls * (sizes.teacher_prompt + sizes.query))
+    assert labeling.output_tokens == pytest.approx(calls * sizes.answer)
+    expected = price_of(CONFIG.models.teacher).cost_per_route(labeling.input_tokens, labeling.output_tokens)
+    assert labeling.usd == pytest.approx(expected)
+    assert not labeling.unconfirmed
+
+
+def test_distillation_bills_teacher_inference_and_training_per_token_and_is_marked_unconfirmed() -> None:
+    result = run_estimate()
+    sizes = result.sizes
+    inference = item(result, "Distillation: teacher inference")
+    assert inference.calls == 1000
+    assert inference.input_tokens == pytest.approx(1000 * (sizes.student_prompt + sizes.query))
+    training = item(result, "Distillation: training")
+    trained = 1000 * (sizes.student_prompt + sizes.query + sizes.answer) * RATES.distillation_epochs
+    assert training.input_tokens == pytest.approx(trained)
+    assert training.usd == pytest.approx(trained / 1000 * RATES.training_price(CONFIG.models.student_job))
+    assert inference.unconfirmed and training.unconfirmed
+
+
+def test_the_rates_are_the_one_place_to_change_an_assumption() -> None:
+    base = run_estimate()
+    doubled = estimate(
+        CONFIG,
+        num_examples=1000,
+        eval_examples=100,
+        teacher=CONFIG.models.teacher,
+        judge=True,
+        seed=SEED,
+        rates=dataclasses.replace(RATES, distillation_epochs=RATES.distillation_epochs * 2),
+    )
+    assert item(doubled, "Distillation: training").usd == pytest.approx(2 * item(base, "Distillation: training").usd)
+    assert item(doubled, "Teacher labeling").usd == item(base, "Teacher labeling").usd
+
+
+def test_evaluation_has_one_line_per_candidate_and_the_judge_can_be_left_out() -> None:
+    with_judge = run_estimate()
+    names = [c.name for c in CONFIG.eval_candidates]
+    assert [i.step for i in with_judge.items if i.step.startswith("Evaluation")] == [f"Evaluation: {n}" for n in names]
+    judge = item(with_judge, "LLM judge")
+    assert judge.calls == 100 * len(names) and judge.model == CONFIG.models.judge and judge.unconfirmed
+
+    without = run_estimate(judge=False)
+    assert not any(i.step.startswith("LLM judge") for i in without.items)
+    assert without.total_usd == pytest.approx(with_judge.total_usd - judge.usd)
+
+
+def test_costs_scale_with_the_number_of_examples() -> None:
+    small, large = run_estimate(num_examples=1000), run_estimate(num_examples=2000)
+    ratio = item(large, "Teacher labeling").usd / item(small, "Teacher labeling").usd
+    assert ratio == pytest.approx(2100 / 1100)
+    assert item(large, "Distillation: training").usd == pytest.approx(2 * item(small, "Distillation: training").usd)
+    assert item(large, "Evaluation: baseline").usd == item(small, "Evaluation: baseline").usd
+
+
+def test_routing_cost_per_million_uses_each_candidates_prompt_and_price() -> None:
+    result = run_estimate()
+    sizes = result.sizes
+    routes = {r.name: r for r in result.routes}
+    distilled = routes["distilled"]
+    assert distilled.input_tokens == pytest.approx(sizes.student_prompt + sizes.query)
+    assert distilled.usd_per_1m == pytest.approx(
+        1e6 * price_of("distilled").cost_per_route(distilled.input_tokens, sizes.answer)
+    )
+    baseline = routes["baseline"]
+    assert baseline.input_tokens == pytest.approx(sizes.teacher_prompt + sizes.query)
+    assert baseline.usd_per_1m > 20 * distilled.usd_per_1m  # the long prompt and the bigger model
+    assert distilled.usd_per_1m_no_reasoning < distilled.usd_per_1m
+    # The router's default model (before any promotion) is listed too.
+    assert routes["router default"].model == CONFIG.router.default_model.model_id
+
+
+def test_a_model_without_a_price_is_reported_not_guessed() -> None:
+    result = run_estimate(teacher="us.meta.llama3-3-70b-instruct-v1:0")
+    assert item(result, "Teacher labeling").usd is None
+    assert "us.meta.llama3-3-70b-instruct-v1:0" in result.missing_prices
+    text = "\n".join(render(result))
+    assert "no price" in text
+    assert "No price configured for: us.meta.llama3-3-70b-instruct-v1:0" in text
+
+
+def test_render_shows_a_table_with_a_total_and_flags_assumptions() -> None:
+    text = "\n".join(render(run_estimate()))
+    assert "Distillation: teacher inference *" in text
+    assert "* unconfirmed" in text and "cli/estimate.py" in text
+    assert "Routing cost per 1M routes" in text
+    assert "$1.95/month" in text
+
+
+def test_rates_document_their_unconfirmed_assumptions() -> None:
+    assert Rates.__doc__
+    assert RATES.training_price("amazon.nova-micro-v1:0:128k") is not None
+    assert RATES.training_price("no-such-model") is None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Text helpers and history parsing
+# ---------------------------------------------------------------------------------------------------------
+def test_bars_have_a_fixed_width_and_eighth_cell_resolution() -> None:
+    assert bar(0.0, 10) == "░" * 10
+    assert bar(1.0, 10) == "█" * 10
+    assert bar(0.8, 30).count("█") == 24 and len(bar(0.8, 30)) == 30
+    assert bar(0.05, 10) == "▌" + "░" * 9  # 4 eighths of one cell
+    assert bar(0.5, 10, unicode=False) == "#####....."
+    assert bar(float("nan"), 4) == "░░░░" and bar(7.0, 4) == "████"
+    assert progress(1, 4, "shards", width=8, unicode=False) == "[##......] 1/4 shards  25%"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (59.9, "59s"), (65, "1m 05s"), (3600 * 3 + 7 * 60, "3h 07m"), (86400 * 2 + 3600 * 4, "2d 04h")],
+)
+def test_durations_are_short(seconds: float, text: str) -> None:
+    assert duration(seconds) == text
+
+
+def test_tables_pad_columns_and_align_numbers_right() -> None:
+    lines = table(["name", "usd"], [["a", "$1.00"], ["longer", "$10.00"]], right=(1,))
+    assert lines == ["name       usd", "------  ------", "a        $1.00", "longer  $10.00"]
+
+
+def test_history_events_inside_map_iterations_are_not_top_level_states() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def event(n: int, kind: str, **details: object) -> dict[str, object]:
+        return {"id": n, "type": kind, "timestamp": t0 + timedelta(seconds=n), **details}
+
+    events = [
+        event(1, "MapStateEntered", stateEnteredEventDetails={"name": "LabelShards"}),
+        event(2, "MapStateStarted", mapStateStartedEventDetails={"length": 2}),
+        event(3, "MapIterationStarted", mapIterationStartedEventDetails={"name": "LabelShards", "index": 0}),
+        event(4, "MapIterationStarted", mapIterationStartedEventDetails={"name": "LabelShards", "index": 1}),
+        event(5, "TaskStateEntered", stateEnteredEventDetails={"name": "LabelShard"}),
+        event(6, "TaskStateEntered", stateEnteredEventDetails={"name": "LabelShard"}),
+        event(7, "TaskStateExited", stateExitedEventDetails={"name": "LabelShard", "output": "{}"}),
+        event(8, "MapIterationSucceeded", mapIterationSucceededEventDetails={"name": "LabelShards", "index": 1}),
+    ]
+    history = parse_history(reversed(events))  # order comes from the event ids
+    assert history.current == "LabelShards"
+    assert [name for name, _ in history.entered] == ["LabelShards"]
+    assert history.map_length == {"LabelShards": 2}
+    assert history.map_done == {"LabelShards": 1}
+    assert "LabelShard" not in history.exits

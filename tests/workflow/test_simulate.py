@@ -1,0 +1,89 @@
+"""``make simulate``: the whole pipeline against the simulated Bedrock, at a tiny size, into a temporary folder."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from matplotlib import image as mpimg
+
+from routing import labeling
+from routing.answer import parse_routing_answer
+from routing.channels import DEFAULT_CHANNELS
+from routing.dataset import TRAINING_SUM_TOLERANCE
+from routing.queries import normalize_query, plan_queries
+from simulation.cli import main
+from simulation.models import SimulatedModels
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CHARTS = ("latency.png", "mae_per_channel.png", "rubric_distribution.png")
+
+
+def test_simulate_writes_a_labelled_report_and_charts(tmp_path: Path) -> None:
+    # Given a tiny simulated run (110 queries: 3 shards of at most 50) into a temporary folder, no real sleeps
+    out_dir = tmp_path / "out"
+    console = io.StringIO()
+    environment_before = dict(os.environ)
+
+    # When it runs
+    code = main(
+        ["--examples", "100", "--eval", "10", "--seed", "3", "--out", str(out_dir), "--time-scale", "0"], out=console
+    )
+
+    # Then it succeeds and says everywhere that Bedrock was simulated
+    printed = console.getvalue()
+    assert code == 0, printed
+    assert "SIMULATED RUN" in printed and "NOT measurements" in printed
+    assert "LabelShards" in printed and "shards 3/3 labeled" in printed and "100%" in printed
+    report_md = (out_dir / "report.md").read_text()
+    assert report_md.startswith("# SIMULATED — Routing evaluation report")
+    assert "SIMULATED RUN — NOT A MEASUREMENT" in report_md
+    for chart in CHARTS:
+        assert f"]({chart})" in report_md  # the links work next to the files
+
+    # And the charts are valid, decodable PNGs
+    for chart in CHARTS:
+        body = (out_dir / chart).read_bytes()
+        assert body.startswith(PNG_SIGNATURE), chart
+        assert mpimg.imread(io.BytesIO(body), format="png").shape[:2] == (700, 1200), chart
+
+    # And the report is the pipeline's, with the simulated numbers it was designed to show
+    report = json.loads((out_dir / "report.json").read_text())
+    assert report["simulated"]["label"] == "SIMULATED"
+    assert report["gate"]["passed"] is True
+    metrics = {c["name"]: c["metrics"] for c in report["candidates"]}
+    assert metrics["distilled"]["n"] == 10 and metrics["distilled"]["valid_json_rate"] == 1.0
+    assert metrics["base-student"]["schema_valid_rate"] < 0.5
+    # With no real sleep at all, the client-measured latency still follows the simulated distributions
+    assert 500 < metrics["distilled"]["latency"]["mean"] < 1_300
+    assert metrics["baseline"]["latency"]["mean"] > metrics["distilled"]["latency"]["mean"]
+    manifest = json.loads((out_dir / "dataset_manifest.json").read_text())
+    assert manifest["simulated"]["label"] == "SIMULATED" and manifest["train_records"] == 100
+
+    # And the process is left as it was: real clock in the domain code, environment restored
+    assert labeling.time is time
+    assert dict(os.environ) == environment_before
+
+
+@pytest.mark.parametrize("seed", [0, 11])
+def test_simulated_models_are_deterministic_and_answer_in_the_expected_formats(seed: int) -> None:
+    planned = plan_queries(DEFAULT_CHANNELS, n_total=120, seed=seed, user=None, mix_user=True)
+    categories = {normalize_query(q.text): q.category for q in planned}
+    models = SimulatedModels(DEFAULT_CHANNELS, teacher_model_id="teacher", seed=seed, categories=categories)
+    again = SimulatedModels(DEFAULT_CHANNELS, teacher_model_id="teacher", seed=seed, categories=categories)
+    leads = 0
+    for query in planned:
+        teacher = parse_routing_answer(models.teacher_answer(query.text), DEFAULT_CHANNELS)
+        assert teacher.ok and models.teacher_answer(query.text) == again.teacher_answer(query.text)
+        assert abs(sum(teacher.decision.weights.values()) - 1) <= TRAINING_SUM_TOLERANCE
+        distilled = models.distilled_answer(query.text)
+        assert distilled.startswith('{"visual":') and parse_routing_answer(distilled, DEFAULT_CHANNELS).ok
+        if query.category.endswith("_dominant"):
+            leads += teacher.decision.dominant_channel == query.category.removesuffix("_dominant")
+    assert leads == sum(1 for q in planned if q.category.endswith("_dominant"))
+    base_ok = sum(parse_routing_answer(models.base_student_answer(q.text), DEFAULT_CHANNELS).ok for q in planned)
+    assert base_ok < len(planned) / 2
