@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambdas"))
 
 from routing.channels import DEFAULT_CHANNELS
 from routing.dataset import LabeledExample, split_heldout, training_jsonl, validate_training_jsonl

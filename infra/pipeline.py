@@ -136,6 +136,7 @@ class Pipeline(Construct):
         inputs_reason = "Users upload their own query files under inputs/ with names of their choosing."
         run_reason = "Run ids are created at run time; the grant is limited to this part of each run's folder."
         self._objects(fn["PreflightFunctionArn"], ["s3:GetObject"], [f"{INPUTS_PREFIX}*"], inputs_reason)
+        self._list(fn["PreflightFunctionArn"], [f"{INPUTS_PREFIX}*"])  # so a missing file is a 404, not a 403
         self._objects(fn["PlanQueriesFunctionArn"], ["s3:GetObject"], [f"{INPUTS_PREFIX}*"], inputs_reason)
         self._objects(
             fn["PlanQueriesFunctionArn"],
@@ -250,6 +251,12 @@ class Pipeline(Construct):
             ["bedrock:GetEvaluationJob", "bedrock:StopEvaluationJob"],
             [evaluation_job_arn],
             "Evaluation jobs are created by each run; their ids are not known at deploy.",
+        )
+        self._bedrock(
+            fn["ReportFunctionArn"],
+            ["bedrock:StopEvaluationJob"],
+            [evaluation_job_arn],
+            "Stops this run's unfinished judge jobs; their ids are not known at deploy.",
         )
         self._bedrock(
             fn["RejectFunctionArn"], ["bedrock:DeleteCustomModelDeployment"], [deployment_arn], created_at_run_time

@@ -143,6 +143,13 @@ def evaluation_job_name(*parts: str) -> str:
     return bedrock_name(*parts).lower()
 
 
+def next_wait_seconds(base: int, elapsed_s: float, *, cap: int) -> int:
+    """Seconds to wait before the next status check: the run's poll interval, growing with the time already
+    waited (a tenth of it, up to ``cap``). Keeps every Wait/Check loop to a few hundred iterations however long
+    the job runs and however short the interval, far below Step Functions' 25,000-event history limit."""
+    return max(base, min(cap, int(max(0.0, elapsed_s) / 10)))
+
+
 def pipeline_defaults() -> dict[str, Any]:
     """Defaults baked in at deploy time (``PIPELINE_DEFAULTS``, from cdk.json)."""
     raw = os.environ.get("PIPELINE_DEFAULTS")

@@ -65,7 +65,11 @@ def list_keys(bucket: str, prefix: str) -> Iterator[str]:
 
 
 def head(bucket: str, key: str) -> dict[str, Any] | None:
-    """Object metadata, or None when the object does not exist."""
+    """Object metadata, or None when the object does not exist.
+
+    Without ``s3:ListBucket`` S3 answers a missing key with 403 instead of 404; callers that hold ListBucket
+    (as Preflight does for ``inputs/``) get a reliable None, others get the 403 as an error.
+    """
     try:
         return s3().head_object(Bucket=bucket, Key=key)
     except s3().exceptions.ClientError as exc:

@@ -14,11 +14,12 @@ from botocore.exceptions import ClientError
 from common.bedrock import bedrock_tags, error_message, reraise_transient
 from common.errors import DeploymentFailed
 from common.observability import logger, metrics, task_handler
-from common.run import RunState, bedrock_name, env
+from common.run import RunState, bedrock_name, env, next_wait_seconds
 from routing.aws import CLIENTS
 
 # A deployment normally becomes Active within minutes; past this the run fails instead of waiting forever.
 MAX_CREATING_HOURS = 3.0
+MAX_WAIT_SECONDS = 300
 
 
 def deployment_request(run: RunState, *, model_arn: str) -> dict[str, Any]:
@@ -68,11 +69,14 @@ def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             f"{deployment.get('failureMessage', 'no message given')}"
         )
     created = deployment.get("createdAt")
-    if status == "Creating" and isinstance(created, datetime):
+    hours = 0.0
+    if isinstance(created, datetime):
         created = created if created.tzinfo else created.replace(tzinfo=UTC)
         hours = (datetime.now(UTC) - created).total_seconds() / 3600.0
-        if hours > MAX_CREATING_HOURS:
-            raise DeploymentFailed(
-                f"deployment {arn} still Creating after {hours:.1f} h; check the Bedrock console and start a new run"
-            )
-    return {"status": status}
+    if status == "Creating" and hours > MAX_CREATING_HOURS:
+        raise DeploymentFailed(
+            f"deployment {arn} still Creating after {hours:.1f} h; check the Bedrock console and start a new run"
+        )
+    run = RunState.model_validate(event["run"])
+    wait = next_wait_seconds(run.settings.deployment_poll_seconds, hours * 3600, cap=MAX_WAIT_SECONDS)
+    return {"status": status, "next_wait_seconds": wait}

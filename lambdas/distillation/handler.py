@@ -17,12 +17,14 @@ from common import s3io
 from common.bedrock import bedrock_tags, error_message, reraise_transient
 from common.errors import DistillationFailed, DistillationTimedOut
 from common.observability import logger, metrics, task_handler
-from common.run import RunState, bedrock_name, env
+from common.run import RunState, bedrock_name, env, next_wait_seconds
 from routing.aws import CLIENTS
 
 # Longest teacher answer Bedrock generates while preparing the distillation data (tokens).
 MAX_RESPONSE_LENGTH_FOR_INFERENCE = 1000
 IN_PROGRESS = ("InProgress", "Stopping")
+# Longest wait between two status checks of a job that has been running for hours.
+MAX_WAIT_SECONDS = 1800
 
 
 def job_request(run: RunState, *, train_uri: str) -> dict[str, Any]:
@@ -118,6 +120,7 @@ def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "status": "Completed" if done else ("InProgress" if status in IN_PROGRESS or status == "Completed" else status),
         "sub_status": sub_status,
         "elapsed_minutes": round(elapsed * 60, 1),
+        "next_wait_seconds": next_wait_seconds(run.settings.poll_seconds, elapsed * 3600, cap=MAX_WAIT_SECONDS),
     }
     if done:
         result["output_model_arn"] = job["outputModelArn"]

@@ -30,7 +30,12 @@ DISTILLED = "distilled"
 EVAL_CLIENT_CONFIG = Config(
     connect_timeout=5, read_timeout=60, retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=32
 )
-MAX_ATTEMPTS = 4
+# A deployment that just became Active may answer ModelNotReadyException or throttle for a while: retry with
+# full-jitter backoff (up to 20 s a wait) for as long as the Lambda's deadline allows, so service warm-up is not
+# scored as model quality. What still fails is recorded with its error code (and shows in the report).
+MAX_ATTEMPTS = 10
+MAX_BACKOFF_S = 20.0
+SAFETY_MARGIN_S = 60.0
 MAX_TOKENS = 300
 
 
@@ -56,6 +61,7 @@ def answer_one(
     channels: ChannelSet,
     sleep: Any = time.sleep,
     rng: random.Random | None = None,
+    deadline: float | None = None,
 ) -> QueryResult:
     """Ask one held-out query; retry transient errors a few times, then record the error."""
     rng = rng or random.Random()  # noqa: S311 - jitter, not security
@@ -65,8 +71,10 @@ def answer_one(
                 client, model_id=model_id, system=system, user=item["query"], max_tokens=MAX_TOKENS, temperature=0.0
             )
         except Exception as exc:
-            if is_retryable(exc) and attempt + 1 < MAX_ATTEMPTS:
-                sleep(rng.uniform(0, 0.5 * 2**attempt))
+            pause = rng.uniform(0, min(MAX_BACKOFF_S, 0.5 * 2**attempt))
+            in_time = deadline is None or time.monotonic() + pause < deadline
+            if is_retryable(exc) and attempt + 1 < MAX_ATTEMPTS and in_time:
+                sleep(pause)
                 continue
             return QueryResult(
                 query=item["query"],
@@ -118,11 +126,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     items = [json.loads(line) for line in s3io.get_text(heldout_bucket, heldout_key).splitlines() if line.strip()]
 
     client = CLIENTS.get("bedrock-runtime", config=EVAL_CLIENT_CONFIG)
+    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000.0 - SAFETY_MARGIN_S
     threads = max(1, min(int(env("EVAL_THREADS")), len(items)))
     with ThreadPoolExecutor(max_workers=threads) as pool:
         results = list(
             pool.map(
-                lambda item: answer_one(client, model_id=model_id, system=system, item=item, channels=channels), items
+                lambda item: answer_one(
+                    client, model_id=model_id, system=system, item=item, channels=channels, deadline=deadline
+                ),
+                items,
             )
         )
     price = price_for(candidate, prices)

@@ -15,14 +15,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from common import s3io
-from common.bedrock import bedrock_tags, error_code, error_message
+from common.bedrock import bedrock_tags, error_code, error_message, stop_evaluation_jobs
 from common.observability import logger, metrics, task_handler
-from common.run import RunState, env, evaluation_job_name
+from common.run import RunState, env, evaluation_job_name, next_wait_seconds
 from routing.aws import CLIENTS
 from routing.judge import JUDGE_METRIC, judge_custom_metric, parse_judge_scores
 
 # A judge job that has not finished after this long is stopped and reported missing.
 MAX_JUDGE_HOURS = 12.0
+MAX_WAIT_SECONDS = 900
+# A judge score stands for the candidate only when most of the judged records carry one.
+MIN_SCORED_SHARE = 0.9
 FINAL = ("Completed", "Failed", "Stopped", "Deleting")
 
 
@@ -82,6 +85,7 @@ def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "done": all(j["status"] != "InProgress" for j in jobs),
         "jobs": jobs,
         "started_at": datetime.now(UTC).isoformat(),
+        "next_wait_seconds": run.settings.poll_seconds,
     }
 
 
@@ -93,9 +97,14 @@ def _scores(job_arn: str, candidate: str, run: RunState) -> dict[str, Any]:
         if key.endswith("_output.jsonl"):
             lines.extend(s3io.get_text(bucket, key).splitlines())
     scores = parse_judge_scores(lines)
+    records = sum(1 for line in lines if line.strip())
     if not scores:
         return _missing(
             candidate, f"the judge job finished but no {JUDGE_METRIC} scores were found under s3://{bucket}/{prefix}"
+        )
+    if len(scores) < MIN_SCORED_SHARE * records:
+        return _missing(
+            candidate, f"only {len(scores)} of {records} judged records carry an {JUDGE_METRIC} score; not trusted"
         )
     return {
         "candidate": candidate,
@@ -103,6 +112,7 @@ def _scores(job_arn: str, candidate: str, run: RunState) -> dict[str, Any]:
         "job_arn": job_arn,
         "score": sum(scores) / len(scores),
         "scored": len(scores),
+        "records": records,
     }
 
 
@@ -133,7 +143,7 @@ def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             reasons = "; ".join(described.get("failureMessages", [])) or "no message given"
             jobs.append(_missing(job["candidate"], f"judge job {status}: {reasons}"))
         elif overdue:
-            bedrock.stop_evaluation_job(jobIdentifier=job["job_arn"])
+            stop_evaluation_jobs([job["job_arn"]])
             jobs.append(_missing(job["candidate"], f"judge job still {status} after {MAX_JUDGE_HOURS:.0f} h; stopped"))
         else:
             jobs.append(job)
@@ -142,4 +152,10 @@ def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         missing = sum(1 for j in jobs if j["status"] == "missing")
         metrics.add_metric(name="JudgeJobsMissing", unit="Count", value=missing)
     logger.info("judge status", jobs=[{k: j.get(k) for k in ("candidate", "status", "score")} for j in jobs])
-    return {"done": done, "jobs": jobs, "started_at": state["started_at"]}
+    elapsed_s = (datetime.now(UTC) - started).total_seconds()
+    return {
+        "done": done,
+        "jobs": jobs,
+        "started_at": state["started_at"],
+        "next_wait_seconds": next_wait_seconds(run.settings.poll_seconds, elapsed_s, cap=MAX_WAIT_SECONDS),
+    }

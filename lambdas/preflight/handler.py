@@ -96,7 +96,15 @@ def check_query_file(uri: str, bucket: str) -> dict[str, Any]:
         raise InvalidRunInput(f"queries_s3_uri must be under s3://{bucket}/inputs/, got {uri}")
     if not key.endswith((".txt", ".jsonl", ".csv")):
         raise InvalidRunInput(f"queries_s3_uri must end in .txt, .jsonl or .csv, got {uri}")
-    metadata = s3io.head(bucket, key)
+    try:
+        metadata = s3io.head(bucket, key)
+    except ClientError as exc:
+        if error_code(exc) not in ("403", "AccessDenied", "Forbidden"):
+            raise
+        raise InvalidRunInput(
+            f"queries_s3_uri {uri} cannot be read ({error_code(exc)}): it may not exist, or be encrypted with a key "
+            f"this stack cannot use; upload it with default encryption (aws s3 cp queries.txt {uri})"
+        ) from None
     if metadata is None:
         raise InvalidRunInput(f"queries_s3_uri {uri} does not exist; upload it first (aws s3 cp queries.txt {uri})")
     if metadata["ContentLength"] > MAX_QUERY_FILE_BYTES:

@@ -14,6 +14,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common import s3io
+from common.bedrock import stop_evaluation_jobs
 from common.observability import logger, metrics, task_handler
 from common.run import RunState, env
 from routing.channels import load_channels
@@ -47,6 +48,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     channels = load_channels(env("CHANNELS"))
     candidates_config = {c["name"]: c for c in json.loads(env("CANDIDATES"))}
     judged = _judge_by_candidate(event.get("judge"), run.settings.judge)
+    unfinished = [j["job_arn"] for j in (event.get("judge") or {}).get("jobs", []) if j["status"] == "InProgress"]
+    if unfinished:  # the judge loop broke off: do not leave its jobs running (and billing)
+        stop_evaluation_jobs(unfinished)
 
     candidates: list[dict[str, Any]] = []
     results: dict[str, list[QueryResult]] = {}

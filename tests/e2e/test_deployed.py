@@ -29,7 +29,7 @@ from cli.runs import find_execution
 from cli.start import start_run
 from cli.status import Snapshot, wait_for
 
-SMALL_RUN = {"num_examples": 100, "eval_examples": 10, "judge": False, "poll_seconds": 60}
+SMALL_RUN = {"num_examples": 150, "eval_examples": 10, "judge": False, "poll_seconds": 60}
 ROUTE_SOURCES = {"model", "cache", "fallback_model", "default"}
 
 

@@ -6,9 +6,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
 
-from common.errors import DeploymentFailed, DistillationTimedOut, ModelNotUsable
+from common.errors import DeploymentFailed, DistillationTimedOut, InvalidRunInput, ModelNotUsable
 from common.run import RunState, settings_from_input
 from tests.fakes.bedrock import BedrockFake
 from tests.unit.test_run_naming import DEFAULTS
@@ -167,3 +168,59 @@ def test_failure_notification_without_a_run_still_says_what_failed() -> None:
     assert subject == "[S] run exec-1 FAILED: InvalidRunInput"
     assert "Cause: the execution input must be a JSON object" in message
     assert "console.aws.amazon.com/states" in message
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "expected"),
+    [
+        ("404", 404, "does not exist; upload it first"),
+        ("403", 403, "cannot be read (403)"),
+    ],
+)
+def test_a_query_file_that_cannot_be_found_or_read_is_named_in_preflight(code: str, status: int, expected: str) -> None:
+    from botocore.stub import Stubber
+
+    from preflight.handler import check_query_file
+    from routing.aws import CLIENTS
+
+    # Given S3 answering HeadObject with a 404 (or a 403, as it does without s3:ListBucket)
+    client = boto3.client("s3", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_client_error(
+        "head_object",
+        service_error_code=code,
+        http_status_code=status,
+        expected_params={"Bucket": "data-bucket", "Key": "inputs/queries.txt"},
+    )
+    CLIENTS.override("s3", client)
+    # When Preflight checks the file, Then the message names the URI and what to do
+    with stubber, pytest.raises(InvalidRunInput) as error:
+        check_query_file("s3://data-bucket/inputs/queries.txt", "data-bucket")
+    assert expected in str(error.value) and "s3://data-bucket/inputs/queries.txt" in str(error.value)
+
+
+def test_evaluation_waits_out_a_deployment_that_is_not_ready_yet(bedrock: BedrockFake) -> None:
+    import time
+
+    from evaluate.handler import answer_one
+    from routing.channels import DEFAULT_CHANNELS
+
+    item = {"query": "sunset", "category": "visual_dominant", "reference": {"visual": 0.7, "audio": 0.1,
+            "transcription": 0.1, "metadata": 0.1}}  # fmt: skip
+    pauses: list[float] = []
+    # Given a model that answers ModelNotReadyException three times, then a valid answer
+    bedrock.script_errors("Converse", "ModelNotReadyException", times=3)
+    result = answer_one(
+        bedrock.runtime, model_id="us.amazon.nova-micro-v1:0", system="s", item=item, channels=DEFAULT_CHANNELS,
+        sleep=pauses.append,
+    )  # fmt: skip
+    # Then the query is answered after three backoffs, not scored as an error
+    assert result.error_kind is None and result.weights is not None
+    assert len(pauses) == 3 and all(0 <= p <= 20 for p in pauses)
+    # And when the Lambda's deadline is near, the error is recorded instead of waiting
+    bedrock.script_errors("Converse", "ModelNotReadyException", times=1)
+    late = answer_one(
+        bedrock.runtime, model_id="us.amazon.nova-micro-v1:0", system="s", item=item, channels=DEFAULT_CHANNELS,
+        sleep=pauses.append, deadline=time.monotonic(),
+    )  # fmt: skip
+    assert late.error_kind == "ModelNotReadyException" and len(pauses) == 3

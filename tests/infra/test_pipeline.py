@@ -57,10 +57,15 @@ def test_every_task_retries_transient_errors_and_catches_into_the_failure_path()
     assert states["RunFailed"] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
 
 
-def test_waits_and_concurrency_come_from_the_execution_input() -> None:
+def test_waits_come_from_the_status_checks_and_concurrency_from_the_input() -> None:
     states = _all_states(json.loads(ASL.read_text())["States"])
-    waits = [s for s in states.values() if s["Type"] == "Wait"]
-    assert waits and all(s["SecondsPath"].startswith("$.run.settings.") for s in waits)
+    waits = {name: s for name, s in states.items() if s["Type"] == "Wait"}
+    assert waits["WaitForDistillation"]["SecondsPath"] == "$.distillation_status.next_wait_seconds"
+    assert waits["WaitForDeployment"]["SecondsPath"] == "$.deployment_status.next_wait_seconds"
+    assert waits["WaitForJudge"]["SecondsPath"] == "$.judge.next_wait_seconds"
+    # every job is checked right after it starts, then waits: no loop begins with a blind wait
+    assert states["StartDistillation"]["Next"] == "CheckDistillation"
+    assert states["StartDeployment"]["Next"] == "CheckDeployment"
     assert states["LabelShards"]["MaxConcurrencyPath"] == "$.run.settings.concurrency"
 
 

@@ -92,3 +92,17 @@ def test_empty_input_takes_every_default() -> None:
 def test_bad_overrides_name_the_field(overrides: dict, message: str) -> None:
     with pytest.raises(InvalidRunInput, match=re.escape(message)):
         settings_from_input(DEFAULTS, overrides)
+
+
+def test_status_checks_wait_longer_as_a_job_runs_so_the_history_stays_bounded() -> None:
+    from common.run import next_wait_seconds
+
+    assert next_wait_seconds(300, 0, cap=1800) == 300  # the run's interval to begin with
+    assert next_wait_seconds(0, 5, cap=1800) == 0  # tests poll as fast as they like at first
+    assert next_wait_seconds(60, 6 * 3600, cap=1800) == 1800  # hours in: capped
+    # A 168 h job polled with a 0 s interval takes a few hundred checks, far from 25,000 history events
+    elapsed, checks = 0.0, 0
+    while elapsed < 168 * 3600:
+        elapsed += max(1.0, next_wait_seconds(0, elapsed, cap=1800))  # each check itself takes ~1 s
+        checks += 1
+    assert checks * 9 < 25_000

@@ -54,21 +54,35 @@ def test_small_run_reaches_an_active_deployment(pipeline: PipelineHarness, bedro
 
     # And the distillation request is exactly what Bedrock needs
     (job,) = bedrock.calls_to("CreateModelCustomizationJob")
-    assert job["customizationType"] == "DISTILLATION"
-    assert job["baseModelIdentifier"] == "amazon.nova-micro-v1:0:128k"
-    assert job["customizationConfig"] == {
-        "distillationConfig": {
-            "teacherModelConfig": {
-                "teacherModelIdentifier": "us.amazon.nova-premier-v1:0",
-                "maxResponseLengthForInference": 1000,
+    stack = pipeline.synthesized.stack.stack_name
+    tags = [
+        {"key": "project", "value": "search-router-distillation"},
+        {"key": "run-id", "value": run_id},
+        {"key": "stack", "value": stack},
+    ]
+    role_arn = pipeline.function_for("distillation.handler.start").environment["BEDROCK_ROLE_ARN"]
+    assert role_arn.startswith("arn:aws:iam::") and ":role/" in role_arn
+    assert job == {
+        "jobName": f"{stack}-{run_id}",
+        "customModelName": f"{stack}-{run_id}-router",
+        "roleArn": role_arn,
+        "clientRequestToken": job["clientRequestToken"],
+        "baseModelIdentifier": "amazon.nova-micro-v1:0:128k",
+        "customizationType": "DISTILLATION",
+        "trainingDataConfig": {"s3Uri": f"s3://{pipeline.bucket}/runs/{run_id}/dataset/train.jsonl"},
+        "outputDataConfig": {"s3Uri": f"s3://{pipeline.bucket}/runs/{run_id}/distillation/"},
+        "customizationConfig": {
+            "distillationConfig": {
+                "teacherModelConfig": {
+                    "teacherModelIdentifier": "us.amazon.nova-premier-v1:0",
+                    "maxResponseLengthForInference": 1000,
+                }
             }
-        }
+        },
+        "jobTags": tags,
+        "customModelTags": tags,
     }
-    assert job["trainingDataConfig"] == {"s3Uri": f"s3://{pipeline.bucket}/runs/{run_id}/dataset/train.jsonl"}
-    assert job["outputDataConfig"] == {"s3Uri": f"s3://{pipeline.bucket}/runs/{run_id}/distillation/"}
-    tags = {t["key"]: t["value"] for t in job["jobTags"]}
-    assert tags["run-id"] == run_id and tags["stack"] == pipeline.synthesized.stack.stack_name
-    assert job["customModelTags"] == job["jobTags"]
+    assert job["clientRequestToken"].startswith("distill-") and len(job["clientRequestToken"]) == 48
 
     # And the deployment was made from the job's output model and is Active
     (deployment_request,) = bedrock.calls_to("CreateCustomModelDeployment")
