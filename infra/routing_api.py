@@ -56,6 +56,25 @@ CORS_ALLOW_HEADERS = [
 ]
 
 
+def router_environment(config: AppConfig, model_parameter_name: str) -> dict[str, str]:
+    """The router Lambda's settings as environment variables (validated again once per cold start)."""
+    router = config.router
+    return to_environment(
+        model_parameter=model_parameter_name,
+        default_model=router.default_model.to_dict(),
+        fallback_models=[m.to_dict() for m in router.fallback_models],
+        default_weights=router.default_weights,
+        timeout_ms=router.timeout_ms,
+        call_timeout_ms=router.call_timeout_ms,
+        cache_size=router.cache_size,
+        cache_ttl_seconds=router.cache_ttl_seconds,
+        model_ttl_seconds=router.model_ttl_seconds,
+        max_query_chars=router.max_query_chars,
+        log_queries=router.log_queries,
+        cors_origins=router.cors_origins,
+    )
+
+
 class RoutingApi(Construct):
     """API Gateway REST API + router Lambda + promoted-model parameter.
 
@@ -94,20 +113,7 @@ class RoutingApi(Construct):
                 description="Routes a search query to channel weights (POST /route)",
                 timeout_seconds=math.ceil(router.timeout_ms / 1000) + ROUTER_TIMEOUT_HEADROOM_SECONDS,
                 memory_mb=ROUTER_MEMORY_MB,
-                environment=to_environment(
-                    model_parameter=self.model_parameter.parameter_name,
-                    default_model=router.default_model.to_dict(),
-                    fallback_models=[m.to_dict() for m in router.fallback_models],
-                    default_weights=router.default_weights,
-                    timeout_ms=router.timeout_ms,
-                    call_timeout_ms=router.call_timeout_ms,
-                    cache_size=router.cache_size,
-                    cache_ttl_seconds=router.cache_ttl_seconds,
-                    model_ttl_seconds=router.model_ttl_seconds,
-                    max_query_chars=router.max_query_chars,
-                    log_queries=router.log_queries,
-                    cors_origins=router.cors_origins,
-                ),
+                environment=router_environment(config, self.model_parameter.parameter_name),
             ),
         )
         self._grant_model_access(self.function)

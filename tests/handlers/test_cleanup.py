@@ -101,25 +101,6 @@ def state_machine(aws: None) -> str:
 
 
 @pytest.fixture
-def pipeline_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    monkeypatch.setenv("STACK_NAME", STACK)
-    monkeypatch.setenv("DATA_BUCKET", "data-bucket")
-    monkeypatch.setenv("BEDROCK_ROLE_ARN", f"arn:aws:iam::{ACCOUNT_ID}:role/bedrock")
-    monkeypatch.setenv(
-        "MODELS",
-        json.dumps(
-            {
-                "student_job": "amazon.nova-micro-v1:0:128k",
-                "student": "us.amazon.nova-micro-v1:0",
-                "baseline": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
-                "judge": "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
-            }
-        ),
-    )
-    return monkeypatch
-
-
-@pytest.fixture
 def world(
     aws: None, bedrock: BedrockFake, stack_status: StackStatus, state_machine: str, pipeline_env: pytest.MonkeyPatch
 ) -> Iterator[World]:

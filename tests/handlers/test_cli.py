@@ -35,6 +35,7 @@ from infra.config import load_config
 from routing.channels import DEFAULT_CHANNELS
 from routing.metrics import Price, QueryResult, compute_metrics
 from routing.report import build_report, render_markdown
+from tests.unit.test_run_naming import DEFAULTS
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -365,19 +366,7 @@ class History:
         return self
 
 
-RUN_SETTINGS = {
-    "num_examples": 10000,
-    "eval_examples": 100,
-    "teacher_model_id": "us.amazon.nova-premier-v1:0",
-    "poll_seconds": 300,
-    "deployment_poll_seconds": 60,
-    "concurrency": 10,
-    "threads": 16,
-    "shard_size": 250,
-    "seed": 42,
-    "max_distillation_hours": 48,
-    "judge": True,
-}
+RUN_SETTINGS = DEFAULTS  # the deployed defaults, as in the pipeline tests
 
 
 def run_state(name: str) -> dict[str, Any]:

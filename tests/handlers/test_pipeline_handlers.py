@@ -37,24 +37,6 @@ def run_state() -> dict[str, Any]:
     ).model_dump()
 
 
-@pytest.fixture
-def pipeline_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STACK_NAME", "TestStack")
-    monkeypatch.setenv("DATA_BUCKET", "bucket")
-    monkeypatch.setenv("BEDROCK_ROLE_ARN", "arn:aws:iam::123456789012:role/bedrock")
-    monkeypatch.setenv(
-        "MODELS",
-        json.dumps(
-            {
-                "student_job": "amazon.nova-micro-v1:0:128k",
-                "student": "us.amazon.nova-micro-v1:0",
-                "baseline": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
-                "judge": "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
-            }
-        ),
-    )
-
-
 @pytest.mark.parametrize(
     ("model_id", "setting", "prepare", "expected"),
     [

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from infra.config import ConfigError, RouterModel, load_config, parse_config, read_cdk_json_context
-from router_api.settings import ModelSpec, SettingsError, load_settings, to_environment
+from infra.routing_api import router_environment
+from router_api.settings import ModelSpec, SettingsError, load_settings
 from routing.channels import DEFAULT_CHANNELS
 from routing.prompts import PromptKind
 
@@ -133,21 +134,7 @@ def test_explicit_weights_must_match_reconfigured_channels() -> None:
 
 
 def _router_environment(config: Any) -> dict[str, str]:
-    router = config.router
-    environment = to_environment(
-        model_parameter="/stack/router/promoted-model",
-        default_model=router.default_model.to_dict(),
-        fallback_models=[m.to_dict() for m in router.fallback_models],
-        default_weights=router.default_weights,
-        timeout_ms=router.timeout_ms,
-        call_timeout_ms=router.call_timeout_ms,
-        cache_size=router.cache_size,
-        cache_ttl_seconds=router.cache_ttl_seconds,
-        model_ttl_seconds=router.model_ttl_seconds,
-        max_query_chars=router.max_query_chars,
-        log_queries=router.log_queries,
-        cors_origins=router.cors_origins,
-    )
+    environment = router_environment(config, "/stack/router/promoted-model")
     environment["CHANNELS"] = config.channels.to_json()
     return environment
 
