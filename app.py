@@ -7,7 +7,7 @@ from aws_cdk import App, Environment
 
 import infra  # noqa: F401  (puts lambdas/ on sys.path for the shared domain package)
 from infra.config import load_config, read_cdk_json_context
-from infra.nag import acknowledge_known_findings, apply_security_checks
+from infra.nag import apply_security_checks
 from infra.stack import RouterDistillationStack
 
 
@@ -30,7 +30,6 @@ def build_app(
         description="Distils a search-intent router with Amazon Bedrock Model Distillation and serves it",
     )
     apply_security_checks(app)
-    acknowledge_known_findings(stack)
     return app, stack
 
 

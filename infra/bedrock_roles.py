@@ -7,8 +7,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.bedrock_arns import foundation_model_id, invoke_resource_arns
-from infra.nag import acknowledge_wildcards, bucket_objects_finding
+from infra.bedrock_arns import invoke_resource_arns
+from infra.nag import acknowledge_resources
 from infra.storage import RUNS_PREFIX
 
 # Where Bedrock reads and writes inside a run folder (runs/<run-id>/...). The pipeline writes to these
@@ -80,6 +80,7 @@ class BedrockServiceRole(Construct):
             )
         )
         # LLM-as-judge evaluation jobs invoke the evaluator through batch inference.
+        invocation_jobs = f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:model-invocation-job/*"
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="InvokeJudge",
@@ -91,32 +92,25 @@ class BedrockServiceRole(Construct):
                 ],
                 resources=[
                     *invoke_resource_arns(judge_model_id),
-                    f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:model-invocation-job/*",
+                    invocation_jobs,
                 ],
             )
         )
 
         policy = self.role.node.find_child("DefaultPolicy")
-        acknowledge_wildcards(
+        acknowledge_resources(
             policy,
-            [
-                bucket_objects_finding(data_bucket, f"{RUNS_PREFIX}*/{p}*")
-                for p in (*BEDROCK_READ_PREFIXES, *BEDROCK_WRITE_PREFIXES)
-            ],
+            read_objects + write_objects,
             "Bedrock reads/writes only these sub-folders of each pipeline run; run ids are created at run time.",
         )
-        acknowledge_wildcards(
+        acknowledge_resources(
             policy,
-            [
-                f"Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/{foundation_model_id(model)}"
-                for model in {*teacher_model_ids, judge_model_id}
-                if model != foundation_model_id(model)
-            ],
+            sorted({arn for model in {*teacher_model_ids, judge_model_id} for arn in invoke_resource_arns(model)}),
             "A cross-Region inference profile may route to this one foundation model in any of its Regions.",
         )
-        acknowledge_wildcards(
+        acknowledge_resources(
             policy,
-            ["Resource::arn:<AWS::Partition>:bedrock:<AWS::Region>:<AWS::AccountId>:model-invocation-job/*"],
+            [invocation_jobs],
             "LLM-as-judge evaluation runs the judge as batch-inference jobs whose ids Bedrock assigns at run time.",
         )
 

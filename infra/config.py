@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -255,7 +255,6 @@ class AppConfig:
     log_retention_days: int
     router: RouterConfig
     alarms: AlarmThresholds
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def powertools_layer_arn(self) -> str:
@@ -519,9 +518,6 @@ FIELDS: dict[str, _Parser] = {
     "alarm_p99_latency_ms": lambda k, v: _as_int(k, v, 100, 30_000),
 }
 
-# Keys later constructs read from ``AppConfig.extra`` after validating them themselves.
-EXTENSION_FIELDS: dict[str, _Parser] = {}
-
 
 def _is_foreign_key(key: str) -> bool:
     """Context keys owned by the CDK itself (feature flags, lookups, CLI settings)."""
@@ -535,7 +531,7 @@ def read_cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
 
 def parse_config(context: Mapping[str, Any]) -> AppConfig:
     """Validate a full context mapping (cdk.json merged with overrides) into an :class:`AppConfig`."""
-    known = set(FIELDS) | set(EXTENSION_FIELDS)
+    known = set(FIELDS)
     for key in context:
         if key not in known and not _is_foreign_key(key):
             hint = difflib.get_close_matches(key, sorted(known), n=1)
@@ -546,7 +542,6 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
         if key not in context:
             raise ConfigError(key, "is missing (cdk.json context must define it)")
         values[key] = parse(key, context[key])
-    extra = {key: parse(key, context[key]) for key, parse in EXTENSION_FIELDS.items() if key in context}
 
     if values["eval_examples"] >= values["train_examples"]:
         raise ConfigError("eval_examples", "must be smaller than train_examples")
@@ -614,26 +609,12 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
         alarms=AlarmThresholds(
             fallback_rate=values["alarm_fallback_rate"], p99_latency_ms=values["alarm_p99_latency_ms"]
         ),
-        extra=extra,
     )
 
 
-def load_config(app_context: Callable[[str], Any] | Mapping[str, Any] | None = None) -> AppConfig:
-    """``cdk.json`` context, overlaid with the app's context (``-c key=value``), validated.
-
-    ``app_context`` is either a mapping or a ``node.try_get_context``-style getter.
-    """
-    merged = read_cdk_json_context()
-    if app_context is None:
-        return parse_config(merged)
-    if isinstance(app_context, Mapping):
-        merged.update(app_context)
-        return parse_config(merged)
-    for key in list(FIELDS) + list(EXTENSION_FIELDS):
-        value = app_context(key)
-        if value is not None:
-            merged[key] = value
-    return parse_config(merged)
+def load_config(app_context: Mapping[str, Any] | None = None) -> AppConfig:
+    """``cdk.json`` context, overlaid with the app's whole context (``-c key=value``), validated."""
+    return parse_config({**read_cdk_json_context(), **(app_context or {})})
 
 
 # Seed of query synthesis and the held-out split when the execution input gives none.

@@ -7,7 +7,6 @@ pydantic and X-Ray extras, comes from the AWS-managed public layer pinned in con
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -149,8 +148,3 @@ def _check_environment_size(environment: Mapping[str, str]) -> None:
 
 def _is_token(value: object) -> bool:
     return isinstance(value, str) and "${Token[" in value
-
-
-def environment_json(value: object) -> str:
-    """Compact JSON for an environment variable."""
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)

@@ -8,7 +8,6 @@ construct (and, for IAM5/IAM4, the exact finding id such as ``AwsSolutions-IAM5[
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, App, Stack, Validations
-from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -24,12 +23,6 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
         raise ValueError(f"acknowledgment of {rule_id} needs a real reason, got {reason!r}")
     qualified = rule_id if rule_id.startswith("AwsSolutions::") else f"AwsSolutions::{rule_id}"
     Validations.of(scope).acknowledge(Acknowledgment(id=qualified, reason=reason))
-
-
-def bucket_objects_finding(bucket: s3.IBucket, key_pattern: str) -> str:
-    """The IAM5 finding id cdk-nag reports for ``bucket.arn_for_objects(key_pattern)``."""
-    logical_id = Stack.of(bucket).get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
-    return f"Resource::<{logical_id}.Arn>/{key_pattern}"
 
 
 def acknowledge_wildcards(scope: IConstruct, findings: list[str], reason: str) -> None:
@@ -63,9 +56,3 @@ def acknowledge_resources(scope: IConstruct, resources: list[str], reason: str) 
     """Acknowledge the IAM5 finding of each wildcard ARN in ``resources`` (others need none)."""
     findings = [f"Resource::{text}" for text in (nag_resource(scope, r) for r in resources) if "*" in text]
     acknowledge_wildcards(scope, findings, reason)
-
-
-def acknowledge_known_findings(stack: Stack) -> None:
-    """Stack-level findings that are by design. Constructs acknowledge their own findings where they
-    create the resource (see :func:`acknowledge_wildcards`); this hook is for cross-cutting ones."""
-    del stack

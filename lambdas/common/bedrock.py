@@ -9,14 +9,20 @@ from botocore.exceptions import ClientError
 from common.errors import TransientError
 from common.observability import logger
 from routing.aws import CLIENTS
+from routing.labeling import error_code
+
+__all__ = [
+    "TRANSIENT_CODES",
+    "bedrock_tags",
+    "error_code",
+    "error_message",
+    "reraise_transient",
+    "stop_evaluation_jobs",
+]
 
 TRANSIENT_CODES = frozenset(
     {"ThrottlingException", "ServiceUnavailableException", "InternalServerException", "TooManyRequestsException"}
 )
-
-
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
 
 
 def error_message(exc: ClientError) -> str:

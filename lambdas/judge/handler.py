@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from common import s3io
-from common.bedrock import bedrock_tags, error_code, error_message, stop_evaluation_jobs
+from common.bedrock import TRANSIENT_CODES, bedrock_tags, error_code, error_message, stop_evaluation_jobs
 from common.observability import logger, metrics, task_handler
 from common.run import RunState, env, evaluation_job_name, next_wait_seconds
 from routing.aws import CLIENTS
@@ -131,7 +131,7 @@ def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         try:
             described = bedrock.get_evaluation_job(jobIdentifier=job["job_arn"])
         except ClientError as exc:
-            if error_code(exc) in ("ThrottlingException", "ServiceUnavailableException", "InternalServerException"):
+            if error_code(exc) in TRANSIENT_CODES:
                 jobs.append(job)  # look again at the next poll
                 continue
             jobs.append(_missing(job["candidate"], f"could not read the judge job: {error_message(exc)}"))
