@@ -77,6 +77,7 @@ FAKE_CLIENT_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"}, con
 
 __all__ = [
     "ACCOUNT_ID",
+    "AVAILABILITY_MODEL_ID",
     "CLIENT_REQUEST_TOKEN",
     "CONTROL_SERVICE",
     "CUSTOMIZATION_JOB_NAME",
@@ -145,10 +146,20 @@ EVALUATION_JOB_NAME = NameRule(
     "jobName", r"[a-z0-9](-*[a-z0-9]){0,62}", re.compile(r"[a-z0-9](?:-*[a-z0-9]){0,62}"), 1, 63
 )
 
+# GetFoundationModelAvailability.modelId: the service model's pattern as it is (inputs are at most 140 characters).
+_AVAILABILITY_MODEL_ID_PATTERN = (
+    r"[a-z0-9-]{1,63}[.]{1}[a-z0-9-]{1,63}([a-z0-9-]{1,63}[.]){0,2}[a-z0-9-]{1,63}([:][a-z0-9-]{1,63}){0,2}"
+    r"(/[a-z0-9]{12}|)"
+)
+AVAILABILITY_MODEL_ID = NameRule(
+    "modelId", _AVAILABILITY_MODEL_ID_PATTERN, re.compile(_AVAILABILITY_MODEL_ID_PATTERN), 0, 140
+)
+
 NAME_RULES: dict[str, tuple[NameRule, ...]] = {
     "CreateModelCustomizationJob": (CUSTOMIZATION_JOB_NAME, CUSTOM_MODEL_NAME, CLIENT_REQUEST_TOKEN),
     "CreateCustomModelDeployment": (DEPLOYMENT_NAME, CLIENT_REQUEST_TOKEN),
     "CreateEvaluationJob": (EVALUATION_JOB_NAME, CLIENT_REQUEST_TOKEN),
+    "GetFoundationModelAvailability": (AVAILABILITY_MODEL_ID,),
 }
 
 # HTTP statuses for codes a service model does not declare (used only when the model has no error shape).
@@ -285,16 +296,26 @@ class InferenceProfile:
         }
 
 
-# Default catalog (docs/bedrock-facts.md): Nova base models are invoked on demand through their ``us.`` profiles;
-# the customization variants (``:128k`` / ``:300k``) are what a distillation job takes as its student.
+# Default catalog (docs/bedrock-facts.md, as of December 2026): Nova base models are invoked on demand through their
+# ``us.`` profiles; the customization variants (``:128k`` / ``:300k`` / ``:1000k``) are what distillation lists.
+# Nova Premier is LEGACY (end of life 14 Sep 2026 on its model card).
 _PROFILE_REGIONS = ("us-east-1", "us-east-2", "us-west-2")
 DEFAULT_FOUNDATION_MODELS: tuple[FoundationModel, ...] = (
     FoundationModel(
         "amazon.nova-premier-v1:0",
         "Amazon",
         "Nova Premier",
+        lifecycle="LEGACY",
         inference_types=("INFERENCE_PROFILE",),
         input_modalities=("TEXT", "IMAGE", "VIDEO"),
+    ),
+    FoundationModel(
+        "amazon.nova-premier-v1:0:1000k",
+        "Amazon",
+        "Nova Premier",
+        lifecycle="LEGACY",
+        inference_types=("PROVISIONED",),
+        customizations=("DISTILLATION",),
     ),
     FoundationModel(
         "amazon.nova-pro-v1:0",
@@ -479,6 +500,9 @@ class _CustomModel:
     name: str
     job: _Job
     created: datetime
+    polls_to_active: int = 0
+    polls: int = 0
+    status: str = "Active"
 
 
 @dataclass
@@ -552,6 +576,12 @@ def _foundation_model_id(identifier: str) -> str:
     return identifier
 
 
+def _base_model_id(identifier: str) -> str:
+    """A model family without profile prefix or context suffix (``amazon.nova-pro-v1:0``)."""
+    without_profile = re.sub(r"^(us|eu|apac|us-gov|ca|jp|au|global)\.", "", _foundation_model_id(identifier))
+    return re.sub(r":\d+k$", "", without_profile)
+
+
 def _profile_id(identifier: str) -> str:
     if ":inference-profile/" in identifier:
         return identifier.split(":inference-profile/", 1)[1]
@@ -576,6 +606,9 @@ class BedrockFake:
     ``job_polls_to_complete`` / ``deployment_polls_to_active`` / ``evaluation_polls_to_complete``
         how many ``Get*`` calls a customization job / deployment / evaluation job needs to finish (the N-th
         ``Get`` returns the final status; 0 or 1 → the first ``Get``). Captured when the resource is created.
+    ``model_polls_to_active``
+        how many ``GetCustomModel`` calls a completed job's custom model stays ``Creating`` for (0: ``Active``
+        at once); while it is ``Creating``, ``CreateCustomModelDeployment`` on it fails with a ValidationException.
     ``training_loss``
         ``trainingMetrics.trainingLoss`` of completed jobs.
     ``responder``
@@ -606,6 +639,7 @@ class BedrockFake:
         self.job_polls_to_complete = 2
         self.deployment_polls_to_active = 2
         self.evaluation_polls_to_complete = 2
+        self.model_polls_to_active = 0
         self.training_loss = 0.1234
         self.responder: Responder = default_responder
         self.delay_s = 0.0
@@ -615,6 +649,7 @@ class BedrockFake:
         self.on_evaluation_complete: Callable[[EvaluationJobRequest], None] | None = None
 
         self._foundation_models: dict[str, FoundationModel] = {}
+        self._access: dict[str, dict[str, Any]] = {}
         self._profiles: dict[str, InferenceProfile] = {}
         self._jobs: dict[str, _Job] = {}
         self._models: dict[str, _CustomModel] = {}
@@ -632,6 +667,7 @@ class BedrockFake:
         self._operations: dict[str, dict[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
             CONTROL_SERVICE: {
                 "GetFoundationModel": self._get_foundation_model,
+                "GetFoundationModelAvailability": self._get_foundation_model_availability,
                 "ListFoundationModels": self._list_foundation_models,
                 "GetInferenceProfile": self._get_inference_profile,
                 "ListInferenceProfiles": self._list_inference_profiles,
@@ -736,11 +772,39 @@ class BedrockFake:
             self._foundation_models[model_id] = model
         return model
 
-    def set_model_lifecycle(self, model_id: str, lifecycle: str) -> None:
-        """Flip a catalog model to ``"LEGACY"`` (or back to ``"ACTIVE"``), e.g. to exercise preflight."""
+    def set_model_access(
+        self,
+        model_id: str,
+        *,
+        authorization: str = "AUTHORIZED",
+        entitlement: str = "AVAILABLE",
+        agreement: str = "AVAILABLE",
+        region: str = "AVAILABLE",
+        agreement_error: str | None = None,
+    ) -> None:
+        """What ``GetFoundationModelAvailability`` answers for a model (by id, profile id or customization id;
+        stored for its base model): e.g. ``authorization="NOT_AUTHORIZED"`` for model access not granted."""
+        agreement_availability: dict[str, Any] = {"status": agreement}
+        if agreement_error:
+            agreement_availability["errorMessage"] = agreement_error
         with self._lock:
-            model = self._foundation_models[_foundation_model_id(model_id)]
-            self._foundation_models[model.model_id] = FoundationModel(**{**model.__dict__, "lifecycle": lifecycle})
+            self._access[_base_model_id(model_id)] = {
+                "agreementAvailability": agreement_availability,
+                "authorizationStatus": authorization,
+                "entitlementAvailability": entitlement,
+                "regionAvailability": region,
+            }
+
+    def set_model_lifecycle(self, model_id: str, lifecycle: str) -> None:
+        """Flip a catalog model to ``"LEGACY"`` (or back to ``"ACTIVE"``), e.g. to exercise preflight: every id of
+        its family (``amazon.nova-premier-v1:0`` and ``amazon.nova-premier-v1:0:1000k``) changes together."""
+        family = _base_model_id(model_id)
+        with self._lock:
+            matches = [m for m in self._foundation_models.values() if _base_model_id(m.model_id) == family]
+            if not matches:
+                raise KeyError(f"{model_id} is not in the fake's catalog")
+            for model in matches:
+                self._foundation_models[model.model_id] = FoundationModel(**{**model.__dict__, "lifecycle": lifecycle})
 
     def add_inference_profile(
         self, profile_id: str, model_ids: Sequence[str], *, status: str = "ACTIVE"
@@ -755,8 +819,9 @@ class BedrockFake:
         return profile
 
     def with_default_catalog(self) -> Self:
-        """Preload the models and ``us.`` profiles of docs/bedrock-facts.md (all ACTIVE; Nova Premier can be
-        flipped with ``set_model_lifecycle("amazon.nova-premier-v1:0", "LEGACY")``)."""
+        """Preload the models and ``us.`` profiles of docs/bedrock-facts.md, with model access granted to all:
+        every model ACTIVE except Nova Premier, which is LEGACY (flip it back with
+        ``set_model_lifecycle("amazon.nova-premier-v1:0", "ACTIVE")``)."""
         with self._lock:
             for model in DEFAULT_FOUNDATION_MODELS:
                 self._foundation_models[model.model_id] = model
@@ -860,6 +925,15 @@ class BedrockFake:
         """The next evaluation job created ends ``Failed`` with ``failureMessages=list(messages)``."""
         with self._lock:
             self._next_evaluation_failure = messages or ("Scripted evaluation failure",)
+
+    def backdate(self, arn: str, *, hours: float) -> None:
+        """Make a customization or evaluation job look ``hours`` older (its ``creationTime``), e.g. to exercise
+        a run's maximum-duration check."""
+        with self._lock:
+            job = self._jobs.get(arn) or self._evaluations.get(arn)
+            if job is None:
+                raise KeyError(f"no customization or evaluation job {arn}")
+            job.created -= timedelta(hours=hours)
 
     # ------------------------------------------------------------------------------------------------ inspection
     def job(self, identifier: str) -> dict[str, Any]:
@@ -1056,6 +1130,26 @@ class BedrockFake:
             raise FakeServiceError("ResourceNotFoundException", f"Model {params['modelIdentifier']} not found.")
         return {"modelDetails": model.details()}
 
+    def _get_foundation_model_availability(self, params: dict[str, Any]) -> dict[str, Any]:
+        model_id = params["modelId"]
+        with self._lock:
+            known = any(_base_model_id(m) == _base_model_id(model_id) for m in self._foundation_models)
+            access = copy.deepcopy(self._access.get(_base_model_id(model_id)))
+        if not known:
+            raise FakeServiceError("ResourceNotFoundException", f"Model {model_id} not found.")
+        return {
+            "modelId": model_id,
+            **(
+                access
+                or {
+                    "agreementAvailability": {"status": "AVAILABLE"},
+                    "authorizationStatus": "AUTHORIZED",
+                    "entitlementAvailability": "AVAILABLE",
+                    "regionAvailability": "AVAILABLE",
+                }
+            ),
+        }
+
     def _list_foundation_models(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             models = list(self._foundation_models.values())
@@ -1191,7 +1285,12 @@ class BedrockFake:
             model_arn = f"arn:aws:bedrock:{REGION}:{ACCOUNT_ID}:custom-model/{model_id}/{self._new_id()}"
             job.output_model_arn = model_arn
             self._models[model_arn] = _CustomModel(
-                arn=model_arn, name=job.params["customModelName"], job=job, created=now
+                arn=model_arn,
+                name=job.params["customModelName"],
+                job=job,
+                created=now,
+                polls_to_active=self.model_polls_to_active,
+                status="Active" if self.model_polls_to_active <= 0 else "Creating",
             )
             self._tags[model_arn] = self._tags_or_empty(job.params.get("customModelTags"))
 
@@ -1309,7 +1408,7 @@ class BedrockFake:
             "outputDataConfig": copy.deepcopy(params["outputDataConfig"]),
             "trainingMetrics": {"trainingLoss": self.training_loss},
             "creationTime": model.created,
-            "modelStatus": "Active",
+            "modelStatus": model.status,
         }
         if "customizationConfig" in params:
             view["customizationConfig"] = copy.deepcopy(params["customizationConfig"])
@@ -1317,7 +1416,12 @@ class BedrockFake:
 
     def _get_custom_model(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return self._model_view(self._find_model(params["modelIdentifier"]))
+            model = self._find_model(params["modelIdentifier"])
+            if model.status == "Creating":
+                model.polls += 1
+                if model.polls >= model.polls_to_active:
+                    model.status = "Active"
+            return self._model_view(model)
 
     def _list_custom_models(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -1327,7 +1431,7 @@ class BedrockFake:
                 if (params.get("nameContains") is None or params["nameContains"] in m.name)
                 and (params.get("baseModelArnEquals") in (None, m.job.base_model_arn))
                 and (params.get("foundationModelArnEquals") in (None, m.job.base_model_arn))
-                and (params.get("modelStatus") in (None, "Active"))
+                and (params.get("modelStatus") in (None, m.status))
             ]
             summaries = [
                 {
@@ -1338,7 +1442,7 @@ class BedrockFake:
                     "baseModelName": _foundation_model_id(m.job.base_model_arn).split(":", 1)[0],
                     "customizationType": m.job.params.get("customizationType", "FINE_TUNING"),
                     "ownerAccountId": ACCOUNT_ID,
-                    "modelStatus": "Active",
+                    "modelStatus": m.status,
                 }
                 for m in self._sorted(models, params, lambda m: m.created)
             ]
@@ -1374,6 +1478,13 @@ class BedrockFake:
                 return {"customModelDeploymentArn": existing}
             if params["modelArn"] not in self._models:
                 raise FakeServiceError("ResourceNotFoundException", f"Custom model {params['modelArn']} not found.")
+            if self._models[params["modelArn"]].status != "Active":
+                # docs/bedrock-facts.md: a deployment needs the custom model Active (the wording is the fake's).
+                raise FakeServiceError(
+                    "ValidationException",
+                    f"Custom model {params['modelArn']} is {self._models[params['modelArn']].status}; "
+                    "it must be Active to be deployed.",
+                )
             if any(d.name == params["modelDeploymentName"] for d in self._deployments.values()):
                 raise FakeServiceError(
                     "ConflictException", f"A deployment named {params['modelDeploymentName']!r} already exists."

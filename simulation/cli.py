@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from routing.report import teacher_text
 from simulation.models import SIMULATED
 from simulation.runner import (
     DEFAULT_EVAL,
@@ -84,6 +85,8 @@ def summary(result: SimulationResult, out: TextIO) -> None:
     gate = report.get("gate") or {}
     verdict = "PASSED" if gate.get("passed") else "FAILED"
     out.write(f"\n{SIMULATED} results (run {result.run_id}, execution {result.status}):\n")
+    if report.get("teacher"):
+        out.write(f"  teacher: {teacher_text(report['teacher'])}\n")
     out.write(
         f"  {'candidate':<14} {'judge*':>7} {'rubric':>7} {'MAE':>7} {'valid JSON':>11} {'latency mean*':>14} "
         f"{'p95*':>8}\n"

@@ -31,7 +31,16 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from simulation.synth import Synthesized
 
-__all__ = ["ACCOUNT", "REGION", "Execution", "FakeLambdaContext", "FunctionInfo", "PipelineHarness", "TemplateResolver"]
+__all__ = [
+    "ACCOUNT",
+    "REGION",
+    "Execution",
+    "FakeLambdaContext",
+    "FunctionInfo",
+    "PipelineHarness",
+    "TemplateResolver",
+    "state_machine_definition",
+]
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -72,13 +81,40 @@ class TemplateResolver:
         self.template = template
         self.physical = physical  # logical id → physical name/ARN (what Ref returns)
 
+    @classmethod
+    def for_template(cls, template: dict[str, Any]) -> TemplateResolver:
+        """Every resource named the way :class:`PipelineHarness` creates it in moto (what ``Ref`` returns)."""
+        physical: dict[str, str] = {}
+        for logical_id, resource in template["Resources"].items():
+            kind = resource["Type"]
+            props = resource.get("Properties", {})
+            if kind == "AWS::S3::Bucket":
+                physical[logical_id] = f"test-{logical_id.lower()}"[:63]
+            elif kind == "AWS::SNS::Topic":
+                physical[logical_id] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{logical_id}"
+            elif kind == "AWS::Lambda::LayerVersion":
+                physical[logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{logical_id}:1"
+            elif kind == "AWS::StepFunctions::StateMachine":
+                physical[logical_id] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{logical_id}"
+            elif kind == "AWS::SSM::Parameter":
+                physical[logical_id] = props.get("Name") or f"/test/{logical_id}"
+            elif kind == "AWS::Logs::LogGroup" and isinstance(props.get("LogGroupName"), str):
+                physical[logical_id] = props["LogGroupName"]
+            else:  # functions, roles, keys ...: named after their logical id
+                physical[logical_id] = logical_id
+        return cls(template, physical)
+
+    STACK_NAME = "test-stack"
+    STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/test-stack/00000000-0000-4000-8000-000000000000"
+
     def ref(self, logical_id: str) -> str:
         pseudo = {
             "AWS::Region": REGION,
             "AWS::AccountId": ACCOUNT,
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
-            "AWS::StackName": "test-stack",
+            "AWS::StackName": self.STACK_NAME,
+            "AWS::StackId": self.STACK_ID,
         }
         if logical_id in pseudo:
             return pseudo[logical_id]
@@ -86,7 +122,7 @@ class TemplateResolver:
             return self.physical[logical_id]
         raise KeyError(f"no physical value for Ref {logical_id}")
 
-    def get_att(self, logical_id: str, attribute: str) -> str:
+    def get_att(self, logical_id: str, attribute: str) -> str:  # noqa: PLR0911 - one ARN format per resource type
         resource_type = self.template["Resources"][logical_id]["Type"]
         name = self.ref(logical_id)
         if attribute == "Arn":
@@ -100,6 +136,12 @@ class TemplateResolver:
                 return f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{name if name.startswith('/') else '/' + name}"
             if resource_type in ("AWS::SNS::Topic", "AWS::StepFunctions::StateMachine"):
                 return name
+            if resource_type == "AWS::Logs::LogGroup":
+                return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*"
+            if resource_type == "AWS::KMS::Key":
+                return f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{name}"
+            if resource_type == "AWS::SQS::Queue":
+                return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
         if attribute == "Name" and resource_type == "AWS::StepFunctions::StateMachine":
             return name.rsplit(":", 1)[-1]
         raise KeyError(f"no value for Fn::GetAtt {logical_id}.{attribute} ({resource_type})")
@@ -126,27 +168,18 @@ class PipelineHarness:
         self.synthesized = synthesized
         template = synthesized.template
         resources = template["Resources"]
-        physical: dict[str, str] = {}
+        self.resolver = TemplateResolver.for_template(template)
+        physical = self.resolver.physical
         s3 = boto3.client("s3", region_name=REGION)
         sns = boto3.client("sns", region_name=REGION)
         ssm = boto3.client("ssm", region_name=REGION)
         for logical_id, resource in resources.items():
-            kind = resource["Type"]
-            if kind == "AWS::S3::Bucket":
-                name = f"test-{logical_id.lower()}"[:63]
-                s3.create_bucket(Bucket=name)
-                physical[logical_id] = name
-            elif kind == "AWS::SNS::Topic":
-                physical[logical_id] = sns.create_topic(Name=logical_id)["TopicArn"]
-            elif kind == "AWS::Lambda::LayerVersion":
-                physical[logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{logical_id}:1"
-            elif kind in ("AWS::Lambda::Function", "AWS::IAM::Role"):
-                physical[logical_id] = logical_id
-            elif kind == "AWS::StepFunctions::StateMachine":
-                physical[logical_id] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{logical_id}"
-            elif kind == "AWS::SSM::Parameter":
-                physical[logical_id] = resource["Properties"].get("Name") or f"/test/{logical_id}"
-        self.resolver = TemplateResolver(template, physical)
+            if resource["Type"] == "AWS::S3::Bucket":
+                s3.create_bucket(Bucket=physical[logical_id])
+            elif resource["Type"] == "AWS::SNS::Topic":
+                arn = sns.create_topic(Name=logical_id)["TopicArn"]
+                if arn != physical[logical_id]:
+                    raise AssertionError(f"moto named topic {logical_id} {arn}, not {physical[logical_id]}")
         for logical_id, resource in resources.items():
             if resource["Type"] == "AWS::SSM::Parameter":
                 props = self.resolver.resolve(resource["Properties"])
@@ -169,6 +202,8 @@ class PipelineHarness:
             )
             self.functions[logical_id] = info
         self.invocations: list[tuple[str, dict[str, Any]]] = []
+        # Called around every handler invocation with the function's logical id (e.g. to attribute AWS calls).
+        self.on_invoke: Callable[[str], contextlib.AbstractContextManager[Any]] | None = None
         self.bucket = self._physical_of(synthesized.stack.storage.data_bucket)
         self.topic_arn = physical[self._logical_id(synthesized.stack.notifications.topic)]
 
@@ -188,27 +223,7 @@ class PipelineHarness:
         )["stateMachineArn"]
 
     def _definition(self, props: dict[str, Any]) -> str:
-        """The definition CloudFormation would hand to Step Functions: the uploaded ASL file with
-        ``DefinitionSubstitutions`` applied (or an inline ``DefinitionString``)."""
-        if "DefinitionString" in props:
-            text = str(self.resolver.resolve(props["DefinitionString"]))
-        else:
-            key = props["DefinitionS3Location"]["Key"]
-            manifest = json.loads(
-                (
-                    self.synthesized.template_path.parent / f"{self.synthesized.stack.artifact_id}.assets.json"
-                ).read_text()
-            )
-            (asset,) = [
-                a for a in manifest["files"].values() if any(d["objectKey"] == key for d in a["destinations"].values())
-            ]
-            text = (self.synthesized.outdir / asset["source"]["path"]).read_text()
-        substitutions = self.resolver.resolve(props.get("DefinitionSubstitutions", {}))
-        for name, value in substitutions.items():
-            text = text.replace("${" + name + "}", str(value))
-        if "${" in text:
-            raise AssertionError("unresolved substitution left in the definition")
-        return text
+        return state_machine_definition(self.synthesized, self.resolver, props)
 
     # -- template helpers -------------------------------------------------------------------------------
     def _logical_id(self, construct: Any) -> str:
@@ -230,8 +245,10 @@ class PipelineHarness:
         with _ENV_LOCK:
             os.environ.update(info.environment)
         handler = getattr(importlib.import_module(module_name), function)
+        scope = self.on_invoke(info.logical_id) if self.on_invoke is not None else contextlib.nullcontext()
         try:
-            result = handler(event, FakeLambdaContext(info))
+            with scope:
+                result = handler(event, FakeLambdaContext(info))
         except Exception as exc:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps(
@@ -366,6 +383,28 @@ class Execution:
 
     def entered_states(self) -> list[str]:
         return [e["stateEnteredEventDetails"]["name"] for e in self.history if "stateEnteredEventDetails" in e]
+
+
+def state_machine_definition(synthesized: Synthesized, resolver: TemplateResolver, props: dict[str, Any]) -> str:
+    """The definition CloudFormation would hand to Step Functions: the uploaded ASL file with
+    ``DefinitionSubstitutions`` applied (or an inline ``DefinitionString``)."""
+    if "DefinitionString" in props:
+        text = str(resolver.resolve(props["DefinitionString"]))
+    else:
+        key = props["DefinitionS3Location"]["Key"]
+        manifest = json.loads(
+            (synthesized.template_path.parent / f"{synthesized.stack.artifact_id}.assets.json").read_text()
+        )
+        (asset,) = [
+            a for a in manifest["files"].values() if any(d["objectKey"] == key for d in a["destinations"].values())
+        ]
+        text = (synthesized.outdir / asset["source"]["path"]).read_text()
+    substitutions = resolver.resolve(props.get("DefinitionSubstitutions", {}))
+    for name, value in substitutions.items():
+        text = text.replace("${" + name + "}", str(value))
+    if "${" in text:
+        raise AssertionError("unresolved substitution left in the definition")
+    return text
 
 
 def _is_project_handler(handler: str) -> bool:

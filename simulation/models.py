@@ -4,7 +4,8 @@ Everything here is a heuristic written to make the pipeline's moving parts visib
 leads to (MAE, rubric, judge scores, latencies, tokens, costs) say how these stand-ins were written, not how
 Amazon Nova or Claude behave. Each model is a pure function of (seed, model, query) so that a run is repeatable.
 
-* **Teacher** (the ``teacher_model_id``, Nova Premier by default): reads the query's words. Every channel gets a
+* **Teacher** (any of the ``teacher_model_ids``: the stack's ``teacher_preference``, since Preflight picks one of
+  them at run time): reads the query's words. Every channel gets a
   cue score from words of its own description and examples, plus a small built-in lexicon for the four default
   channels, plus surface cues (capitalized names, years and hashtags push weight to the keyword channel, quoted
   speech to the spoken-words channel). When the query is one the built-in synthesizer produced for this run,
@@ -37,7 +38,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -254,7 +255,7 @@ class SimulatedModels:
         self,
         channels: ChannelSet,
         *,
-        teacher_model_id: str,
+        teacher_model_ids: Collection[str],
         seed: int = 0,
         categories: Mapping[str, str] | None = None,
         clock: VirtualClock | None = None,
@@ -264,7 +265,7 @@ class SimulatedModels:
             raise ValueError(f"time_scale must be within 0..1, got {time_scale}")
         self.channels = channels
         self.names = channels.names
-        self.teacher_model_id = teacher_model_id
+        self.teacher_model_ids = frozenset(teacher_model_ids)
         self.seed = seed
         self.categories = dict(categories or {})
         self.clock = clock
@@ -279,7 +280,7 @@ class SimulatedModels:
     def role_of(self, request: ConverseRequest) -> str:
         if request.target_kind == "deployment":
             return DISTILLED
-        if request.model_id == self.teacher_model_id:
+        if request.model_id in self.teacher_model_ids:
             return TEACHER
         if request.system_text.strip() == self._student_prompt:
             return BASE_STUDENT  # an undistilled model given only the one-sentence student prompt

@@ -231,13 +231,14 @@ def _run_in_moto(
     clock = VirtualClock()
     models = SimulatedModels(
         channels,
-        teacher_model_id=settings["teacher_model_id"],
+        teacher_model_ids=json.loads(label_env["TEACHER_PREFERENCE"]),
         seed=int(settings["seed"]),
         categories=planned_categories(channels, settings),
         clock=clock,
         time_scale=options.time_scale,
     )
     fake = BedrockFake().with_default_catalog().install()
+    fake.model_polls_to_active = 2  # a completed job's model stays "Creating" for a while, as in Bedrock
     fake.responder = models
     fake.on_evaluation_complete = models.write_judge_results
 

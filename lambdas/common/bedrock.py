@@ -6,10 +6,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from common.errors import TransientError
+from common.aws_errors import TRANSIENT_CODES, error_code, error_message, reraise_transient
 from common.observability import logger
 from routing.aws import CLIENTS
-from routing.labeling import error_code
 
 __all__ = [
     "TRANSIENT_CODES",
@@ -19,20 +18,6 @@ __all__ = [
     "reraise_transient",
     "stop_evaluation_jobs",
 ]
-
-TRANSIENT_CODES = frozenset(
-    {"ThrottlingException", "ServiceUnavailableException", "InternalServerException", "TooManyRequestsException"}
-)
-
-
-def error_message(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Message", str(exc)))
-
-
-def reraise_transient(exc: ClientError) -> None:
-    """Turn throttling and 5xx answers into :class:`TransientError`, which the state machine retries."""
-    if error_code(exc) in TRANSIENT_CODES:
-        raise TransientError(f"{error_code(exc)}: {error_message(exc)}") from exc
 
 
 def bedrock_tags(tags: dict[str, str]) -> list[dict[str, Any]]:

@@ -15,8 +15,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from common.errors import InvalidRunInput
+from routing.model_ids import AUTO_TEACHER, MODEL_ID_PATTERN
+from routing.report import teacher_text
 
-_MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9.:_-]{2,199}$")
 _S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
 _SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
 
@@ -27,10 +28,12 @@ class RunSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     num_examples: int = Field(ge=100, le=15_000, description="training examples to produce")
-    eval_examples: int = Field(ge=10, le=1_000, description="held-out examples, never trained on")
+    eval_examples: int = Field(
+        ge=10, le=999, description="held-out examples, never trained on (a judge job holds them + 1 calibration)"
+    )
     queries_s3_uri: str | None = Field(default=None, description="your own queries (txt, jsonl or csv) in S3")
     mix_user_queries: bool = Field(default=True, description="top up your queries with synthesized ones")
-    teacher_model_id: str
+    teacher_model_id: str = Field(description="'auto' (first usable of teacher_preference) or a teacher id")
     poll_seconds: int = Field(ge=0, le=3_600, description="wait between distillation status checks")
     deployment_poll_seconds: int = Field(ge=0, le=3_600)
     concurrency: int = Field(ge=1, le=40, description="shards labeled in parallel (Map MaxConcurrency)")
@@ -39,12 +42,23 @@ class RunSettings(BaseModel):
     seed: int = Field(ge=0, le=2**31 - 1)
     max_distillation_hours: int = Field(ge=1, le=168)
     judge: bool = Field(default=True, description="run the LLM-as-judge evaluation jobs")
+    throttle_budget_seconds: int = Field(
+        default=240,
+        ge=1,
+        le=840,
+        description="a labeling shard stops after the teacher has answered nothing (only throttling) this long; "
+        "keep it well above one teacher call",
+    )
 
     @field_validator("teacher_model_id")
     @classmethod
     def _model_id(cls, value: str) -> str:
-        if not _MODEL_ID.match(value):
-            raise ValueError("must be a Bedrock model or inference-profile id such as 'us.amazon.nova-pro-v1:0'")
+        if value.strip().lower() == AUTO_TEACHER:
+            return AUTO_TEACHER
+        if not MODEL_ID_PATTERN.match(value):
+            raise ValueError(
+                "must be 'auto' or a Bedrock model or inference-profile id such as 'us.amazon.nova-pro-v1:0'"
+            )
         return value
 
     @field_validator("queries_s3_uri")
@@ -88,6 +102,25 @@ def settings_from_input(defaults: dict[str, Any], overrides: Any) -> RunSettings
         raise InvalidRunInput(f"invalid execution input: {problems}") from None
 
 
+class RunTeacher(BaseModel):
+    """The teacher Preflight chose for the run: ``requested`` is the setting (``auto`` or an id), ``refused`` the
+    preferred teachers that were checked first and could not be used, with the reason."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    model_id: str
+    requested: str
+    refused: list[dict[str, str]] = Field(default_factory=list)
+
+    @property
+    def automatic(self) -> bool:
+        return self.requested == AUTO_TEACHER
+
+    def describe(self) -> str:
+        """``us.amazon.nova-pro-v1:0 (chosen automatically ...; us.amazon.nova-premier-v1:0 refused: ...)``."""
+        return teacher_text(self.model_dump())
+
+
 class RunState(BaseModel):
     """Identity and settings of a run, passed to every task."""
 
@@ -98,6 +131,16 @@ class RunState(BaseModel):
     started_at: str
     settings: RunSettings
     candidates: list[dict[str, str]] = Field(default_factory=list)
+    teacher: RunTeacher | None = None
+
+    @property
+    def teacher_model_id(self) -> str:
+        """The teacher every task uses: Preflight's choice (``settings.teacher_model_id`` may be ``auto``)."""
+        if self.teacher is not None:
+            return self.teacher.model_id
+        if self.settings.teacher_model_id == AUTO_TEACHER:
+            raise RuntimeError("the run state carries no resolved teacher; it must come from Preflight")
+        return self.settings.teacher_model_id
 
     @property
     def run_prefix(self) -> str:

@@ -1,7 +1,9 @@
 """Distillation: start the Bedrock model customization job (DISTILLATION) and report its status.
 
 ``start`` is idempotent per execution (``clientRequestToken`` derived from the execution ARN), so a
-redrive never starts a second job. ``check`` is polled by the state machine's Wait/Check/Choice loop.
+redrive never starts a second job. ``check`` is polled by the state machine's Wait/Check/Choice loop; it reports
+``Completed`` only once the job's custom model is ``Active`` (it can stay ``Creating`` after the job completes,
+and ``CreateCustomModelDeployment`` refuses a model that is not Active).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from common import s3io
-from common.bedrock import bedrock_tags, error_message, reraise_transient
+from common.bedrock import bedrock_tags, error_code, error_message, reraise_transient
 from common.errors import DistillationFailed, DistillationTimedOut
 from common.observability import logger, metrics, task_handler
 from common.run import RunState, bedrock_name, env, next_wait_seconds
@@ -23,6 +25,8 @@ from routing.aws import CLIENTS
 # Longest teacher answer Bedrock generates while preparing the distillation data (tokens).
 MAX_RESPONSE_LENGTH_FOR_INFERENCE = 1000
 IN_PROGRESS = ("InProgress", "Stopping")
+MODEL_ACTIVE = "Active"  # GetCustomModel.modelStatus: Creating | Active | Failed
+MODEL_FAILED = "Failed"
 # Longest wait between two status checks of a job that has been running for hours.
 MAX_WAIT_SECONDS = 1800
 
@@ -45,7 +49,7 @@ def job_request(run: RunState, *, train_uri: str) -> dict[str, Any]:
         "customizationConfig": {
             "distillationConfig": {
                 "teacherModelConfig": {
-                    "teacherModelIdentifier": run.settings.teacher_model_id,
+                    "teacherModelIdentifier": run.teacher_model_id,
                     "maxResponseLengthForInference": MAX_RESPONSE_LENGTH_FOR_INFERENCE,
                 }
             }
@@ -83,6 +87,29 @@ def _elapsed_hours(created: datetime | None) -> float:
     return (datetime.now(UTC) - created).total_seconds() / 3600.0
 
 
+def _model_status(bedrock: Any, job: dict[str, Any]) -> str | None:
+    """The status of a completed job's custom model (``GetCustomModel.modelStatus``): it can stay ``Creating``
+    after the job says ``Completed``, and a deployment needs it ``Active``. None while the model is not visible."""
+    arn = job.get("outputModelArn")
+    if not arn:
+        return None
+    try:
+        model = bedrock.get_custom_model(modelIdentifier=arn)
+    except ClientError as exc:
+        reraise_transient(exc)
+        if error_code(exc) == "ResourceNotFoundException":
+            return None  # not visible yet: look again at the next poll
+        raise
+    status = str(model.get("modelStatus", "Creating"))
+    if status == MODEL_FAILED:
+        metrics.add_metric(name="DistillationJobsFailed", unit="Count", value=1)
+        raise DistillationFailed(
+            f"distillation job {job.get('jobName', job.get('jobArn'))} completed but its custom model {arn} is "
+            f"Failed: {model.get('failureMessage', 'no message given')}"
+        )
+    return status
+
+
 @task_handler
 def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
@@ -115,7 +142,9 @@ def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             f"{run.settings.max_distillation_hours}; it was stopped. "
             "Raise max_distillation_hours or use fewer examples."
         )
-    done = status == "Completed" and bool(job.get("outputModelArn"))
+    model_status = _model_status(bedrock, job) if status == "Completed" else None
+    sub_status["model"] = model_status
+    done = model_status == MODEL_ACTIVE
     result: dict[str, Any] = {
         "status": "Completed" if done else ("InProgress" if status in IN_PROGRESS or status == "Completed" else status),
         "sub_status": sub_status,

@@ -22,6 +22,7 @@ from common.run import RunState, env
 from routing.answer import RoutingDecision, format_answer, parse_routing_answer
 from routing.aws import CLIENTS
 from routing.channels import ChannelSet, load_channels
+from routing.judge import CALIBRATION_QUERY, calibration_record
 from routing.labeling import converse_text, error_code, is_retryable
 from routing.metrics import Price, QueryResult, compute_metrics
 from routing.prompts import PromptKind, prompt_for
@@ -96,17 +97,34 @@ def answer_one(
     raise AssertionError("unreachable")
 
 
+def _judge_prompt(query: str) -> str:
+    return f"Route this video search query to the search channels: {query}"
+
+
+def _reference(weights: dict[str, float], channels: ChannelSet) -> str:
+    return format_answer(RoutingDecision.from_weights(weights, channels), channels)
+
+
 def judge_record(result: QueryResult, candidate_name: str, channels: ChannelSet) -> dict[str, Any]:
     """One line of the LLM-judge dataset (precomputed response, reference weights without reasoning)."""
-    reference = format_answer(RoutingDecision.from_weights(result.reference, channels), channels)
     record: dict[str, Any] = {
-        "prompt": f"Route this video search query to the search channels: {result.query}",
-        "referenceResponse": reference,
+        "prompt": _judge_prompt(result.query),
+        "referenceResponse": _reference(result.reference, channels),
         "modelResponses": [{"response": result.raw_text or "", "modelIdentifier": candidate_name}],
     }
     if result.category:
         record["category"] = result.category
     return record
+
+
+def judge_dataset(results: list[QueryResult], candidate_name: str, channels: ChannelSet) -> list[dict[str, Any]]:
+    """The held-out records, then the calibration record that tells the judge's score scale (routing.judge)."""
+    names = channels.names
+    even = {name: 1.0 / len(names) for name in names}
+    calibration = calibration_record(
+        _judge_prompt(CALIBRATION_QUERY), _reference(even, channels), model_identifier=candidate_name
+    )
+    return [*(judge_record(r, candidate_name, channels) for r in results), calibration]
 
 
 def evaluation_prefix(run: RunState, candidate_name: str) -> str:
@@ -146,7 +164,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     judge_uri = s3io.put_jsonl(
         bucket,
         f"{run.run_prefix}evaluation/judge-input/{candidate['name']}.jsonl",
-        [judge_record(r, candidate["name"], channels) for r in results],
+        judge_dataset(results, candidate["name"], channels),
     )
     metrics.add_metric(name="CandidatesEvaluated", unit="Count", value=1)
     logger.info(

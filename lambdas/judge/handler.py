@@ -1,8 +1,9 @@
 """LLM judge: one Bedrock Model Evaluation job per candidate, a custom ``OverallQuality`` metric over the
 candidate's precomputed answers, the teacher's weights as ground truth.
 
-The judge never fails a run: a job that cannot be created, fails, or runs too long is reported as
-``missing`` with the reason, and the report says so.
+The judge never fails the *execution*: a job that cannot be created, fails, runs too long or cannot be read is
+reported as ``missing`` with the reason, and the quality gate fails on it (``gate_require_judge``, default true)
+with that reason in the report and the notification.
 """
 
 from __future__ import annotations
@@ -96,23 +97,27 @@ def _scores(job_arn: str, candidate: str, run: RunState) -> dict[str, Any]:
     for key in s3io.list_keys(bucket, prefix):
         if key.endswith("_output.jsonl"):
             lines.extend(s3io.get_text(bucket, key).splitlines())
-    scores = parse_judge_scores(lines)
-    records = sum(1 for line in lines if line.strip())
-    if not scores:
+    judged = parse_judge_scores(lines)
+    if judged.problem:
+        return _missing(candidate, judged.problem)
+    if not judged.ratings:
         return _missing(
             candidate, f"the judge job finished but no {JUDGE_METRIC} scores were found under s3://{bucket}/{prefix}"
         )
-    if len(scores) < MIN_SCORED_SHARE * records:
+    if len(judged.ratings) < MIN_SCORED_SHARE * judged.records:
         return _missing(
-            candidate, f"only {len(scores)} of {records} judged records carry an {JUDGE_METRIC} score; not trusted"
+            candidate,
+            f"only {len(judged.ratings)} of {judged.records} judged records carry an {JUDGE_METRIC} score; not trusted",
         )
     return {
         "candidate": candidate,
         "status": "ok",
         "job_arn": job_arn,
-        "score": sum(scores) / len(scores),
-        "scored": len(scores),
-        "records": records,
+        "score": sum(judged.ratings) / len(judged.ratings),
+        "scored": len(judged.ratings),
+        "records": judged.records,
+        "scale": judged.scale,
+        "calibration": judged.calibration,
     }
 
 

@@ -55,12 +55,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = label_queries(
         queries,
         client=CLIENTS.get("bedrock-runtime", config=TEACHER_CLIENT_CONFIG),
-        model_id=run.settings.teacher_model_id,
+        model_id=run.teacher_model_id,
         channels=channels,
         threads=run.settings.threads,
         deadline=deadline,
         base_delay_s=float(os.environ.get("TEACHER_BACKOFF_BASE_S", "0.5")),
         max_throttle_retries=MAX_THROTTLE_RETRIES,
+        throttle_budget_s=float(run.settings.throttle_budget_seconds),
     )
     s3io.put_text(
         bucket,
@@ -82,7 +83,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         labeled=len(result.examples),
         invalid=dict(result.invalid),
         errors=dict(result.errors),
-        unlabeled=len(result.unlabeled),
+        unlabeled=dict(result.unlabeled_by_reason),
+        throttle_stopped=result.throttle_stopped,
         elapsed_s=round(result.elapsed_s, 2),
     )
     return {

@@ -14,7 +14,8 @@ from common.observability import logger, metrics, task_handler
 from common.run import env
 from routing.aws import CLIENTS
 
-SUBJECT_MAX = 100
+# SNS Publish: the Subject must be ASCII without line breaks and *fewer than* 100 characters.
+SUBJECT_MAX = 99
 
 
 def _cause_text(error: dict[str, Any]) -> str:
@@ -55,7 +56,17 @@ def compose(event: dict[str, Any], *, stack_name: str, region: str) -> tuple[str
             lines.append(f"Report: {event['report_uri']}")
     if console:
         lines.append(f"Execution: {console}")
-    return subject[:SUBJECT_MAX], "\n".join(line for line in lines if line)
+    return sns_subject(subject), "\n".join(line for line in lines if line)
+
+
+def sns_subject(text: str) -> str:
+    """``text`` made a valid SNS subject: printable ASCII only (others become ``?``, whitespace a space), at most
+    :data:`SUBJECT_MAX` characters (cut with an ellipsis). The full text stays in the message body."""
+    cleaned = "".join(c if " " <= c <= "~" else (" " if c.isspace() else "?") for c in text)
+    cleaned = " ".join(cleaned.split())
+    if len(cleaned) <= SUBJECT_MAX:
+        return cleaned
+    return cleaned[: SUBJECT_MAX - 3].rstrip() + "..."
 
 
 @task_handler

@@ -15,7 +15,7 @@ from common import s3io
 from common.observability import logger, metrics, task_handler
 from common.run import RunState, env
 from routing.channels import load_channels
-from routing.queries import parse_user_queries, plan_queries
+from routing.queries import REJECTED_CONTROL_CHARACTERS, parse_user_queries, plan_queries
 
 # Keep the Map's item list (and so the state) small whatever the shard size asked for.
 MAX_SHARDS = 500
@@ -38,17 +38,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         source_bucket, key = s3io.parse_s3_uri(settings.queries_s3_uri)
         parsed = parse_user_queries(s3io.get_bytes(source_bucket, key), key=key)
         user_queries = parsed.queries
-        user_stats = {
-            "uri": settings.queries_s3_uri,
-            "total_lines": parsed.total_lines,
-            "accepted": len(parsed.queries),
-            "blank": parsed.blank,
-            "invalid": parsed.invalid,
-            "too_long": parsed.too_long,
-            "duplicates": parsed.duplicates,
-            "invalid_samples": parsed.invalid_samples[:10],
-        }
+        user_stats = {"uri": settings.queries_s3_uri, **parsed.to_stats()}
+        user_stats["invalid_samples"] = parsed.invalid_samples[:10]
         logger.info("user queries read", **{k: v for k, v in user_stats.items() if k != "invalid_samples"})
+        rejected_controls = parsed.rejected.get(REJECTED_CONTROL_CHARACTERS, 0)
+        metrics.add_metric(name="UserQueriesRejected", unit="Count", value=parsed.invalid + parsed.too_long)
+        if rejected_controls:
+            logger.warning("user query lines with control characters were rejected", lines=rejected_controls)
 
     planned = plan_queries(
         channels,

@@ -1,89 +1,76 @@
-"""Preflight: validate the run's input and make sure every model the run needs is usable here.
+"""Preflight: validate the run's input, choose the teacher, and make sure every model the run needs is usable here.
 
-Fails fast, before any money is spent, with a message that names the setting to change.
+Fails fast, before any money is spent, with a message that names the setting to change. The model rules are
+those of ``python -m cli doctor`` (:mod:`common.bedrock_catalog`, :mod:`routing.model_checks`): lifecycle ACTIVE,
+model access granted, the student offered for DISTILLATION in this Region, a documented teacher-student pair.
+``teacher_model_id: "auto"`` picks the first usable teacher of ``teacher_preference``; the choice (and every
+teacher refused before it, with the reason) travels in the run state to the labeling, the job and the report.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from common import s3io
-from common.bedrock import error_code, error_message, reraise_transient
+from common.bedrock import error_code, reraise_transient
+from common.bedrock_catalog import BedrockCatalog, ModelPlan, Readiness, assess_models
 from common.errors import InvalidRunInput, ModelNotUsable
-from common.observability import logger, task_handler
-from common.run import RunState, env, pipeline_defaults, run_id_from_execution, settings_from_input
+from common.observability import logger, metrics, task_handler
+from common.run import (
+    RunSettings,
+    RunState,
+    RunTeacher,
+    env,
+    pipeline_defaults,
+    run_id_from_execution,
+    settings_from_input,
+)
 from routing.aws import CLIENTS
+from routing.model_checks import teacher_not_allowed
+
+DISTILLED_CANDIDATE = "distilled"  # the candidate that is the run's own deployment (eval_candidates)
 
 MAX_QUERY_FILE_BYTES = 200 * 1024 * 1024
-_GEO_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "ca.", "jp.", "au.", "global.")
-
-
-@dataclass(frozen=True)
-class ModelRequirement:
-    """A model the run needs, and the setting a user changes to fix it."""
-
-    role: str
-    model_id: str
-    setting: str
-    needs_distillation: bool = False
 
 
 def _region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
-def _foundation_id(model_id: str) -> str:
-    return model_id.split(".", 1)[1] if model_id.startswith(_GEO_PREFIXES) else model_id
+def model_plan(settings: RunSettings) -> ModelPlan:
+    """The run's models: the deployed configuration (environment) with the run's own settings."""
+    models = json.loads(env("MODELS"))
+    return ModelPlan(
+        teacher=settings.teacher_model_id,
+        teacher_preference=tuple(json.loads(env("TEACHER_PREFERENCE"))),
+        distillation_pairs={k: tuple(v) for k, v in json.loads(env("DISTILLATION_PAIRS")).items()},
+        student_job=models["student_job"],
+        student=models["student"],
+        baseline=models["baseline"],
+        judge=models["judge"] if settings.judge else None,
+        candidates=tuple(c["model"] for c in json.loads(env("CANDIDATES")) if c["model"] != DISTILLED_CANDIDATE),
+        router=tuple(models.get("router", ())),
+    )
 
 
-def check_model(requirement: ModelRequirement) -> dict[str, Any]:
-    """Raise :class:`ModelNotUsable` unless the model (or inference profile) is ACTIVE here."""
-    bedrock = CLIENTS.get("bedrock")
-    region = _region()
-    fix = f"change '{requirement.setting}' (execution input or cdk.json) to a model that is ACTIVE in {region}"
-    model_id = requirement.model_id
-    result: dict[str, Any] = {"role": requirement.role, "model_id": model_id}
+def check_models(settings: RunSettings) -> Readiness:
+    """Every model the run needs, checked with the same rules as ``python -m cli doctor``; raises
+    :class:`ModelNotUsable` naming each problem and its fix (a transient error is retried by the state machine)."""
+    catalog = BedrockCatalog(CLIENTS.get("bedrock"), _region())
     try:
-        if model_id.startswith(_GEO_PREFIXES):
-            profile = bedrock.get_inference_profile(inferenceProfileIdentifier=model_id)
-            if profile.get("status") != "ACTIVE":
-                raise ModelNotUsable(
-                    f"{requirement.role} inference profile {model_id} is {profile.get('status')} in {region}; {fix}"
-                )
-            result["inference_profile"] = profile.get("inferenceProfileArn")
-        details = bedrock.get_foundation_model(modelIdentifier=_foundation_id(model_id))["modelDetails"]
+        readiness = assess_models(catalog, model_plan(settings))
     except ClientError as exc:
         reraise_transient(exc)
-        code = error_code(exc)
-        if code in ("ResourceNotFoundException", "ValidationException"):
-            raise ModelNotUsable(
-                f"{requirement.role} model {model_id} does not exist in {region} ({error_message(exc)}); {fix}"
-            ) from None
-        if code == "AccessDeniedException":
-            raise ModelNotUsable(
-                f"{requirement.role} model {model_id} is not accessible in {region}: enable model access in the "
-                f"Bedrock console (Model access) or {fix}. Service said: {error_message(exc)}"
-            ) from None
         raise
-    lifecycle = details.get("modelLifecycle", {}).get("status", "UNKNOWN")
-    result["lifecycle"] = lifecycle
-    if lifecycle != "ACTIVE":
-        raise ModelNotUsable(
-            f"{requirement.role} model {model_id} is {lifecycle} in {region} and may stop working; {fix}"
-            + (" (for example 'us.amazon.nova-pro-v1:0')" if requirement.role == "teacher" else "")
-        )
-    if requirement.needs_distillation and "DISTILLATION" not in details.get("customizationsSupported", []):
-        raise ModelNotUsable(
-            f"{requirement.role} model {model_id} does not support DISTILLATION in {region} "
-            f"(supports {details.get('customizationsSupported', [])}); {fix}"
-        )
-    return result
+    failure = readiness.failure_message()
+    if failure:
+        raise ModelNotUsable(failure)
+    return readiness
 
 
 def check_query_file(uri: str, bucket: str) -> dict[str, Any]:
@@ -115,31 +102,43 @@ def check_query_file(uri: str, bucket: str) -> dict[str, Any]:
 @task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = settings_from_input(pipeline_defaults(), event.get("input"))
-    allowed_teachers = json.loads(env("ALLOWED_TEACHERS"))
-    if settings.teacher_model_id not in allowed_teachers:
-        raise InvalidRunInput(
-            f"teacher_model_id {settings.teacher_model_id} is not one this stack may invoke "
-            f"({', '.join(allowed_teachers)}); "
-            "add it to 'allowed_teacher_model_ids' in cdk.json and redeploy"
-        )
-    models = json.loads(env("MODELS"))
-    requirements = [
-        ModelRequirement("teacher", settings.teacher_model_id, "teacher_model_id"),
-        ModelRequirement("student (customization base)", models["student_job"], "student_job_model_id", True),
-        ModelRequirement("student (inference)", models["student"], "student_model_id"),
-        ModelRequirement("baseline router", models["baseline"], "baseline_model_id"),
-    ]
-    if settings.judge:
-        requirements.append(ModelRequirement("judge", models["judge"], "judge_model_id"))
-    checks = [check_model(r) for r in requirements]
+    refusal = teacher_not_allowed(settings.teacher_model_id, json.loads(env("TEACHER_PREFERENCE")))
+    if refusal is not None:
+        raise InvalidRunInput(f"teacher_model_id {settings.teacher_model_id}: {refusal}")
+    readiness = check_models(settings)
     query_file = check_query_file(settings.queries_s3_uri, env("DATA_BUCKET")) if settings.queries_s3_uri else None
-
+    choice = readiness.teacher
+    teacher = RunTeacher(
+        model_id=str(choice.model_id),
+        requested=choice.requested,
+        refused=[{"model_id": v.requirement.model_id, "reason": v.reason()} for v in choice.considered if not v.usable],
+    )
     run = RunState(
         run_id=run_id_from_execution(event["execution_name"]),
         execution_arn=event["execution_arn"],
         started_at=event["started_at"],
         settings=settings,
         candidates=json.loads(env("CANDIDATES")),
+        teacher=teacher,
     )
-    logger.info("run accepted", run_id=run.run_id, settings=settings.model_dump(), checks=checks)
-    return {"run": run.model_dump(), "preflight": {"models": checks, "query_file": query_file}}
+    router_problems = [v for v in readiness.router if not v.usable]
+    for verdict in router_problems:
+        # The run can go on (the router falls back), but the deployed router is degraded: say so loudly.
+        logger.warning("router model not usable", model_id=verdict.requirement.model_id, problems=verdict.problems)
+    metrics.add_metric(name="RouterModelsNotUsable", unit="Count", value=len(router_problems))
+    logger.info(
+        "run accepted",
+        run_id=run.run_id,
+        teacher=teacher.describe(),
+        settings=settings.model_dump(),
+        warnings=[w for v in readiness.verdicts for w in v.warnings],
+    )
+    return {
+        "run": run.model_dump(),
+        "preflight": {
+            "teacher": choice.to_dict(),
+            "models": [v.to_dict() for v in readiness.verdicts],
+            "router_models": [v.to_dict() for v in readiness.router],
+            "query_file": query_file,
+        },
+    }

@@ -3,7 +3,8 @@
 De-duplicates (normalized query) across shards, holds out a stratified sample that is never trained on,
 writes ``bedrock-conversation-2024`` records (compact student prompt as system, the teacher's weights-first
 JSON as the assistant turn) and validates the file against the service's limits before anything is
-submitted. Too few valid examples fail the run with the numbers.
+submitted. Too few valid examples fail the run with the numbers (and, when the teacher kept throttling, with
+that as the reason); the manifest is written on that path too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from common.run import RunState, env
 from routing.channels import load_channels
 from routing.dataset import (
     MAX_RECORDS,
+    MIN_RECORDS,
     build_manifest,
     ensure_trainable,
     heldout_record,
@@ -29,12 +31,15 @@ from routing.dataset import (
     training_jsonl,
     validate_training_jsonl,
 )
+from routing.labeling import UNLABELED_THROTTLED
 
 
 def _read_shards(bucket: str, run: RunState) -> tuple[list[Any], dict[str, Any]]:
     examples: list[Any] = []
     invalid: Counter[str] = Counter()
     errors: Counter[str] = Counter()
+    unlabeled_by_reason: Counter[str] = Counter()
+    throttle_stopped_shards = 0
     totals = {"unlabeled": 0, "calls": 0, "retries": 0, "throttled": 0, "input_tokens": 0, "output_tokens": 0}
     invalid_samples: list[dict[str, str]] = []
     keys = sorted(s3io.list_keys(bucket, f"{run.tmp_prefix}labeled/"))
@@ -43,6 +48,8 @@ def _read_shards(bucket: str, run: RunState) -> tuple[list[Any], dict[str, Any]]
         stats = s3io.get_json(bucket, key.removesuffix(".jsonl") + ".stats.json")
         invalid.update(stats["invalid"])
         errors.update(stats["errors"])
+        unlabeled_by_reason.update(stats.get("unlabeled_by_reason") or {})
+        throttle_stopped_shards += int(bool(stats.get("throttle_stopped")))
         for name in totals:
             totals[name] += int(stats.get(name) or 0)
         invalid_samples.extend(stats.get("invalid_samples", [])[: max(0, 20 - len(invalid_samples))])
@@ -51,6 +58,8 @@ def _read_shards(bucket: str, run: RunState) -> tuple[list[Any], dict[str, Any]]
         "errors": errors,
         "invalid_samples": invalid_samples,
         "shards": len([k for k in keys if k.endswith(".jsonl")]),
+        "unlabeled_by_reason": dict(unlabeled_by_reason),
+        "throttle_stopped_shards": throttle_stopped_shards,
         **totals,
     }
 
@@ -74,16 +83,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "errors": sum(stats["errors"].values()),
         "unlabeled": stats["unlabeled"],
     }
-    ensure_trainable(len(train), **counts)
 
     training_text = training_jsonl(train, channels)
-    report = validate_training_jsonl(training_text, channels)
-    if not report.ok:
-        raise PipelineError(f"the training file failed validation: {'; '.join(report.errors[:5])}")
-
     dataset_prefix = f"{run.run_prefix}dataset/"
-    train_uri = s3io.put_text(bucket, f"{dataset_prefix}train.jsonl", training_text, "application/x-ndjson")
-    heldout_uri = s3io.put_jsonl(bucket, f"{dataset_prefix}heldout.jsonl", [heldout_record(e) for e in heldout])
+    files: dict[str, str] = {}
+    enough = len(train) >= MIN_RECORDS
+    if enough:
+        report = validate_training_jsonl(training_text, channels)
+        if not report.ok:
+            raise PipelineError(f"the training file failed validation: {'; '.join(report.errors[:5])}")
+        files["train"] = s3io.put_text(bucket, f"{dataset_prefix}train.jsonl", training_text, "application/x-ndjson")
+        files["heldout"] = s3io.put_jsonl(
+            bucket, f"{dataset_prefix}heldout.jsonl", [heldout_record(e) for e in heldout]
+        )
+    # The manifest is written on every path, so a run that fails here still says what happened to each query.
     manifest = build_manifest(
         channels=channels,
         requested=settings.total_queries,
@@ -95,13 +108,25 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         unlabeled=stats["unlabeled"],
         train=train,
         heldout=heldout,
-        teacher_model_id=settings.teacher_model_id,
+        teacher_model_id=run.teacher_model_id,
         student_model_id=json.loads(env("MODELS"))["student_job"],
         seed=settings.seed,
         labeling={k: v for k, v in stats.items() if k not in ("invalid", "errors")},
-        extra={"files": {"train": train_uri, "heldout": heldout_uri}},
+        extra={
+            "files": files,
+            "teacher": run.teacher.model_dump() if run.teacher else {"model_id": run.teacher_model_id},
+            "trainable": enough,
+        },
     )
     manifest_uri = s3io.put_json(bucket, f"{dataset_prefix}manifest.json", manifest)
+    ensure_trainable(
+        len(train),
+        **counts,
+        calls=stats["calls"],
+        throttled=stats["throttled"],
+        unlabeled_throttled=stats["unlabeled_by_reason"].get(UNLABELED_THROTTLED, 0),
+    )
+    train_uri, heldout_uri = files["train"], files["heldout"]
 
     metrics.add_metric(name="TrainingExamples", unit="Count", value=len(train))
     metrics.add_metric(name="DroppedTeacherAnswers", unit="Count", value=counts["invalid"])

@@ -83,6 +83,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         baseline=baseline["metrics"] if baseline else None,
         judge_score=distilled["judge"].get("score"),
         thresholds=thresholds,
+        judge_requested=run.settings.judge,
+        judge_missing_reason=distilled["judge"].get("reason"),
     )
     gate = {**decision.to_dict(), "candidate": distilled["name"], "thresholds": thresholds.to_dict()}
     manifest_bucket, manifest_key = s3io.parse_s3_uri(event["dataset"]["manifest_uri"])
@@ -93,6 +95,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         gate=gate,
         dataset=s3io.get_json(manifest_bucket, manifest_key),
         prices=json.loads(env("PRICES")),
+        teacher=run.teacher.model_dump() if run.teacher else {"model_id": run.teacher_model_id},
     )
 
     prefix = f"{run.run_prefix}report/"

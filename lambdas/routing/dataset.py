@@ -346,7 +346,8 @@ def _stratified_allocation(n: int, sizes: Mapping[str, int]) -> dict[str, int]:
 # Manifest and size check
 # ---------------------------------------------------------------------------------------------------------
 class DatasetTooSmall(Exception):
-    """Too few valid examples to train; the message gives the numbers that explain why."""
+    """Too few valid examples to train; the message gives the numbers that explain why (and says so when the
+    teacher's throttling was the reason)."""
 
     def __init__(
         self,
@@ -359,6 +360,9 @@ class DatasetTooSmall(Exception):
         errors: int = 0,
         unlabeled: int = 0,
         minimum: int = MIN_RECORDS,
+        calls: int = 0,
+        throttled: int = 0,
+        unlabeled_throttled: int = 0,
     ) -> None:
         self.valid = valid
         self.requested = requested
@@ -368,14 +372,30 @@ class DatasetTooSmall(Exception):
         self.errors = errors
         self.unlabeled = unlabeled
         self.minimum = minimum
+        self.calls = calls
+        self.throttled = throttled
+        self.unlabeled_throttled = unlabeled_throttled
         details = f"requested {requested}, labeled {labeled}, invalid {invalid}, duplicates {duplicates}"
         if errors:
             details += f", errors {errors}"
         if unlabeled:
             details += f", unlabeled {unlabeled}"
-        super().__init__(
-            f"only {valid} valid training examples ({details}); Bedrock distillation needs at least {minimum}"
-        )
+        message = f"only {valid} valid training examples ({details}); Bedrock distillation needs at least {minimum}"
+        if self.throttling_was_the_reason:
+            share = f" ({throttled / calls:.0%} of {calls} calls)" if calls else ""
+            message += (
+                f". The teacher's throttling was the reason: {throttled} throttled responses{share}, and "
+                f"{unlabeled_throttled} queries left unlabeled because the teacher answered nothing for the whole "
+                "throttle budget. Raise the teacher's on-demand quota (Service Quotas, Amazon Bedrock: requests and "
+                "tokens per minute for the teacher; `python -m cli doctor` shows them) or lower 'concurrency' x "
+                "'threads' in the execution input"
+            )
+        super().__init__(message)
+
+    @property
+    def throttling_was_the_reason(self) -> bool:
+        """Throttling left more queries unlabeled than every other loss put together."""
+        return self.unlabeled_throttled > 0 and self.unlabeled_throttled >= self.invalid + self.errors + self.duplicates
 
 
 def ensure_trainable(
@@ -387,6 +407,9 @@ def ensure_trainable(
     duplicates: int,
     errors: int = 0,
     unlabeled: int = 0,
+    calls: int = 0,
+    throttled: int = 0,
+    unlabeled_throttled: int = 0,
 ) -> None:
     """Raise :class:`DatasetTooSmall` when ``train_records`` is below :data:`MIN_RECORDS`."""
     if train_records < MIN_RECORDS:
@@ -398,6 +421,9 @@ def ensure_trainable(
             duplicates=duplicates,
             errors=errors,
             unlabeled=unlabeled,
+            calls=calls,
+            throttled=throttled,
+            unlabeled_throttled=unlabeled_throttled,
         )
 
 

@@ -3,8 +3,9 @@
 :func:`evaluate_gate` compares a candidate's metrics (from :func:`routing.metrics.compute_metrics`) with
 :class:`GateThresholds` and, optionally, the baseline router's metrics and the LLM judge's score. Every
 check is reported, passed or not, with a human-readable message; a check that cannot run because its input is
-optional and absent (no baseline, no judge score) is *skipped*, which does not block promotion. A check whose
-input is mandatory but unavailable (no valid-JSON rate or MAE, e.g. no schema-valid answers) fails.
+optional and absent (no baseline; the judge switched off for the run) is *skipped*, which does not block
+promotion. A check whose input is mandatory but unavailable (no valid-JSON rate or MAE, e.g. no schema-valid
+answers) fails — and so does a judge that was asked for but produced no score, unless ``require_judge`` is off.
 """
 
 from __future__ import annotations
@@ -29,16 +30,23 @@ class GateThresholds:
     ``min_valid_json_rate``: share of queries whose answer held a JSON object (0..1).
     ``max_rubric_drop_vs_baseline``: how far the candidate's rubric mean may be below the baseline's (points).
     ``max_overall_mae``: the highest acceptable overall mean absolute error of the weights.
-    ``min_judge_score``: the lowest acceptable LLM-judge score (1..5), checked only when a judge score exists.
+    ``min_judge_score``: the lowest acceptable LLM-judge score (1..5).
+    ``require_judge``: when the run asked for the judge, a missing judge score fails the gate (otherwise the
+    check is skipped).
     """
 
     min_valid_json_rate: float = 0.99
     max_rubric_drop_vs_baseline: float = 0.2
     max_overall_mae: float = 0.08
     min_judge_score: float = 3.5
+    require_judge: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.require_judge, bool):
+            raise ValueError(f"gate setting require_judge must be true or false, got {self.require_judge!r}")
         for item in fields(self):
+            if item.name == "require_judge":
+                continue
             value = getattr(self, item.name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"gate threshold {item.name} must be a finite number >= 0, got {value!r}")
@@ -54,13 +62,16 @@ class GateThresholds:
         if not data:
             return cls()
         known = {item.name for item in fields(cls)}
-        values: dict[str, float] = {}
+        values: dict[str, Any] = {}
         for raw_key, raw_value in data.items():
             key = raw_key.removeprefix("gate_")
             if key not in known:
                 raise ValueError(f"unknown gate threshold {raw_key!r}; known: {', '.join(sorted(known))}")
             value = raw_value
-            if isinstance(value, str):
+            if key == "require_judge":
+                if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+                    value = value.strip().lower() == "true"
+            elif isinstance(value, str):
                 try:
                     value = float(value.strip())
                 except ValueError:
@@ -68,7 +79,7 @@ class GateThresholds:
             values[key] = value
         return cls(**values)
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -152,9 +163,23 @@ def _check_mae(candidate: Mapping[str, Any], maximum: float) -> Check:
     return Check(CHECK_MAE, passed, mae, maximum, f"overall MAE {mae:.3f} {sign} {maximum:.3f}")
 
 
-def _check_judge(judge_score: float | None, minimum: float) -> Check:
+def _check_judge(
+    judge_score: float | None, minimum: float, *, requested: bool, required: bool, missing_reason: str | None
+) -> Check:
+    if not requested:
+        return Check(CHECK_JUDGE, True, None, minimum, "skipped: the judge was off for this run", skipped=True)
     if judge_score is None or not math.isfinite(judge_score):
-        return Check(CHECK_JUDGE, True, None, minimum, "skipped: judge missing", skipped=True)
+        why = missing_reason or "no reason given"
+        if required:
+            return Check(
+                CHECK_JUDGE,
+                False,
+                None,
+                minimum,
+                f"the judge was asked for but produced no score ({why}); set gate_require_judge=false to promote "
+                "without it",
+            )
+        return Check(CHECK_JUDGE, True, None, minimum, f"skipped: judge missing ({why})", skipped=True)
     passed = judge_score >= minimum - _EPSILON
     sign = "≥" if passed else "<"
     return Check(CHECK_JUDGE, passed, judge_score, minimum, f"judge score {judge_score:.2f} {sign} {minimum:.2f}")
@@ -166,13 +191,16 @@ def evaluate_gate(
     baseline: Mapping[str, Any] | None,
     judge_score: float | None,
     thresholds: GateThresholds,
+    judge_requested: bool = True,
+    judge_missing_reason: str | None = None,
 ) -> GateDecision:
     """Run every check on ``candidate``'s metrics, in a fixed order.
 
     1. ``valid_json_rate`` ≥ ``min_valid_json_rate`` (fails when unavailable);
     2. ``rubric_mean`` ≥ baseline ``rubric_mean`` − ``max_rubric_drop_vs_baseline`` (skipped without a baseline);
     3. ``mae_overall`` ≤ ``max_overall_mae`` (fails when None: no schema-valid answer);
-    4. ``judge_score`` ≥ ``min_judge_score`` (skipped when the judge score is missing).
+    4. ``judge_score`` ≥ ``min_judge_score``: skipped when the run did not ask for the judge; a missing score fails
+       when ``require_judge`` (default), with ``judge_missing_reason`` in the message, else it is skipped.
 
     Boundary values pass (within 1e-9).
     """
@@ -180,6 +208,12 @@ def evaluate_gate(
         _check_valid_json(candidate, thresholds.min_valid_json_rate),
         _check_rubric(candidate, baseline, thresholds.max_rubric_drop_vs_baseline),
         _check_mae(candidate, thresholds.max_overall_mae),
-        _check_judge(judge_score, thresholds.min_judge_score),
+        _check_judge(
+            judge_score,
+            thresholds.min_judge_score,
+            requested=judge_requested,
+            required=thresholds.require_judge,
+            missing_reason=judge_missing_reason,
+        ),
     ]
     return GateDecision(passed=all(check.passed for check in checks), checks=checks)

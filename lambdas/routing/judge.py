@@ -7,7 +7,9 @@ The instructions use Bedrock's template variables ``{{prompt}}``, ``{{prediction
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 JUDGE_METRIC = "OverallQuality"
@@ -61,34 +63,110 @@ def judge_custom_metric() -> dict[str, Any]:
     }
 
 
+# One calibration record rides along in every judge job: an answer that is not JSON at all, which the rubric rates 1
+# (the lowest). Its result says how Bedrock reports custom-metric scores, which is not documented: 1.0 → the raw
+# rating (1..5); 0.0 → normalized (0..1). Without it, a job whose every result is 1.0 could mean "all perfect"
+# (normalized) or "all worst" (raw). It is excluded from the candidate's score.
+CALIBRATION_CATEGORY = "calibration-unparseable"
+CALIBRATION_QUERY = "calibration record (not a held-out query)"
+CALIBRATION_RESPONSE = "I am sorry, I cannot help with that."
+# A judge that rates the unparseable answer this high (on the 1-5 scale) is not following the rubric.
+CALIBRATION_MAX_RATING = 2.0
+SCALE_RATING = "rating"  # results are the rating itself (1..5)
+SCALE_NORMALIZED = "normalized"  # results are (rating - 1) / 4 (0..1)
+_EPSILON = 1e-6
+
+
+def calibration_record(prompt: str, reference: str, model_identifier: str) -> dict[str, Any]:
+    """The judge-dataset line of the calibration record (same shape as the held-out lines)."""
+    return {
+        "prompt": prompt,
+        "referenceResponse": reference,
+        "category": CALIBRATION_CATEGORY,
+        "modelResponses": [{"response": CALIBRATION_RESPONSE, "modelIdentifier": model_identifier}],
+    }
+
+
+@dataclass(frozen=True)
+class JudgeScores:
+    """The candidate's ``OverallQuality`` ratings on the 1-5 scale. ``problem`` is set (and ``ratings`` empty)
+    when the results cannot be trusted: an undeterminable scale, or a judge that failed the calibration."""
+
+    ratings: list[float]
+    records: int  # judged held-out records (calibration excluded), with or without a score
+    scale: str | None
+    calibration: float | None  # the calibration record's rating on the 1-5 scale, when present
+    problem: str | None = None
+
+
 def _score_of(record: Any) -> float | None:
     result = (record or {}).get("automatedEvaluationResult") if isinstance(record, dict) else None
     for score in (result or {}).get("scores", []) or []:
         if isinstance(score, dict) and score.get("metricName") == JUDGE_METRIC:
             value = score.get("result")
-            if isinstance(value, int | float) and not isinstance(value, bool):
+            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
                 return float(value)
     return None
 
 
-def parse_judge_scores(lines: Iterable[str]) -> list[float]:
-    """``OverallQuality`` scores on the 1-5 scale from the job's ``*_output.jsonl`` lines.
+def _is_calibration(record: Mapping[str, Any]) -> bool:
+    source = record.get("inputRecord") if isinstance(record.get("inputRecord"), Mapping) else record
+    return isinstance(source, Mapping) and source.get("category") == CALIBRATION_CATEGORY
 
-    Bedrock's exact output format for custom metrics is not confirmed: a result above 1 is read as the
-    rating itself; when every result lies in [0, 1] and at least one is strictly below 1, results are read
-    as normalized (0 → 1, 1 → 5). All results exactly 1.0 stay 1.0 (the conservative reading: a gate never
-    passes on an ambiguous score). Unparseable lines are skipped.
+
+def _to_rating(value: float, scale: str) -> float:
+    return 1.0 + 4.0 * value if scale == SCALE_NORMALIZED else value
+
+
+def parse_judge_scores(lines: Iterable[str]) -> JudgeScores:
+    """Read a job's ``*_output.jsonl`` lines: the ``OverallQuality`` ratings of the held-out records on 1-5.
+
+    The scale is decided from the results themselves: a value above 1 can only be a raw rating, a value below 1
+    only a normalized score; when every value is exactly 1.0, the calibration record decides (it is rated the
+    lowest, so its presence at 1.0 means raw ratings). With no calibration result either, the scale is ambiguous
+    and no score is given (never "all worst" for what may be "all perfect"). Unparseable lines are skipped.
     """
-    raw: list[float] = []
+    values: list[float | None] = []
+    calibration_raw: float | None = None
     for line in lines:
         if not line.strip():
             continue
         try:
-            value = _score_of(json.loads(line))
+            record = json.loads(line)
         except ValueError:
             continue
-        if value is not None:
-            raw.append(value)
-    if raw and all(0.0 <= v <= 1.0 for v in raw) and any(v < 1.0 for v in raw):
-        return [1.0 + 4.0 * v for v in raw]
-    return raw
+        if not isinstance(record, dict):
+            continue
+        if _is_calibration(record):
+            calibration_raw = _score_of(record)
+        else:
+            values.append(_score_of(record))
+    present = [v for v in values if v is not None]
+    every = [*present, *([calibration_raw] if calibration_raw is not None else [])]
+    scale: str | None = None
+    if any(v > 1.0 + _EPSILON for v in every):
+        scale = SCALE_RATING
+    elif any(v < 1.0 - _EPSILON for v in every):
+        scale = SCALE_NORMALIZED
+    elif calibration_raw is not None:
+        scale = SCALE_RATING  # the lowest-rated record is at 1.0 too: these are raw ratings
+    if scale is None:
+        return JudgeScores(
+            [],
+            len(values),
+            None,
+            None,
+            "every result is 1.0 and the calibration result is missing: "
+            "the score scale (raw or normalized) cannot be told, so no score is given",
+        )
+    calibration = _to_rating(calibration_raw, scale) if calibration_raw is not None else None
+    if calibration is not None and calibration > CALIBRATION_MAX_RATING + _EPSILON:
+        return JudgeScores(
+            [],
+            len(values),
+            scale,
+            calibration,
+            f"the judge rated an answer that is not JSON at all {calibration:.1f} of 5 (the rubric says 1): it is not "
+            "following the rubric, so its scores are not used",
+        )
+    return JudgeScores([_to_rating(v, scale) for v in present], len(values), scale, calibration)

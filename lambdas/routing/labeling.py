@@ -4,8 +4,9 @@
 with the shared parser (sum within 0.01 of 1: strict, because these answers become training targets), retries
 throttling with exponential backoff and full jitter, retries an invalid answer a bounded number of times and
 then drops it, and stops starting new work when the deadline approaches. Every query ends as exactly one of:
-labeled, invalid (by parse-failure reason), error (by error code) or unlabeled (out of time) — nothing is
-dropped silently. If the teacher is unusable (every call fails with the same non-retryable error, e.g.
+labeled, invalid (by parse-failure reason), error (by error code) or unlabeled (by reason: ``deadline`` when
+the shard ran out of time, ``throttled`` when the teacher answered nothing for longer than the throttle budget) —
+nothing is dropped silently. If the teacher is unusable (every call fails with the same non-retryable error, e.g.
 ``AccessDeniedException``) it raises :class:`TeacherUnavailable` instead of returning an empty dataset.
 """
 
@@ -136,7 +137,9 @@ class LabelingResult:
     failed queries by error code (a retryable code here means its retries ran out). ``retries`` counts every
     repeated call (after throttling or an invalid answer); ``throttled`` counts responses with a retryable
     error (throttling or a transient service/network error). ``unlabeled`` are the queries left when the
-    deadline came. Tokens are summed over every answered call, retries included.
+    deadline came or the throttle budget ran out (``unlabeled_by_reason``: ``deadline`` / ``throttled``);
+    ``throttle_stopped`` says the shard gave up on a teacher that kept throttling. Tokens are summed over every
+    answered call, retries included.
     """
 
     examples: list[LabeledExample]
@@ -151,6 +154,8 @@ class LabelingResult:
     elapsed_s: float
     calls: int = 0
     error_messages: dict[str, str] = field(default_factory=dict)
+    unlabeled_by_reason: Counter[str] = field(default_factory=Counter)
+    throttle_stopped: bool = False
 
     @property
     def invalid_total(self) -> int:
@@ -171,6 +176,8 @@ class LabelingResult:
             "errors_total": self.errors_total,
             "error_messages": dict(self.error_messages),
             "unlabeled": len(self.unlabeled),
+            "unlabeled_by_reason": dict(self.unlabeled_by_reason),
+            "throttle_stopped": self.throttle_stopped,
             "calls": self.calls,
             "retries": self.retries,
             "throttled": self.throttled,
@@ -185,6 +192,11 @@ class LabelingResult:
 class _Outcome:
     kind: str  # "labeled" | "invalid" | "error" | "unlabeled"
     example: LabeledExample | None = None
+    reason: str | None = None  # why unlabeled: UNLABELED_DEADLINE or UNLABELED_THROTTLED
+
+
+UNLABELED_DEADLINE: Final = "deadline"
+UNLABELED_THROTTLED: Final = "throttled"
 
 
 class _Run:
@@ -212,6 +224,8 @@ class _Run:
         self.final_errors = 0  # queries ended by a non-retryable error with no answered call before them
         self.retryable_codes: set[str] = set()  # codes that ended a query only after their retries ran out
         self.unavailable: TeacherUnavailable | None = None
+        self.last_answer = clock()  # when a call last returned an answer (the start, before any)
+        self.throttle_stopped = False
 
     def jitter(self, attempt: int, base: float, cap: float) -> float:
         with self.lock:
@@ -223,9 +237,21 @@ class _Run:
 
     def answered_call(self, input_tokens: int, output_tokens: int) -> None:
         with self.lock:
+            self.last_answer = self.clock()
             self.answered += 1
             self.input_tokens += input_tokens
             self.output_tokens += output_tokens
+
+    def throttled_too_long(self, budget_s: float | None) -> bool:
+        """True once the teacher has answered nothing for ``budget_s`` while calls were being throttled: stop
+        spending the shard's time (and the other shards' quota) on it."""
+        if budget_s is None:
+            return False
+        with self.lock:
+            if not self.throttle_stopped and self.throttled and self.clock() - self.last_answer >= budget_s:
+                self.throttle_stopped = True
+                self.stop.set()
+            return self.throttle_stopped
 
     def retry(self, *, throttled: bool) -> None:
         with self.lock:
@@ -274,7 +300,7 @@ def _message(exc: BaseException) -> str:
     return str(exc)
 
 
-def label_queries(
+def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its worker, its result
     queries: Sequence[Query],
     *,
     client: Any,
@@ -292,6 +318,7 @@ def label_queries(
     rng: random.Random | None = None,
     clock: Callable[[], float] = time.monotonic,
     fail_fast_after: int = DEFAULT_FAIL_FAST_AFTER,
+    throttle_budget_s: float | None = None,
 ) -> LabelingResult:
     """Label ``queries`` with the teacher ``model_id`` over ``threads`` concurrent Converse calls.
 
@@ -306,6 +333,9 @@ def label_queries(
     * ``deadline`` (a ``clock()`` value, by default ``time.monotonic()``): no call starts and no backoff sleep
       is begun past it; the remaining queries are returned as ``unlabeled``. Pass the Lambda's remaining time
       minus a margin for one call and the upload.
+    * ``throttle_budget_s``: once the teacher has answered nothing for that long while calls were throttled, no
+      new call or backoff starts; the remaining queries are ``unlabeled`` with reason ``throttled`` (a shard does
+      not spend its whole timeout, and the run's hours, on a teacher whose quota is exhausted).
     * If every call fails with the same non-retryable error (checked after the first ``fail_fast_after``
       outcomes, and at the end), raises :class:`TeacherUnavailable`.
 
@@ -327,12 +357,14 @@ def label_queries(
     def out_of_time(extra_s: float = 0.0) -> bool:
         return deadline is not None and clock() + extra_s >= deadline
 
-    def label_one(query: Query) -> _Outcome:
+    def label_one(query: Query) -> _Outcome:  # noqa: PLR0911 - one return per outcome of a query
         invalid_attempts = 0
         throttle_attempts = 0
         while True:
+            if run.throttled_too_long(throttle_budget_s):
+                return _Outcome("unlabeled", reason=UNLABELED_THROTTLED)
             if run.stop.is_set() or out_of_time():
-                return _Outcome("unlabeled")
+                return _Outcome("unlabeled", reason=UNLABELED_DEADLINE)
             run.count_call()
             try:
                 answer = converse_text(
@@ -348,9 +380,12 @@ def label_queries(
                 if retryable and throttle_attempts < max_throttle_retries:
                     delay = run.jitter(throttle_attempts, base_delay_s, max_delay_s)
                     throttle_attempts += 1
+                    if run.throttled_too_long(throttle_budget_s):
+                        run.throttled_final()
+                        return _Outcome("unlabeled", reason=UNLABELED_THROTTLED)
                     if out_of_time(delay):
                         run.throttled_final()
-                        return _Outcome("unlabeled")
+                        return _Outcome("unlabeled", reason=UNLABELED_DEADLINE)
                     run.retry(throttled=True)
                     run.sleep(delay)
                     continue
@@ -407,4 +442,6 @@ def label_queries(
         elapsed_s=elapsed,
         calls=run.calls,
         error_messages=run.error_messages,
+        unlabeled_by_reason=Counter(o.reason or UNLABELED_DEADLINE for o in outcomes if o.kind == "unlabeled"),
+        throttle_stopped=run.throttle_stopped,
     )

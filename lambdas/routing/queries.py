@@ -25,6 +25,7 @@ import random
 import re
 import string
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -43,6 +44,8 @@ DOMINANT_SUFFIX: Final = "_dominant"
 MAX_QUERY_CHARS: Final = 1_000
 MAX_CATEGORY_CHARS: Final = 64
 MAX_INVALID_SAMPLES: Final = 20
+REJECTED_CONTROL_CHARACTERS: Final = "control_characters"
+REJECTED_NO_VISIBLE_TEXT: Final = "no_visible_text"
 USER_FILE_EXTENSIONS: Final = (".txt", ".jsonl", ".csv")
 DEFAULT_MAX_USER_SHARE: Final = 0.5
 
@@ -87,6 +90,29 @@ def normalize_query(text: str) -> str:
 def _clean_text(text: str) -> str:
     """A query as stored: surrounding whitespace removed and inner whitespace runs collapsed to one space."""
     return " ".join(text.split())
+
+
+# Control characters a query may contain only as ordinary whitespace (collapsed to a space when stored).
+_ORDINARY_WHITESPACE: Final = frozenset("\t\n\r\x0b\x0c")
+# Format characters kept because they carry meaning: zero-width non-joiner and joiner (Persian and Indic
+# scripts, emoji sequences). Every other format character (zero-width space, BOM, bidi controls, soft hyphen ...)
+# is invisible and is removed.
+_KEPT_FORMAT_CHARACTERS: Final = frozenset("\u200c\u200d")
+
+
+def has_control_characters(text: str) -> bool:
+    """True when ``text`` holds a control character (Unicode Cc) other than ordinary whitespace."""
+    return any(unicodedata.category(c) == "Cc" and c not in _ORDINARY_WHITESPACE for c in text)
+
+
+def strip_format_characters(text: str) -> str:
+    """``text`` without invisible format characters (Unicode Cf), zero-width (non-)joiners excepted."""
+    return "".join(c for c in text if unicodedata.category(c) != "Cf" or c in _KEPT_FORMAT_CHARACTERS)
+
+
+def has_visible_text(text: str) -> bool:
+    """True when ``text`` holds at least one letter, digit or symbol (emoji included), not just marks and spaces."""
+    return any(unicodedata.category(c)[0] in "LNS" for c in text)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -881,7 +907,9 @@ class UserQueries:
     """Queries read from a user's file, and every skipped line counted by reason.
 
     ``total_lines`` counts data lines (for CSV: rows after the header); it always equals
-    ``len(queries) + blank + comments + invalid + too_long + duplicates``.
+    ``len(queries) + blank + comments + invalid + too_long + duplicates``. ``rejected`` counts the ``invalid`` and
+    ``too_long`` lines by reason (``control_characters``, ``no_visible_text``, ``not_json`` ...);
+    ``format_characters_stripped`` the accepted lines that lost invisible format characters.
     """
 
     queries: list[Query]
@@ -892,6 +920,8 @@ class UserQueries:
     duplicates: int
     invalid_samples: list[str]
     comments: int = 0
+    rejected: Mapping[str, int] = field(default_factory=dict)
+    format_characters_stripped: int = 0
 
     def to_stats(self) -> dict[str, object]:
         """JSON-serialisable counts (for the dataset manifest)."""
@@ -903,6 +933,8 @@ class UserQueries:
             "invalid": self.invalid,
             "too_long": self.too_long,
             "duplicates": self.duplicates,
+            "rejected": dict(self.rejected),
+            "format_characters_stripped": self.format_characters_stripped,
             "invalid_samples": list(self.invalid_samples),
         }
 
@@ -913,32 +945,53 @@ class _Collector:
         self.seen: set[str] = set()
         self.total = self.blank = self.comments = self.invalid = self.too_long = self.duplicates = 0
         self.samples: list[str] = []
+        self.rejected: Counter[str] = Counter()
+        self.format_stripped = 0
 
-    def reject(self, line: int, reason: str, kind: Literal["invalid", "too_long"]) -> None:
+    def reject(self, line: int, reason: str, kind: Literal["invalid", "too_long"], code: str) -> None:
         if kind == "invalid":
             self.invalid += 1
         else:
             self.too_long += 1
+        self.rejected[code] += 1
         if len(self.samples) < MAX_INVALID_SAMPLES:
             self.samples.append(f"line {line}: {reason}"[:300])
 
-    def add(self, line: int, text: str, category: str | None) -> None:
-        cleaned = _clean_text(text)
+    def add(self, line: int, text: str, category: str | None) -> None:  # noqa: PLR0911 - one return per rejection
+        if has_control_characters(text):
+            # Never sent to the teacher: a control character is no part of a search query (and may be an attack
+            # on the prompt or a corrupt export). The sample shows it escaped.
+            self.reject(line, f"query {text[:80]!r} holds control characters", "invalid", REJECTED_CONTROL_CHARACTERS)
+            return
+        stripped = strip_format_characters(text)
+        cleaned = _clean_text(stripped)
         if not cleaned:
-            self.reject(line, "empty query", "invalid")
+            self.reject(line, "empty query", "invalid", "empty")
+            return
+        if not has_visible_text(cleaned):
+            self.reject(line, f"query {text[:80]!r} has no visible text", "invalid", REJECTED_NO_VISIBLE_TEXT)
             return
         if len(cleaned) > MAX_QUERY_CHARS:
-            self.reject(line, f"query has {len(cleaned)} characters; at most {MAX_QUERY_CHARS}", "too_long")
+            self.reject(line, f"query has {len(cleaned)} characters; at most {MAX_QUERY_CHARS}", "too_long", "too_long")
             return
         key = normalize_query(cleaned)
         if not key:
-            self.reject(line, f"query {cleaned[:80]!r} has no text besides punctuation", "invalid")
+            self.reject(
+                line, f"query {cleaned[:80]!r} has no text besides punctuation", "invalid", REJECTED_NO_VISIBLE_TEXT
+            )
             return
         if category is not None:
-            category = category.strip()
-            if len(category) > MAX_CATEGORY_CHARS:
-                self.reject(line, f"category is longer than {MAX_CATEGORY_CHARS} characters", "invalid")
+            category = strip_format_characters(category).strip()
+            if has_control_characters(category):
+                self.reject(line, "category holds control characters", "invalid", REJECTED_CONTROL_CHARACTERS)
                 return
+            if len(category) > MAX_CATEGORY_CHARS:
+                self.reject(
+                    line, f"category is longer than {MAX_CATEGORY_CHARS} characters", "invalid", "category_too_long"
+                )
+                return
+        if stripped != text:
+            self.format_stripped += 1
         if key in self.seen:
             self.duplicates += 1
             return
@@ -955,6 +1008,8 @@ class _Collector:
             duplicates=self.duplicates,
             invalid_samples=self.samples,
             comments=self.comments,
+            rejected=dict(self.rejected),
+            format_characters_stripped=self.format_stripped,
         )
 
 
@@ -1024,18 +1079,18 @@ def _read_jsonl(text: str, collector: _Collector) -> None:
         try:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
-            collector.reject(number, f"not valid JSON ({exc.msg})", "invalid")
+            collector.reject(number, f"not valid JSON ({exc.msg})", "invalid", "not_json")
             continue
         if not isinstance(item, dict):
-            collector.reject(number, f"expected a JSON object, got {type(item).__name__}", "invalid")
+            collector.reject(number, f"expected a JSON object, got {type(item).__name__}", "invalid", "not_an_object")
             continue
         query = item.get("query")
         if not isinstance(query, str):
-            collector.reject(number, 'missing "query" string', "invalid")
+            collector.reject(number, 'missing "query" string', "invalid", "missing_query")
             continue
         category = item.get("category")
         if category is not None and not isinstance(category, str):
-            collector.reject(number, '"category" must be a string', "invalid")
+            collector.reject(number, '"category" must be a string', "invalid", "bad_category")
             continue
         collector.add(number, query, category)
 
@@ -1059,7 +1114,9 @@ def _read_csv(text: str, key: str, collector: _Collector) -> None:
             collector.blank += 1
             continue
         if query_at >= len(row):
-            collector.reject(number, f"row has {len(row)} fields; the query column is number {query_at + 1}", "invalid")
+            collector.reject(
+                number, f"row has {len(row)} fields; the query column is number {query_at + 1}", "invalid", "short_row"
+            )
             continue
         category = row[category_at] if category_at is not None and category_at < len(row) else None
         collector.add(number, row[query_at], category or None)

@@ -71,6 +71,7 @@ def build_report(
     dataset: Mapping[str, Any] | None,
     prices: Mapping[str, Any],
     generated_at: str | None = None,
+    teacher: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``report.json`` document.
 
@@ -79,7 +80,8 @@ def build_report(
     ``gate``: :meth:`routing.gate.GateDecision.to_dict` output (optionally with ``candidate`` and
     ``thresholds``), or None when the gate did not run. ``prices``: ``{model id or candidate name: {"input",
     "output"}}`` in USD per 1K tokens; each candidate's price is the one its metrics were computed with, else
-    the entry for its name, else for its model id. ``ValueError`` on a malformed candidate.
+    the entry for its name, else for its model id. ``teacher``: the run's teacher as Preflight chose it
+    (``{"model_id", "requested", "refused": [{"model_id", "reason"}]}``). ``ValueError`` on a malformed candidate.
     """
     if not isinstance(run_id, str) or not run_id:
         raise ValueError("run_id must be a non-empty string")
@@ -112,6 +114,7 @@ def build_report(
         "run_id": run_id,
         "generated_at": generated_at,
         "channels": list(names),
+        "teacher": dict(teacher) if teacher is not None else None,
         "candidates": built,
         "gate": dict(gate) if gate is not None else None,
         "dataset": dict(dataset) if dataset is not None else None,
@@ -367,6 +370,23 @@ def _gate_section(report: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def teacher_text(teacher: Mapping[str, Any] | None) -> str:
+    """``us.amazon.nova-pro-v1:0 (chosen automatically from teacher_preference; ... refused: ...)``."""
+    if not teacher or not teacher.get("model_id"):
+        return "not recorded"
+    if teacher.get("requested") not in (None, "auto"):
+        return f"{teacher['model_id']} (set explicitly)"
+    refused = "; ".join(f"{r.get('model_id')} refused: {r.get('reason')}" for r in teacher.get("refused") or [])
+    how = "chosen automatically from teacher_preference" if teacher.get("requested") == "auto" else "teacher"
+    return f"{teacher['model_id']} ({how}{'; ' + refused if refused else ''})"
+
+
+def _teacher_section(report: Mapping[str, Any]) -> list[str]:
+    if not report.get("teacher"):
+        return []
+    return [f"Teacher: `{report['teacher'].get('model_id')}` — {teacher_text(report['teacher'])}", ""]
+
+
 def _dataset_value(value: Any) -> str:
     if isinstance(value, Mapping):
         return ", ".join(f"{k}: {_dataset_value(v)}" for k, v in value.items()) or "—"
@@ -406,6 +426,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     mark = {"PASSED": " ✅", "FAILED": " ❌"}.get(_gate_status(gate), "")
     lines += [f"Quality gate: **{_gate_status(gate)}**{mark}", ""]
     lines += ["Channels: " + ", ".join(f"`{c}`" for c in report.get("channels", [])), ""]
+    lines += _teacher_section(report)
     lines += _candidates_section(report)
     lines += _details_section(report)
     lines += _mae_section(report)
@@ -436,6 +457,8 @@ def headline(report: Mapping[str, Any]) -> str:
     if failures:
         first += " (" + "; ".join(str(f) for f in failures) + ")"
     lines = [first]
+    if report.get("teacher"):
+        lines.append(f"Teacher: {teacher_text(report['teacher'])}")
     for c in report.get("candidates", []):
         m = c.get("metrics", {})
         lines.append(
