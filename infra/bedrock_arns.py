@@ -9,27 +9,28 @@ from __future__ import annotations
 
 from aws_cdk import Aws
 
-from infra.config import is_inference_profile_id
+import infra  # noqa: F401  (puts lambdas/ on sys.path)
+from routing.model_ids import foundation_model_id, is_inference_profile_id
+
+__all__ = ["foundation_model_arns", "foundation_model_id", "inference_profile_arn", "invoke_resource_arns"]
 
 
-def foundation_model_id(model_id: str) -> str:
-    """``us.amazon.nova-micro-v1:0`` → ``amazon.nova-micro-v1:0``; foundation ids are returned as they are."""
+def foundation_model_arns(model_id: str, region: str | None = None) -> list[str]:
+    """The foundation-model ARN(s) behind ``model_id``: every Region for a cross-Region profile, else this one
+    (an ARN is returned as it is)."""
+    if model_id.startswith("arn:"):
+        return [model_id]
     if is_inference_profile_id(model_id):
-        return model_id.split(".", 1)[1]
-    return model_id
+        return [f"arn:{Aws.PARTITION}:bedrock:*::foundation-model/{foundation_model_id(model_id)}"]
+    return [f"arn:{Aws.PARTITION}:bedrock:{region or Aws.REGION}::foundation-model/{model_id}"]
 
 
 def invoke_resource_arns(model_id: str, region: str | None = None) -> list[str]:
     """The ARNs ``bedrock:InvokeModel*`` must allow for calling ``model_id``."""
     if model_id.startswith("arn:"):
         return [model_id]
-    region = region or Aws.REGION
-    if is_inference_profile_id(model_id):
-        return [
-            f"arn:{Aws.PARTITION}:bedrock:{region}:{Aws.ACCOUNT_ID}:inference-profile/{model_id}",
-            f"arn:{Aws.PARTITION}:bedrock:*::foundation-model/{foundation_model_id(model_id)}",
-        ]
-    return [f"arn:{Aws.PARTITION}:bedrock:{region}::foundation-model/{model_id}"]
+    profile = inference_profile_arn(model_id, region)
+    return [*([profile] if profile else []), *foundation_model_arns(model_id, region)]
 
 
 def inference_profile_arn(model_id: str, region: str | None = None) -> str | None:

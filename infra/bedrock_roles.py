@@ -21,8 +21,9 @@ class BedrockServiceRole(Construct):
     """``bedrock.amazonaws.com`` may assume this role only for this account's customization and
     evaluation jobs (confused-deputy protection through ``aws:SourceAccount`` and ``aws:SourceArn``).
 
-    Permissions: read the run's training/evaluation inputs, write the run's job outputs, invoke the
-    teacher (distillation) and the judge (evaluation). Callers need ``iam:PassRole`` on :attr:`role`,
+    Permissions: read the run's training/evaluation inputs, write the run's job outputs (multipart uploads
+    included), invoke the teachers of ``teacher_preference`` (distillation) and the judge (evaluation). Callers
+    need ``iam:PassRole`` on :attr:`role`,
     granted with :meth:`grant_pass_role`.
     """
 
@@ -62,13 +63,18 @@ class BedrockServiceRole(Construct):
                 resources=read_objects + write_objects,
             )
         )
+        # Evaluation jobs upload their results in parts: they must be able to list and abort their own uploads.
         self.role.add_to_policy(
-            iam.PolicyStatement(sid="WriteJobOutputs", actions=["s3:PutObject"], resources=write_objects)
+            iam.PolicyStatement(
+                sid="WriteJobOutputs",
+                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=write_objects,
+            )
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="ListRunFolders",
-                actions=["s3:ListBucket", "s3:GetBucketLocation"],
+                actions=["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
                 resources=[data_bucket.bucket_arn],
             )
         )

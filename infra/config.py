@@ -18,13 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from routing.channels import ChannelConfigError, ChannelSet
+from routing.model_ids import AUTO_TEACHER, GEO_PREFIXES, base_model_id, is_customization_id
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = PROJECT_ROOT / "cdk.json"
 
-# Regions where Bedrock Model Distillation (us-east-1) and on-demand custom model deployment
-# (us-east-1, us-west-2) are offered. See docs/bedrock-facts in the README's configuration section.
+# Regions where on-demand custom model deployment is offered (us-east-1, us-west-2), and where the Bedrock user
+# guide lists Nova Micro distillation (us-east-1 only). Synth warns outside the latter; Preflight and the doctor
+# check the Region's real DISTILLATION catalog at run time.
 SUPPORTED_REGIONS = ("us-east-1", "us-west-2")
+DOCUMENTED_DISTILLATION_REGIONS = ("us-east-1",)
+# How the stack relates to the account-level API Gateway CloudWatch Logs role (AWS::ApiGateway::Account), which
+# stage logging needs: "create" it (retained on destroy), or rely on the "existing" one (`python -m cli doctor`).
+API_GATEWAY_CLOUDWATCH_ROLE_MODES = ("create", "existing")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (
     1,
@@ -65,7 +71,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Bedrock model ids and inference-profile ids, e.g. "amazon.nova-micro-v1:0:128k",
 # "us.anthropic.claude-haiku-4-5-20251001-v1:0". ARNs are accepted too.
 _MODEL_ID = re.compile(r"^(arn:aws[a-z-]*:bedrock:[a-z0-9-]*:\d{0,12}:[a-z-]+/)?[a-z0-9][a-z0-9.:_-]{2,199}$")
-_GEO_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "ca.", "jp.", "au.", "global.")
+# Keys renamed since an earlier version: a cdk.json that still uses the old name gets told the new one.
+RENAMED_KEYS = {"allowed_teacher_model_ids": "teacher_preference"}
 
 
 class ConfigError(ValueError):
@@ -74,11 +81,6 @@ class ConfigError(ValueError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"Invalid configuration '{key}': {message}")
         self.key = key
-
-
-def is_inference_profile_id(model_id: str) -> bool:
-    """True for system inference-profile ids such as ``us.amazon.nova-micro-v1:0``."""
-    return model_id.startswith(_GEO_PREFIXES)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -139,6 +141,30 @@ def _as_json(key: str, value: Any) -> Any:
     return value
 
 
+def _teacher_id(key: str, value: Any) -> str:
+    if isinstance(value, str) and value.strip().lower() == AUTO_TEACHER:
+        return AUTO_TEACHER
+    return _as_model_id(key, value)
+
+
+def _distillation_pairs(key: str, value: Any) -> dict[str, tuple[str, ...]]:
+    """``{teacher model family: [student model families]}``, e.g.
+    ``{"amazon.nova-pro-v1:0": ["amazon.nova-micro-v1:0"]}``."""
+    value = _as_json(key, value)
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(key, 'must be an object {"<teacher model id>": ["<student model id>", ...]}')
+    pairs: dict[str, tuple[str, ...]] = {}
+    for teacher, students in value.items():
+        where = f"{key}.{teacher}"
+        _as_model_id(where, teacher)
+        if not isinstance(students, list) or not students:
+            raise ConfigError(where, "must be a non-empty list of student model ids")
+        pairs[base_model_id(teacher)] = tuple(
+            base_model_id(_as_model_id(f"{where}[{i}]", student)) for i, student in enumerate(students)
+        )
+    return pairs
+
+
 def _as_model_id(key: str, value: Any) -> str:
     if not isinstance(value, str) or not _MODEL_ID.match(value.strip()):
         raise ConfigError(
@@ -169,6 +195,7 @@ class GateThresholds:
     max_rubric_drop_vs_baseline: float
     max_overall_mae: float
     min_judge_score: float
+    require_judge: bool
 
 
 @dataclass(frozen=True)
@@ -228,7 +255,8 @@ class AppConfig:
     region: str
     models: ModelIds
     channels: ChannelSet
-    allowed_teacher_model_ids: tuple[str, ...]
+    teacher_preference: tuple[str, ...]
+    distillation_pairs: Mapping[str, tuple[str, ...]]
     train_examples: int
     eval_examples: int
     shard_size: int
@@ -245,6 +273,7 @@ class AppConfig:
     delete_rejected_deployments: bool
     prices: Mapping[str, TokenPrice]
     api_auth: str
+    api_gateway_cloudwatch_role: str
     api_rate_limit: float
     api_burst_limit: int
     retain_data: bool
@@ -462,15 +491,17 @@ _Parser = Callable[[str, Any], Any]
 FIELDS: dict[str, _Parser] = {
     "stack_name": _stack_name,
     "region": lambda k, v: _as_choice(k, v, SUPPORTED_REGIONS),
-    "teacher_model_id": _as_model_id,
-    "allowed_teacher_model_ids": _model_id_list,
+    "teacher_model_id": _teacher_id,
+    "teacher_preference": _model_id_list,
+    "distillation_pairs": _distillation_pairs,
     "student_job_model_id": _as_model_id,
     "student_model_id": _as_model_id,
     "baseline_model_id": _as_model_id,
     "judge_model_id": _as_model_id,
     "channels": _channels,
     "train_examples": lambda k, v: _as_int(k, v, 100, 15_000),
-    "eval_examples": lambda k, v: _as_int(k, v, 10, 1_000),
+    # A judge job takes at most 1,000 prompts: the held-out set and the judge's calibration record.
+    "eval_examples": lambda k, v: _as_int(k, v, 10, 999),
     "shard_size": lambda k, v: _as_int(k, v, 10, 5_000),
     "generation_concurrency": lambda k, v: _as_int(k, v, 1, 40),
     "labeling_threads": lambda k, v: _as_int(k, v, 1, 64),
@@ -482,12 +513,14 @@ FIELDS: dict[str, _Parser] = {
     "gate_max_rubric_drop_vs_baseline": lambda k, v: _as_float(k, v, 0.0, 4.0),
     "gate_max_overall_mae": lambda k, v: _as_float(k, v, 0.0, 1.0),
     "gate_min_judge_score": lambda k, v: _as_float(k, v, 1.0, 5.0),
+    "gate_require_judge": _as_bool,
     "eval_candidates": _candidates,
     "eval_baseline_candidate": _as_name,
     "eval_threads": lambda k, v: _as_int(k, v, 1, 32),
     "delete_rejected_deployments": _as_bool,
     "prices": _prices,
     "api_auth": lambda k, v: _as_choice(k, v, API_AUTH_MODES),
+    "api_gateway_cloudwatch_role": lambda k, v: _as_choice(k, v, API_GATEWAY_CLOUDWATCH_ROLE_MODES),
     "api_rate_limit": lambda k, v: _as_float(k, v, 1.0, 10_000.0),
     "api_burst_limit": lambda k, v: _as_int(k, v, 1, 5_000),
     "retain_data": _as_bool,
@@ -533,6 +566,8 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
     """Validate a full context mapping (cdk.json merged with overrides) into an :class:`AppConfig`."""
     known = set(FIELDS)
     for key in context:
+        if key in RENAMED_KEYS:
+            raise ConfigError(key, f"was renamed to '{RENAMED_KEYS[key]}'; rename it in cdk.json")
         if key not in known and not _is_foreign_key(key):
             hint = difflib.get_close_matches(key, sorted(known), n=1)
             suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
@@ -553,16 +588,7 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
     for candidate in values["eval_candidates"]:
         if candidate.model != DISTILLED_CANDIDATE_MODEL and candidate.model not in values["prices"]:
             raise ConfigError("prices", f"has no entry for candidate {candidate.name}'s model {candidate.model!r}")
-    if values["teacher_model_id"] not in values["allowed_teacher_model_ids"]:
-        raise ConfigError(
-            "teacher_model_id", f"must be one of allowed_teacher_model_ids {list(values['allowed_teacher_model_ids'])}"
-        )
-    if values["student_job_model_id"].startswith(_GEO_PREFIXES):
-        raise ConfigError(
-            "student_job_model_id",
-            "must be the customization id of the base model (e.g. 'amazon.nova-micro-v1:0:128k'), "
-            "not an inference profile",
-        )
+    _check_teachers(values)
 
     return AppConfig(
         stack_name=values["stack_name"],
@@ -575,7 +601,8 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
             judge=values["judge_model_id"],
         ),
         channels=values["channels"],
-        allowed_teacher_model_ids=values["allowed_teacher_model_ids"],
+        teacher_preference=values["teacher_preference"],
+        distillation_pairs=values["distillation_pairs"],
         train_examples=values["train_examples"],
         eval_examples=values["eval_examples"],
         shard_size=values["shard_size"],
@@ -594,9 +621,11 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
             max_rubric_drop_vs_baseline=values["gate_max_rubric_drop_vs_baseline"],
             max_overall_mae=values["gate_max_overall_mae"],
             min_judge_score=values["gate_min_judge_score"],
+            require_judge=values["gate_require_judge"],
         ),
         prices=values["prices"],
         api_auth=values["api_auth"],
+        api_gateway_cloudwatch_role=values["api_gateway_cloudwatch_role"],
         api_rate_limit=values["api_rate_limit"],
         api_burst_limit=values["api_burst_limit"],
         retain_data=values["retain_data"],
@@ -610,6 +639,43 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
             fallback_rate=values["alarm_fallback_rate"], p99_latency_ms=values["alarm_p99_latency_ms"]
         ),
     )
+
+
+def _check_teachers(values: Mapping[str, Any]) -> None:
+    """The teacher settings against each other: a choice that can never work fails synth, not a run."""
+    preference, pairs, student = (
+        values["teacher_preference"],
+        values["distillation_pairs"],
+        values["student_job_model_id"],
+    )
+    if len(set(preference)) != len(preference):
+        raise ConfigError("teacher_preference", f"lists a model twice: {list(preference)}")
+    if student.startswith(GEO_PREFIXES) or not is_customization_id(student):
+        raise ConfigError(
+            "student_job_model_id",
+            "must be the customization id of the base model with its context suffix (e.g. "
+            f"'amazon.nova-micro-v1:0:128k'), not an inference profile or an on-demand id; got {student!r}",
+        )
+    teacher = values["teacher_model_id"]
+    if teacher != AUTO_TEACHER and teacher not in preference:
+        raise ConfigError(
+            "teacher_model_id", f"must be 'auto' or one of teacher_preference {list(preference)}; got {teacher!r}"
+        )
+    paired = [t for t in preference if base_model_id(student) in pairs.get(base_model_id(t), ())]
+    if not paired:
+        raise ConfigError(
+            "teacher_preference",
+            f"no teacher in it is paired with the student {base_model_id(student)} in distillation_pairs, so no run "
+            "could ever distil; add a documented pair or a teacher",
+        )
+    if teacher != AUTO_TEACHER and teacher not in paired:
+        raise ConfigError(
+            "teacher_model_id",
+            f"{teacher} is not paired with the student {base_model_id(student)} in distillation_pairs",
+        )
+    for model in preference:
+        if model not in values["prices"]:
+            raise ConfigError("prices", f"has no entry for teacher {model!r}; cost estimates need it")
 
 
 def load_config(app_context: Mapping[str, Any] | None = None) -> AppConfig:

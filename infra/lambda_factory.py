@@ -2,7 +2,8 @@
 
 Packaging is Docker-free: every function ships the same plain asset, the ``lambdas/`` folder (the
 handlers plus the shared ``routing`` domain package). Powertools for AWS Lambda (Python) v3, with its
-pydantic and X-Ray extras, comes from the AWS-managed public layer pinned in configuration.
+pydantic and X-Ray extras, comes from the AWS-managed public layer pinned in configuration; the exact boto3 and
+botocore the tests validate against come from the SDK layer (``infra/layers.py``), on every function.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from constructs import Construct
 
 from infra import LAMBDAS_DIR
 from infra.config import LOG_RETENTION_DAYS, AppConfig, ConfigError
-from infra.layers import charts_layer_dir
+from infra.layers import charts_layer_dir, sdk_layer_dir
 from infra.nag import acknowledge, acknowledge_wildcards
 
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "**/.ruff_cache"]
@@ -56,6 +57,16 @@ class LambdaFactory(Construct):
         self.runtime = _RUNTIMES[config.python_runtime]
         self.architecture = _ARCHITECTURES[config.lambda_architecture]
         self._charts_layer: lambda_.ILayerVersion | None = None
+        self.sdk_layer = lambda_.LayerVersion(
+            self,
+            "SdkLayer",
+            code=lambda_.Code.from_asset(
+                str(sdk_layer_dir(config.python_runtime, config.lambda_architecture)), exclude=[".requirements"]
+            ),
+            compatible_runtimes=[self.runtime],
+            compatible_architectures=[self.architecture],
+            description="The pinned boto3 and botocore the functions are tested with (pip --platform, no Docker)",
+        )
 
     @property
     def charts_layer(self) -> lambda_.ILayerVersion:
@@ -110,7 +121,7 @@ class LambdaFactory(Construct):
             architecture=self.architecture,
             code=self.code,
             handler=spec.handler,
-            layers=[self.powertools_layer],
+            layers=[self.powertools_layer, self.sdk_layer],
             timeout=Duration.seconds(spec.timeout_seconds),
             memory_size=spec.memory_mb,
             environment=environment,

@@ -21,11 +21,11 @@ from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.bedrock_arns import foundation_model_id, inference_profile_arn, invoke_resource_arns
+from infra.bedrock_arns import foundation_model_arns, foundation_model_id, inference_profile_arn, invoke_resource_arns
 from infra.bedrock_roles import BedrockServiceRole
 from infra.config import DISTILLED_CANDIDATE_MODEL, AppConfig, pipeline_defaults
 from infra.lambda_factory import FunctionSpec, LambdaFactory
-from infra.nag import acknowledge_resources
+from infra.nag import acknowledge_resources, acknowledge_wildcards
 from infra.notifications import Notifications
 from infra.storage import INPUTS_PREFIX, RUNS_PREFIX, TMP_PREFIX
 
@@ -89,11 +89,17 @@ class Pipeline(Construct):
             "baseline": config.models.baseline,
             "judge": config.models.judge,
         }
+        # Preflight also checks the router's models (a refused one degrades the router, not the run).
+        router_models = [m.model_id for m in config.router.models]
         environment = {
             "DATA_BUCKET": data_bucket.bucket_name,
             "STACK_NAME": stack.stack_name,
-            "MODELS": json.dumps(models, separators=(",", ":")),
-            "ALLOWED_TEACHERS": json.dumps(list(config.allowed_teacher_model_ids), separators=(",", ":")),
+            "MODELS": json.dumps({**models, "router": router_models}, separators=(",", ":")),
+            "TEACHER_PREFERENCE": json.dumps(list(config.teacher_preference), separators=(",", ":")),
+            "DISTILLATION_PAIRS": json.dumps(
+                {teacher: list(students) for teacher, students in config.distillation_pairs.items()},
+                separators=(",", ":"),
+            ),
             "PIPELINE_DEFAULTS": json.dumps(pipeline_defaults(config), separators=(",", ":")),
             "BEDROCK_ROLE_ARN": bedrock_role.role.role_arn,
             "TOPIC_ARN": notifications.topic.topic_arn,
@@ -109,6 +115,7 @@ class Pipeline(Construct):
                     "max_rubric_drop_vs_baseline": config.gate.max_rubric_drop_vs_baseline,
                     "max_overall_mae": config.gate.max_overall_mae,
                     "min_judge_score": config.gate.min_judge_score,
+                    "require_judge": config.gate.require_judge,
                 },
                 separators=(",", ":"),
             ),
@@ -172,18 +179,41 @@ class Pipeline(Construct):
         self._objects(fn["ReportFunctionArn"], ["s3:PutObject"], [f"{RUNS_PREFIX}*/report/*"], run_reason)
 
         # --- Bedrock ------------------------------------------------------------------------------------
-        catalog_models = {*config.allowed_teacher_model_ids, *models.values()}
-        describe_arns = sorted(
-            {f"arn:{partition}:bedrock:{region}::foundation-model/{foundation_model_id(m)}" for m in catalog_models}
-            | {arn for m in catalog_models if (arn := inference_profile_arn(m))}
+        catalog_models = {
+            *config.teacher_preference,
+            *models.values(),
+            *(m for m in router_models if not m.startswith("arn:")),
+            *(c.model for c in config.eval_candidates if c.model != DISTILLED_CANDIDATE_MODEL),
+        }
+        self._bedrock(
+            fn["PreflightFunctionArn"],
+            ["bedrock:GetFoundationModel"],
+            sorted(
+                {f"arn:{partition}:bedrock:{region}::foundation-model/{foundation_model_id(m)}" for m in catalog_models}
+            ),
+            "Describes only the configured models.",
         )
         self._bedrock(
             fn["PreflightFunctionArn"],
-            ["bedrock:GetFoundationModel", "bedrock:GetInferenceProfile"],
-            describe_arns,
-            "Describes only the configured models.",
+            ["bedrock:GetInferenceProfile"],
+            sorted({arn for m in catalog_models if (arn := inference_profile_arn(m))}),
+            "Describes only the configured models' inference profiles.",
         )
-        teacher_arns = sorted({arn for m in config.allowed_teacher_model_ids for arn in invoke_resource_arns(m)})
+        # Model access and the Region's distillation catalog: the Service Authorization Reference lists no
+        # resource type for these two actions, so they can only be granted on "*".
+        fn["PreflightFunctionArn"].add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["bedrock:GetFoundationModelAvailability", "bedrock:ListFoundationModels"], resources=["*"]
+            )
+        )
+        acknowledge_wildcards(
+            fn["PreflightFunctionArn"].role,  # type: ignore[arg-type]
+            ["Resource::*"],
+            "X-Ray PutTraceSegments/PutTelemetryRecords and Bedrock GetFoundationModelAvailability/"
+            "ListFoundationModels (read-only catalog and model-access status) support no resource-level "
+            "permissions; tests allow '*' only for actions the Service Authorization Reference lists without one.",
+        )
+        teacher_arns = sorted({arn for m in config.teacher_preference for arn in invoke_resource_arns(m)})
         self._bedrock(
             fn["LabelShardFunctionArn"],
             ["bedrock:InvokeModel"],
@@ -194,14 +224,24 @@ class Pipeline(Construct):
         custom_model_arn = f"{bedrock_arn}:custom-model/*"
         deployment_arn = f"{bedrock_arn}:custom-model-deployment/*"
         created_at_run_time = "Jobs, custom models and deployments are created by each run; ids are unknown at deploy."
+        # CreateModelCustomizationJob is authorized on the custom model it creates and the foundation models it
+        # uses (Service Authorization Reference): the student's customization id and the teachers it may distil from.
         self._bedrock(
             fn["StartDistillationFunctionArn"],
-            ["bedrock:CreateModelCustomizationJob", "bedrock:TagResource"],
-            [
-                job_arn,
-                custom_model_arn,
-                f"arn:{partition}:bedrock:{region}::foundation-model/{config.models.student_job}",
-            ],
+            ["bedrock:CreateModelCustomizationJob"],
+            sorted(
+                {
+                    custom_model_arn,
+                    f"arn:{partition}:bedrock:{region}::foundation-model/{config.models.student_job}",
+                    *(arn for m in config.teacher_preference for arn in foundation_model_arns(m)),
+                }
+            ),
+            created_at_run_time,
+        )
+        self._bedrock(
+            fn["StartDistillationFunctionArn"],
+            ["bedrock:TagResource"],
+            [job_arn, custom_model_arn],
             created_at_run_time,
         )
         bedrock_role.grant_pass_role(fn["StartDistillationFunctionArn"])
@@ -211,12 +251,17 @@ class Pipeline(Construct):
             [job_arn],
             created_at_run_time,
         )
+        # A completed job's model can stay "Creating" for a while; the check waits for it to be Active.
+        self._bedrock(
+            fn["CheckDistillationFunctionArn"], ["bedrock:GetCustomModel"], [custom_model_arn], created_at_run_time
+        )
         self._bedrock(
             fn["StartDeploymentFunctionArn"],
-            ["bedrock:CreateCustomModelDeployment", "bedrock:TagResource"],
-            [deployment_arn, custom_model_arn],
+            ["bedrock:CreateCustomModelDeployment"],
+            [custom_model_arn],
             created_at_run_time,
         )
+        self._bedrock(fn["StartDeploymentFunctionArn"], ["bedrock:TagResource"], [deployment_arn], created_at_run_time)
         self._bedrock(
             fn["CheckDeploymentFunctionArn"],
             ["bedrock:GetCustomModelDeployment"],
@@ -239,9 +284,18 @@ class Pipeline(Construct):
             "The run's own deployment (id created at run time) and cross-Region profiles of the candidates.",
         )
         evaluation_job_arn = f"{bedrock_arn}:evaluation-job/*"
+        # CreateEvaluationJob is authorized on the models the job uses (Service Authorization Reference:
+        # custom-model, foundation-model, prompt routers), never on evaluation-job: with precomputed answers
+        # that is the judge's foundation model.
         self._bedrock(
             fn["StartJudgeFunctionArn"],
-            ["bedrock:CreateEvaluationJob", "bedrock:TagResource"],
+            ["bedrock:CreateEvaluationJob"],
+            foundation_model_arns(config.models.judge),
+            "A cross-Region inference profile may route to the judge's foundation model in any of its Regions.",
+        )
+        self._bedrock(
+            fn["StartJudgeFunctionArn"],
+            ["bedrock:TagResource"],
             [evaluation_job_arn],
             "Evaluation jobs are created by each run; their ids are not known at deploy.",
         )

@@ -6,8 +6,11 @@ Lambda behind it, and the SSM parameter that names the promoted model.
 - **Guards at the edge**: a JSON-schema request model with a body validator (400 naming the problem before the
   Lambda runs), stage throttling, optional WAF (``api_waf``), CORS only for configured origins.
 - **Observability**: JSON access logs to a log group with retention, X-Ray tracing; execution logs only when
-  ``api_execution_log_level`` is not OFF (they need the account-level API Gateway CloudWatch role, which this
-  stack deliberately does not manage: ``@aws-cdk/aws-apigateway:disableCloudWatchRole``).
+  ``api_execution_log_level`` is not OFF. Any stage logging (access logs included) needs the account-level API
+  Gateway CloudWatch Logs role (``AWS::ApiGateway::Account``, one per account and Region): with
+  ``api_gateway_cloudwatch_role=create`` (the default, so that a fresh account deploys) this construct creates
+  that role and the account setting, both retained on destroy because every REST API of the account and Region
+  logs through them; ``existing`` relies on the role the account already has (``python -m cli doctor`` tells).
 - **Model switch without redeploy**: the router reads :attr:`RoutingApi.model_parameter` (JSON, see
   ``lambdas/router_api/model_source.py``); the pipeline's Promote step writes it. Its initial value names the
   configured default router model, so the endpoint answers right after ``cdk deploy``. Note: CloudFormation
@@ -22,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 
-from aws_cdk import Aws, CfnOutput, RemovalPolicy
+from aws_cdk import Aws, CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -34,7 +37,7 @@ from constructs import Construct
 from infra.bedrock_arns import invoke_resource_arns
 from infra.config import AppConfig
 from infra.lambda_factory import FunctionSpec, LambdaFactory
-from infra.nag import acknowledge, acknowledge_resources
+from infra.nag import acknowledge, acknowledge_resources, acknowledge_wildcards
 from router_api.settings import to_environment
 
 STAGE_NAME = "v1"
@@ -193,6 +196,11 @@ class RoutingApi(Construct):
         self.route_url = self.api.url_for_path("/route")
         self.api.node.try_remove_child("Endpoint")  # replaced by the RouteUrl output
 
+        self.cloudwatch_role: iam.Role | None = None
+        self.account_setting: apigw.CfnAccount | None = None
+        if config.api_gateway_cloudwatch_role == "create":
+            self._add_account_logging_role()
+
         self.api_key: apigw.IApiKey | None = None
         if api_key_mode:
             self._add_api_key()
@@ -234,6 +242,56 @@ class RoutingApi(Construct):
         )
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[self.model_parameter.parameter_arn])
+        )
+
+    def _add_account_logging_role(self) -> None:
+        """The account-level role API Gateway writes CloudWatch Logs with, and the account setting naming it.
+
+        The same permissions as the AWS managed policy ``AmazonAPIGatewayPushToCloudWatchLogs``, but limited to
+        this account and Region, in an inline policy so the retained role keeps them after ``cdk destroy`` (other
+        REST APIs of the account may log through it by then). The stage is created only after the setting.
+        """
+        stack = Stack.of(self)
+        log_groups = f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:*"
+        log_streams = f"{log_groups}:log-stream:*"
+        self.cloudwatch_role = iam.Role(
+            self,
+            "ApiGatewayCloudWatchRole",
+            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+            description=f"API Gateway CloudWatch Logs role of this account and Region (created by {stack.stack_name}; "
+            "retained on destroy)",
+            inline_policies={
+                "PushToCloudWatchLogs": iam.PolicyDocument(
+                    statements=[
+                        iam.PolicyStatement(
+                            actions=["logs:CreateLogGroup", "logs:DescribeLogStreams", "logs:FilterLogEvents"],
+                            resources=[log_groups],
+                        ),
+                        iam.PolicyStatement(
+                            actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:GetLogEvents"],
+                            resources=[log_streams],
+                        ),
+                        iam.PolicyStatement(actions=["logs:DescribeLogGroups"], resources=["*"]),
+                    ]
+                )
+            },
+        )
+        self.cloudwatch_role.apply_removal_policy(RemovalPolicy.RETAIN)
+        self.account_setting = apigw.CfnAccount(
+            self, "AccountLoggingSetting", cloud_watch_role_arn=self.cloudwatch_role.role_arn
+        )
+        self.account_setting.apply_removal_policy(RemovalPolicy.RETAIN)
+        self.api.deployment_stage.node.add_dependency(self.account_setting)
+        acknowledge_resources(
+            self.cloudwatch_role,
+            [log_groups, log_streams],
+            "The account-level API Gateway logging role writes the execution and access logs of every REST API in "
+            "this account and Region, whose log group names are not known here; limited to this account and Region.",
+        )
+        acknowledge_wildcards(
+            self.cloudwatch_role,
+            ["Resource::*"],
+            "logs:DescribeLogGroups supports no resource-level permissions (Service Authorization Reference).",
         )
 
     def _add_api_key(self) -> None:
@@ -312,9 +370,9 @@ class RoutingApi(Construct):
             acknowledge(
                 stage,
                 "AwsSolutions-APIG6",
-                "JSON access logs (APIG1), X-Ray and the function's structured logs are on; execution logs need "
-                "the account-wide API Gateway CloudWatch role, which this stack does not own "
-                "(set api_execution_log_level once the account has it).",
+                "JSON access logs (APIG1), X-Ray and the function's structured logs are on; execution logs are "
+                "off by default (api_execution_log_level=OFF) because they may record request details; set ERROR "
+                "or INFO to turn them on.",
             )
         acknowledge(
             self.route_method,

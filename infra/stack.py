@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import CfnOutput, Stack, Tags
+from aws_cdk import Annotations, CfnOutput, Stack, Tags
 from constructs import Construct
 
 from infra.bedrock_roles import BedrockServiceRole
 from infra.cleanup import RuntimeResourceCleanup
-from infra.config import AppConfig, pipeline_defaults
+from infra.config import DOCUMENTED_DISTILLATION_REGIONS, AppConfig, pipeline_defaults
 from infra.lambda_factory import LambdaFactory
 from infra.monitoring import Monitoring
 from infra.notifications import Notifications
@@ -28,13 +28,22 @@ class RouterDistillationStack(Stack):
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.config = config
         Tags.of(self).add("project", PROJECT_TAG)
+        if config.region not in DOCUMENTED_DISTILLATION_REGIONS:
+            Annotations.of(self).add_warning_v2(
+                "project:distillation-region",
+                f"region {config.region}: the Bedrock user guide lists distillation of "
+                f"{config.models.student_job} in {', '.join(DOCUMENTED_DISTILLATION_REGIONS)} only. The router and "
+                "deployments work here; every pipeline run checks the Region's DISTILLATION catalog in Preflight "
+                "and fails there, before any money is spent, if the student is not offered (python -m cli doctor "
+                "checks it now).",
+            )
 
         self.storage = Storage(self, "Storage", retain_data=config.retain_data)
         self.bedrock_role = BedrockServiceRole(
             self,
             "BedrockServiceRole",
             data_bucket=self.storage.data_bucket,
-            teacher_model_ids=config.allowed_teacher_model_ids,
+            teacher_model_ids=config.teacher_preference,
             judge_model_id=config.models.judge,
         )
         self.functions = LambdaFactory(self, "Functions", config=config)
