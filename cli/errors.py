@@ -8,6 +8,7 @@ EXIT_USAGE = 2  # bad arguments or configuration (argparse uses 2 as well)
 EXIT_NOT_FOUND = 3  # the stack, run, report or parameter version does not exist
 EXIT_AUTH = 4  # no credentials, expired credentials, or access denied
 EXIT_RUN_FAILED = 5  # status: the execution ended FAILED, TIMED_OUT or ABORTED
+EXIT_NOT_READY = 6  # doctor: a blocker was found (the checklist says what to fix)
 EXIT_INTERRUPTED = 130  # Ctrl-C, or a confirmation declined
 
 

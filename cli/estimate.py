@@ -23,6 +23,7 @@ from routing.answer import RoutingDecision, format_answer
 from routing.channels import ChannelSet
 from routing.judge import INSTRUCTIONS, RATING_SCALE
 from routing.metrics import Price
+from routing.model_ids import AUTO_TEACHER
 from routing.prompts import prompt_for, student_prompt, teacher_prompt
 from routing.queries import plan_queries
 from routing.report import fmt_usd
@@ -112,6 +113,7 @@ class Estimate:
     routes: list[RouteCost]
     storage_usd_per_month: float
     missing_prices: list[str]
+    teacher_note: str | None = None
 
     @property
     def total_usd(self) -> float:
@@ -166,6 +168,13 @@ def estimate(
     sizes = token_sizes(channels, seed, rates)
     missing: list[str] = []
     items: list[LineItem] = []
+    teacher_note = None
+    if teacher == AUTO_TEACHER:
+        teacher = costliest_teacher(config, sizes)
+        teacher_note = (
+            f"teacher 'auto' is picked at run time from teacher_preference; priced here as {teacher}, the costliest "
+            "choice it can make (python -m cli doctor shows the one your account gets)."
+        )
 
     # Teacher labeling: every planned query (training + held-out) once, with the detailed teacher prompt.
     calls = num_examples + eval_examples
@@ -222,9 +231,10 @@ def estimate(
             _route_cost(candidate.name, candidate.model, candidate.prompt_kind, prompt=prompt, sizes=sizes, price=price)
         )
 
-    # LLM judge: one Bedrock evaluation job per candidate, one judge call per held-out answer.
+    # LLM judge: one Bedrock evaluation job per candidate, one judge call per held-out answer and one for the
+    # calibration record (routing.judge).
     if judge:
-        calls = eval_examples * len(config.eval_candidates)
+        calls = (eval_examples + 1) * len(config.eval_candidates)
         per_call = (
             sizes.judge_instructions + sizes.query + sizes.answer + sizes.weights_only + rates.judge_overhead_tokens
         )
@@ -263,7 +273,20 @@ def estimate(
         routes=routes,
         storage_usd_per_month=rates.custom_model_storage_usd_per_month,
         missing_prices=missing,
+        teacher_note=teacher_note,
     )
+
+
+def costliest_teacher(config: AppConfig, sizes: TokenSizes) -> str:
+    """The teacher of ``teacher_preference`` whose labeling call costs most (the estimate's upper bound)."""
+
+    def call_cost(model: str) -> float:
+        price = config.prices.get(model)
+        if price is None:
+            return 0.0
+        return Price(price.input, price.output).cost_per_route(sizes.teacher_prompt + sizes.query, sizes.answer)
+
+    return max(config.teacher_preference, key=call_cost)
 
 
 def _route_cost(
@@ -306,6 +329,7 @@ def render(result: Estimate, rates: Rates = RATES) -> list[str]:
         f"Tokens at ~{rates.chars_per_token:g} characters per token: teacher prompt {s.teacher_prompt:.0f}, "
         f"student prompt {s.student_prompt:.0f}, mean query {s.query:.0f}, answer {s.answer:.0f} "
         f"(weights only {s.weights_only:.0f}).",
+        *([f"Note: {result.teacher_note}"] if result.teacher_note else []),
         "",
     ]
     rows = [
@@ -369,7 +393,7 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--examples", type=int, help="training examples (num_examples; default from cdk.json)")
     parser.add_argument("--eval", type=int, help="held-out examples (eval_examples; default from cdk.json)")
-    parser.add_argument("--teacher", help="teacher model id (default from cdk.json)")
+    parser.add_argument("--teacher", help="teacher model id, or auto (default from cdk.json)")
     judge = parser.add_mutually_exclusive_group()
     judge.add_argument("--judge", dest="judge", action="store_true", default=None, help="count the LLM judge")
     judge.add_argument("--no-judge", dest="judge", action="store_false", help="leave the LLM judge out")

@@ -1,8 +1,8 @@
 """Argument parsing, dispatch, and the one place where failures become messages and exit codes.
 
 Exit codes (:mod:`cli.errors`): 0 ok, 1 AWS or other error, 2 usage/configuration, 3 not found (stack, run,
-report, version), 4 credentials or access denied, 5 the shown run ended FAILED/TIMED_OUT/ABORTED, 130
-interrupted or not confirmed.
+report, version), 4 credentials or access denied, 5 the shown run ended FAILED/TIMED_OUT/ABORTED, 6 ``doctor``
+found a blocker, 130 interrupted or not confirmed.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from botocore.exceptions import (
     TokenRetrievalError,
 )
 
-from cli import estimate, report, rollback, route, start, status
+from cli import doctor, estimate, report, rollback, route, start, status
 from cli.app import App, Terminal
 from cli.errors import EXIT_AUTH, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, CliError
 
-COMMANDS = (start, status, route, report, estimate, rollback)
+COMMANDS = (doctor, start, status, route, report, estimate, rollback)
 _AUTH_CODES = frozenset(
     {
         "AccessDenied",
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reports, call the router, estimate costs, roll back a promotion. Resources are found through the "
         "stack's CloudFormation outputs.",
         epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 credentials/access, 5 run failed, "
-        "130 interrupted or not confirmed.",
+        "6 doctor found a blocker, 130 interrupted or not confirmed.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:

@@ -237,7 +237,10 @@ def _preflight_detail(seen: _Seen) -> str | None:
     if not s:
         return None
     examples = f"{s.get('num_examples')} training + {s.get('eval_examples')} held-out examples"
-    return f"{examples}, teacher {s.get('teacher_model_id')}"
+    chosen = _get(seen.history.output("Preflight"), "run", "teacher", "model_id")
+    if isinstance(chosen, str) and s.get("teacher_model_id") == "auto":
+        return f"{examples}, teacher {chosen} (auto)"
+    return f"{examples}, teacher {chosen if isinstance(chosen, str) else s.get('teacher_model_id')}"
 
 
 def _plan_detail(seen: _Seen) -> str | None:
