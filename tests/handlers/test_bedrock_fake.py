@@ -8,6 +8,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -18,6 +19,7 @@ from botocore.exceptions import ClientError, EventStreamError, HTTPClientError, 
 from routing.aws import CLIENTS, PIPELINE_CONFIG
 from tests.conftest import NetworkBlockedError
 from tests.fakes.bedrock import (
+    AVAILABILITY_MODEL_ID,
     CLIENT_REQUEST_TOKEN,
     CUSTOM_MODEL_NAME,
     CUSTOMIZATION_JOB_NAME,
@@ -32,7 +34,7 @@ from tests.fakes.bedrock import (
 )
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/BedrockDistillationRole"
-TEACHER = "us.amazon.nova-premier-v1:0"
+TEACHER = "us.amazon.nova-pro-v1:0"
 STUDENT_JOB = "amazon.nova-micro-v1:0:128k"
 STUDENT = "us.amazon.nova-micro-v1:0"
 JUDGE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -195,6 +197,10 @@ def test_names_botocore_does_not_check_fail_with_validation_exception(
         (DEPLOYMENT_NAME, ["router-micro", "router.micro", "x_"]),
         (CLIENT_REQUEST_TOKEN, ["a", "run-1", "run-", "-run", "run_1", "a" * 256]),
         (EVALUATION_JOB_NAME, ["judge-1", "judge--1", "Judge", "judge-", "-judge", "a"]),
+        (
+            AVAILABILITY_MODEL_ID,
+            ["amazon.nova-pro-v1:0", "us.amazon.nova-pro-v1:0", "Amazon.nova", "nova", "a.b:c:d:e"],
+        ),
     ],
 )
 def test_name_rules_agree_with_the_service_model_patterns(
@@ -207,11 +213,12 @@ def test_name_rules_agree_with_the_service_model_patterns(
         DEPLOYMENT_NAME: ("CreateCustomModelDeployment", "modelDeploymentName"),
         CLIENT_REQUEST_TOKEN: ("CreateModelCustomizationJob", "clientRequestToken"),
         EVALUATION_JOB_NAME: ("CreateEvaluationJob", "jobName"),
+        AVAILABILITY_MODEL_ID: ("GetFoundationModelAvailability", "modelId"),
     }
     operation, member = shapes[rule]
     shape = bedrock.control.meta.service_model.operation_model(operation).input_shape.members[member]
     assert shape.metadata["pattern"] == rule.pattern
-    assert (shape.metadata["min"], shape.metadata["max"]) == (rule.min_len, rule.max_len)
+    assert (shape.metadata.get("min", 0), shape.metadata["max"]) == (rule.min_len, rule.max_len)
     model_regex = re.compile(shape.metadata["pattern"])
     for sample in samples:
         assert bool(rule.regex.fullmatch(sample)) == bool(model_regex.fullmatch(sample)), sample
@@ -219,13 +226,16 @@ def test_name_rules_agree_with_the_service_model_patterns(
 
 # ----------------------------------------------------------------------------------------------------- catalog
 def test_catalog_answers_by_id_and_arn_and_can_turn_a_model_legacy(bedrock: BedrockFake) -> None:
+    # Nova Premier is past its end of life (docs/bedrock-facts.md): LEGACY by default, with its teacher variant
     details = bedrock.control.get_foundation_model(modelIdentifier="amazon.nova-premier-v1:0")["modelDetails"]
-    assert details["modelLifecycle"]["status"] == "ACTIVE"
+    assert details["modelLifecycle"]["status"] == "LEGACY"
     assert details["inferenceTypesSupported"] == ["INFERENCE_PROFILE"]
 
-    bedrock.set_model_lifecycle("amazon.nova-premier-v1:0", "LEGACY")
+    bedrock.set_model_lifecycle("amazon.nova-premier-v1:0", "ACTIVE")
     by_arn = bedrock.control.get_foundation_model(modelIdentifier=details["modelArn"])["modelDetails"]
-    assert by_arn["modelLifecycle"]["status"] == "LEGACY"
+    assert by_arn["modelLifecycle"]["status"] == "ACTIVE"
+    variant = bedrock.control.get_foundation_model(modelIdentifier="amazon.nova-premier-v1:0:1000k")["modelDetails"]
+    assert variant["modelLifecycle"]["status"] == "ACTIVE"  # the whole family flips together
 
     student = bedrock.control.get_foundation_model(modelIdentifier=STUDENT_JOB)["modelDetails"]
     assert "DISTILLATION" in student["customizationsSupported"]
@@ -234,7 +244,49 @@ def test_catalog_answers_by_id_and_arn_and_can_turn_a_model_legacy(bedrock: Bedr
     assert profile["status"] == "ACTIVE"
     assert profile["type"] == "SYSTEM_DEFINED"
     assert profile["inferenceProfileArn"].endswith(f":inference-profile/{TEACHER}")
-    assert all(m["modelArn"].endswith("foundation-model/amazon.nova-premier-v1:0") for m in profile["models"])
+    assert all(m["modelArn"].endswith("foundation-model/amazon.nova-pro-v1:0") for m in profile["models"])
+
+
+def test_model_access_is_granted_by_default_and_can_be_withdrawn(bedrock: BedrockFake) -> None:
+    granted = bedrock.control.get_foundation_model_availability(modelId="amazon.nova-pro-v1:0")
+    assert granted["authorizationStatus"] == "AUTHORIZED"
+    assert granted["agreementAvailability"] == {"status": "AVAILABLE"}
+    assert {granted["entitlementAvailability"], granted["regionAvailability"]} == {"AVAILABLE"}
+
+    # Access is per model family: the profile id and the customization id share it
+    bedrock.set_model_access("us.amazon.nova-pro-v1:0", authorization="NOT_AUTHORIZED", agreement="PENDING")
+    for model_id in ("amazon.nova-pro-v1:0", "amazon.nova-pro-v1:0:300k"):
+        withdrawn = bedrock.control.get_foundation_model_availability(modelId=model_id)
+        assert (withdrawn["authorizationStatus"], withdrawn["agreementAvailability"]["status"]) == (
+            "NOT_AUTHORIZED",
+            "PENDING",
+        )
+    with pytest.raises(ClientError) as excinfo:
+        bedrock.control.get_foundation_model_availability(modelId="amazon.nova-ultra-v9:0")
+    assert error_of(excinfo)[:2] == ("ResourceNotFoundException", 404)
+
+
+def test_a_completed_jobs_model_can_stay_creating_and_cannot_be_deployed_until_active(bedrock: BedrockFake) -> None:
+    bedrock.job_polls_to_complete = 1
+    bedrock.model_polls_to_active = 2
+    arn = bedrock.control.create_model_customization_job(**distillation_request())["jobArn"]
+    model_arn = bedrock.control.get_model_customization_job(jobIdentifier=arn)["outputModelArn"]
+    deployment = {"modelDeploymentName": "router", "modelArn": model_arn}
+    # Before the model is Active, a deployment is refused (docs/bedrock-facts.md)
+    with pytest.raises(ClientError) as excinfo:
+        bedrock.control.create_custom_model_deployment(**deployment)
+    code, _, message = error_of(excinfo)
+    assert code == "ValidationException" and "must be Active" in message
+    statuses = [bedrock.control.get_custom_model(modelIdentifier=model_arn)["modelStatus"] for _ in range(3)]
+    assert statuses == ["Creating", "Active", "Active"]
+    assert bedrock.control.create_custom_model_deployment(**deployment)["customModelDeploymentArn"]
+
+
+def test_backdate_makes_a_job_older(bedrock: BedrockFake) -> None:
+    arn = bedrock.control.create_model_customization_job(**distillation_request())["jobArn"]
+    before = bedrock.job(arn)["creationTime"]
+    bedrock.backdate(arn, hours=5)
+    assert before - bedrock.job(arn)["creationTime"] == timedelta(hours=5)
 
 
 def test_unknown_model_and_profile_are_not_found(bedrock: BedrockFake) -> None:

@@ -374,8 +374,13 @@ def run_state(name: str) -> dict[str, Any]:
         "run_id": name,
         "execution_arn": FakeExecution(name, T0).arn,
         "started_at": T0.isoformat(),
-        "settings": {**RUN_SETTINGS, "queries_s3_uri": None, "mix_user_queries": True},
+        "settings": {**RUN_SETTINGS, "teacher_model_id": "auto", "queries_s3_uri": None, "mix_user_queries": True},
         "candidates": [c.to_dict() for c in CONFIG.eval_candidates],
+        "teacher": {
+            "model_id": "us.amazon.nova-pro-v1:0",
+            "requested": "auto",
+            "refused": [{"model_id": "us.amazon.nova-premier-v1:0", "reason": "it is LEGACY in us-east-1"}],
+        },
     }
 
 
@@ -596,6 +601,8 @@ def test_status_of_the_latest_run_shows_the_labeling_progress_from_s3(sfn: StepF
     assert label_line.lstrip().startswith("[>]")
     assert "12/40 shards  30%" in label_line and "ETA" in label_line
     assert re.search(r"\[x\] Plan queries\s+\S+\s+10000 queries in 40 shards of 250", result.out)
+    # and the teacher Preflight chose for "auto"
+    assert re.search(r"\[x\] Preflight\s+\S+\s+.*held-out examples, teacher us\.amazon\.nova-pro-v1:0 \(auto\)", result.out)
     assert "[ ] Distillation" in result.out
     # And the history was read in full, page by page
     histories = [params for op, params in sfn.calls if op == "GetExecutionHistory"]

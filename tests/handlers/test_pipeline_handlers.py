@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from common.errors import DeploymentFailed, DistillationTimedOut, InvalidRunInput, ModelNotUsable
+from common.errors import DeploymentFailed, DistillationTimedOut, InvalidRunInput
 from common.run import RunState, settings_from_input
 from tests.fakes.bedrock import BedrockFake
 from tests.unit.test_run_naming import DEFAULTS
@@ -38,46 +38,57 @@ def run_state() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("model_id", "setting", "prepare", "expected"),
+    ("model_id", "prepare", "expected"),
     [
-        ("us.amazon.nova-premier-v1:0", "teacher_model_id", lambda f: None, None),
-        ("us.amazon.nova-lite-v2:9", "teacher_model_id", lambda f: None, "does not exist in us-east-1"),
+        ("us.amazon.nova-pro-v1:0", lambda f: None, None),
+        ("us.amazon.nova-lite-v2:9", lambda f: None, "it is not offered in us-east-1"),
+        ("us.amazon.nova-premier-v1:0", lambda f: None, "it is LEGACY in us-east-1"),
         (
-            "us.amazon.nova-premier-v1:0",
-            "teacher_model_id",
-            lambda f: f.set_model_lifecycle("amazon.nova-premier-v1:0", "LEGACY"),
-            "is LEGACY in us-east-1",
+            "us.amazon.nova-pro-v1:0",
+            lambda f: f.set_model_access("amazon.nova-pro-v1:0", authorization="NOT_AUTHORIZED"),
+            "request model access for amazon.nova-pro-v1:0 in the Bedrock console",
         ),
         (
-            "us.amazon.nova-premier-v1:0",
-            "teacher_model_id",
+            "us.amazon.nova-pro-v1:0",
             lambda f: f.script_errors("GetInferenceProfile", "AccessDeniedException"),
-            "enable model access",
+            "it cannot be described (AccessDeniedException",
         ),
     ],
 )
-def test_preflight_model_check_names_the_setting_to_change(
-    bedrock: BedrockFake, model_id: str, setting: str, prepare: Any, expected: str | None
+def test_a_refused_model_is_named_with_the_setting_to_change(
+    bedrock: BedrockFake, model_id: str, prepare: Any, expected: str | None
 ) -> None:
-    from preflight.handler import ModelRequirement, check_model
+    from common.bedrock_catalog import BedrockCatalog
+    from routing.model_checks import Requirement, judge_model
 
     prepare(bedrock)
-    requirement = ModelRequirement("teacher", model_id, setting)
+    verdict = judge_model(Requirement("baseline router", model_id, "baseline_model_id"),
+                          BedrockCatalog(bedrock.control, "us-east-1").facts(model_id))  # fmt: skip
     if expected is None:
-        assert check_model(requirement)["lifecycle"] == "ACTIVE"
+        assert verdict.usable and verdict.lifecycle == "ACTIVE"
         return
-    with pytest.raises(ModelNotUsable) as error:
-        check_model(requirement)
-    assert expected in str(error.value)
-    assert f"'{setting}'" in str(error.value)
+    message = verdict.message("us-east-1")
+    assert not verdict.usable
+    assert expected in message
+    assert "'baseline_model_id'" in message
 
 
-def test_preflight_requires_distillation_support_of_the_student(bedrock: BedrockFake) -> None:
-    from preflight.handler import ModelRequirement, check_model
+def test_the_student_must_be_offered_for_distillation_in_the_region(bedrock: BedrockFake) -> None:
+    from common.bedrock_catalog import BedrockCatalog
+    from routing.model_checks import STUDENT_SIDE, Requirement, judge_model
 
-    with pytest.raises(ModelNotUsable, match="does not support DISTILLATION"):
-        check_model(ModelRequirement("student", "amazon.nova-micro-v1:0", "student_job_model_id", True))
-    assert check_model(ModelRequirement("student", "amazon.nova-micro-v1:0:128k", "student_job_model_id", True))
+    catalog = BedrockCatalog(bedrock.control, "us-east-1")
+
+    def verdict(model_id: str) -> Any:
+        requirement = Requirement("student (customization base)", model_id, "student_job_model_id", STUDENT_SIDE)
+        return judge_model(requirement, catalog.facts(model_id))
+
+    # The on-demand id is not what distillation takes; the customization id is
+    refused = verdict("amazon.nova-micro-v1:0")
+    assert "not offered for DISTILLATION in us-east-1" in refused.reason()
+    assert "amazon.nova-micro-v1:0:128k" in refused.reason()  # what the Region does list
+    assert verdict("amazon.nova-micro-v1:0:128k").usable
+    assert bedrock.calls_to("ListFoundationModels") == [{"byCustomizationType": "DISTILLATION"}]  # read once
 
 
 def test_a_job_running_past_the_limit_is_stopped_and_fails_the_run(
@@ -150,6 +161,27 @@ def test_failure_notification_without_a_run_still_says_what_failed() -> None:
     assert subject == "[S] run exec-1 FAILED: InvalidRunInput"
     assert "Cause: the execution input must be a JSON object" in message
     assert "console.aws.amazon.com/states" in message
+
+
+def test_a_long_notification_subject_stays_a_valid_sns_subject() -> None:
+    from notify.handler import compose, sns_subject
+
+    # SNS: a Subject must be ASCII, without line breaks, and fewer than 100 characters (docs/bedrock-facts.md)
+    subject, message = compose(
+        {
+            "outcome": "failed",
+            "state": {"error": {"Error": "DistillationTimedOut\nsecond line", "Cause": "x"}},
+            "execution_name": "nightly-run-with-a-rather-long-name-é-" + "x" * 30,
+        },
+        stack_name="SearchRouterDistillation-Production-EuropeanVideoArchive-Team42",
+        region="us-east-1",
+    )
+    assert len(subject) <= 99 and subject.endswith("...")
+    assert subject.isascii() and "\n" not in subject and "\r" not in subject
+    assert "nightly-run-with-a-rather-long-name" in message  # the body keeps it all
+    assert sns_subject("run ok") == "run ok"
+    assert sns_subject("a\tb\u00e9c") == "a b?c"
+    assert len(sns_subject("y" * 99)) == 99 and len(sns_subject("y" * 100)) == 99
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -43,7 +44,10 @@ def test_functions_get_the_project_defaults(built: tuple[Template, Path, dict]) 
             "MemorySize": 512,
             "TracingConfig": {"Mode": "Active"},
             "LoggingConfig": Match.object_like({"LogFormat": "JSON", "ApplicationLogLevel": "INFO"}),
-            "Layers": ["arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27"],
+            "Layers": [
+                "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27",
+                {"Ref": Match.string_like_regexp("^FunctionsSdkLayer")},
+            ],
             "Environment": {
                 "Variables": Match.object_like(
                     {
@@ -64,14 +68,49 @@ def test_the_code_asset_is_the_plain_lambdas_folder_with_the_domain_package(
     manifest = json.loads((outdir / "FactoryTest.assets.json").read_text())
     file_assets = manifest["files"].values()
     code_dirs = [outdir / a["source"]["path"] for a in file_assets if a["source"].get("packaging") == "zip"]
-    assert code_dirs, "no zip asset"
-    code = code_dirs[0]
+    code = next((d for d in code_dirs if (d / "routing").is_dir()), None)
+    assert code is not None, "no zip asset holds the lambdas/ folder"
     assert (code / "routing" / "channels.py").is_file()
     assert (code / "routing" / "aws.py").is_file()
     assert not list(code.rglob("__pycache__"))
     # Docker-free: no container image assets and no bundling step
     assert not manifest.get("dockerImages")
     assert all("executable" not in a["source"] for a in file_assets)
+
+
+def test_every_function_ships_the_pinned_sdk_the_tests_ran_with(built: tuple[Template, Path, dict]) -> None:
+    # The Lambda runtime's boto3 version is unpublished and the Powertools layer removes boto3: the functions get
+    # exactly the boto3 and botocore that requirements.txt pins and this test suite runs with.
+    import boto3
+    import botocore
+
+    _, outdir, template = built
+    layer_id = next(k for k, v in template["Resources"].items() if v["Type"] == "AWS::Lambda::LayerVersion")
+    layer = template["Resources"][layer_id]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    key = layer["Properties"]["Content"]["S3Key"]
+    manifest = json.loads((outdir / "FactoryTest.assets.json").read_text())
+    (asset,) = [a for a in manifest["files"].values() if any(d["objectKey"] == key for d in a["destinations"].values())]
+    folder = outdir / asset["source"]["path"] / "python"
+    versions = {}
+    for package in ("boto3", "botocore"):
+        (info,) = folder.glob(f"{package}-*.dist-info")
+        versions[package] = info.name.removeprefix(f"{package}-").removesuffix(".dist-info")
+    assert versions == {"boto3": boto3.__version__, "botocore": botocore.__version__}
+    pins = (Path(__file__).resolve().parents[2] / "requirements.txt").read_text()
+    assert f"boto3=={versions['boto3']}" in pins and f"botocore=={versions['botocore']}" in pins
+    # and that this botocore knows the newer Bedrock operations the pipeline and the router call
+    operations = {}
+    for service, version in (("bedrock", "2023-04-20"), ("bedrock-runtime", "2023-09-30")):
+        model = json.loads(
+            gzip.decompress((folder / "botocore" / "data" / service / version / "service-2.json.gz").read_bytes())
+        )
+        operations[service] = set(model["operations"])
+    assert {"CreateCustomModelDeployment", "GetFoundationModelAvailability", "CreateEvaluationJob"} <= operations[
+        "bedrock"
+    ]
+    assert {"Converse", "ConverseStream"} <= operations["bedrock-runtime"]
 
 
 def test_an_environment_over_lambdas_4kb_limit_names_the_channels_key() -> None:

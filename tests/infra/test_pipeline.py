@@ -120,3 +120,26 @@ def test_only_the_promote_step_can_change_the_routers_model(synth: Synthesized) 
         and "ssm:PutParameter" in _actions(_policy_statements(synth, v["Properties"]["Handler"]))
     ]
     assert writers == ["promote.handler.promote"]
+
+
+def test_preflight_and_the_doctor_check_the_same_models(synth: Synthesized, monkeypatch: Any) -> None:
+    # One module, two callers: the plan Preflight builds from its deployed environment is the doctor's from cdk.json
+    from cli.doctor import model_plan as doctor_plan
+    from common.run import settings_from_input
+    from infra.config import load_config, pipeline_defaults
+    from preflight.handler import model_plan as preflight_plan
+    from simulation.harness import TemplateResolver
+
+    (function,) = [
+        v for v in synth.resources("AWS::Lambda::Function").values()
+        if v["Properties"].get("Handler") == "preflight.handler.handler"
+    ]  # fmt: skip
+    environment = TemplateResolver.for_template(synth.template).resolve(
+        function["Properties"]["Environment"]["Variables"]
+    )
+    for name, value in environment.items():
+        monkeypatch.setenv(name, str(value))
+    config = load_config()
+    settings = settings_from_input(pipeline_defaults(config), {})
+    assert preflight_plan(settings) == doctor_plan(config, settings)
+    assert preflight_plan(settings).teacher == "auto"

@@ -19,6 +19,7 @@ VARIANT = {
     "api_cors_origins": '["https://search.example.com"]',
     "api_waf": "true",
     "api_execution_log_level": "ERROR",
+    "api_gateway_cloudwatch_role": "existing",
     "api_rate_limit": "20",
     "api_burst_limit": "40",
     "router_default_model_id": DEPLOYMENT,
@@ -29,7 +30,8 @@ VARIANT = {
 
 @pytest.fixture(scope="module")
 def variant(synth_with: Callable[[dict[str, Any]], Synthesized]) -> Synthesized:
-    """API-key auth, CORS, WAF, execution logs, a deployment ARN as the default model, another fallback."""
+    """API-key auth, CORS, WAF, execution logs, the account's existing logging role, a deployment ARN as the
+    default model, another fallback."""
     return synth_with(VARIANT)
 
 
@@ -139,10 +141,41 @@ def test_stage_has_json_access_logs_with_retention_and_xray(synth: Synthesized) 
 def test_execution_logs_can_be_switched_on(variant: Synthesized) -> None:
     _, stage = _one(variant, "AWS::ApiGateway::Stage")
     assert stage["MethodSettings"][0]["LoggingLevel"] == "ERROR"
-    # the account-level role stays unmanaged by this stack
-    assert not variant.resources("AWS::ApiGateway::Account")
     acknowledged = {v["ruleName"] for v in _nag_report(variant.outdir)["suppressedViolations"]}
     assert "AwsSolutions-APIG6" not in acknowledged
+
+
+def test_a_fresh_account_gets_the_api_gateway_logging_role_before_the_stage(synth: Synthesized) -> None:
+    # Stage logging fails to create ("CloudWatch Logs role ARN must be set in account settings to enable logging")
+    # in an account that never set the API Gateway CloudWatch role: by default the stack sets it.
+    account_id, account = next(iter(synth.resources("AWS::ApiGateway::Account").items()))
+    role_id = account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]
+    role = synth.template["Resources"][role_id]
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "apigateway.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
+    # The permissions live in the role itself (inline), so they survive with it
+    actions = {
+        a
+        for p in role["Properties"]["Policies"]
+        for st in p["PolicyDocument"]["Statement"]
+        for a in _as_list(st["Action"])
+    }
+    assert {"logs:CreateLogStream", "logs:PutLogEvents", "logs:CreateLogGroup", "logs:DescribeLogGroups"} <= actions
+    assert not role["Properties"].get("ManagedPolicyArns")
+    # Other REST APIs of the account may log through it by the time the stack is destroyed: both are kept
+    assert role["DeletionPolicy"] == account["DeletionPolicy"] == "Retain"
+    # The stage (which turns logging on) is created only after the account setting
+    stage_id, _ = _one(synth, "AWS::ApiGateway::Stage")
+    assert account_id in _as_list(synth.template["Resources"][stage_id].get("DependsOn", []))
+
+
+def test_an_account_with_a_logging_role_keeps_it(variant: Synthesized) -> None:
+    assert not variant.resources("AWS::ApiGateway::Account")
+    trusted = [
+        r for r in variant.resources("AWS::IAM::Role").values()
+        if "apigateway.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])
+    ]  # fmt: skip
+    assert trusted == []
 
 
 def test_the_request_body_is_validated_against_the_request_model(synth: Synthesized) -> None:

@@ -41,3 +41,16 @@ def test_bad_cli_context_fails_the_cdk_app_process(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "Invalid configuration 'api_auth': must be one of iam, api_key; got 'open'" in result.stderr
     assert not list(tmp_path.glob("*.template.json"))
+
+
+def test_a_region_without_documented_distillation_warns_at_synth(tmp_path: Path) -> None:
+    from aws_cdk.assertions import Annotations, Match
+
+    _, stack = build_app({"region": "us-west-2"}, outdir=str(tmp_path / "west"))
+    warnings = Annotations.from_stack(stack).find_warning("*", Match.string_like_regexp("lists distillation of"))
+    assert len(warnings) == 1
+    text = str(warnings[0].entry.data)
+    assert "us-west-2" in text and "us-east-1 only" in text and "Preflight" in text
+    # The documented Region synthesizes without it
+    _, east = build_app(outdir=str(tmp_path / "east"))
+    assert Annotations.from_stack(east).find_warning("*", Match.string_like_regexp("lists distillation of")) == []

@@ -23,7 +23,7 @@ def run_estimate(**overrides: object) -> Estimate:
     options: dict[str, object] = {
         "num_examples": 1000,
         "eval_examples": 100,
-        "teacher": CONFIG.models.teacher,
+        "teacher": "us.amazon.nova-premier-v1:0",
         "judge": True,
         "seed": SEED,
     }
@@ -38,6 +38,14 @@ def item(result: Estimate, prefix: str) -> LineItem:
 def price_of(model: str) -> Price:
     entry = CONFIG.prices[model]
     return Price(entry.input, entry.output)
+
+
+def test_teacher_auto_is_priced_as_the_costliest_teacher_it_can_pick() -> None:
+    auto = run_estimate(teacher="auto")
+    assert CONFIG.models.teacher == "auto"
+    assert item(auto, "Teacher labeling").model == "us.amazon.nova-premier-v1:0"  # $0.0025/$0.0125 vs Nova Pro
+    assert auto.teacher_note and "costliest" in auto.teacher_note and "doctor" in auto.teacher_note
+    assert run_estimate(teacher="us.amazon.nova-pro-v1:0").teacher_note is None
 
 
 def test_token_sizes_come_from_the_prompts_and_a_70_token_answer() -> None:
@@ -57,7 +65,8 @@ def test_teacher_labeling_is_every_query_with_the_teacher_prompt_at_the_teachers
     assert labeling.calls == calls
     assert labeling.input_tokens == pytest.approx(calls * (sizes.teacher_prompt + sizes.query))
     assert labeling.output_tokens == pytest.approx(calls * sizes.answer)
-    expected = price_of(CONFIG.models.teacher).cost_per_route(labeling.input_tokens, labeling.output_tokens)
+    expected = price_of(labeling.model).cost_per_route(labeling.input_tokens, labeling.output_tokens)
+    assert labeling.model == "us.amazon.nova-premier-v1:0"
     assert labeling.usd == pytest.approx(expected)
     assert not labeling.unconfirmed
 
@@ -95,7 +104,8 @@ def test_evaluation_has_one_line_per_candidate_and_the_judge_can_be_left_out() -
     names = [c.name for c in CONFIG.eval_candidates]
     assert [i.step for i in with_judge.items if i.step.startswith("Evaluation")] == [f"Evaluation: {n}" for n in names]
     judge = item(with_judge, "LLM judge")
-    assert judge.calls == 100 * len(names) and judge.model == CONFIG.models.judge and judge.unconfirmed
+    # one judge call per held-out answer and one for each job's calibration record
+    assert judge.calls == (100 + 1) * len(names) and judge.model == CONFIG.models.judge and judge.unconfirmed
 
     without = run_estimate(judge=False)
     assert not any(i.step.startswith("LLM judge") for i in without.items)

@@ -19,7 +19,10 @@ def _context(**overrides: Any) -> dict[str, Any]:
 def test_cdk_json_defaults_match_the_documented_defaults() -> None:
     config = load_config()
     assert config.region == "us-east-1"
-    assert config.models.teacher == "us.amazon.nova-premier-v1:0"
+    assert config.models.teacher == "auto"
+    assert config.teacher_preference == ("us.amazon.nova-premier-v1:0", "us.amazon.nova-pro-v1:0")
+    assert config.api_gateway_cloudwatch_role == "create"
+    assert config.gate.require_judge is True
     assert config.models.student_job == "amazon.nova-micro-v1:0:128k"
     assert config.models.student == "us.amazon.nova-micro-v1:0"
     assert config.models.baseline == "us.anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -55,7 +58,7 @@ def test_cli_strings_are_coerced_like_json_values() -> None:
         ("train_examples", "abc", "must be an integer in 100..15000"),
         ("train_examples", 20_000, "must be an integer in 100..15000"),
         ("train_examples", True, "must be an integer"),
-        ("eval_examples", 5, "must be an integer in 10..1000"),
+        ("eval_examples", 5, "must be an integer in 10..999"),
         ("region", "eu-west-1", "must be one of us-east-1, us-west-2"),
         ("api_auth", "none", "must be one of iam, api_key"),
         ("retain_data", "yes", "must be true or false"),
@@ -76,6 +79,12 @@ def test_cli_strings_are_coerced_like_json_values() -> None:
         ("channels", [{"name": "visual", "description": "x"}], "2..12 entries"),
         ("channels", [{"name": "a", "description": "x"}, {"name": "a", "description": "y"}], "duplicated"),
         ("prices", {"x": {"input": 1}}, "prices.x"),
+        ("api_gateway_cloudwatch_role", "manual", "must be one of create, existing"),
+        ("gate_require_judge", "sometimes", "must be true or false"),
+        ("teacher_preference", [], "must be a non-empty list"),
+        ("teacher_preference", ["us.amazon.nova-pro-v1:0", "us.amazon.nova-pro-v1:0"], "lists a model twice"),
+        ("distillation_pairs", {"amazon.nova-pro-v1:0": []}, "must be a non-empty list of student model ids"),
+        ("student_job_model_id", "amazon.nova-micro-v1:0", "with its context suffix"),
     ],
 )
 def test_a_bad_value_is_rejected_with_a_message_naming_the_key(key: str, value: Any, expected: str) -> None:
@@ -84,6 +93,40 @@ def test_a_bad_value_is_rejected_with_a_message_naming_the_key(key: str, value: 
     assert error.value.key.split(".")[0] == key
     assert f"'{key}" in str(error.value)
     assert expected in str(error.value)
+
+
+def test_teacher_settings_that_could_never_distil_fail_synth() -> None:
+    # an explicit teacher outside the preference list (IAM grants invoke on that list only)
+    with pytest.raises(ConfigError, match="'teacher_model_id': must be 'auto' or one of teacher_preference"):
+        parse_config(_context(teacher_model_id="us.amazon.nova-lite-v1:0"))
+    # no preferred teacher paired with the student
+    with pytest.raises(ConfigError, match="'teacher_preference': no teacher in it is paired with the student"):
+        parse_config(_context(distillation_pairs={"amazon.nova-premier-v1:0": ["amazon.nova-lite-v1:0"]}))
+    # an explicit teacher that is not paired
+    with pytest.raises(ConfigError, match=r"'teacher_model_id': us\.amazon\.nova-pro-v1:0 is not paired"):
+        parse_config(
+            _context(
+                teacher_model_id="us.amazon.nova-pro-v1:0",
+                distillation_pairs={"amazon.nova-premier-v1:0": ["amazon.nova-micro-v1:0"]},
+            )
+        )
+    # a preferred teacher without a price
+    with pytest.raises(ConfigError, match=r"'prices': has no entry for teacher 'us\.amazon\.nova-2-pro-v1:0'"):
+        parse_config(_context(teacher_preference=["us.amazon.nova-pro-v1:0", "us.amazon.nova-2-pro-v1:0"]))
+
+
+def test_teacher_auto_and_an_explicit_preferred_teacher_are_accepted() -> None:
+    assert parse_config(_context(teacher_model_id="AUTO")).models.teacher == "auto"
+    assert (
+        parse_config(_context(teacher_model_id="us.amazon.nova-pro-v1:0")).models.teacher == "us.amazon.nova-pro-v1:0"
+    )
+    pairs = parse_config(_context(distillation_pairs='{"us.amazon.nova-pro-v1:0": ["amazon.nova-micro-v1:0:128k"]}'))
+    assert pairs.distillation_pairs == {"amazon.nova-pro-v1:0": ("amazon.nova-micro-v1:0",)}  # model families
+
+
+def test_a_renamed_key_says_its_new_name() -> None:
+    with pytest.raises(ConfigError, match="'allowed_teacher_model_ids': was renamed to 'teacher_preference'"):
+        parse_config(_context(allowed_teacher_model_ids=["us.amazon.nova-pro-v1:0"]))
 
 
 def test_an_unknown_key_is_rejected_with_a_suggestion() -> None:

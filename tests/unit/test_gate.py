@@ -79,13 +79,36 @@ def test_low_judge_score_fails_alone() -> None:
     assert decision.failures == ["judge score 3.00 < 3.50"]
 
 
-def test_missing_judge_is_skipped_not_failed() -> None:
-    decision = evaluate_gate(candidate(), baseline=BASELINE, judge_score=None, thresholds=THRESHOLDS)
+def test_a_judge_asked_for_but_missing_fails_the_gate_with_its_reason() -> None:
+    # The judge was asked for; its job failed (e.g. AccessDenied): no score is not a pass
+    decision = evaluate_gate(
+        candidate(),
+        baseline=BASELINE,
+        judge_score=None,
+        thresholds=THRESHOLDS,
+        judge_missing_reason="could not create the judge job: AccessDeniedException",
+    )
+    assert not decision.passed
+    judge = by_name(decision.checks)["judge_score"]
+    assert not judge.passed and not judge.skipped
+    assert decision.failures == [
+        "the judge was asked for but produced no score (could not create the judge job: AccessDeniedException); "
+        "set gate_require_judge=false to promote without it"
+    ]
 
+
+def test_a_missing_judge_is_skipped_only_when_not_required_or_not_asked_for() -> None:
+    lenient = GateThresholds(require_judge=False)
+    decision = evaluate_gate(
+        candidate(), baseline=BASELINE, judge_score=None, thresholds=lenient, judge_missing_reason="job failed"
+    )
     assert decision.passed
     judge = by_name(decision.checks)["judge_score"]
-    assert judge.skipped and judge.passed
-    assert judge.message == "skipped: judge missing"
+    assert judge.skipped and judge.message == "skipped: judge missing (job failed)"
+
+    off = evaluate_gate(candidate(), baseline=BASELINE, judge_score=None, thresholds=THRESHOLDS, judge_requested=False)
+    assert off.passed
+    assert by_name(off.checks)["judge_score"].message == "skipped: the judge was off for this run"
 
 
 def test_no_baseline_skips_the_rubric_comparison() -> None:
@@ -105,7 +128,7 @@ def test_several_failures_are_all_listed() -> None:
 
 
 def test_decision_serialises_with_failures() -> None:
-    decision = evaluate_gate(candidate(mae_overall=0.09), baseline=None, judge_score=None, thresholds=THRESHOLDS)
+    decision = evaluate_gate(candidate(mae_overall=0.09), baseline=None, judge_score=4.0, thresholds=THRESHOLDS)
     data = decision.to_dict()
     assert data["passed"] is False
     assert data["failures"] == ["overall MAE 0.090 > 0.080"]
@@ -121,13 +144,17 @@ def test_decision_serialises_with_failures() -> None:
 
 def test_custom_thresholds_change_the_verdict() -> None:
     strict = GateThresholds(max_overall_mae=0.03)
-    decision = evaluate_gate(candidate(), baseline=None, judge_score=None, thresholds=strict)
+    decision = evaluate_gate(candidate(), baseline=None, judge_score=None, thresholds=strict, judge_requested=False)
     assert decision.failures == ["overall MAE 0.040 > 0.030"]
 
 
 def test_thresholds_from_dict_accepts_config_keys_and_strings() -> None:
     thresholds = GateThresholds.from_dict({"gate_max_overall_mae": "0.1", "min_judge_score": 4})
     assert thresholds == GateThresholds(max_overall_mae=0.1, min_judge_score=4.0)
+    assert GateThresholds.from_dict({"gate_require_judge": "false"}).require_judge is False
+    assert GateThresholds.from_dict({"require_judge": True}).require_judge is True
+    with pytest.raises(ValueError, match="require_judge must be true or false"):
+        GateThresholds.from_dict({"require_judge": "maybe"})
     assert GateThresholds.from_dict(None) == GateThresholds()
     assert GateThresholds.from_dict(thresholds.to_dict()) == thresholds
 

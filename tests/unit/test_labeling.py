@@ -248,6 +248,45 @@ def test_throttling_that_never_ends_is_an_error_not_teacher_unavailable(bedrock:
     assert result.throttled == 9 and result.retries == 6
 
 
+# ------------------------------------------------------------------------------------------------ throttle budget
+def test_a_teacher_that_throttles_throughout_stops_the_shard_at_the_budget(bedrock: BedrockFake) -> None:
+    # Given a teacher that throttles every call, and a clock advancing with every backoff sleep
+    bedrock.script_errors("Converse", "ThrottlingException", times=None)
+    now = [0.0]
+    lock = threading.Lock()
+
+    def sleep(seconds: float) -> None:
+        with lock:
+            now[0] += max(seconds, 1.0)
+
+    items = queries(50)
+    result = label(
+        bedrock, items, threads=4, throttle_budget_s=30.0, sleep=sleep, clock=lambda: now[0], max_throttle_retries=50
+    )
+    # Then the shard stops once nothing has answered for 30 s, instead of retrying until its deadline
+    assert result.throttle_stopped is True
+    assert result.examples == [] and result.errors == Counter()
+    assert result.unlabeled_by_reason == Counter({"throttled": 50})
+    assert len(result.unlabeled) == 50
+    assert 30.0 <= now[0] < 30.0 + 4 * 20.0  # at most one backoff per thread past the budget
+    assert result.to_stats()["unlabeled_by_reason"] == {"throttled": 50}
+
+
+def test_a_teacher_that_throttles_but_answers_is_not_stopped(bedrock: BedrockFake) -> None:
+    # 60% throttling, but answers keep coming: the budget never runs out
+    bedrock.error_rate("ThrottlingException", 0.6, seed=3)
+    now = [0.0]
+    lock = threading.Lock()
+
+    def sleep(seconds: float) -> None:
+        with lock:
+            now[0] += 0.5
+
+    result = label(bedrock, queries(60), threads=4, throttle_budget_s=30.0, sleep=sleep, clock=lambda: now[0])
+    assert result.throttle_stopped is False
+    assert len(result.examples) == 60 and result.throttled > 0
+
+
 # ------------------------------------------------------------------------------------------------ deadline
 def test_queries_left_at_the_deadline_are_counted_as_unlabeled(bedrock: BedrockFake) -> None:
     # Given a clock that advances one second per teacher call and a deadline at t=5
@@ -265,6 +304,7 @@ def test_queries_left_at_the_deadline_are_counted_as_unlabeled(bedrock: BedrockF
     assert [e.query for e in result.examples] == [q.text for q in items[:5]]
     assert result.unlabeled == items[5:]
     assert result.to_stats()["unlabeled"] == 7
+    assert result.unlabeled_by_reason == Counter({"deadline": 7})
     assert len(bedrock.calls_to("Converse")) == 5
 
 

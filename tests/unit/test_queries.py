@@ -296,6 +296,33 @@ def test_csv_file_with_bom_header_case_and_quoted_fields() -> None:
     assert_accounted(result)
 
 
+def test_control_characters_are_rejected_and_invisible_format_characters_removed() -> None:
+    body = "\n".join(
+        [
+            "\x00\x01\x02\x1b\x7f",  # nothing but control characters
+            "rain \x1b[2J on a roof",  # an escape sequence inside a query
+            "next\x9bline",  # C1 control (CSI)
+            "\u200b\u200e\ufeff",  # nothing but invisible format characters
+            "\u200bjazz\u00adsaxophone solo\ufeff",  # format characters around real text
+            "family \U0001f468\u200d\U0001f469\u200d\U0001f467 picnic",  # zero-width joiners in an emoji: kept
+            "tab\tseparated words",  # ordinary whitespace: collapsed
+        ]
+    ).encode()
+    result = parse_user_queries(body, key="q.txt")
+    assert [q.text for q in result.queries] == [
+        "jazzsaxophone solo",
+        "family \U0001f468\u200d\U0001f469\u200d\U0001f467 picnic",
+        "tab separated words",
+    ]
+    assert result.rejected == {"control_characters": 3, "empty": 1}
+    assert result.format_characters_stripped == 1
+    # the samples show what was rejected escaped, never the raw control characters
+    assert all(not any(ch in sample for ch in "\x00\x1b\x7f\x9b") for sample in result.invalid_samples)
+    assert any("\\x1b" in sample for sample in result.invalid_samples)
+    assert_accounted(result)
+    assert result.to_stats()["rejected"] == {"control_characters": 3, "empty": 1}
+
+
 def test_csv_without_query_column_is_rejected() -> None:
     with pytest.raises(ValueError, match="'query' column"):
         parse_user_queries(b"text,category\nhello,x\n", key="q.csv")
@@ -321,6 +348,7 @@ def assert_accounted(result: UserQueries) -> None:
     assert result.total_lines == len(result.queries) + skipped
     stats = result.to_stats()
     assert stats["accepted"] == len(result.queries)
+    assert sum(result.rejected.values()) == result.invalid + result.too_long  # every rejection has its reason
     json.dumps(stats)
 
 

@@ -192,12 +192,44 @@ def test_markdown_gate_section_lists_each_check() -> None:
 
 def test_markdown_failed_and_skipped_checks_are_marked() -> None:
     metrics = {"valid_json_rate": 0.97, "rubric_mean": 4.0, "mae_overall": 0.02}
-    decision = evaluate_gate(metrics, baseline=None, judge_score=None, thresholds=GateThresholds())
+    decision = evaluate_gate(
+        metrics, baseline=None, judge_score=None, thresholds=GateThresholds(), judge_requested=False
+    )
     markdown = render_markdown(_report(gate=decision.to_dict()))
 
     assert "Quality gate: **FAILED** ❌" in markdown
     assert "- ❌ `valid_json_rate`: valid-JSON rate 97.0% < 99.0%" in markdown
-    assert "- ⏭️ `judge_score`: skipped: judge missing" in markdown
+    assert "- ⏭️ `judge_score`: skipped: the judge was off for this run" in markdown
+
+
+def test_a_missing_judge_fails_the_gate_in_the_report_and_the_headline_with_the_reason() -> None:
+    metrics = {"valid_json_rate": 1.0, "rubric_mean": 4.0, "mae_overall": 0.02}
+    reason = "could not create the judge job: User is not authorized to perform: bedrock:CreateEvaluationJob"
+    decision = evaluate_gate(
+        metrics, baseline=None, judge_score=None, thresholds=GateThresholds(), judge_missing_reason=reason
+    )
+    report = _report(gate={**decision.to_dict(), "candidate": "distilled"})
+    assert f"- ❌ `judge_score`: the judge was asked for but produced no score ({reason})" in render_markdown(report)
+    first = headline(report).splitlines()[0]
+    assert first.startswith("Routing evaluation run exec-42: quality gate FAILED for distilled (the judge was asked")
+    assert reason in first
+
+
+def test_the_report_names_the_teacher_and_why_it_was_chosen() -> None:
+    report = _report()
+    report["teacher"] = {
+        "model_id": "us.amazon.nova-pro-v1:0",
+        "requested": "auto",
+        "refused": [{"model_id": "us.amazon.nova-premier-v1:0", "reason": "it is LEGACY in us-east-1"}],
+    }
+    text = (
+        "us.amazon.nova-pro-v1:0 (chosen automatically from teacher_preference; us.amazon.nova-premier-v1:0 "
+        "refused: it is LEGACY in us-east-1)"
+    )
+    assert f"Teacher: `us.amazon.nova-pro-v1:0` — {text}" in render_markdown(report)
+    assert headline(report).splitlines()[1] == f"Teacher: {text}"
+    report["teacher"] = {"model_id": "us.amazon.nova-pro-v1:0", "requested": "us.amazon.nova-pro-v1:0"}
+    assert "Teacher: `us.amazon.nova-pro-v1:0` — us.amazon.nova-pro-v1:0 (set explicitly)" in render_markdown(report)
 
 
 def test_markdown_without_gate_dataset_or_failures() -> None:
@@ -237,7 +269,7 @@ def test_headline_says_pass_or_fail_and_one_line_per_candidate() -> None:
     decision = evaluate_gate(
         {"valid_json_rate": 1.0, "rubric_mean": 4.0, "mae_overall": 0.2},
         baseline=None,
-        judge_score=None,
+        judge_score=4.0,
         thresholds=GateThresholds(),
     )
     failed = headline(_report(gate=decision.to_dict()))

@@ -15,10 +15,11 @@ import boto3
 import pytest
 from matplotlib import image as mpimg
 
+from routing.judge import CALIBRATION_CATEGORY
 from tests.fakes.bedrock import BedrockFake, ConverseRequest, EvaluationJobRequest
 from tests.workflow.harness import REGION, PipelineHarness
 
-TEACHER = "us.amazon.nova-premier-v1:0"
+TEACHER = "us.amazon.nova-pro-v1:0"  # what teacher_model_id "auto" picks: Nova Premier is LEGACY
 BASE_STUDENT = "us.amazon.nova-micro-v1:0"
 BASELINE = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 REFERENCE = {"visual": 0.7, "audio": 0.1, "transcription": 0.1, "metadata": 0.1}
@@ -46,8 +47,9 @@ def scripted_routers(distilled: dict[str, float] = DISTILLED_ANSWER):
     return responder
 
 
-def judge_writes_scores(scores: dict[str, float]):
-    """On completion, write Bedrock-style ``*_output.jsonl`` results for each judged record."""
+def judge_writes_scores(scores: dict[str, float], *, calibration: float = 1.0):
+    """On completion, write Bedrock-style ``*_output.jsonl`` results for each judged record (``calibration``: the
+    result of the calibration record, whose answer is not JSON: the lowest rating, raw 1.0 or normalized 0.0)."""
 
     def on_complete(job: EvaluationJobRequest) -> None:
         candidate = job.params["inferenceConfig"]["models"][0]["precomputedInferenceSource"][
@@ -60,17 +62,19 @@ def judge_writes_scores(scores: dict[str, float]):
         bucket, key = dataset_uri[5:].split("/", 1)
         records = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
         out_bucket, out_prefix = job.output_s3_uri[5:].split("/", 1)
-        lines = [
-            json.dumps(
-                {
-                    "inputRecord": json.loads(record),
-                    "automatedEvaluationResult": {
-                        "scores": [{"metricName": "OverallQuality", "result": scores[candidate]}]
-                    },
-                }
+        lines = []
+        for record in records:
+            item = json.loads(record)
+            # The calibration record's answer is not JSON: a judge following the rubric rates it 1.
+            score = calibration if item.get("category") == CALIBRATION_CATEGORY else scores[candidate]
+            lines.append(
+                json.dumps(
+                    {
+                        "inputRecord": item,
+                        "automatedEvaluationResult": {"scores": [{"metricName": "OverallQuality", "result": score}]},
+                    }
+                )
             )
-            for record in records
-        ]
         s3.put_object(
             Bucket=out_bucket,
             Key=f"{out_prefix.rstrip('/')}/{job.job_name}/{job.job_id}/models/{candidate}/taskTypes/General/"
@@ -179,7 +183,7 @@ def test_a_failed_gate_keeps_the_router_model_and_says_why(
     assert "overall MAE 0.300 > 0.080" in note["message"]
 
 
-def test_a_failed_judge_job_degrades_the_report_instead_of_failing_the_run(
+def test_a_failed_judge_job_fails_the_gate_with_the_reason_but_not_the_run(
     small_pipeline: PipelineHarness, bedrock: BedrockFake
 ) -> None:
     pipeline = small_pipeline
@@ -187,18 +191,64 @@ def test_a_failed_judge_job_degrades_the_report_instead_of_failing_the_run(
     bedrock.fail_next_evaluation(
         "Evaluator model quota exceeded", "Evaluator model quota exceeded", "Evaluator model quota exceeded"
     )
+    before = _parameter(pipeline)
 
     execution = pipeline.run({}, name="judge-fails")
 
+    # The run completes (report and all) ...
     assert execution.status == "SUCCEEDED", execution.cause
     report = pipeline.s3_json("runs/judge-fails/report/report.json")
     judge = _candidate(report, "distilled")["judge"]
     assert judge["status"] == "missing" and judge["score"] is None
     assert "Evaluator model quota exceeded" in judge["reason"]
+    # ... but a judge that was asked for and gave no score is no pass: the router keeps its model
     judge_check = next(c for c in report["gate"]["checks"] if c["name"] == "judge_score")
-    assert judge_check["skipped"] is True
+    assert judge_check["passed"] is False and judge_check["skipped"] is False
+    assert "Evaluator model quota exceeded" in judge_check["message"]
+    assert report["gate"]["passed"] is False
+    assert "Reject" in execution.entered_states() and _parameter(pipeline) == before
+    # and the reason is in the report and the notification
+    assert "the judge was asked for but produced no score" in pipeline.s3_text("runs/judge-fails/report/report.md")
+    (note,) = pipeline.notifications()
+    assert "rejected" in note["subject"] and "Evaluator model quota exceeded" in note["message"]
+
+
+def test_a_judge_that_is_not_required_can_be_missing(
+    synthesized_small: Any, bedrock: BedrockFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto import mock_aws
+
+    from tests.workflow.harness import PipelineHarness as Harness
+
+    bedrock.responder = scripted_routers()
+    bedrock.fail_next_evaluation("denied", "denied", "denied")
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
+        harness = Harness(synthesized_small)
+        harness.install(monkeypatch)
+        report_fn = harness.function_for("report.handler.handler")
+        gate = json.loads(report_fn.environment["GATE"])
+        report_fn.environment["GATE"] = json.dumps({**gate, "require_judge": False})
+        execution = harness.run({}, name="judge-optional")
+        assert execution.status == "SUCCEEDED", execution.cause
+        report = harness.s3_json("runs/judge-optional/report/report.json")
+    judge_check = next(c for c in report["gate"]["checks"] if c["name"] == "judge_score")
+    assert judge_check["skipped"] is True and "denied" in judge_check["message"]
     assert report["gate"]["passed"] is True
-    assert "missing" in pipeline.s3_text("runs/judge-fails/report/report.md")
+
+
+def test_a_perfect_judge_score_in_normalized_form_promotes(
+    small_pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    # Bedrock may report custom-metric results normalized to 0..1: every answer 1.0 means every answer perfect
+    bedrock.responder = scripted_routers()
+    bedrock.on_evaluation_complete = judge_writes_scores(
+        {"distilled": 1.0, "base-student": 0.0, "baseline": 0.75}, calibration=0.0
+    )
+    assert small_pipeline.run({}, name="normalized").status == "SUCCEEDED"
+    report = small_pipeline.s3_json("runs/normalized/report/report.json")
+    assert _candidate(report, "distilled")["judge"]["score"] == pytest.approx(5.0)
+    assert _candidate(report, "baseline")["judge"]["score"] == pytest.approx(4.0)
+    assert report["gate"]["passed"] is True
 
 
 def test_judge_off_runs_no_evaluation_jobs(small_pipeline: PipelineHarness, bedrock: BedrockFake) -> None:
@@ -234,7 +284,13 @@ def test_judge_job_request_uses_precomputed_responses_and_the_custom_metric(
         "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
     )
     dataset_uri = automated["datasetMetricConfigs"][0]["dataset"]["datasetLocation"]["s3Uri"]
-    first = json.loads(small_pipeline.s3_text(dataset_uri.split("/", 3)[3]).splitlines()[0])
+    lines = small_pipeline.s3_text(dataset_uri.split("/", 3)[3]).splitlines()
+    first = json.loads(lines[0])
     assert set(first) >= {"prompt", "referenceResponse", "modelResponses"}
     assert first["modelResponses"][0]["modelIdentifier"] == "distilled"
     assert json.loads(first["referenceResponse"]) == REFERENCE
+    # every held-out answer, then the one calibration record (an answer that is not JSON)
+    assert len(lines) == 20 + 1
+    last = json.loads(lines[-1])
+    assert last["category"] == CALIBRATION_CATEGORY
+    assert last["modelResponses"][0]["modelIdentifier"] == "distilled"

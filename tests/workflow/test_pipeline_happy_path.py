@@ -74,7 +74,7 @@ def test_small_run_reaches_an_active_deployment(pipeline: PipelineHarness, bedro
         "customizationConfig": {
             "distillationConfig": {
                 "teacherModelConfig": {
-                    "teacherModelIdentifier": "us.amazon.nova-premier-v1:0",
+                    "teacherModelIdentifier": "us.amazon.nova-pro-v1:0",
                     "maxResponseLengthForInference": 1000,
                 }
             }
@@ -93,6 +93,27 @@ def test_small_run_reaches_an_active_deployment(pipeline: PipelineHarness, bedro
     assert outputs["distillation"]["output_model_arn"] == deployment_request["modelArn"]
 
     # And every teacher call used the teacher prompt through Converse
-    teacher_calls = [c for c in bedrock.calls_to("Converse") if c["modelId"] == "us.amazon.nova-premier-v1:0"]
+    teacher_calls = [c for c in bedrock.calls_to("Converse") if c["modelId"] == "us.amazon.nova-pro-v1:0"]
     assert len(teacher_calls) == 220
     assert all("visual" in c["system"][0]["text"] and len(c["system"][0]["text"]) > 500 for c in teacher_calls)
+
+    # And the manifest records which teacher "auto" chose, and why the preferred one was refused
+    assert manifest["models"]["teacher"] == "us.amazon.nova-pro-v1:0"
+    assert manifest["teacher"]["requested"] == "auto"
+    (refused,) = manifest["teacher"]["refused"]
+    assert refused["model_id"] == "us.amazon.nova-premier-v1:0" and "LEGACY" in refused["reason"]
+
+
+def test_a_completed_job_whose_model_is_still_creating_is_deployed_once_it_is_active(
+    pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    # Given a job that completes while its custom model stays Creating for three more looks
+    bedrock.model_polls_to_active = 3
+    execution = pipeline.run(SMALL, name="model-lag")
+    # Then the run waits for the model instead of failing the deployment after hours of training
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    statuses = [e for e in execution.entered_states() if e in ("CheckDistillation", "StartDeployment")]
+    assert statuses.count("StartDeployment") == 1
+    assert statuses.count("CheckDistillation") >= 1 + 3
+    (request,) = bedrock.calls_to("CreateCustomModelDeployment")
+    assert bedrock.calls_to("GetCustomModel")[-1] == {"modelIdentifier": request["modelArn"]}

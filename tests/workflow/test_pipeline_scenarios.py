@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 
 import boto3
 import pytest
@@ -35,6 +36,58 @@ def test_teacher_throttling_on_30_percent_of_calls_still_labels_every_example(
     assert manifest["train_records"] == 200 and manifest["heldout_records"] == 20
     assert manifest["labeling"]["throttled"] > 30
     assert manifest["labeling"]["retries"] >= manifest["labeling"]["throttled"]
+
+
+def test_a_teacher_throttled_throughout_fails_the_run_fast_saying_so_with_the_counts(
+    pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    # Given a teacher whose quota is exhausted for the whole run (every call throttled)
+    bedrock.script_errors("Converse", "ThrottlingException", times=None, model_id="us.amazon.nova-pro-v1:0")
+    pipeline.function_for("label_shard.handler.handler").environment["TEACHER_BACKOFF_BASE_S"] = "0.01"
+    # When a run starts with a short throttle budget (seconds without any answer)
+    execution = pipeline.run({**SMALL, "throttle_budget_seconds": 1}, name="quota-exhausted", timeout_s=120)
+    # Then each shard gives up after its budget and the run fails with throttling named as the cause
+    assert execution.status == "FAILED" and execution.error == "DatasetTooSmall"
+    cause = json.loads(execution.cause)["errorMessage"]
+    assert "only 0 valid training examples" in cause
+    assert "The teacher's throttling was the reason" in cause
+    assert "220 queries left unlabeled because the teacher answered nothing" in cause
+    assert "quota" in cause and "concurrency" in cause
+    # And the plan and the manifest say what happened to every query
+    plan = pipeline.s3_json("runs/quota-exhausted/dataset/plan.json")
+    assert plan["planned"] == 220
+    manifest = pipeline.s3_json("runs/quota-exhausted/dataset/manifest.json")
+    assert manifest["trainable"] is False and manifest["files"] == {}
+    assert manifest["unlabeled"] == 220
+    assert manifest["labeling"]["unlabeled_by_reason"] == {"throttled": 220}
+    assert manifest["labeling"]["throttle_stopped_shards"] == plan["shards"]
+    assert manifest["labeling"]["throttled"] > 0
+    assert not bedrock.calls_to("CreateModelCustomizationJob")
+
+
+def test_control_characters_in_a_query_file_never_reach_the_teacher(
+    pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    # Given a query file with a line of control characters, one with an escape sequence and one with invisible
+    # format characters around real text
+    lines = ["sunset over mountains", "\x00\x07\x1b\x7f", "drums \x1b[31mred", "\u200bthunder and rain\ufeff"]
+    lines += [f"{word} footage number {i}" for i, word in enumerate(["beach", "city", "forest"] * 40)]
+    key = "inputs/controls.txt"
+    boto3.client("s3", region_name=REGION).put_object(Bucket=pipeline.bucket, Key=key, Body="\n".join(lines).encode())
+    execution = pipeline.run({**SMALL, "queries_s3_uri": f"s3://{pipeline.bucket}/{key}"}, name="controls")
+    assert execution.status == "SUCCEEDED", execution.cause
+    # Then the two lines with control characters are rejected and counted by reason
+    user = pipeline.s3_json("runs/controls/dataset/plan.json")["user_queries"]
+    assert user["rejected"] == {"control_characters": 2}
+    assert user["format_characters_stripped"] == 1
+    assert user["accepted"] == len(lines) - 2
+    # And no teacher request, and no training record, carries a control or format character
+    texts = [c["messages"][0]["content"][0]["text"] for c in bedrock.calls_to("Converse")]
+    assert "thunder and rain" in texts
+    bad = [t for t in texts if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in t)]
+    assert bad == []
+    training = pipeline.s3_text("runs/controls/dataset/train.jsonl")
+    assert "\\u001b" not in training and "\\u0000" not in training and "\\u200b" not in training
 
 
 def test_invalid_teacher_answers_are_retried_once_then_dropped_and_counted(
@@ -145,14 +198,77 @@ def test_a_query_file_outside_the_data_bucket_is_rejected_by_preflight(pipeline:
     assert "must point into this stack's data bucket" in execution.cause
 
 
-def test_a_legacy_teacher_is_rejected_before_anything_is_spent(pipeline: PipelineHarness, bedrock: BedrockFake) -> None:
-    bedrock.set_model_lifecycle("amazon.nova-premier-v1:0", "LEGACY")
-    execution = pipeline.run({}, name="legacy")
+def test_a_legacy_teacher_asked_for_by_name_is_rejected_before_anything_is_spent(
+    pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    # Nova Premier is LEGACY (past its end of life) in the catalog
+    execution = pipeline.run({"teacher_model_id": "us.amazon.nova-premier-v1:0"}, name="legacy")
     assert execution.status == "FAILED"
     assert execution.error == "ModelNotUsable"
-    assert "teacher model us.amazon.nova-premier-v1:0 is LEGACY" in execution.cause
+    assert "teacher model us.amazon.nova-premier-v1:0 cannot be used in us-east-1: it is LEGACY" in execution.cause
     assert "change 'teacher_model_id'" in execution.cause
     assert not bedrock.calls_to("Converse")
+
+
+def test_auto_with_no_usable_teacher_lists_every_candidate_and_why(
+    pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    # Given Premier LEGACY and no model access to Nova Pro
+    bedrock.set_model_access("amazon.nova-pro-v1:0", authorization="NOT_AUTHORIZED")
+    execution = pipeline.run({}, name="no-teacher")
+    assert execution.status == "FAILED" and execution.error == "ModelNotUsable"
+    cause = json.loads(execution.cause)["errorMessage"]
+    assert "no usable teacher for teacher_model_id 'auto' in us-east-1" in cause
+    assert "us.amazon.nova-premier-v1:0: it is LEGACY in us-east-1" in cause
+    assert (
+        "us.amazon.nova-pro-v1:0: model access is not granted to this account (authorizationStatus NOT_AUTHORIZED)"
+        in cause
+    )
+    assert "teacher_preference" in cause
+    assert not bedrock.calls_to("Converse") and not bedrock.calls_to("CreateModelCustomizationJob")
+
+
+def test_a_judge_without_model_access_stops_the_run_in_preflight(
+    pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    bedrock.set_model_access("us.anthropic.claude-sonnet-4-5-20250929-v1:0", agreement="NOT_AVAILABLE")
+    execution = pipeline.run({}, name="no-judge-access")
+    assert execution.status == "FAILED" and execution.error == "ModelNotUsable"
+    assert "judge model us.anthropic.claude-sonnet-4-5-20250929-v1:0 cannot be used" in execution.cause
+    assert "end-user agreement is NOT_AVAILABLE" in execution.cause
+    # Without the judge the same run is fine
+    assert pipeline.run({"judge": False, **SMALL}, name="judge-off").status == "SUCCEEDED"
+
+
+def test_a_student_not_offered_for_distillation_in_the_region_stops_the_run(
+    pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    # Given a Region whose catalog lists no DISTILLATION variant of Nova Micro (as us-west-2 per the user guide)
+    bedrock.add_foundation_model(
+        "amazon.nova-micro-v1:0:128k", customizations=("FINE_TUNING",), inference_types=("PROVISIONED",)
+    )
+    execution = pipeline.run({}, name="no-distillation")
+    assert execution.status == "FAILED" and execution.error == "ModelNotUsable"
+    assert "amazon.nova-micro-v1:0:128k cannot be used in us-east-1: it is not offered for DISTILLATION" in (
+        execution.cause
+    )
+    assert not bedrock.calls_to("Converse")
+
+
+def test_a_router_model_without_access_is_reported_but_does_not_stop_the_run(
+    pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    # Given a router fallback that is no run model (Nova Lite), without model access
+    preflight = pipeline.function_for("preflight.handler.handler")
+    models = json.loads(preflight.environment["MODELS"])
+    preflight.environment["MODELS"] = json.dumps({**models, "router": [*models["router"], "us.amazon.nova-lite-v1:0"]})
+    bedrock.set_model_access("us.amazon.nova-lite-v1:0", authorization="NOT_AUTHORIZED")
+    event = {"input": SMALL, "execution_arn": "arn:x", "execution_name": "router-warning", "started_at": "t"}
+    result = json.loads(pipeline.invoke(preflight.arn, json.dumps(event).encode(), {}))
+    # Then the run goes on, and the refused router model is in Preflight's result with the reason
+    assert result["run"]["teacher"]["model_id"] == "us.amazon.nova-pro-v1:0"
+    lite = next(v for v in result["preflight"]["router_models"] if v["model_id"] == "us.amazon.nova-lite-v1:0")
+    assert lite["usable"] is False and "model access is not granted" in lite["problems"][0]
 
 
 @pytest.mark.parametrize(
@@ -161,6 +277,7 @@ def test_a_legacy_teacher_is_rejected_before_anything_is_spent(pipeline: Pipelin
         ({"num_examples": 5}, "num_examples: Input should be greater than or equal to 100"),
         ({"num_exampels": 500}, "unknown input field(s) num_exampels"),
         ({"teacher_model_id": "us.amazon.nova-lite-v1:0"}, "is not one this stack may invoke"),
+        ({"teacher_model_id": "Nova Pro"}, "must be 'auto' or a Bedrock model"),
         ({"poll_seconds": "soon"}, "poll_seconds"),
         ([1, 2], "must be a JSON object"),
     ],

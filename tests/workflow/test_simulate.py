@@ -51,8 +51,13 @@ def test_simulate_writes_a_labelled_report_and_charts(tmp_path: Path) -> None:
         assert body.startswith(PNG_SIGNATURE), chart
         assert mpimg.imread(io.BytesIO(body), format="png").shape[:2] == (700, 1200), chart
 
-    # And the report is the pipeline's, with the simulated numbers it was designed to show
+    # And the run started with {} chose its teacher at run time, and says which one (Nova Premier is LEGACY)
     report = json.loads((out_dir / "report.json").read_text())
+    assert report["teacher"]["requested"] == "auto" and report["teacher"]["model_id"] == "us.amazon.nova-pro-v1:0"
+    assert "teacher: us.amazon.nova-pro-v1:0 (chosen automatically from teacher_preference" in printed
+    assert "Teacher: `us.amazon.nova-pro-v1:0`" in report_md
+
+    # And the report is the pipeline's, with the simulated numbers it was designed to show
     assert report["simulated"]["label"] == "SIMULATED"
     assert report["gate"]["passed"] is True
     metrics = {c["name"]: c["metrics"] for c in report["candidates"]}
@@ -73,8 +78,8 @@ def test_simulate_writes_a_labelled_report_and_charts(tmp_path: Path) -> None:
 def test_simulated_models_are_deterministic_and_answer_in_the_expected_formats(seed: int) -> None:
     planned = plan_queries(DEFAULT_CHANNELS, n_total=120, seed=seed, user=None, mix_user=True)
     categories = {normalize_query(q.text): q.category for q in planned}
-    models = SimulatedModels(DEFAULT_CHANNELS, teacher_model_id="teacher", seed=seed, categories=categories)
-    again = SimulatedModels(DEFAULT_CHANNELS, teacher_model_id="teacher", seed=seed, categories=categories)
+    models = SimulatedModels(DEFAULT_CHANNELS, teacher_model_ids=["teacher"], seed=seed, categories=categories)
+    again = SimulatedModels(DEFAULT_CHANNELS, teacher_model_ids=["teacher"], seed=seed, categories=categories)
     leads = 0
     for query in planned:
         teacher = parse_routing_answer(models.teacher_answer(query.text), DEFAULT_CHANNELS)

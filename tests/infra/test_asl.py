@@ -1,0 +1,78 @@
+"""The state machine definition, as deployed (from the synthesized template, substitutions applied), passes a
+real ASL validator: the npm package ``asl-validator`` (pinned in package.json), because moto's interpreter is
+lenient and runs definitions Step Functions would reject.
+
+What the validator checks: the ASL JSON schema (states, fields, ranges, unknown fields) and the graph (every
+``Next``/``Default`` target exists, every state reachable). What it does not: the values of Retry fields such
+as ``JitterStrategy`` (its schema leaves them open); moto's ASL grammar, which every workflow test runs the
+definition through, does check those (shown below).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulation.harness import TemplateResolver, state_machine_definition
+from tests.synth import Synthesized
+
+VALIDATOR = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "asl-validator"
+
+
+def _validate(definition: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    if not VALIDATOR.exists():
+        pytest.fail(f"{VALIDATOR} is missing: run `make install` (npm ci installs the pinned asl-validator)")
+    path = tmp_path / "definition.json"
+    path.write_text(json.dumps(definition))
+    return subprocess.run(
+        [str(VALIDATOR), "--json-path", str(path)], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def deployed_definition(synth: Synthesized) -> dict[str, Any]:
+    template = synth.template
+    logical_id = synth.stack.get_logical_id(synth.stack.pipeline.state_machine.node.default_child)
+    props = template["Resources"][logical_id]["Properties"]
+    return json.loads(state_machine_definition(synth, TemplateResolver.for_template(template), props))
+
+
+def test_the_deployed_definition_is_valid_asl(synth: Synthesized, tmp_path: Path) -> None:
+    definition = deployed_definition(synth)
+    result = _validate(definition, tmp_path)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "is valid" in result.stdout
+
+
+def test_the_validator_rejects_a_broken_definition(synth: Synthesized, tmp_path: Path) -> None:
+    # Given the real definition with one transition pointing at a state that does not exist
+    broken = copy.deepcopy(deployed_definition(synth))
+    broken["States"]["Preflight"]["Next"] = "NoSuchState"
+    result = _validate(broken, tmp_path)
+    assert result.returncode == 1
+    assert "MISSING_TRANSITION_TARGET" in result.stderr
+
+
+def test_the_validator_rejects_an_out_of_range_field(synth: Synthesized, tmp_path: Path) -> None:
+    broken = copy.deepcopy(deployed_definition(synth))
+    broken["States"]["Preflight"]["TimeoutSeconds"] = -5
+    assert _validate(broken, tmp_path).returncode == 1
+
+
+def test_moto_parses_retry_fields_the_validator_leaves_open(synth: Synthesized) -> None:
+    import boto3
+    from botocore.exceptions import ClientError
+    from moto import mock_aws
+
+    broken = copy.deepcopy(deployed_definition(synth))
+    broken["States"]["Preflight"]["Retry"][0]["JitterStrategy"] = "SOMETIMES"
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):  # type: ignore[call-overload]
+        client = boto3.client("stepfunctions", region_name="us-east-1")
+        role = "arn:aws:iam::123456789012:role/r"
+        client.create_state_machine(name="valid", definition=json.dumps(deployed_definition(synth)), roleArn=role)
+        with pytest.raises(ClientError, match="SOMETIMES"):
+            client.create_state_machine(name="broken", definition=json.dumps(broken), roleArn=role)

@@ -1,0 +1,314 @@
+"""Every AWS call the functions make is allowed by the synthesized IAM, checked against the Service Authorization
+Reference — the check the local fakes cannot make, because they do not evaluate IAM.
+
+The calls are recorded while the real handlers run: a pipeline run from ``{}`` (judge on) through promotion, a
+run that fails in Preflight, the rarer paths invoked directly (stopping an overrunning job or judge, deleting a
+rejected deployment), the router (Converse and ConverseStream) and the stack-delete cleanup. Each call is then
+checked as IAM would check it: the function's role must allow the action on the concrete resource with the
+call's condition context (:mod:`tests.policy`); what Bedrock does with the service role for the jobs created is
+checked against that role. Breaking a grant (removing it, pointing it at a wrong resource type, misspelling an
+action) is shown to be caught.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from moto import mock_aws
+
+from routing.aws import CLIENTS
+from simulation.harness import ACCOUNT, REGION, PipelineHarness, TemplateResolver
+from tests.fakes.bedrock import BedrockFake
+from tests.policy.checks import call_findings, service_role_findings, statement_findings
+from tests.policy.recorder import Call, CallRecorder
+from tests.policy.template import function_roles, role_statements
+from tests.synth import Synthesized
+from tests.workflow.test_evaluation_and_promotion import judge_writes_scores
+
+EVENTS = Path(__file__).resolve().parent.parent / "events"
+MOTO = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+
+
+@dataclass
+class Recording:
+    template: dict[str, Any]
+    resolver: TemplateResolver
+    calls: list[Call]
+    functions: dict[str, str]  # project function logical id -> handler
+    invoked: set[str]
+
+
+_RECORDED: dict[str, Recording] = {}
+
+
+class DeletingStack:
+    """DescribeStacks answers DELETE_IN_PROGRESS for the harness's stack (moto cannot hold a stack in that state);
+    the request is still serialized and validated by botocore."""
+
+    def __init__(self) -> None:
+        self.client = boto3.client("cloudformation", region_name=REGION)
+        self.client.meta.events.register_first("before-call.cloudformation.DescribeStacks", self._answer)
+
+    @staticmethod
+    def _answer(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        stack = {
+            "StackId": TemplateResolver.STACK_ID,
+            "StackName": TemplateResolver.STACK_NAME,
+            "CreationTime": datetime.now(UTC),
+            "StackStatus": "DELETE_IN_PROGRESS",
+        }
+        return AWSResponse(None, 200, {}, None), {"Stacks": [stack], "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+
+def _invoke(
+    harness: PipelineHarness, handler: str, event: dict[str, Any], environment: dict[str, str] | None = None
+) -> Any:
+    info = harness.function_for(handler)
+    saved = dict(info.environment)
+    info.environment.update(environment or {})
+    headers: dict[str, str] = {}
+    try:
+        body = harness.invoke(info.arn, json.dumps(event).encode(), headers)
+    finally:
+        info.environment.clear()
+        info.environment.update(saved)
+    result = json.loads(body)
+    if headers.get("x-amz-function-error"):
+        raise AssertionError(f"{handler} failed: {result}")
+    return result
+
+
+def _last_event(harness: PipelineHarness, handler: str) -> dict[str, Any]:
+    return copy.deepcopy(next(e for h, e in reversed(harness.invocations) if h == handler))
+
+
+def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A whole run from {} with the judge, then a run Preflight refuses (the failure notification).
+    bedrock.on_evaluation_complete = CallRecorder.unattributed(
+        judge_writes_scores({"distilled": 4.5, "base-student": 1.0, "baseline": 4.0})
+    )
+    bedrock.model_polls_to_active = 2
+    assert harness.run({}).status == "SUCCEEDED"
+    assert harness.run({"num_examples": 5}).status == "FAILED"
+
+    # The rarer paths, with the events the pipeline really passed (from the run above).
+    run = _last_event(harness, "report.handler.handler")["run"]
+    job_arn = bedrock.control.create_model_customization_job(
+        **{**_last_event_request(bedrock, "CreateModelCustomizationJob"), "jobName": "overrunning",
+           "customModelName": "overrunning", "clientRequestToken": "overrunning"}
+    )["jobArn"]  # fmt: skip
+    bedrock.backdate(job_arn, hours=run["settings"]["max_distillation_hours"] + 1)
+    with pytest.raises(AssertionError, match="DistillationTimedOut"):
+        _invoke(harness, "distillation.handler.check", {"run": run, "distillation": {"job_arn": job_arn}})
+    judge_request = _last_event_request(bedrock, "CreateEvaluationJob")
+    judge_arn = bedrock.control.create_evaluation_job(
+        **{**judge_request, "jobName": "overrunning-judge", "clientRequestToken": "overrunning-judge"}
+    )["jobArn"]
+    stale = {"jobs": [{"candidate": "distilled", "status": "InProgress", "job_arn": judge_arn, "score": None}],
+             "started_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(), "done": False}  # fmt: skip
+    _invoke(harness, "judge.handler.check", {"run": run, "judge": stale})
+    report_event = _last_event(harness, "report.handler.handler")
+    _invoke(harness, "report.handler.handler", {**report_event, "judge": stale})
+    reject_event = _last_event(harness, "promote.handler.promote")
+    _invoke(harness, "promote.handler.reject", reject_event, {"DELETE_REJECTED_DEPLOYMENTS": "true"})
+
+    # The router: the promoted deployment with and without reasoning (Converse, ConverseStream).
+    from router_api.handler import use_service
+    from router_api.observability import metrics
+
+    # Powertools fixes a metrics namespace when its module is first imported (maybe by another test, elsewhere)
+    router = harness.function_for("router_api.handler.lambda_handler")
+    monkeypatch.setattr(metrics, "namespace", router.environment["POWERTOOLS_METRICS_NAMESPACE"])
+    use_service(None)
+    for body in ({"query": "sunset over snowy mountains"}, {"query": "rain", "include_reasoning": False}):
+        event = json.loads((EVENTS / "router_post.json").read_text())
+        event["body"] = json.dumps(body)
+        assert _invoke(harness, "router_api.handler.lambda_handler", event)["statusCode"] == 200
+    use_service(None)
+
+    # The stack-delete cleanup, with a distillation job still running.
+    bedrock.control.create_model_customization_job(
+        **{**_last_event_request(bedrock, "CreateModelCustomizationJob"), "jobName": "in-flight",
+           "customModelName": "in-flight", "clientRequestToken": "in-flight"}
+    )  # fmt: skip
+    CLIENTS.override("cloudformation", DeletingStack().client)
+    cleanup = _cleanup_event(harness)
+    started = {**cleanup, **_invoke(harness, "cleanup.handler.on_event", cleanup)}
+    for _ in range(12):
+        if _invoke(harness, "cleanup.handler.is_complete", started)["IsComplete"]:
+            break
+    else:
+        raise AssertionError("the cleanup did not complete")
+
+
+def _last_event_request(bedrock: BedrockFake, operation: str) -> dict[str, Any]:
+    return copy.deepcopy(bedrock.calls_to(operation)[-1])
+
+
+def _cleanup_event(harness: PipelineHarness) -> dict[str, Any]:
+    template = harness.synthesized.template
+    (logical_id,) = [k for k, v in template["Resources"].items() if v["Type"] == "Custom::RuntimeResourceCleanup"]
+    props = harness.resolver.resolve(template["Resources"][logical_id]["Properties"])
+    return {
+        "RequestType": "Delete",
+        "ServiceToken": props["ServiceToken"],
+        "ResponseURL": "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x",
+        "StackId": TemplateResolver.STACK_ID,
+        "RequestId": "request-1",
+        "LogicalResourceId": logical_id,
+        "ResourceType": "Custom::RuntimeResourceCleanup",
+        "PhysicalResourceId": f"runtime-resource-cleanup-{props['StackName']}",
+        "ResourceProperties": {k: str(v) for k, v in props.items()},
+    }
+
+
+@pytest.fixture
+def recording(synthesized_small: Synthesized, bedrock: BedrockFake, monkeypatch: pytest.MonkeyPatch) -> Recording:
+    """The calls of every function (recorded once per test process, then reused: plain data)."""
+    if "small" not in _RECORDED:
+        with mock_aws(config=MOTO):  # type: ignore[call-overload]
+            harness = PipelineHarness(synthesized_small)
+            harness.install(monkeypatch)
+            recorder = CallRecorder()
+            with recorder.installed(monkeypatch):
+                harness.on_invoke = recorder.invoking
+                _exercise(harness, bedrock, monkeypatch)
+            _RECORDED["small"] = Recording(
+                template=synthesized_small.template,
+                resolver=harness.resolver,
+                calls=list(recorder.calls),
+                functions={k: f.handler for k, f in harness.functions.items()},
+                invoked=set(recorder.invoked),
+            )
+    return _RECORDED["small"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The checks
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_every_call_of_every_function_is_allowed_by_its_role(recording: Recording) -> None:
+    findings = call_findings(recording.template, recording.resolver, recording.calls)
+    assert findings == []
+
+
+def test_every_function_of_the_stack_was_run(recording: Recording) -> None:
+    # A function the recording never ran would escape the check above.
+    silent = {k: handler for k, handler in recording.functions.items() if k not in recording.invoked}
+    assert silent == {}
+
+
+def test_the_bedrock_service_role_allows_what_bedrock_does_for_the_jobs(recording: Recording) -> None:
+    created = [c for c in recording.calls if c.operation in ("CreateModelCustomizationJob", "CreateEvaluationJob")]
+    assert {c.operation for c in created} == {"CreateModelCustomizationJob", "CreateEvaluationJob"}
+    assert service_role_findings(recording.template, recording.resolver, created) == []
+
+
+def test_the_recording_covers_the_calls_defects_hid_in(recording: Recording) -> None:
+    operations = {(c.service, c.operation) for c in recording.calls}
+    expected = {
+        ("bedrock", "CreateEvaluationJob"),
+        ("bedrock", "GetFoundationModelAvailability"),
+        ("bedrock", "ListFoundationModels"),
+        ("bedrock", "GetCustomModel"),
+        ("bedrock", "StopModelCustomizationJob"),
+        ("bedrock", "StopEvaluationJob"),
+        ("bedrock", "DeleteCustomModelDeployment"),
+        ("bedrock", "DeleteCustomModel"),
+        ("bedrock-runtime", "Converse"),
+        ("bedrock-runtime", "ConverseStream"),
+        ("sns", "Publish"),
+        ("ssm", "PutParameter"),
+    }
+    assert expected <= operations
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The checks catch the defects they exist for
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _policy_of(template: dict[str, Any], handler: str) -> dict[str, Any]:
+    function = next(
+        k for k, v in template["Resources"].items()
+        if v["Type"] == "AWS::Lambda::Function" and v["Properties"].get("Handler") == handler
+    )  # fmt: skip
+    role = function_roles(template)[function]
+    return next(
+        v["Properties"]["PolicyDocument"]
+        for v in template["Resources"].values()
+        if v["Type"] == "AWS::IAM::Policy" and {"Ref": role} in v["Properties"]["Roles"]
+    )
+
+
+def _statement(document: dict[str, Any], action: str) -> dict[str, Any]:
+    return next(
+        s for s in document["Statement"] if action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    )
+
+
+def test_a_create_evaluation_job_grant_on_evaluation_jobs_is_caught(recording: Recording) -> None:
+    # Given the defect this project once had: CreateEvaluationJob granted on evaluation-job/*
+    broken = copy.deepcopy(recording.template)
+    statement = _statement(_policy_of(broken, "judge.handler.start"), "bedrock:CreateEvaluationJob")
+    statement["Resource"] = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":bedrock:", {"Ref": "AWS::Region"},
+                                               ":", {"Ref": "AWS::AccountId"}, ":evaluation-job/*"]]}  # fmt: skip
+    resolver = TemplateResolver.for_template(broken)
+    # Then the SAR check says the grant can never match, and the recorded call is refused
+    static = statement_findings(role_statements(broken, resolver))
+    assert any("bedrock:CreateEvaluationJob is granted on" in f and "foundation-model" in f for f in static)
+    calls = call_findings(broken, resolver, recording.calls)
+    assert any("not allowed: bedrock:CreateEvaluationJob" in f for f in calls)
+
+
+def test_a_removed_grant_is_caught(recording: Recording) -> None:
+    broken = copy.deepcopy(recording.template)
+    document = _policy_of(broken, "report.handler.handler")
+    document["Statement"].remove(_statement(document, "s3:PutObject"))
+    findings = call_findings(broken, TemplateResolver.for_template(broken), recording.calls)
+    assert any("not allowed: s3:PutObject" in f and "/report/report.json" in f for f in findings)
+
+
+def test_a_grant_on_the_wrong_resource_is_caught(recording: Recording) -> None:
+    # The labeling function's teacher grant pointed at the judge instead
+    broken = copy.deepcopy(recording.template)
+    statement = _statement(_policy_of(broken, "label_shard.handler.handler"), "bedrock:InvokeModel")
+    statement["Resource"] = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:inference-profile/us.anthropic.claude-sonnet-4-5-*"
+    findings = call_findings(broken, TemplateResolver.for_template(broken), recording.calls)
+    assert any("not allowed: bedrock:InvokeModel" in f and "nova-pro" in f for f in findings)
+
+
+def test_a_misspelled_action_is_caught(recording: Recording) -> None:
+    broken = copy.deepcopy(recording.template)
+    statement = _statement(_policy_of(broken, "deployment.handler.start"), "bedrock:CreateCustomModelDeployment")
+    statement["Action"] = "bedrock:CreateCustomModelDeploymnet"
+    resolver = TemplateResolver.for_template(broken)
+    assert any(
+        "bedrock:CreateCustomModelDeploymnet is not an IAM action" in f
+        for f in statement_findings(role_statements(broken, resolver))
+    )
+    assert any(
+        "not allowed: bedrock:CreateCustomModelDeployment" in f
+        for f in call_findings(broken, resolver, recording.calls)
+    )
+
+
+def test_missing_multipart_permissions_of_the_service_role_are_caught(recording: Recording) -> None:
+    broken = copy.deepcopy(recording.template)
+    for resource in broken["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Policy":
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                statement["Action"] = [a for a in actions if a != "s3:AbortMultipartUpload"] or "s3:GetObject"
+    created = [c for c in recording.calls if c.operation == "CreateEvaluationJob"]
+    findings = service_role_findings(broken, TemplateResolver.for_template(broken), created)
+    assert any("not allowed: s3:AbortMultipartUpload" in f for f in findings)
