@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 CDK_FLAGS := --no-notices
 PYTEST_FLAGS ?=
 
-.PHONY: help install layers test test-unit test-handlers test-infra test-workflow e2e estimate lint format synth deploy destroy diff bootstrap clean simulate
+.PHONY: help install layers test test-unit test-handlers test-infra test-workflow e2e estimate doctor lint format synth deploy destroy diff bootstrap clean simulate
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,7 +62,10 @@ e2e: install ## Tests against a deployed stack (set E2E_STACK_NAME and AWS crede
 estimate: install ## Tokens and dollars of a pipeline run and per 1M routes (offline; EXAMPLES=N EVAL=N)
 	$(BIN)/python -m cli estimate $(if $(EXAMPLES),--examples $(EXAMPLES)) $(if $(EVAL),--eval $(EVAL))
 
-layers: install ## Build the charts Lambda layer for the Lambda platform (pip --platform, no Docker)
+doctor: install ## Check the AWS account before deploying or starting a run (read-only; your AWS credentials)
+	$(BIN)/python -m cli doctor $(DOCTOR_ARGS)
+
+layers: install ## Build the Lambda layers (pinned boto3/botocore, matplotlib) for the Lambda platform (pip --platform, no Docker)
 	$(BIN)/python -m infra.layers $$($(BIN)/python -c "from infra.config import load_config as l; c=l(); print(c.python_runtime, c.lambda_architecture)")
 
 simulate: install layers ## Run the whole pipeline locally against a simulated Bedrock; writes ./out/
