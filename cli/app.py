@@ -38,6 +38,10 @@ OUTPUT_MODEL_PARAMETER = "RouterModelParameterName"
 OUTPUT_API_KEY_ID = "RouteApiKeyId"
 # Optional: the defaults the pipeline was deployed with (JSON). Used when present, else cdk.json's.
 OUTPUT_PIPELINE_DEFAULTS = "PipelineDefaults"
+# The doctor reads the deployed models from this function's environment, and compares the account's API Gateway
+# logging role with the one the stack created (only with api_gateway_cloudwatch_role=create).
+OUTPUT_PREFLIGHT_FUNCTION = "PreflightFunctionName"
+OUTPUT_API_GATEWAY_ROLE = "ApiGatewayCloudWatchRoleArn"
 
 _USABLE_STATUSES = frozenset(
     {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"}

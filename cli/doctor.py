@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cli.app import App
+from cli.app import OUTPUT_API_GATEWAY_ROLE, OUTPUT_PREFLIGHT_FUNCTION, App
 from cli.errors import EXIT_NOT_READY, CliError, NotFoundError
 from cli.estimate import token_sizes
-from cli.start import load_input_file, local_pipeline_defaults, parse_assignments, pipeline_defaults, validate
-from common.bedrock_catalog import BedrockCatalog, ModelPlan, assess_models
+from cli.start import add_settings_arguments, local_pipeline_defaults, overrides_from, pipeline_defaults, validate
+from common.bedrock_catalog import BedrockCatalog, ModelPlan, assess_models, plan_from_environment
 from common.run import RunSettings
 from infra.config import DISTILLED_CANDIDATE_MODEL, DOCUMENTED_DISTILLATION_REGIONS, SUPPORTED_REGIONS, AppConfig
 from routing.model_checks import Verdict, fix_for
@@ -83,15 +82,7 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "first deploy) with --set / --input-file applied, as for `start`.",
         epilog=f"Exit code 0 when nothing blocks, {EXIT_NOT_READY} when a blocker (✗) was found.",
     )
-    parser.add_argument(
-        "--set",
-        dest="assignments",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="check with this run setting (repeatable), e.g. --set concurrency=2 --set threads=4",
-    )
-    parser.add_argument("--input-file", type=Path, help="a JSON object of run settings (--set wins over it)")
+    add_settings_arguments(parser, "check with this run setting (repeatable), e.g. --set concurrency=2 --set threads=4")
     parser.set_defaults(handler=run)
 
 
@@ -198,6 +189,9 @@ def check_api_gateway_role(app: App, section: Section) -> None:
         else:
             section.add(OK, title, "none set yet; api_gateway_cloudwatch_role=create makes one (retained on destroy)")
         return
+    if role_arn == _stack_logging_role(app):
+        section.add(OK, title, f"{role_arn}: the role this stack created (api_gateway_cloudwatch_role=create)")
+        return
     if configured == "create":
         section.add(
             WARN,
@@ -210,6 +204,14 @@ def check_api_gateway_role(app: App, section: Section) -> None:
         section.add(OK, title, f"{role_arn} (api_gateway_cloudwatch_role=existing uses it)")
 
 
+def _stack_logging_role(app: App) -> str | None:
+    """The API Gateway logging role the deployed stack created, if it is deployed and created one."""
+    try:
+        return app.outputs.get(OUTPUT_API_GATEWAY_ROLE)
+    except NotFoundError:
+        return None
+
+
 def _role_exists(app: App, role_arn: str) -> bool:
     """False only when IAM says the role does not exist (no permission to look: assume it does)."""
     try:
@@ -219,7 +221,21 @@ def _role_exists(app: App, role_arn: str) -> bool:
     return True
 
 
+def deployed_plan(app: App, settings: RunSettings) -> ModelPlan | None:
+    """The deployed stack's own models (its Preflight function's environment), or None when not deployed (or
+    deployed by a version without the output)."""
+    try:
+        name = app.outputs.get(OUTPUT_PREFLIGHT_FUNCTION)
+    except NotFoundError:
+        return None
+    if not name:
+        return None
+    environ = app.client("lambda").get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    return plan_from_environment(environ, teacher=settings.teacher_model_id, judge=settings.judge)
+
+
 def model_plan(config: AppConfig, settings: RunSettings) -> ModelPlan:
+    """The models ``cdk.json`` configures (what a deploy of this checkout would use)."""
     models = config.models
     return ModelPlan(
         teacher=settings.teacher_model_id,
@@ -249,7 +265,7 @@ def check_models(app: App, settings: RunSettings, section: Section) -> tuple[str
     """The model checks of Preflight; returns the teacher a run would use (None when none fits)."""
     catalog = BedrockCatalog(app.client("bedrock"), app.region)
     try:
-        readiness = assess_models(catalog, model_plan(app.config, settings))
+        readiness = assess_models(catalog, deployed_plan(app, settings) or model_plan(app.config, settings))
     except ClientError as exc:
         section.add(FAIL, "Bedrock catalog", f"{_code(exc)}: {_message(exc)}", "retry, or check the IAM permissions")
         return None, None
@@ -442,8 +458,7 @@ def render(sections: list[Section], *, unicode: bool) -> list[str]:
 
 
 def run(app: App, args: argparse.Namespace) -> int:
-    overrides = load_input_file(args.input_file) if args.input_file else {}
-    overrides.update(parse_assignments(args.assignments))
+    overrides = overrides_from(args)
     try:
         sections = diagnose(app, overrides)
     except (BotoCoreError, ClientError) as exc:

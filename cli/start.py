@@ -48,17 +48,24 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         description="Start the pipeline. Without options it runs with the deployed defaults (input {}). "
         f"Settings: {', '.join(sorted(RunSettings.model_fields))}.",
     )
-    parser.add_argument(
-        "--set",
-        dest="assignments",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one run setting (repeatable); VALUE is JSON when it parses (100, true), else a string",
+    add_settings_arguments(
+        parser, "override one run setting (repeatable); VALUE is JSON when it parses (100, true), else a string"
     )
-    parser.add_argument("--input-file", type=Path, help="a JSON object of run settings (--set wins over it)")
     parser.add_argument("--name", help="execution name (default: run-<UTC date>-<time>); the run id derives from it")
     parser.set_defaults(handler=run)
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, set_help: str) -> None:
+    """``--set KEY=VALUE`` (repeatable) and ``--input-file``: run settings over the deployed defaults."""
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+    parser.add_argument("--input-file", type=Path, help="a JSON object of run settings (--set wins over it)")
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The run settings given with :func:`add_settings_arguments` (the input file, then ``--set``)."""
+    overrides = load_input_file(args.input_file) if args.input_file else {}
+    overrides.update(parse_assignments(args.assignments))
+    return overrides
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:
@@ -158,9 +165,7 @@ def start_run(app: App, overrides: dict[str, Any], *, name: str | None = None) -
 
 
 def run(app: App, args: argparse.Namespace) -> int:
-    overrides = load_input_file(args.input_file) if args.input_file else {}
-    overrides.update(parse_assignments(args.assignments))
-    started = start_run(app, overrides, name=args.name)
+    started = start_run(app, overrides_from(args), name=args.name)
     s = started.settings
     out = app.terminal
     out.print(f"Started run {started.run_id}")

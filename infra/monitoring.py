@@ -36,6 +36,7 @@ DATAPOINTS_TO_ALARM = 2
 # the rate counts as 0 for the alarm (the dashboard still shows it).
 MIN_REQUESTS_FOR_RATE_ALARM = 20
 ROUTER_SERVICE = "router_api"  # POWERTOOLS_SERVICE_NAME of the router (the handler's folder, lambda_factory)
+PREFLIGHT_SERVICE = "preflight"  # ... and of the Preflight function, which counts RouterModelsNotUsable
 ROUTER_5XX_THRESHOLD = 1  # the router answers model trouble with 200 + fallback; any 5xx is a defect or outage
 
 
@@ -126,7 +127,27 @@ class Monitoring(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        router_alarms = [self.router_5xx_alarm, self.fallback_rate_alarm, self.latency_alarm]
+        # Preflight checks the router's models on every run; a refused one degrades the router (fallbacks, then the
+        # default weights) without failing the run, so it is an alarm rather than a run failure.
+        self.router_models_alarm = cloudwatch.Alarm(
+            self,
+            "RouterModelsNotUsable",
+            alarm_description="A pipeline run's Preflight found a router model that cannot be called (Legacy, no "
+            "model access, not offered here): the router answers from its fallbacks or the default weights. "
+            "python -m cli doctor names it and the fix.",
+            metric=cloudwatch.Metric(
+                namespace=self._namespace,
+                metric_name="RouterModelsNotUsable",
+                dimensions_map={"service": PREFLIGHT_SERVICE},
+                statistic="Maximum",
+                period=PERIOD,
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        router_alarms = [self.router_5xx_alarm, self.fallback_rate_alarm, self.latency_alarm, self.router_models_alarm]
         for alarm in router_alarms:
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
         self.alarms: list[cloudwatch.IAlarm] = [*router_alarms, pipeline_failure_alarm]

@@ -282,6 +282,11 @@ class RoutingApi(Construct):
         )
         self.account_setting.apply_removal_policy(RemovalPolicy.RETAIN)
         self.api.deployment_stage.node.add_dependency(self.account_setting)
+        self._output(
+            "ApiGatewayCloudWatchRoleArn",
+            self.cloudwatch_role.role_arn,
+            "The account-level API Gateway logging role this stack created (retained on destroy)",
+        )
         acknowledge_resources(
             self.cloudwatch_role,
             [log_groups, log_streams],

@@ -86,3 +86,9 @@ class RouterDistillationStack(Stack):
             description="What an execution started with {} does (the CLI validates overrides against it)",
         )
         CfnOutput(self, "NotificationTopicArn", value=self.notifications.topic.topic_arn)
+        CfnOutput(
+            self,
+            "PreflightFunctionName",
+            value=self.pipeline.functions["PreflightFunctionArn"].function_name,
+            description="Preflight function (its environment names the deployed models; python -m cli doctor reads it)",
+        )

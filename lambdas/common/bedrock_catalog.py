@@ -12,6 +12,7 @@ other transient errors propagate as the ``ClientError`` they are (the caller ret
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,41 +66,49 @@ class BedrockCatalog:
     # ------------------------------------------------------------------------------------------------------
     def _read(self, model_id: str) -> ModelFacts:
         values: dict[str, Any] = {}
-        if is_inference_profile_id(model_id):
-            try:
-                profile = self._client.get_inference_profile(inferenceProfileIdentifier=model_id)
-            except ClientError as exc:
-                self._reraise_transient(exc)
-                if error_code(exc) in _MISSING_CODES:
-                    return ModelFacts(model_id, self.region, exists=False, missing_detail=_described(exc))
-                values["describe_error"] = _described(exc)
-            else:
-                values["profile_status"] = str(profile.get("status", "UNKNOWN"))
         try:
-            details = self._client.get_foundation_model(modelIdentifier=foundation_model_id(model_id))["modelDetails"]
-        except ClientError as exc:
-            self._reraise_transient(exc)
-            if error_code(exc) in _MISSING_CODES:
-                return ModelFacts(model_id, self.region, exists=False, missing_detail=_described(exc))
-            values["describe_error"] = _described(exc)
-        else:
-            values["lifecycle"] = str((details.get("modelLifecycle") or {}).get("status", "UNKNOWN"))
-            values["model_name"] = details.get("modelName")
+            if is_inference_profile_id(model_id):
+                profile, values["describe_error"] = self._ask(
+                    self._client.get_inference_profile, inferenceProfileIdentifier=model_id
+                )
+                if profile is not None:
+                    values["profile_status"] = str(profile.get("status", "UNKNOWN"))
+            found, error = self._ask(self._client.get_foundation_model, modelIdentifier=foundation_model_id(model_id))
+            values["describe_error"] = values.get("describe_error") or error
+            if found is not None:
+                details = found["modelDetails"]
+                values["lifecycle"] = str((details.get("modelLifecycle") or {}).get("status", "UNKNOWN"))
+                values["model_name"] = details.get("modelName")
+        except _Missing as missing:
+            return ModelFacts(model_id, self.region, exists=False, missing_detail=str(missing))
         try:
-            availability = self._client.get_foundation_model_availability(modelId=base_model_id(model_id))
-        except ClientError as exc:
-            self._reraise_transient(exc)
-            values["availability_error"] = _described(exc)
-        else:
+            availability, values["availability_error"] = self._ask(
+                self._client.get_foundation_model_availability, modelId=base_model_id(model_id)
+            )
+        except _Missing as missing:  # no availability for a model that exists: access cannot be told
+            availability, values["availability_error"] = None, str(missing)
+        if availability is not None:
             values["availability"] = Availability.from_response(availability)
         family = base_model_id(model_id)
         values["distillation_ids"] = tuple(i for i in self.distillation_ids() if base_model_id(i) == family)
         return ModelFacts(model_id, self.region, **values)
 
     @staticmethod
-    def _reraise_transient(exc: ClientError) -> None:
-        if error_code(exc) in TRANSIENT_CODES:
-            raise exc
+    def _ask(operation: Any, **params: Any) -> tuple[dict[str, Any] | None, str | None]:
+        """(response, None), or (None, what refused it); "does not exist" raises :class:`_Missing`, and a transient
+        error is re-raised as it is (the caller retries)."""
+        try:
+            return operation(**params), None
+        except ClientError as exc:
+            if error_code(exc) in TRANSIENT_CODES:
+                raise
+            if error_code(exc) in _MISSING_CODES:
+                raise _Missing(_described(exc)) from None
+            return None, _described(exc)
+
+
+class _Missing(Exception):
+    """The model (or its profile) does not exist in the Region."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,34 @@ class ModelPlan:
     judge: str | None  # None: the run does not use the judge
     candidates: tuple[str, ...] = ()  # evaluation candidates' models other than the run's own deployment
     router: tuple[str, ...] = ()  # the router's default model and fallback chain
+
+
+DISTILLED_CANDIDATE = "distilled"  # the evaluation candidate that is the run's own deployment (eval_candidates)
+
+
+def plan_from_environment(environ: Mapping[str, str], *, teacher: str, judge: bool) -> ModelPlan:
+    """The models of a deployed stack, from the pipeline functions' environment (``MODELS``,
+    ``TEACHER_PREFERENCE``, ``DISTILLATION_PAIRS``, ``CANDIDATES``), with a run's teacher and judge settings.
+    Preflight reads its own environment; the doctor reads the deployed Preflight function's."""
+
+    def load(name: str) -> Any:
+        raw = environ.get(name)
+        if not raw:
+            raise KeyError(f"environment variable {name} is not set; the function was not deployed by this stack")
+        return json.loads(raw)
+
+    models = load("MODELS")
+    return ModelPlan(
+        teacher=teacher,
+        teacher_preference=tuple(load("TEACHER_PREFERENCE")),
+        distillation_pairs={k: tuple(v) for k, v in load("DISTILLATION_PAIRS").items()},
+        student_job=models["student_job"],
+        student=models["student"],
+        baseline=models["baseline"],
+        judge=models["judge"] if judge else None,
+        candidates=tuple(c["model"] for c in load("CANDIDATES") if c["model"] != DISTILLED_CANDIDATE),
+        router=tuple(models.get("router", ())),
+    )
 
 
 @dataclass(frozen=True)

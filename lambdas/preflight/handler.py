@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from common import s3io
 from common.bedrock import error_code, reraise_transient
-from common.bedrock_catalog import BedrockCatalog, ModelPlan, Readiness, assess_models
+from common.bedrock_catalog import BedrockCatalog, ModelPlan, Readiness, assess_models, plan_from_environment
 from common.errors import InvalidRunInput, ModelNotUsable
 from common.observability import logger, metrics, task_handler
 from common.run import (
@@ -33,8 +33,6 @@ from common.run import (
 from routing.aws import CLIENTS
 from routing.model_checks import teacher_not_allowed
 
-DISTILLED_CANDIDATE = "distilled"  # the candidate that is the run's own deployment (eval_candidates)
-
 MAX_QUERY_FILE_BYTES = 200 * 1024 * 1024
 
 
@@ -43,19 +41,8 @@ def _region() -> str:
 
 
 def model_plan(settings: RunSettings) -> ModelPlan:
-    """The run's models: the deployed configuration (environment) with the run's own settings."""
-    models = json.loads(env("MODELS"))
-    return ModelPlan(
-        teacher=settings.teacher_model_id,
-        teacher_preference=tuple(json.loads(env("TEACHER_PREFERENCE"))),
-        distillation_pairs={k: tuple(v) for k, v in json.loads(env("DISTILLATION_PAIRS")).items()},
-        student_job=models["student_job"],
-        student=models["student"],
-        baseline=models["baseline"],
-        judge=models["judge"] if settings.judge else None,
-        candidates=tuple(c["model"] for c in json.loads(env("CANDIDATES")) if c["model"] != DISTILLED_CANDIDATE),
-        router=tuple(models.get("router", ())),
-    )
+    """The run's models: the deployed configuration (this function's environment) with the run's own settings."""
+    return plan_from_environment(os.environ, teacher=settings.teacher_model_id, judge=settings.judge)
 
 
 def check_models(settings: RunSettings) -> Readiness:

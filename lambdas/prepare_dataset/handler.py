@@ -31,7 +31,7 @@ from routing.dataset import (
     training_jsonl,
     validate_training_jsonl,
 )
-from routing.labeling import UNLABELED_THROTTLED
+from routing.labeling import RETRYABLE_ERRORS, UNLABELED_THROTTLED
 
 
 def _read_shards(bucket: str, run: RunState) -> tuple[list[Any], dict[str, Any]]:
@@ -125,6 +125,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         calls=stats["calls"],
         throttled=stats["throttled"],
         unlabeled_throttled=stats["unlabeled_by_reason"].get(UNLABELED_THROTTLED, 0),
+        errors_throttled=sum(n for code, n in stats["errors"].items() if code in RETRYABLE_ERRORS),
     )
     train_uri, heldout_uri = files["train"], files["heldout"]
 

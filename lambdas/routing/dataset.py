@@ -363,6 +363,7 @@ class DatasetTooSmall(Exception):
         calls: int = 0,
         throttled: int = 0,
         unlabeled_throttled: int = 0,
+        errors_throttled: int = 0,
     ) -> None:
         self.valid = valid
         self.requested = requested
@@ -375,6 +376,7 @@ class DatasetTooSmall(Exception):
         self.calls = calls
         self.throttled = throttled
         self.unlabeled_throttled = unlabeled_throttled
+        self.errors_throttled = errors_throttled
         details = f"requested {requested}, labeled {labeled}, invalid {invalid}, duplicates {duplicates}"
         if errors:
             details += f", errors {errors}"
@@ -384,18 +386,19 @@ class DatasetTooSmall(Exception):
         if self.throttling_was_the_reason:
             share = f" ({throttled / calls:.0%} of {calls} calls)" if calls else ""
             message += (
-                f". The teacher's throttling was the reason: {throttled} throttled responses{share}, and "
-                f"{unlabeled_throttled} queries left unlabeled because the teacher answered nothing for the whole "
-                "throttle budget. Raise the teacher's on-demand quota (Service Quotas, Amazon Bedrock: requests and "
-                "tokens per minute for the teacher; `python -m cli doctor` shows them) or lower 'concurrency' x "
-                "'threads' in the execution input"
+                f". The teacher's throttling was the reason: {throttled} throttled responses{share}; "
+                f"{errors_throttled} queries gave up after every retry was throttled, and {unlabeled_throttled} were "
+                "left unlabeled because the teacher answered nothing for the whole throttle budget. Raise the "
+                "teacher's on-demand quota (Service Quotas, Amazon Bedrock: requests and tokens per minute for the "
+                "teacher; `python -m cli doctor` shows them) or lower 'concurrency' x 'threads' in the execution input"
             )
         super().__init__(message)
 
     @property
     def throttling_was_the_reason(self) -> bool:
-        """Throttling left more queries unlabeled than every other loss put together."""
-        return self.unlabeled_throttled > 0 and self.unlabeled_throttled >= self.invalid + self.errors + self.duplicates
+        """Throttling (retries that ran out, shards that gave up) lost more queries than every other cause."""
+        lost = self.unlabeled_throttled + self.errors_throttled
+        return lost > 0 and lost >= self.invalid + (self.errors - self.errors_throttled) + self.duplicates
 
 
 def ensure_trainable(
@@ -410,6 +413,7 @@ def ensure_trainable(
     calls: int = 0,
     throttled: int = 0,
     unlabeled_throttled: int = 0,
+    errors_throttled: int = 0,
 ) -> None:
     """Raise :class:`DatasetTooSmall` when ``train_records`` is below :data:`MIN_RECORDS`."""
     if train_records < MIN_RECORDS:
@@ -424,6 +428,7 @@ def ensure_trainable(
             calls=calls,
             throttled=throttled,
             unlabeled_throttled=unlabeled_throttled,
+            errors_throttled=errors_throttled,
         )
 
 

@@ -110,8 +110,14 @@ def _score_of(record: Any) -> float | None:
 
 
 def _is_calibration(record: Mapping[str, Any]) -> bool:
-    source = record.get("inputRecord") if isinstance(record.get("inputRecord"), Mapping) else record
-    return isinstance(source, Mapping) and source.get("category") == CALIBRATION_CATEGORY
+    """By its category or by its prompt, in the echoed input record or at the top level (which of them Bedrock
+    copies into its output is not documented)."""
+    for source in (record.get("inputRecord"), record):
+        if isinstance(source, Mapping) and (
+            source.get("category") == CALIBRATION_CATEGORY or CALIBRATION_QUERY in str(source.get("prompt") or "")
+        ):
+            return True
+    return False
 
 
 def _to_rating(value: float, scale: str) -> float:

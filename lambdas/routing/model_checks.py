@@ -7,8 +7,9 @@ pipeline) and ``python -m cli doctor`` (on the operator's machine) apply exactly
 
 - the model (and its inference profile) exists in the Region and is ``ACTIVE`` — a ``LEGACY`` model is past or
   near its end of life and new customization jobs on it may be refused;
-- model access is granted to the account (``authorizationStatus`` AUTHORIZED, entitlement, agreement and Region
-  ``AVAILABLE``; necessary, not sufficient: a zero quota still refuses calls);
+- model access is granted to the account (``authorizationStatus`` AUTHORIZED, entitlement and Region ``AVAILABLE``;
+  necessary, not sufficient: a zero quota still refuses calls); an end-user agreement not yet in place is a
+  warning (whether the first call accepts it is not documented);
 - for distillation: the student's customization id is listed for ``DISTILLATION`` in the Region, and the pair
   (teacher family → student family) is one the Bedrock user guide documents (``distillation_pairs`` in
   ``cdk.json``); a teacher missing from that listing is a warning (teachers are named by on-demand ids there).
@@ -57,6 +58,7 @@ class Availability:
         )
 
     def problems(self) -> list[str]:
+        """What refuses calls: access not authorized, no entitlement, not offered to the account here."""
         found = []
         if self.region != AVAILABLE:
             found.append(f"it is not available to this account in the Region (regionAvailability {self.region})")
@@ -64,10 +66,18 @@ class Availability:
             found.append(f"model access is not granted to this account (authorizationStatus {self.authorization})")
         if self.entitlement != AVAILABLE:
             found.append(f"the account has no entitlement to it (entitlementAvailability {self.entitlement})")
-        if self.agreement != AVAILABLE:
-            detail = f": {self.agreement_error}" if self.agreement_error else ""
-            found.append(f"its end-user agreement is {self.agreement}{detail}")
         return found
+
+    def warnings(self) -> list[str]:
+        """An agreement that is not in place yet. Whether it refuses the first call or is accepted by it (models
+        sold through AWS Marketplace subscribe on first use) is not documented, so it is reported, not refused."""
+        if self.agreement == AVAILABLE:
+            return []
+        detail = f": {self.agreement_error}" if self.agreement_error else ""
+        return [
+            f"its end-user agreement is {self.agreement}{detail} (the first call may accept it, or be refused until "
+            "it is accepted in the Bedrock console)"
+        ]
 
 
 @dataclass(frozen=True)
@@ -135,10 +145,10 @@ def fix_for(verdict: Verdict, region: str) -> str:
     r = verdict.requirement
     text = " ".join(verdict.problems)
     replace = f"change '{r.setting}' (execution input or cdk.json) to a model that is ACTIVE and enabled in {region}"
-    if "model access" in text or "entitlement" in text or "agreement" in text:
+    if "model access" in text or "entitlement" in text:
         return (
-            f"request model access for {foundation_model_id(r.model_id)} in the Bedrock console (Model access) "
-            f"of {region}, or {replace}"
+            f"request or enable access to {foundation_model_id(r.model_id)} in the Amazon Bedrock console of "
+            f"{region} (and check that no SCP or permission boundary denies it), or {replace}"
         )
     if "distillation_pairs" in text:
         return f"{replace}, or add the pair to 'distillation_pairs' in cdk.json once the Bedrock user guide lists it"
@@ -170,6 +180,7 @@ def judge_model(
         )
     if facts.availability is not None:
         problems += facts.availability.problems()
+        warnings += facts.availability.warnings()
     elif facts.availability_error:
         warnings.append(f"model access could not be checked ({facts.availability_error})")
     listed_ids = facts.distillation_ids

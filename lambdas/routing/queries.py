@@ -45,6 +45,7 @@ MAX_QUERY_CHARS: Final = 1_000
 MAX_CATEGORY_CHARS: Final = 64
 MAX_INVALID_SAMPLES: Final = 20
 REJECTED_CONTROL_CHARACTERS: Final = "control_characters"
+RESERVED_CATEGORY_PREFIX: Final = "calibration"  # the judge's calibration record (routing.judge) uses it
 REJECTED_NO_VISIBLE_TEXT: Final = "no_visible_text"
 USER_FILE_EXTENSIONS: Final = (".txt", ".jsonl", ".csv")
 DEFAULT_MAX_USER_SHARE: Final = 0.5
@@ -982,6 +983,9 @@ class _Collector:
             return
         if category is not None:
             category = strip_format_characters(category).strip()
+            if category.lower().startswith(RESERVED_CATEGORY_PREFIX):
+                self.reject(line, f"category {category!r} is reserved", "invalid", "reserved_category")
+                return
             if has_control_characters(category):
                 self.reject(line, "category holds control characters", "invalid", REJECTED_CONTROL_CHARACTERS)
                 return

@@ -602,7 +602,9 @@ def test_status_of_the_latest_run_shows_the_labeling_progress_from_s3(sfn: StepF
     assert "12/40 shards  30%" in label_line and "ETA" in label_line
     assert re.search(r"\[x\] Plan queries\s+\S+\s+10000 queries in 40 shards of 250", result.out)
     # and the teacher Preflight chose for "auto"
-    assert re.search(r"\[x\] Preflight\s+\S+\s+.*held-out examples, teacher us\.amazon\.nova-pro-v1:0 \(auto\)", result.out)
+    assert re.search(
+        r"\[x\] Preflight\s+\S+\s+.*held-out examples, teacher us\.amazon\.nova-pro-v1:0 \(auto\)", result.out
+    )
     assert "[ ] Distillation" in result.out
     # And the history was read in full, page by page
     histories = [params for op, params in sfn.calls if op == "GetExecutionHistory"]

@@ -112,7 +112,8 @@ def test_a_legacy_teacher_set_explicitly_is_a_blocker(account: None, bedrock: Be
 
 def test_missing_model_access_is_a_blocker_with_the_console_fix(account: None, bedrock: BedrockFake) -> None:
     bedrock.set_model_access("amazon.nova-pro-v1:0", authorization="NOT_AUTHORIZED")
-    bedrock.set_model_access("anthropic.claude-sonnet-4-5-20250929-v1:0", agreement="PENDING")
+    bedrock.set_model_access("anthropic.claude-sonnet-4-5-20250929-v1:0", entitlement="NOT_AVAILABLE")
+    bedrock.set_model_access("anthropic.claude-haiku-4-5-20251001-v1:0", agreement="PENDING")
     doctor = run_doctor(bedrock)
     assert doctor.code == EXIT_NOT_READY
     teacher = doctor.line("teacher (auto)")
@@ -122,8 +123,11 @@ def test_missing_model_access_is_a_blocker_with_the_console_fix(account: None, b
         in teacher
     )
     judge = doctor.line("judge")
-    assert "✗" in judge and "end-user agreement is PENDING" in judge
-    assert "fix: request model access for anthropic.claude-sonnet-4-5-20250929-v1:0 in the Bedrock console" in judge
+    assert "✗" in judge and "no entitlement to it (entitlementAvailability NOT_AVAILABLE)" in judge
+    assert "fix: request or enable access to anthropic.claude-sonnet-4-5-20250929-v1:0 in the Amazon Bedrock" in judge
+    # An agreement not yet in place is a note: the first call may accept it
+    baseline = doctor.line("baseline router")
+    assert baseline.startswith("!") and "end-user agreement is PENDING" in baseline
     # The judge is not needed when the run does not use it
     without = run_doctor(bedrock, "--set", "judge=false")
     with pytest.raises(AssertionError, match="no line for 'judge'"):
@@ -230,3 +234,41 @@ def test_the_cli_does_not_import_powertools() -> None:
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_deployed_stack_is_checked_with_its_own_models_and_logging_role(account: None, bedrock: BedrockFake) -> None:
+    import json
+
+    from tests.handlers.test_cli import deploy_stack
+
+    # Given a stack deployed with another baseline (-c baseline_model_id=...) and its own logging role
+    iam = boto3.client("iam", region_name=REGION)
+    role = iam.create_role(RoleName="stack-apigw-logs", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    boto3.client("apigateway", region_name=REGION).update_account(
+        patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": role}]
+    )
+    deploy_stack({"PreflightFunctionName": "Stack-Preflight", "ApiGatewayCloudWatchRoleArn": role})
+    config = load_config()
+    models = {"student_job": config.models.student_job, "student": config.models.student,
+              "baseline": "us.amazon.nova-lite-v1:0", "judge": config.models.judge,
+              "router": [m.model_id for m in config.router.models]}  # fmt: skip
+    environment = {
+        "MODELS": json.dumps(models),
+        "TEACHER_PREFERENCE": json.dumps(list(config.teacher_preference)),
+        "DISTILLATION_PAIRS": json.dumps({k: list(v) for k, v in config.distillation_pairs.items()}),
+        "CANDIDATES": json.dumps([c.to_dict() for c in config.eval_candidates]),
+    }
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    stubber = Stubber(lambda_client)
+    stubber.add_response(
+        "get_function_configuration",
+        {"FunctionName": "Stack-Preflight", "Environment": {"Variables": environment}},
+        {"FunctionName": "Stack-Preflight"},
+    )
+    stubber.activate()
+    doctor = run_doctor(bedrock, **{"lambda": lambda_client})
+    # Then the models are the deployed ones, and the account's role is recognised as the stack's own
+    assert "us.amazon.nova-lite-v1:0: ACTIVE" in doctor.line("baseline router")
+    line = doctor.line("API Gateway logging role")
+    assert "✓" in line and "the role this stack created" in line
+    stubber.assert_no_pending_responses()

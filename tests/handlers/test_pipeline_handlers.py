@@ -46,7 +46,7 @@ def run_state() -> dict[str, Any]:
         (
             "us.amazon.nova-pro-v1:0",
             lambda f: f.set_model_access("amazon.nova-pro-v1:0", authorization="NOT_AUTHORIZED"),
-            "request model access for amazon.nova-pro-v1:0 in the Bedrock console",
+            "request or enable access to amazon.nova-pro-v1:0 in the Amazon Bedrock console",
         ),
         (
             "us.amazon.nova-pro-v1:0",

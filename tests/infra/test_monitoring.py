@@ -167,3 +167,18 @@ def test_alarm_thresholds_are_validated(key: str, value: str) -> None:
     with pytest.raises(ConfigError) as error:
         load_config({key: value})
     assert error.value.key == key
+
+
+def test_a_router_model_preflight_refused_raises_an_alarm(synth: Synthesized) -> None:
+    # Preflight counts RouterModelsNotUsable (lambdas/preflight/handler.py) under its own service name
+    alarm = _alarm(synth, synth.stack.monitoring.router_models_alarm)
+    assert alarm["Namespace"] == synth.stack.stack_name
+    assert alarm["MetricName"] == "RouterModelsNotUsable"
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "preflight"}]
+    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["AlarmActions"] == [_topic(synth)]
+    function = next(
+        v for v in synth.resources("AWS::Lambda::Function").values()
+        if v["Properties"].get("Handler") == "preflight.handler.handler"
+    )  # fmt: skip
+    assert function["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "preflight"

@@ -13,6 +13,7 @@ import pytest
 
 from routing.judge import (
     CALIBRATION_CATEGORY,
+    CALIBRATION_QUERY,
     CALIBRATION_RESPONSE,
     JUDGE_METRIC,
     SCALE_NORMALIZED,
@@ -75,6 +76,15 @@ def test_a_judge_that_rates_the_unparseable_answer_well_is_not_trusted() -> None
     judged = parse_judge_scores([_line(4.0), _line(5.0), _line(4.0, calibration=True)])
     assert judged.ratings == []
     assert judged.problem is not None and "not following the rubric" in judged.problem
+
+
+def test_the_calibration_record_is_found_by_its_prompt_when_its_category_is_not_echoed() -> None:
+    prompt = {"inputRecord": {"prompt": f"Route this video search query to the search channels: {CALIBRATION_QUERY}"}}
+    calibration = json.dumps(
+        {**prompt, "automatedEvaluationResult": {"scores": [{"metricName": JUDGE_METRIC, "result": 0.0}]}}
+    )
+    judged = parse_judge_scores([_line(1.0), _line(1.0), calibration])
+    assert judged.ratings == [5.0, 5.0] and judged.records == 2 and judged.calibration == 1.0
 
 
 def test_other_metrics_blank_and_broken_lines_are_ignored() -> None:

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from botocore.validate import validate_parameters
 
 from routing.channels import DEFAULT_CHANNELS
+from routing.dataset import DatasetTooSmall, ensure_trainable
 from routing.labeling import (
     RETRYABLE_ERRORS,
     TeacherUnavailable,
@@ -270,6 +271,41 @@ def test_a_teacher_that_throttles_throughout_stops_the_shard_at_the_budget(bedro
     assert len(result.unlabeled) == 50
     assert 30.0 <= now[0] < 30.0 + 4 * 20.0  # at most one backoff per thread past the budget
     assert result.to_stats()["unlabeled_by_reason"] == {"throttled": 50}
+
+
+def test_a_small_shard_throttled_throughout_is_still_blamed_on_throttling(bedrock: BedrockFake) -> None:
+    # Given the default retries and budget, a shard smaller than the thread pool can spend (12 backoffs of at
+    # most 20 s, ~80 s a query, in a 240 s budget), and a teacher that throttles everything
+    bedrock.script_errors("Converse", "ThrottlingException", times=None)
+    now = [0.0]
+    lock = threading.Lock()
+
+    def sleep(seconds: float) -> None:
+        with lock:
+            now[0] += seconds / 16  # sixteen threads sleep side by side
+
+    result = label(bedrock, queries(40), threads=16, throttle_budget_s=240.0, sleep=sleep, clock=lambda: now[0])
+    # Then most queries end as errors (their retries ran out) rather than as unlabeled ...
+    assert result.errors["ThrottlingException"] + result.unlabeled_by_reason["throttled"] == 40
+    # ... and the run's failure still names throttling as the reason
+    with pytest.raises(DatasetTooSmall) as failure:
+        ensure_trainable(
+            0,
+            requested=40,
+            labeled=0,
+            invalid=0,
+            duplicates=0,
+            errors=result.errors_total,
+            unlabeled=len(result.unlabeled),
+            calls=result.calls,
+            throttled=result.throttled,
+            unlabeled_throttled=result.unlabeled_by_reason["throttled"],
+            errors_throttled=result.errors["ThrottlingException"],
+        )
+    assert "The teacher's throttling was the reason" in str(failure.value)
+    assert f"{result.errors['ThrottlingException']} queries gave up after every retry was throttled" in str(
+        failure.value
+    )
 
 
 def test_a_teacher_that_throttles_but_answers_is_not_stopped(bedrock: BedrockFake) -> None:

@@ -323,6 +323,13 @@ def test_control_characters_are_rejected_and_invisible_format_characters_removed
     assert result.to_stats()["rejected"] == {"control_characters": 3, "empty": 1}
 
 
+def test_the_judges_reserved_category_is_refused_in_a_query_file() -> None:
+    body = (json.dumps({"query": "sunset", "category": "calibration-unparseable"}) + "\n").encode()
+    result = parse_user_queries(body, key="q.jsonl")
+    assert result.queries == [] and result.rejected == {"reserved_category": 1}
+    assert_accounted(result)
+
+
 def test_csv_without_query_column_is_rejected() -> None:
     with pytest.raises(ValueError, match="'query' column"):
         parse_user_queries(b"text,category\nhello,x\n", key="q.csv")

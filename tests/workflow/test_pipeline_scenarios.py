@@ -231,11 +231,11 @@ def test_auto_with_no_usable_teacher_lists_every_candidate_and_why(
 def test_a_judge_without_model_access_stops_the_run_in_preflight(
     pipeline: PipelineHarness, bedrock: BedrockFake
 ) -> None:
-    bedrock.set_model_access("us.anthropic.claude-sonnet-4-5-20250929-v1:0", agreement="NOT_AVAILABLE")
+    bedrock.set_model_access("us.anthropic.claude-sonnet-4-5-20250929-v1:0", authorization="NOT_AUTHORIZED")
     execution = pipeline.run({}, name="no-judge-access")
     assert execution.status == "FAILED" and execution.error == "ModelNotUsable"
     assert "judge model us.anthropic.claude-sonnet-4-5-20250929-v1:0 cannot be used" in execution.cause
-    assert "end-user agreement is NOT_AVAILABLE" in execution.cause
+    assert "model access is not granted to this account (authorizationStatus NOT_AUTHORIZED)" in execution.cause
     # Without the judge the same run is fine
     assert pipeline.run({"judge": False, **SMALL}, name="judge-off").status == "SUCCEEDED"
 
