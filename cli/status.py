@@ -65,10 +65,9 @@ PHASES: tuple[Phase, ...] = (
     ),
     Phase("report", "Report and quality gate", ("Report", "QualityGate")),
     Phase("decide", "Promote or reject", ("Promote", "Reject")),
-    Phase("notify", "Notify", ("NotifySuccess", "NotifyFailure", "RunSucceeded", "RunFailed")),
+    Phase("notify", "Notify", ("NotifySuccess", "RunSucceeded")),
 )
 PHASE_OF_STATE = {state: phase.key for phase in PHASES for state in phase.states}
-_FAILURE_STATES = ("NotifyFailure", "RunFailed")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -363,10 +362,10 @@ def build_snapshot(
     entered_phases = {PHASE_OF_STATE.get(name) for name, _ in history.entered}
     keys = [phase.key for phase in PHASES]
 
-    # A run is failing once it ended badly or entered the failure path; the phase that failed is the one of
-    # the last state before that path.
-    failing = status in ENDED_BADLY or current in _FAILURE_STATES
-    last_state = next((name for name, _ in reversed(history.entered) if name not in _FAILURE_STATES), None)
+    # A failed task stays the execution's last state (the pipeline has no failure path: a redrive continues from
+    # it, and the compensation state machine announces the failure), so the phase that failed is its phase.
+    failing = status in ENDED_BADLY
+    last_state = history.current
     failed_phase = (PHASE_OF_STATE.get(last_state, "preflight") if last_state else "preflight") if failing else None
     current_phase = PHASE_OF_STATE.get(current) if current else None
     if failed_phase is not None:
@@ -437,7 +436,8 @@ def planned_shards(app: App, run_id: str, history: History) -> int | None:
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404", "AccessDenied"):
             raise
-    return history.map_length.get(_LABEL_MAP)
+    shards = _get(history.output("PlanQueries"), "plan", "shards")
+    return len(shards) if isinstance(shards, list) else history.map_length.get(_LABEL_MAP)
 
 
 def snapshot(app: App, execution_arn: str) -> Snapshot:
@@ -447,13 +447,14 @@ def snapshot(app: App, execution_arn: str) -> Snapshot:
     history = parse_history(events)
     run_id = _get(history.output("Preflight"), "run", "run_id") or run_id_from_execution(description["name"])
     labeling: tuple[int, int] | None = None
-    if _LABEL_MAP in history.exits:
-        total = history.map_length.get(_LABEL_MAP, 0)
-        labeling = (history.map_done.get(_LABEL_MAP, 0), total)
-    elif history.current == _LABEL_MAP:
+    # Each shard is a child execution of the Distributed Map (absent from this history): count what S3 holds.
+    if _LABEL_MAP in history.exits or history.current == _LABEL_MAP:
         total_shards = planned_shards(app, str(run_id), history)
         if total_shards:
-            labeling = (min(count_labeled_shards(app, str(run_id)), total_shards), total_shards)
+            done = min(count_labeled_shards(app, str(run_id)), total_shards)
+            if not done and _LABEL_MAP in history.exits:
+                done = total_shards  # the Map finished and tmp/ has expired since (lifecycle)
+            labeling = (done, total_shards)
     return build_snapshot(description, events, app.terminal.now(), labeling)
 
 
@@ -497,9 +498,9 @@ def _final_lines(snap: Snapshot) -> list[str]:
         verdict = {"promoted": "the distilled model was promoted", "rejected": "the distilled model was rejected"}
         tail = verdict.get(snap.outcome or "", "")
         return [f"SUCCEEDED in {took}" + (f": {tail}" if tail else ""), f"Report: python -m cli report {snap.run_id}"]
-    if snap.failed or (snap.current_state in _FAILURE_STATES):
+    if snap.failed:
         where = next((v.phase.title for v in snap.phases if v.state == "failed"), "?")
-        lines = [f"{snap.status if snap.failed else 'FAILING'} after {took} in {where}"]
+        lines = [f"{snap.status} after {took} in {where}"]
         if snap.error:
             lines.append(f"  error: {snap.error}")
         if snap.cause:

@@ -10,9 +10,30 @@ from __future__ import annotations
 from aws_cdk import Aws
 
 import infra  # noqa: F401  (puts lambdas/ on sys.path)
+from common.tags import STACK_TAG
 from routing.model_ids import foundation_model_id, is_inference_profile_id
 
-__all__ = ["foundation_model_arns", "foundation_model_id", "inference_profile_arn", "invoke_resource_arns"]
+__all__ = [
+    "foundation_model_arns",
+    "foundation_model_id",
+    "inference_profile_arn",
+    "invoke_resource_arns",
+    "request_tagged_for",
+    "tagged_by",
+]
+
+
+def tagged_by(stack_name: str) -> dict[str, dict[str, str]]:
+    """IAM condition: the resource acted on carries ``stack=<stack_name>`` (what this stack's runs created).
+    The Service Authorization Reference lists ``aws:ResourceTag/${TagKey}`` for Bedrock's custom-model,
+    custom-model-deployment, model-customization-job and evaluation-job resource types."""
+    return {"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": stack_name}}
+
+
+def request_tagged_for(stack_name: str) -> dict[str, dict[str, str]]:
+    """IAM condition: the create request tags what it creates ``stack=<stack_name>`` (``aws:RequestTag``, which
+    the SAR lists for CreateModelCustomizationJob, CreateCustomModelDeployment, CreateEvaluationJob, TagResource)."""
+    return {"StringEquals": {f"aws:RequestTag/{STACK_TAG}": stack_name}}
 
 
 def foundation_model_arns(model_id: str, region: str | None = None) -> list[str]:

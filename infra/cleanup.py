@@ -25,6 +25,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from infra.bedrock_arns import tagged_by
 from infra.config import AppConfig
 from infra.lambda_factory import FunctionSpec, LambdaFactory
 from infra.nag import acknowledge, acknowledge_resources, acknowledge_wildcards
@@ -137,19 +138,22 @@ class RuntimeResourceCleanup(Construct):
                 resources=[jobs, evaluations, deployments, models],
             ),
             iam.PolicyStatement(
-                sid="StopJobs",
-                actions=["bedrock:GetModelCustomizationJob", "bedrock:StopModelCustomizationJob"],
-                resources=[jobs],
+                sid="ReadJobs",
+                actions=["bedrock:GetModelCustomizationJob", "bedrock:GetEvaluationJob"],
+                resources=[jobs, evaluations],
             ),
+            # IAM itself limits the destructive actions to what carries this stack's tag.
             iam.PolicyStatement(
-                sid="StopEvaluations",
-                actions=["bedrock:GetEvaluationJob", "bedrock:StopEvaluationJob"],
-                resources=[evaluations],
+                sid="StopAndDeleteTheStacksOwn",
+                actions=[
+                    "bedrock:StopModelCustomizationJob",
+                    "bedrock:StopEvaluationJob",
+                    "bedrock:DeleteCustomModelDeployment",
+                    "bedrock:DeleteCustomModel",
+                ],
+                resources=[jobs, evaluations, deployments, models],
+                conditions=tagged_by(Stack.of(self).stack_name),
             ),
-            iam.PolicyStatement(
-                sid="DeleteDeployments", actions=["bedrock:DeleteCustomModelDeployment"], resources=[deployments]
-            ),
-            iam.PolicyStatement(sid="DeleteModels", actions=["bedrock:DeleteCustomModel"], resources=[models]),
             iam.PolicyStatement(
                 sid="ListExecutions", actions=["states:ListExecutions"], resources=[state_machine.state_machine_arn]
             ),
@@ -164,7 +168,8 @@ class RuntimeResourceCleanup(Construct):
             role,
             [jobs, evaluations, deployments, models, executions],
             "The pipeline creates these jobs, models, deployments and executions at run time, so their ids are "
-            "unknown at deploy; the function acts only on those tagged stack=<this stack> (checked per resource).",
+            "unknown at deploy; stopping and deleting them needs aws:ResourceTag/stack = this stack's name (IAM "
+            "enforces it), and the function also checks the tag itself before acting.",
         )
         # Replaces the factory's X-Ray reason for this role: its '*' also carries the Bedrock List actions.
         acknowledge_wildcards(

@@ -271,6 +271,9 @@ class AppConfig:
     eval_baseline_candidate: str
     eval_threads: int
     delete_rejected_deployments: bool
+    keep_failed_artifacts: bool
+    max_failed_shards_percent: int
+    data_retention_days: int | None
     prices: Mapping[str, TokenPrice]
     api_auth: str
     api_gateway_cloudwatch_role: str
@@ -379,6 +382,13 @@ def _email(key: str, value: Any) -> str | None:
     if not isinstance(value, str) or not _EMAIL.match(value.strip()):
         raise ConfigError(key, f"must be an e-mail address or empty, got {value!r}")
     return value.strip()
+
+
+def _retention_days(key: str, value: Any) -> int | None:
+    """Days after which run data (``runs/``, ``tmp/``) and uploaded queries (``inputs/``) expire; null keeps them."""
+    if value in (None, "", 0):
+        return None
+    return _as_int(key, value, 1, 3_650)
 
 
 def _stack_name(key: str, value: Any) -> str:
@@ -518,6 +528,9 @@ FIELDS: dict[str, _Parser] = {
     "eval_baseline_candidate": _as_name,
     "eval_threads": lambda k, v: _as_int(k, v, 1, 32),
     "delete_rejected_deployments": _as_bool,
+    "keep_failed_artifacts": _as_bool,
+    "max_failed_shards_percent": lambda k, v: _as_int(k, v, 0, 100),
+    "data_retention_days": _retention_days,
     "prices": _prices,
     "api_auth": lambda k, v: _as_choice(k, v, API_AUTH_MODES),
     "api_gateway_cloudwatch_role": lambda k, v: _as_choice(k, v, API_GATEWAY_CLOUDWATCH_ROLE_MODES),
@@ -616,6 +629,9 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
         eval_baseline_candidate=values["eval_baseline_candidate"],
         eval_threads=values["eval_threads"],
         delete_rejected_deployments=values["delete_rejected_deployments"],
+        keep_failed_artifacts=values["keep_failed_artifacts"],
+        max_failed_shards_percent=values["max_failed_shards_percent"],
+        data_retention_days=values["data_retention_days"],
         gate=GateThresholds(
             min_valid_json_rate=values["gate_min_valid_json_rate"],
             max_rubric_drop_vs_baseline=values["gate_max_rubric_drop_vs_baseline"],
@@ -701,4 +717,6 @@ def pipeline_defaults(config: AppConfig) -> dict[str, object]:
         "seed": DEFAULT_SEED,
         "max_distillation_hours": config.max_distillation_hours,
         "judge": config.judge_enabled,
+        "keep_failed_artifacts": config.keep_failed_artifacts,
+        "max_failed_shards_percent": config.max_failed_shards_percent,
     }

@@ -19,6 +19,8 @@ dashboard shows it rather than duplicating it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -54,6 +56,7 @@ class Monitoring(Construct):
         state_machine: sfn.StateMachine,
         topic: sns.ITopic,
         pipeline_failure_alarm: cloudwatch.IAlarm,
+        pipeline_alarms: Sequence[cloudwatch.IAlarm] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self._namespace = Stack.of(self).stack_name  # POWERTOOLS_METRICS_NAMESPACE (lambda_factory)
@@ -150,7 +153,7 @@ class Monitoring(Construct):
         router_alarms = [self.router_5xx_alarm, self.fallback_rate_alarm, self.latency_alarm, self.router_models_alarm]
         for alarm in router_alarms:
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
-        self.alarms: list[cloudwatch.IAlarm] = [*router_alarms, pipeline_failure_alarm]
+        self.alarms: list[cloudwatch.IAlarm] = [*router_alarms, pipeline_failure_alarm, *pipeline_alarms]
 
         # --- dashboard -------------------------------------------------------------------------------------------
         log_group = routing_api.function.log_group.log_group_name

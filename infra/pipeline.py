@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
@@ -21,7 +21,14 @@ from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.bedrock_arns import foundation_model_arns, foundation_model_id, inference_profile_arn, invoke_resource_arns
+from infra.bedrock_arns import (
+    foundation_model_arns,
+    foundation_model_id,
+    inference_profile_arn,
+    invoke_resource_arns,
+    request_tagged_for,
+    tagged_by,
+)
 from infra.bedrock_roles import BedrockServiceRole
 from infra.config import DISTILLED_CANDIDATE_MODEL, AppConfig, pipeline_defaults
 from infra.lambda_factory import FunctionSpec, LambdaFactory
@@ -30,6 +37,7 @@ from infra.notifications import Notifications
 from infra.storage import INPUTS_PREFIX, RUNS_PREFIX, TMP_PREFIX
 
 DEFINITION_FILE = Path(__file__).resolve().parent.parent / "stepfunctions" / "pipeline.asl.json"
+LABEL_SHARDS_MAP = "LabelShards"  # the Distributed Map's Label (its child executions are <machine>/LabelShards:<id>)
 # The definition's TimeoutSeconds (8 days) covers the longest allowed distillation (168 h) plus a day for
 # labeling, deployment, evaluation and the judge; the run's own max_distillation_hours stops jobs sooner.
 
@@ -138,6 +146,10 @@ class Pipeline(Construct):
         fn = self.functions
         region, account, partition = Aws.REGION, Aws.ACCOUNT_ID, Aws.PARTITION
         bedrock_arn = f"arn:{partition}:bedrock:{region}:{account}"
+        # IAM itself keeps every run-time Bedrock action to this stack's resources: creates must tag what they
+        # create stack=<this stack>, and what stops, deletes or invokes them needs that tag on the resource.
+        ours = tagged_by(stack.stack_name)
+        tags_ours = request_tagged_for(stack.stack_name)
 
         # --- S3: each step reads and writes only its own part of the run layout -------------------------
         inputs_reason = "Users upload their own query files under inputs/ with names of their choosing."
@@ -237,19 +249,25 @@ class Pipeline(Construct):
                 }
             ),
             created_at_run_time,
+            conditions=tags_ours,
         )
         self._bedrock(
             fn["StartDistillationFunctionArn"],
             ["bedrock:TagResource"],
             [job_arn, custom_model_arn],
             created_at_run_time,
+            conditions=tags_ours,
         )
         bedrock_role.grant_pass_role(fn["StartDistillationFunctionArn"])
         self._bedrock(
+            fn["CheckDistillationFunctionArn"], ["bedrock:GetModelCustomizationJob"], [job_arn], created_at_run_time
+        )
+        self._bedrock(
             fn["CheckDistillationFunctionArn"],
-            ["bedrock:GetModelCustomizationJob", "bedrock:StopModelCustomizationJob"],
+            ["bedrock:StopModelCustomizationJob"],
             [job_arn],
             created_at_run_time,
+            conditions=ours,
         )
         # A completed job's model can stay "Creating" for a while; the check waits for it to be Active.
         self._bedrock(
@@ -260,8 +278,15 @@ class Pipeline(Construct):
             ["bedrock:CreateCustomModelDeployment"],
             [custom_model_arn],
             created_at_run_time,
+            conditions=tags_ours,
         )
-        self._bedrock(fn["StartDeploymentFunctionArn"], ["bedrock:TagResource"], [deployment_arn], created_at_run_time)
+        self._bedrock(
+            fn["StartDeploymentFunctionArn"],
+            ["bedrock:TagResource"],
+            [deployment_arn],
+            created_at_run_time,
+            conditions=tags_ours,
+        )
         self._bedrock(
             fn["CheckDeploymentFunctionArn"],
             ["bedrock:GetCustomModelDeployment"],
@@ -275,13 +300,19 @@ class Pipeline(Construct):
                 if c.model != DISTILLED_CANDIDATE_MODEL
                 for arn in invoke_resource_arns(c.model)
             }
-            | {deployment_arn}
         )
         self._bedrock(
             fn["EvaluateCandidateFunctionArn"],
             ["bedrock:InvokeModel"],
             candidate_arns,
-            "The run's own deployment (id created at run time) and cross-Region profiles of the candidates.",
+            "A cross-Region inference profile may route to the candidates' foundation models in any of their Regions.",
+        )
+        self._bedrock(
+            fn["EvaluateCandidateFunctionArn"],
+            ["bedrock:InvokeModel"],
+            [deployment_arn],
+            "The run's own deployment (id created at run time), only when it carries this stack's tag.",
+            conditions=ours,
         )
         evaluation_job_arn = f"{bedrock_arn}:evaluation-job/*"
         # CreateEvaluationJob is authorized on the models the job uses (Service Authorization Reference:
@@ -292,31 +323,62 @@ class Pipeline(Construct):
             ["bedrock:CreateEvaluationJob"],
             foundation_model_arns(config.models.judge),
             "A cross-Region inference profile may route to the judge's foundation model in any of its Regions.",
+            conditions=tags_ours,
         )
         self._bedrock(
             fn["StartJudgeFunctionArn"],
             ["bedrock:TagResource"],
             [evaluation_job_arn],
             "Evaluation jobs are created by each run; their ids are not known at deploy.",
+            conditions=tags_ours,
         )
+        # A create that is re-entered (a retry after a timeout, a redrive) finds what an earlier attempt created by
+        # its name instead of failing on the name: List actions have no resource-level permissions.
+        for task, listing in (
+            ("StartDistillationFunctionArn", "bedrock:ListModelCustomizationJobs"),
+            ("StartDeploymentFunctionArn", "bedrock:ListCustomModelDeployments"),
+            ("StartJudgeFunctionArn", "bedrock:ListEvaluationJobs"),
+        ):
+            fn[task].add_to_role_policy(iam.PolicyStatement(actions=[listing], resources=["*"]))
+            acknowledge_wildcards(
+                fn[task].role,  # type: ignore[arg-type]
+                ["Resource::*"],
+                f"X-Ray PutTraceSegments/PutTelemetryRecords and {listing} support no resource-level permissions; "
+                "tests allow '*' only for actions the Service Authorization Reference lists without one.",
+            )
         bedrock_role.grant_pass_role(fn["StartJudgeFunctionArn"])
         self._bedrock(
             fn["CheckJudgeFunctionArn"],
-            ["bedrock:GetEvaluationJob", "bedrock:StopEvaluationJob"],
+            ["bedrock:GetEvaluationJob"],
             [evaluation_job_arn],
             "Evaluation jobs are created by each run; their ids are not known at deploy.",
+        )
+        self._bedrock(
+            fn["CheckJudgeFunctionArn"],
+            ["bedrock:StopEvaluationJob"],
+            [evaluation_job_arn],
+            "Evaluation jobs are created by each run; their ids are not known at deploy.",
+            conditions=ours,
         )
         self._bedrock(
             fn["ReportFunctionArn"],
             ["bedrock:StopEvaluationJob"],
             [evaluation_job_arn],
             "Stops this run's unfinished judge jobs; their ids are not known at deploy.",
+            conditions=ours,
         )
         self._bedrock(
-            fn["RejectFunctionArn"], ["bedrock:DeleteCustomModelDeployment"], [deployment_arn], created_at_run_time
+            fn["RejectFunctionArn"],
+            ["bedrock:DeleteCustomModelDeployment"],
+            [deployment_arn],
+            created_at_run_time,
+            conditions=ours,
         )
+        # GetParameter: a re-entered promote sees its own promotion in place and does not write it again.
         fn["PromoteFunctionArn"].add_to_role_policy(
-            iam.PolicyStatement(actions=["ssm:PutParameter"], resources=[model_parameter.parameter_arn])
+            iam.PolicyStatement(
+                actions=["ssm:GetParameter", "ssm:PutParameter"], resources=[model_parameter.parameter_arn]
+            )
         )
         fn["ReportFunctionArn"].add_layers(functions.charts_layer)
         notifications.grant_publish(fn["NotifyFunctionArn"])
@@ -347,6 +409,7 @@ class Pipeline(Construct):
             "CloudWatch Logs delivery and X-Ray APIs used by the state machine support no resource-level "
             "permissions; tests allow '*' only for those actions.",
         )
+        self._grant_distributed_map()
 
         self.failure_alarm = cloudwatch.Alarm(
             self,
@@ -368,6 +431,43 @@ class Pipeline(Construct):
         )
         self.failure_alarm.add_alarm_action(cloudwatch_actions.SnsAction(notifications.topic))
 
+    def _grant_distributed_map(self) -> None:
+        """What the Distributed Map (LabelShards) needs: start its child executions of this state machine, watch
+        and stop them, and redrive them when the parent is redriven. A separate policy: it names the state
+        machine, which depends on its role (the same shape CDK's DistributedMap generates)."""
+        machine = self.state_machine
+        stack = Stack.of(self)
+        name = machine.state_machine_name
+
+        def executions(resource_name: str) -> str:
+            return stack.format_arn(
+                service="states",
+                resource="execution",
+                resource_name=resource_name,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+
+        # Child executions are named <machine>/<map label>:<id>; CDK grants <machine>:* as well.
+        children = [executions(f"{name}:*"), executions(f"{name}/*")]
+        policy = iam.Policy(
+            self,
+            "DistributedMapPolicy",
+            statements=[
+                iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine.state_machine_arn]),
+                iam.PolicyStatement(actions=["states:DescribeExecution", "states:StopExecution"], resources=children),
+                iam.PolicyStatement(
+                    actions=["states:RedriveExecution"], resources=[executions(f"{name}/{LABEL_SHARDS_MAP}:*")]
+                ),
+            ],
+        )
+        machine.role.attach_inline_policy(policy)
+        acknowledge_resources(
+            policy,
+            [*children, executions(f"{name}/{LABEL_SHARDS_MAP}:*")],
+            "The Distributed Map's child executions get ids at run time; the grant covers only executions of this "
+            "state machine.",
+        )
+
     # --- grant helpers ---------------------------------------------------------------------------------------
     def _objects(self, function: lambda_.Function, actions: list[str], key_patterns: list[str], reason: str) -> None:
         resources = [self._bucket.arn_for_objects(pattern) for pattern in key_patterns]
@@ -384,6 +484,16 @@ class Pipeline(Construct):
         )
 
     @staticmethod
-    def _bedrock(function: lambda_.Function, actions: list[str], resources: list[str], reason: str) -> None:
-        function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources))
+    def _bedrock(
+        function: lambda_.Function,
+        actions: list[str],
+        resources: list[str],
+        reason: str,
+        *,
+        conditions: dict[str, dict[str, str]] | None = None,
+    ) -> None:
+        function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources, conditions=conditions))
+        if conditions:
+            keys = ", ".join(f"{key} = this stack's name" for entries in conditions.values() for key in entries)
+            reason = f"{reason} IAM enforces {keys}."
         acknowledge_resources(function.role, resources, reason)  # type: ignore[arg-type]

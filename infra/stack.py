@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infra.bedrock_roles import BedrockServiceRole
 from infra.cleanup import RuntimeResourceCleanup
+from infra.compensation import Compensation
 from infra.config import DOCUMENTED_DISTILLATION_REGIONS, AppConfig, pipeline_defaults
 from infra.lambda_factory import LambdaFactory
 from infra.monitoring import Monitoring
@@ -38,7 +39,9 @@ class RouterDistillationStack(Stack):
                 "checks it now).",
             )
 
-        self.storage = Storage(self, "Storage", retain_data=config.retain_data)
+        self.storage = Storage(
+            self, "Storage", retain_data=config.retain_data, data_retention_days=config.data_retention_days
+        )
         self.bedrock_role = BedrockServiceRole(
             self,
             "BedrockServiceRole",
@@ -59,6 +62,17 @@ class RouterDistillationStack(Stack):
             notifications=self.notifications,
             model_parameter=self.routing_api.model_parameter,
         )
+        self.compensation = Compensation(
+            self,
+            "Compensation",
+            config=config,
+            functions=self.functions,
+            pipeline=self.pipeline.state_machine,
+            notify_function=self.pipeline.functions["NotifyFunctionArn"],
+            data_bucket=self.storage.data_bucket,
+            model_parameter=self.routing_api.model_parameter,
+            notifications=self.notifications,
+        )
         self.cleanup = RuntimeResourceCleanup(
             self,
             "RuntimeResourceCleanup",
@@ -74,11 +88,18 @@ class RouterDistillationStack(Stack):
             state_machine=self.pipeline.state_machine,
             topic=self.notifications.topic,
             pipeline_failure_alarm=self.pipeline.failure_alarm,
+            pipeline_alarms=self.compensation.alarms,
         )
 
         CfnOutput(self, "DataBucketName", value=self.storage.data_bucket.bucket_name)
         CfnOutput(self, "BedrockServiceRoleArn", value=self.bedrock_role.role.role_arn)
         CfnOutput(self, "StateMachineArn", value=self.pipeline.state_machine.state_machine_arn)
+        CfnOutput(
+            self,
+            "CompensationStateMachineArn",
+            value=self.compensation.state_machine.state_machine_arn,
+            description="Compensates failed, timed-out and aborted runs (stops and deletes what they created)",
+        )
         CfnOutput(
             self,
             "PipelineDefaults",

@@ -8,18 +8,31 @@ from constructs import Construct
 
 # Object layout in the data bucket. Every writer and every IAM grant uses these prefixes.
 RUNS_PREFIX = "runs/"  # runs/<run-id>/{dataset,distillation,evaluation,report}/...
-TMP_PREFIX = "tmp/"  # tmp/<run-id>/shards/...: intermediate shard files, expired by lifecycle
+TMP_PREFIX = "tmp/"  # tmp/<run-id>/{plan,labeled}/...: intermediate shard files, expired by lifecycle
 INPUTS_PREFIX = "inputs/"  # user uploads, e.g. their own query files (bring-your-own queries)
+# Step Functions can redrive an execution for 14 days after it ended; a redriven labeling step reads its shards
+# from tmp/, so they outlive that window.
+REDRIVE_WINDOW_DAYS = 14
+TMP_EXPIRY_DAYS = REDRIVE_WINDOW_DAYS + 1
 
 
 class Storage(Construct):
     """Encrypted, TLS-only, private buckets.
 
     ``retain_data=False`` (default) empties and removes both buckets on ``cdk destroy``; ``True`` keeps
-    them (datasets and reports survive the stack).
+    them (datasets and reports survive the stack). ``data_retention_days`` (default ``None``: kept) expires
+    run data (``runs/``) and uploaded queries (``inputs/``) that many days after they were written.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, retain_data: bool, tmp_expiry_days: int = 7) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        retain_data: bool,
+        data_retention_days: int | None = None,
+        tmp_expiry_days: int = TMP_EXPIRY_DAYS,
+    ) -> None:
         super().__init__(scope, construct_id)
         removal = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
         auto_delete = not retain_data
@@ -52,6 +65,16 @@ class Storage(Construct):
                     prefix=TMP_PREFIX,
                     expiration=Duration.days(tmp_expiry_days),
                     noncurrent_version_expiration=Duration.days(1),
+                ),
+                *(
+                    s3.LifecycleRule(
+                        id=f"expire-{prefix.rstrip('/')}",
+                        prefix=prefix,
+                        expiration=Duration.days(data_retention_days),
+                        noncurrent_version_expiration=Duration.days(1),
+                    )
+                    for prefix in (RUNS_PREFIX, INPUTS_PREFIX)
+                    if data_retention_days
                 ),
                 s3.LifecycleRule(id="expire-old-versions", noncurrent_version_expiration=Duration.days(30)),
                 s3.LifecycleRule(

@@ -1752,6 +1752,11 @@ class BedrockFake:
         return page
 
     # -------------------------------------------------------------------------------------------- tag handlers
+    def resource_tags(self, arn: str) -> dict[str, str]:
+        """The tags a resource carries now (``{}`` for an unknown one): what IAM reads as ``aws:ResourceTag``."""
+        with self._lock:
+            return {t["key"]: t["value"] for t in self._tags.get(arn, [])}
+
     def _tags_for(self, arn: str) -> list[dict[str, str]]:
         if arn not in self._tags:
             raise FakeServiceError("ResourceNotFoundException", f"Resource {arn} not found.")

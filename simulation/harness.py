@@ -28,6 +28,7 @@ from typing import Any
 
 import boto3
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.events.models import EventPattern
 
 from simulation.synth import Synthesized
 
@@ -102,7 +103,12 @@ class TemplateResolver:
                 physical[logical_id] = props["LogGroupName"]
             else:  # functions, roles, keys ...: named after their logical id
                 physical[logical_id] = logical_id
-        return cls(template, physical)
+        resolver = cls(template, physical)
+        for logical_id, resource in template["Resources"].items():  # named ones, once names can be resolved
+            name = resource.get("Properties", {}).get("StateMachineName")
+            if resource["Type"] == "AWS::StepFunctions::StateMachine" and name is not None:
+                physical[logical_id] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{resolver.resolve(name)}"
+        return resolver
 
     STACK_NAME = "test-stack"
     STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/test-stack/00000000-0000-4000-8000-000000000000"
@@ -204,6 +210,8 @@ class PipelineHarness:
         self.invocations: list[tuple[str, dict[str, Any]]] = []
         # Called around every handler invocation with the function's logical id (e.g. to attribute AWS calls).
         self.on_invoke: Callable[[str], contextlib.AbstractContextManager[Any]] | None = None
+        # Called before every handler invocation with (handler, event): fault injection (stop the execution ...).
+        self.before_invoke: list[Callable[[str, dict[str, Any]], None]] = []
         self.bucket = self._physical_of(synthesized.stack.storage.data_bucket)
         self.topic_arn = physical[self._logical_id(synthesized.stack.notifications.topic)]
 
@@ -221,6 +229,22 @@ class PipelineHarness:
         self.state_machine_arn = self.sfn.create_state_machine(
             name=sm_id, definition=definition, roleArn=f"arn:aws:iam::{ACCOUNT}:role/StateMachineRole"
         )["stateMachineArn"]
+        if self.state_machine_arn != physical[sm_id]:
+            raise AssertionError(f"moto named {sm_id} {self.state_machine_arn}, not {physical[sm_id]}")
+
+        # The compensation state machine, and the EventBridge rule that starts it (matched here with moto's
+        # implementation of EventBridge patterns, since moto delivers no events to Step Functions).
+        compensation = synthesized.stack.compensation
+        cm_id = self._logical_id(compensation.state_machine)
+        self.compensation_arn = self.sfn.create_state_machine(
+            name=physical[cm_id].rsplit(":", 1)[-1],
+            definition=self._definition(resources[cm_id]["Properties"]),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/CompensationRole",
+        )["stateMachineArn"]
+        rule = resources[self._logical_id(compensation.rule)]["Properties"]
+        self.compensation_pattern = self.resolver.resolve(rule["EventPattern"])
+        # Fast polls for tests: the settle time after an abort and the wait between sweeps, in seconds.
+        self.function_for("compensate.handler.sweep").environment.update({"SETTLE_SECONDS": "1", "POLL_SECONDS": "1"})
 
     def _definition(self, props: dict[str, Any]) -> str:
         return state_machine_definition(self.synthesized, self.resolver, props)
@@ -241,6 +265,8 @@ class PipelineHarness:
         info = self.functions[name]
         event = json.loads(body) if body else {}
         self.invocations.append((info.handler, event))
+        for hook in list(self.before_invoke):
+            hook(info.handler, event)
         module_name, function = info.handler.rsplit(".", 1)
         with _ENV_LOCK:
             os.environ.update(info.environment)
@@ -327,8 +353,61 @@ class PipelineHarness:
                 return events
             kwargs["nextToken"] = page["nextToken"]
 
-    def run(self, execution_input: Any, *, name: str | None = None, timeout_s: float = 120.0) -> Execution:
-        return self.wait(self.start(execution_input, name=name), timeout_s=timeout_s)
+    def run(
+        self, execution_input: Any, *, name: str | None = None, timeout_s: float = 120.0, compensate: bool = True
+    ) -> Execution:
+        """Start, wait, and (as the stack's EventBridge rule would) compensate an execution that ended badly."""
+        execution = self.wait(self.start(execution_input, name=name), timeout_s=timeout_s)
+        if compensate:
+            execution.compensation = self.compensate(execution)
+        return execution
+
+    def status_change_event(self, description: dict[str, Any]) -> dict[str, Any]:
+        """The ``Step Functions Execution Status Change`` event Step Functions sends for an execution (the shape
+        of the examples in the Step Functions developer guide: dates in epoch milliseconds)."""
+
+        def millis(value: Any) -> int | None:
+            return int(value.timestamp() * 1000) if hasattr(value, "timestamp") else None
+
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Step Functions Execution Status Change",
+            "source": "aws.states",
+            "account": ACCOUNT,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "region": REGION,
+            "resources": [description["executionArn"]],
+            "detail": {
+                "executionArn": description["executionArn"],
+                "stateMachineArn": description["stateMachineArn"],
+                "name": description["name"],
+                "status": description["status"],
+                "startDate": millis(description.get("startDate")),
+                "stopDate": millis(description.get("stopDate")),
+                "input": description.get("input"),
+                "output": description.get("output"),
+                "inputDetails": {"included": True},
+                "outputDetails": {"included": True},
+                "error": description.get("error"),
+                "cause": description.get("cause"),
+            },
+        }
+
+    def compensate(self, execution: Execution, *, timeout_s: float = 60.0) -> Execution | None:
+        """What EventBridge does with the stack's rule: an event matching the rule's pattern starts the
+        compensation state machine with the event as its input. None when the event does not match."""
+        event = self.status_change_event(execution.description)
+        if not EventPattern.load(json.dumps(self.compensation_pattern)).matches_event(event):  # type: ignore[arg-type]
+            return None
+        return self.deliver(event, timeout_s=timeout_s)
+
+    def deliver(self, event: dict[str, Any], *, timeout_s: float = 60.0) -> Execution:
+        """Start the compensation state machine with ``event`` and wait for it."""
+        arn = self.sfn.start_execution(
+            stateMachineArn=self.compensation_arn, name=f"comp-{uuid.uuid4().hex[:12]}", input=json.dumps(event)
+        )["executionArn"]
+        return self.wait(arn, timeout_s=timeout_s)
 
     def notifications(self) -> list[dict[str, str]]:
         """Every message published to the stack's topic so far: ``{"subject", "message"}``."""
@@ -364,6 +443,7 @@ class Execution:
     arn: str
     description: dict[str, Any]
     history: list[dict[str, Any]]
+    compensation: Execution | None = None  # the compensation EventBridge started for it (PipelineHarness.run)
 
     @property
     def status(self) -> str:

@@ -52,7 +52,6 @@ MILESTONES: Final[Mapping[str, int]] = {
     "Promote": 97,
     "Reject": 97,
     "NotifySuccess": 99,
-    "NotifyFailure": 99,
 }
 SPANS: Final[Mapping[str, int]] = {"LabelShards": 50, "EvaluateCandidates": 16}
 
@@ -73,7 +72,6 @@ DONE: Final[Mapping[str, str]] = {
     "Promote": "quality gate passed: the router's model parameter now names the distilled deployment",
     "Reject": "quality gate failed: the router keeps its model",
     "NotifySuccess": "run outcome published (SNS, in moto)",
-    "NotifyFailure": "failure published (SNS, in moto)",
 }
 
 

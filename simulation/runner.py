@@ -264,6 +264,12 @@ def _run_in_moto(
                             stream=stream, interactive=interactive)  # fmt: skip
         execution = harness.wait(arn, timeout_s=options.timeout_s, poll_s=0.1, on_poll=progress.update)
         progress.finish(execution.description)
+        # A run that ended badly is compensated, as the stack's EventBridge rule would start it.
+        execution.compensation = harness.compensate(execution)
+        if execution.compensation is not None:
+            say(
+                f"Compensation (stops and deletes what the run created, then notifies): {execution.compensation.status}"
+            )
     run_s = time.perf_counter() - run_started
 
     report = _s3_json(harness, f"runs/{run_id}/report/report.json") or {"run_id": run_id, "candidates": []}

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from common.errors import InvalidRunInput
+from common.tags import run_tags
 from routing.model_ids import AUTO_TEACHER, MODEL_ID_PATTERN
 from routing.report import teacher_text
 
@@ -48,6 +49,18 @@ class RunSettings(BaseModel):
         le=840,
         description="a labeling shard stops after the teacher has answered nothing (only throttling) this long; "
         "keep it well above one teacher call",
+    )
+    keep_failed_artifacts: bool = Field(
+        default=False,
+        description="when the run fails, times out or is aborted, keep its jobs, custom model and deployment "
+        "(to inspect them or redrive past distillation) instead of stopping and deleting them",
+    )
+    max_failed_shards_percent: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="labeling shards that may still fail after their retries (percent of all shards) before the "
+        "run fails; their queries are counted as unlabeled (shard_failed)",
     )
 
     @field_validator("teacher_model_id")
@@ -156,7 +169,7 @@ class RunState(BaseModel):
         return f"{purpose[:20]}-{digest[:40]}".strip("-")
 
     def tags(self, stack_name: str) -> dict[str, str]:
-        return {"stack": stack_name, "run-id": self.run_id, "project": "search-router-distillation"}
+        return run_tags(stack_name, self.run_id)
 
 
 def run_id_from_execution(execution_name: str) -> str:
