@@ -15,9 +15,41 @@ __all__ = [
     "bedrock_tags",
     "error_code",
     "error_message",
+    "find_by_name",
+    "name_taken",
     "reraise_transient",
     "stop_evaluation_jobs",
 ]
+
+# What a create call that ran before (a retry after a timeout, a redrive) finds by name: (List operation,
+# summaries key, name field, ARN field).
+LISTINGS = {
+    "job": ("list_model_customization_jobs", "modelCustomizationJobSummaries", "jobName", "jobArn"),
+    "deployment": (
+        "list_custom_model_deployments",
+        "modelDeploymentSummaries",
+        "customModelDeploymentName",
+        "customModelDeploymentArn",
+    ),
+    "evaluation": ("list_evaluation_jobs", "jobSummaries", "jobName", "jobArn"),
+}
+
+
+def name_taken(exc: ClientError) -> bool:
+    """The create failed because a resource of that name exists (Bedrock answers ConflictException, or a
+    ValidationException saying so, depending on the operation)."""
+    code, message = error_code(exc), error_message(exc).lower()
+    return code == "ConflictException" or (code == "ValidationException" and "already exist" in message)
+
+
+def find_by_name(bedrock: Any, kind: str, name: str) -> str | None:
+    """The ARN of the job, deployment or evaluation job named exactly ``name``, if one exists."""
+    operation, key, name_field, arn_field = LISTINGS[kind]
+    for page in bedrock.get_paginator(operation).paginate(nameContains=name):
+        for summary in page.get(key, []):
+            if summary.get(name_field) == name:
+                return str(summary[arn_field])
+    return None
 
 
 def bedrock_tags(tags: dict[str, str]) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from common import s3io
-from common.bedrock import bedrock_tags, error_code, error_message, reraise_transient
+from common.bedrock import bedrock_tags, error_code, error_message, find_by_name, name_taken, reraise_transient
 from common.errors import DistillationFailed, DistillationTimedOut
 from common.observability import logger, metrics, task_handler
 from common.run import RunState, bedrock_name, env, next_wait_seconds
@@ -63,17 +63,25 @@ def job_request(run: RunState, *, train_uri: str) -> dict[str, Any]:
 def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     request = job_request(run, train_uri=event["dataset"]["train_uri"])
+    bedrock = CLIENTS.get("bedrock")
     try:
-        response = CLIENTS.get("bedrock").create_model_customization_job(**request)
+        job_arn = bedrock.create_model_customization_job(**request)["jobArn"]
     except ClientError as exc:
         reraise_transient(exc)
-        raise DistillationFailed(
-            f"could not start distillation job {request['jobName']}: {error_message(exc)}"
-        ) from None
-    metrics.add_metric(name="DistillationJobsStarted", unit="Count", value=1)
-    logger.info("distillation job started", job_arn=response["jobArn"], job_name=request["jobName"])
+        # A retry or a redrive after the job was created: the same clientRequestToken returns it, and should the
+        # service refuse the name instead, the job is found by its name (unique per account and Region).
+        existing = find_by_name(bedrock, "job", request["jobName"]) if name_taken(exc) else None
+        if existing is None:
+            raise DistillationFailed(
+                f"could not start distillation job {request['jobName']}: {error_message(exc)}"
+            ) from None
+        logger.info("distillation job exists already (re-entered)", job_arn=existing)
+        job_arn = existing
+    else:
+        metrics.add_metric(name="DistillationJobsStarted", unit="Count", value=1)
+        logger.info("distillation job started", job_arn=job_arn, job_name=request["jobName"])
     return {
-        "job_arn": response["jobArn"],
+        "job_arn": job_arn,
         "job_name": request["jobName"],
         "custom_model_name": request["customModelName"],
     }
@@ -132,9 +140,12 @@ def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
     if status in ("Failed", "Stopped"):
         metrics.add_metric(name="DistillationJobsFailed", unit="Count", value=1)
-        raise DistillationFailed(
-            f"distillation job {job.get('jobName', job_arn)} {status}: {job.get('failureMessage', 'no message given')}"
+        why = job.get("failureMessage") or (
+            "it was stopped (by hand, or by the compensation of an earlier failed attempt of this run); start a new run"
+            if status == "Stopped"
+            else "no message given"
         )
+        raise DistillationFailed(f"distillation job {job.get('jobName', job_arn)} {status}: {why}")
     if status == "InProgress" and elapsed > run.settings.max_distillation_hours:
         bedrock.stop_model_customization_job(jobIdentifier=job_arn)
         raise DistillationTimedOut(

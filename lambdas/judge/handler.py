@@ -16,7 +16,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from common import s3io
-from common.bedrock import TRANSIENT_CODES, bedrock_tags, error_code, error_message, stop_evaluation_jobs
+from common.bedrock import (
+    TRANSIENT_CODES,
+    bedrock_tags,
+    error_code,
+    error_message,
+    find_by_name,
+    name_taken,
+    stop_evaluation_jobs,
+)
 from common.observability import logger, metrics, task_handler
 from common.run import RunState, env, evaluation_job_name, next_wait_seconds
 from routing.aws import CLIENTS
@@ -78,9 +86,13 @@ def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         try:
             arn = bedrock.create_evaluation_job(**request)["jobArn"]
         except ClientError as exc:
-            logger.warning("judge job not created", candidate=evaluation["name"], code=error_code(exc))
-            jobs.append(_missing(evaluation["name"], f"could not create the judge job: {error_message(exc)}"))
-            continue
+            # Re-entered after the job was created (a retry, a redrive): use that job.
+            existing = find_by_name(bedrock, "evaluation", request["jobName"]) if name_taken(exc) else None
+            if existing is None:
+                logger.warning("judge job not created", candidate=evaluation["name"], code=error_code(exc))
+                jobs.append(_missing(evaluation["name"], f"could not create the judge job: {error_message(exc)}"))
+                continue
+            arn = existing
         jobs.append({"candidate": evaluation["name"], "status": "InProgress", "job_arn": arn, "score": None})
     return {
         "done": all(j["status"] != "InProgress" for j in jobs),

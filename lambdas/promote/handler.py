@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from common.bedrock import error_message
+from common.bedrock import error_code, error_message
 from common.observability import logger, metrics, task_handler
 from common.run import RunState, env
 from routing.aws import CLIENTS
@@ -34,12 +34,37 @@ def promoted_value(run: RunState, event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _current(ssm: Any, name: str) -> tuple[dict[str, Any], int] | None:
+    """The parameter's value (parsed) and version; None when it is missing or holds no JSON object."""
+    try:
+        parameter = ssm.get_parameter(Name=name)["Parameter"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            return None
+        raise
+    try:
+        value = json.loads(parameter["Value"])
+    except ValueError:
+        return None
+    return (value, int(parameter["Version"])) if isinstance(value, dict) else None
+
+
 @task_handler
 def promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     value = promoted_value(run, event)
     name = env("MODEL_PARAMETER")
-    response = CLIENTS.get("ssm").put_parameter(
+    ssm = CLIENTS.get("ssm")
+    # Re-entered (a retry after a timeout, a redrive of a later step): this run's promotion is already in place,
+    # and writing it again would add a parameter version (the rollback history) for nothing.
+    current = _current(ssm, name)
+    if current is not None and (current[0].get("model_id"), current[0].get("run_id")) == (
+        value["model_id"],
+        run.run_id,
+    ):
+        logger.info("model already promoted", parameter=name, version=current[1], model_id=value["model_id"])
+        return {"outcome": "promoted", "parameter": name, "version": current[1], "model_id": value["model_id"]}
+    response = ssm.put_parameter(
         Name=name, Value=json.dumps(value, separators=(",", ":")), Type="String", Overwrite=True
     )
     metrics.add_metric(name="ModelsPromoted", unit="Count", value=1)
@@ -58,8 +83,11 @@ def reject(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             CLIENTS.get("bedrock").delete_custom_model_deployment(customModelDeploymentIdentifier=arn)
             deleted = True
         except ClientError as exc:
-            delete_error = error_message(exc)
-            logger.warning("rejected deployment not deleted", deployment_arn=arn, error=delete_error)
+            if error_code(exc) == "ResourceNotFoundException":
+                deleted = True  # re-entered: an earlier attempt deleted it
+            else:
+                delete_error = error_message(exc)
+                logger.warning("rejected deployment not deleted", deployment_arn=arn, error=delete_error)
     metrics.add_metric(name="ModelsRejected", unit="Count", value=1)
     logger.info("model rejected", deployment_arn=arn, failures=failures, deleted=deleted)
     return {"outcome": "rejected", "failures": failures, "deployment_deleted": deleted, "delete_error": delete_error}

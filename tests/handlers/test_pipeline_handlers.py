@@ -139,28 +139,73 @@ def test_a_deployment_stuck_in_creating_fails_the_run(
         check({"run": run_state, "deployment": {"deployment_arn": arn}}, Context())
 
 
-def test_failure_notification_without_a_run_still_says_what_failed() -> None:
+def test_a_failure_refused_in_preflight_is_announced_with_its_cause_and_a_fix() -> None:
     from notify.handler import compose
 
     subject, message = compose(
         {
             "outcome": "failed",
-            "state": {
-                "input": [1, 2],
-                "error": {
-                    "Error": "InvalidRunInput",
-                    "Cause": json.dumps({"errorMessage": "the execution input must be a JSON object"}),
-                },
+            "compensation": {
+                "run_id": "exec-1",
+                "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:sm:exec-1",
+                "status": "FAILED",
+                "failed_state": "Preflight",
+                "error": "InvalidRunInput",
+                "cause": json.dumps({"errorMessage": "the execution input must be a JSON object"}),
+                "removed": [],
+                "kept": [],
+                "left": [],
             },
-            "execution_name": "exec-1",
-            "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:sm:exec-1",
         },
         stack_name="S",
         region="us-east-1",
     )
-    assert subject == "[S] run exec-1 FAILED: InvalidRunInput"
+    assert subject == "[S] run exec-1 FAILED in Preflight: InvalidRunInput"
     assert "Cause: the execution input must be a JSON object" in message
+    assert "Fix what the cause says and start a new run" in message
+    assert "- nothing was running or left" in message
     assert "console.aws.amazon.com/states" in message
+
+
+def test_a_failure_notification_lists_what_was_removed_kept_and_left_and_how_to_continue() -> None:
+    from notify.handler import compose
+
+    arn = "arn:aws:states:us-east-1:123456789012:execution:sm:nightly"
+    deployment = "arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/abc"
+    model = "arn:aws:bedrock:us-east-1:123456789012:custom-model/amazon.nova-micro-v1:0:128k/xyz"
+    job = "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/amazon.nova-micro-v1:0:128k/j1"
+    base = {"run_id": "nightly", "execution_arn": arn, "failed_state": "EvaluateCandidates"}
+    # A transient failure after a deployment existed: removed, so a redrive would miss it
+    _, removed = compose(
+        {"outcome": "failed", "compensation": {**base, "status": "FAILED", "error": "Lambda.Unknown",
+         "removed": [{"kind": "custom model deployment", "arn": deployment, "state": "deleted"}]}},
+        stack_name="S", region="us-east-1",
+    )  # fmt: skip
+    assert f"Removed:\n- custom model deployment {deployment} (deleted)" in removed
+    assert f"a redrive continues from it: aws stepfunctions redrive-execution --execution-arn {arn}" in removed
+    assert "set keep_failed_artifacts: true" in removed
+    # Kept on request: the storage cost is named
+    _, kept = compose(
+        {"outcome": "failed", "compensation": {**base, "status": "TIMED_OUT", "error": "States.Timeout",
+         "kept": [{"kind": "custom model", "arn": model, "state": "exists; kept: keep_failed_artifacts is true"}]}},
+        stack_name="S", region="us-east-1",
+    )  # fmt: skip
+    assert "TIMED OUT in EvaluateCandidates" in kept and "billed for storage every month" in kept
+    # Left behind: listed, with the hand-removal hint
+    subject, left = compose(
+        {"outcome": "failed", "compensation": {**base, "status": "ABORTED", "error": None,
+         "left": [{"kind": "model customization job", "arn": job, "state": "InProgress; AccessDenied"}]}},
+        stack_name="S", region="us-east-1",
+    )  # fmt: skip
+    assert subject == "[S] run nightly ABORTED in EvaluateCandidates: (stopped)"
+    assert "LEFT (could not be removed; remove them by hand):" in left and job in left
+    # The sweep itself failed: the run's failure is still announced
+    _, broken = compose(
+        {"outcome": "failed", "compensation": {"execution_arn": arn, "execution_name": "nightly", "status": "FAILED",
+         "cleanup_error": json.dumps({"errorMessage": "AccessDenied on ListCustomModels"})}},
+        stack_name="S", region="us-east-1",
+    )  # fmt: skip
+    assert "Clean-up could not run: AccessDenied on ListCustomModels" in broken
 
 
 def test_a_long_notification_subject_stays_a_valid_sns_subject() -> None:
@@ -170,8 +215,12 @@ def test_a_long_notification_subject_stays_a_valid_sns_subject() -> None:
     subject, message = compose(
         {
             "outcome": "failed",
-            "state": {"error": {"Error": "DistillationTimedOut\nsecond line", "Cause": "x"}},
-            "execution_name": "nightly-run-with-a-rather-long-name-é-" + "x" * 30,
+            "compensation": {
+                "status": "FAILED",
+                "error": "DistillationTimedOut\nsecond line",
+                "cause": "x",
+                "run_id": "nightly-run-with-a-rather-long-name-é-" + "x" * 30,
+            },
         },
         stack_name="SearchRouterDistillation-Production-EuropeanVideoArchive-Team42",
         region="us-east-1",

@@ -111,10 +111,11 @@ def test_latency_alarm_uses_the_stage_p99_and_the_configured_threshold(
 
 
 def test_the_pipeline_failure_alarm_is_reused_not_duplicated(synth: Synthesized) -> None:
+    pipeline = {"Ref": _logical_id(synth, synth.stack.pipeline.state_machine)}
     failure_alarms = [
         logical_id
         for logical_id, alarm in synth.resources("AWS::CloudWatch::Alarm").items()
-        if "ExecutionsFailed" in json.dumps(alarm["Properties"])
+        if "ExecutionsFailed" in json.dumps(alarm["Properties"]) and json.dumps(pipeline) in json.dumps(alarm)
     ]
     assert failure_alarms == [_logical_id(synth, synth.stack.pipeline.failure_alarm)]
     assert synth.stack.pipeline.failure_alarm in synth.stack.monitoring.alarms

@@ -21,7 +21,7 @@ from simulation.harness import TemplateResolver
 from tests.policy.evaluate import Request, Statement, allowed
 from tests.policy.recorder import Call
 from tests.policy.requirements import Need, needs_of, service_role_needs, trust_context
-from tests.policy.sar import ServiceAuthorizationReference
+from tests.policy.sar import GLOBAL_CONDITION_KEYS, ServiceAuthorizationReference
 from tests.policy.template import function_roles, key_policies, role_statements, topic_key, topic_policies
 
 SAR = ServiceAuthorizationReference.load()
@@ -58,6 +58,15 @@ def _statement_findings(role: str, statement: Statement) -> list[str]:
             continue
         if not any(a.types_matching(resource) for a in every):
             findings.append(f"{where}: {resource} is of no resource type that {sorted(a.full_name for a in every)} use")
+    for key in sorted({k for entries in statement.conditions.values() for k in entries}):
+        if key in GLOBAL_CONDITION_KEYS:
+            continue
+        unsupported = sorted(a.full_name for a in every if not a.supports_condition(key, statement.resources))
+        if unsupported:
+            findings.append(
+                f"{where}: condition key {key} is not one the SAR lists for {unsupported} (or their resource types): "
+                "the request never carries it, and the condition never holds"
+            )
     for pattern, actions in expanded.items():
         usable = [
             a

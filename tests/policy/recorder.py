@@ -13,7 +13,7 @@ import contextvars
 import copy
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -29,12 +29,20 @@ class Call:
     signing_name: str  # the IAM prefix source ("bedrock" for bedrock-runtime)
     operation: str  # e.g. "Converse"
     params: dict[str, Any]
+    context: dict[str, Any] = field(default_factory=dict)  # IAM condition context seen at call time (resource tags)
+
+
+ContextOf = Callable[[str, str, dict[str, Any]], dict[str, Any]]
 
 
 class CallRecorder:
-    def __init__(self) -> None:
+    """``context_of(service, operation, params)``, when given, captures the condition context of a call *before*
+    it runs (e.g. the tags of the resource it acts on, which a delete removes)."""
+
+    def __init__(self, context_of: ContextOf | None = None) -> None:
         self.calls: list[Call] = []
         self.invoked: set[str] = set()  # functions run while recording (some make no AWS call)
+        self._context_of = context_of
 
     @contextlib.contextmanager
     def invoking(self, function_logical_id: str) -> Iterator[None]:
@@ -69,13 +77,18 @@ class CallRecorder:
             function = _CURRENT.get()
             if function is not None:
                 model = client.meta.service_model
+                params = copy.deepcopy(api_params)
+                context = (
+                    recorder._context_of(model.service_name, operation_name, params) if recorder._context_of else {}
+                )
                 recorder.calls.append(
                     Call(
                         function=function,
                         service=model.service_name,
                         signing_name=model.signing_name or model.endpoint_prefix,
                         operation=operation_name,
-                        params=copy.deepcopy(api_params),
+                        params=params,
+                        context=context,
                     )
                 )
             return original_call(client, operation_name, api_params)

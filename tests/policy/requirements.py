@@ -95,6 +95,35 @@ def _bedrock_resources(call: Call) -> list[str] | None:  # noqa: PLR0911 - one c
     return None
 
 
+# The tags a create call puts on what it creates (the request's aws:RequestTag/* and aws:TagKeys).
+TAGGED_ON_CREATE: dict[str, list[tuple[str, str]]] = {
+    "CreateModelCustomizationJob": [
+        ("jobTags", f"{BEDROCK}:model-customization-job/new"),
+        ("customModelTags", f"{BEDROCK}:custom-model/new"),
+    ],
+    "CreateCustomModelDeployment": [("tags", f"{BEDROCK}:custom-model-deployment/new")],
+    "CreateEvaluationJob": [("jobTags", f"{BEDROCK}:evaluation-job/new")],
+}
+
+
+def _tag_context(tags: list[dict[str, str]]) -> dict[str, Any]:
+    context: dict[str, Any] = {f"aws:RequestTag/{t['key']}": t["value"] for t in tags}
+    if tags:
+        context["aws:TagKeys"] = [t["key"] for t in tags]
+    return context
+
+
+def request_tag_context(call: Call) -> dict[str, Any]:
+    """``aws:RequestTag/<key>`` for every tag a create request carries (a job's and its model's tags alike)."""
+    tags = [t for member, _ in TAGGED_ON_CREATE.get(call.operation, []) for t in call.params.get(member) or []]
+    return _tag_context(tags)
+
+
+def resource_tag_context(tags: Mapping[str, str]) -> dict[str, Any]:
+    """``aws:ResourceTag/<key>`` for a resource's tags (captured when the call was made)."""
+    return {f"aws:ResourceTag/{key}": value for key, value in tags.items()}
+
+
 def resources_of(call: Call) -> tuple[list[str], dict[str, Any]]:  # noqa: PLR0911 - one rule per service
     """The concrete resources a call is authorized on, and its condition context."""
     p, service, op = call.params, call.service, call.operation
@@ -114,7 +143,7 @@ def resources_of(call: Call) -> tuple[list[str], dict[str, Any]]:  # noqa: PLR09
         found = _bedrock_resources(call)
         if found is None:
             raise NotImplementedError(f"tests/policy/requirements.py has no resource rule for {service}.{op}")
-        return found, {}
+        return found, {**call.context, **request_tag_context(call)}
     raise NotImplementedError(f"tests/policy/requirements.py has no resource rule for {service}.{op}")
 
 
@@ -128,17 +157,10 @@ def needs_of(call: Call, *, topic_keys: Mapping[str, str]) -> list[Need]:
     if "roleArn" in p and call.operation in ("CreateModelCustomizationJob", "CreateEvaluationJob"):
         passed = {"iam:PassedToService": "bedrock.amazonaws.com"}
         needs.append(Need("iam:PassRole", p["roleArn"], f"{why} passes its service role", passed))
-    tagged = {
-        "CreateModelCustomizationJob": [
-            ("jobTags", f"{BEDROCK}:model-customization-job/new"),
-            ("customModelTags", f"{BEDROCK}:custom-model/new"),
-        ],
-        "CreateCustomModelDeployment": [("tags", f"{BEDROCK}:custom-model-deployment/new")],
-        "CreateEvaluationJob": [("jobTags", f"{BEDROCK}:evaluation-job/new")],
-    }
-    for member, arn in tagged.get(call.operation, []):
+    for member, arn in TAGGED_ON_CREATE.get(call.operation, []):
         if p.get(member):
-            needs.append(Need("bedrock:TagResource", arn, f"{why} tags what it creates ({member})"))
+            tags = _tag_context(p[member])
+            needs.append(Need("bedrock:TagResource", arn, f"{why} tags what it creates ({member})", tags))
     if call.service == "sns" and call.operation == "Publish" and p["TopicArn"] in topic_keys:
         key = topic_keys[p["TopicArn"]]
         needs += [

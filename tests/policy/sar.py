@@ -20,6 +20,7 @@ from tests.policy.globs import arn_format_tokens, glob_to_regex, globs_intersect
 class ResourceType:
     name: str
     arn: str  # the SAR's ARN format, e.g. arn:${Partition}:bedrock:${Region}::foundation-model/${ResourceId}
+    condition_keys: tuple[str, ...] = ()  # e.g. aws:ResourceTag/${TagKey}
 
     @property
     def tokens(self) -> tuple[str, ...]:
@@ -46,6 +47,14 @@ class Action:
     def types_matching(self, arn_glob: str) -> list[str]:
         """The resource types whose ARN format some ARN matched by ``arn_glob`` has."""
         return [t.name for t in self.resource_types if globs_intersect(arn_glob, t.tokens)]
+
+    def supports_condition(self, key: str, resources: tuple[str, ...]) -> bool:
+        """``key`` is a condition key the SAR lists for this action, or for every resource type of ``resources``
+        the action uses (``aws:ResourceTag/stack`` matches ``aws:ResourceTag/${TagKey}``)."""
+        if any(_key_matches(pattern, key) for pattern in self.condition_keys):
+            return True
+        types = [t for t in self.resource_types if any(r != "*" and globs_intersect(r, t.tokens) for r in resources)]
+        return bool(types) and all(any(_key_matches(p, key) for p in t.condition_keys) for t in types)
 
 
 class ServiceAuthorizationReference:
@@ -79,7 +88,7 @@ class ServiceAuthorizationReference:
                 continue
             resource = service["resources"].get(type_name)
             if resource is not None:
-                types.append(ResourceType(type_name, resource["arn"]))
+                types.append(ResourceType(type_name, resource["arn"], tuple(resource.get("condition_keys", []))))
         return Action(service["prefix"], canonical, tuple(types), tuple(keys))
 
     def expand(self, pattern: str) -> list[Action]:
@@ -96,3 +105,17 @@ class ServiceAuthorizationReference:
             canonical for lower, canonical in service.get("privileges_lower_name", {}).items() if regex.match(lower)
         ]
         return [a for a in (self.action(f"{prefix}:{n}") for n in names) if a is not None]
+
+
+# Keys IAM sets on every request, whatever the service (IAM user guide, global condition context keys).
+GLOBAL_CONDITION_KEYS = frozenset(
+    {"aws:SourceAccount", "aws:SourceArn", "aws:SecureTransport", "aws:PrincipalAccount", "aws:PrincipalArn"}
+)
+
+
+def _key_matches(pattern: str, key: str) -> bool:
+    """``aws:RequestTag/${TagKey}`` matches ``aws:RequestTag/stack`` (keys are case-insensitive)."""
+    prefix, _, variable = pattern.partition("${")
+    if variable:
+        return key.lower().startswith(prefix.lower()) and len(key) > len(prefix)
+    return pattern.lower() == key.lower()

@@ -29,6 +29,7 @@ from simulation.harness import ACCOUNT, REGION, PipelineHarness, TemplateResolve
 from tests.fakes.bedrock import BedrockFake
 from tests.policy.checks import call_findings, service_role_findings, statement_findings
 from tests.policy.recorder import Call, CallRecorder
+from tests.policy.requirements import resource_tag_context
 from tests.policy.template import function_roles, role_statements
 from tests.synth import Synthesized
 from tests.workflow.test_evaluation_and_promotion import judge_writes_scores
@@ -97,7 +98,23 @@ def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytes
     )
     bedrock.model_polls_to_active = 2
     assert harness.run({}).status == "SUCCEEDED"
-    assert harness.run({"num_examples": 5}).status == "FAILED"
+    # Failures, each compensated as the EventBridge rule would: refused in Preflight (nothing to remove), a failed
+    # deployment (the deployment and the model are deleted; the promoted one of the first run is protected),
+    # an abort while the job trains (the job is stopped).
+    refused = harness.run({"num_examples": 5})
+    assert refused.status == "FAILED" and refused.compensation and refused.compensation.status == "SUCCEEDED"
+    bedrock.fail_next_deployment("Insufficient capacity")
+    failed = harness.run({})
+    assert failed.compensation and failed.compensation.status == "SUCCEEDED", failed.compensation
+    aborted = _abort_in(harness, "distillation.handler.check")
+    assert aborted.status == "ABORTED" and aborted.compensation and aborted.compensation.status == "SUCCEEDED"
+    # A failure whose event was lost: the scheduled reconcile starts its compensation.
+    lost = harness.run({"num_examples": 5}, compensate=False)
+    _invoke(harness, "compensate.handler.reconcile", {"source": "aws.events"}, {"RECONCILE_GRACE_SECONDS": "0"})
+    assert any(
+        e["executionArn"] for e in harness.sfn.list_executions(stateMachineArn=harness.compensation_arn)["executions"]
+    )
+    del lost
 
     # The rarer paths, with the events the pipeline really passed (from the run above).
     run = _last_event(harness, "report.handler.handler")["run"]
@@ -149,6 +166,33 @@ def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytes
         raise AssertionError("the cleanup did not complete")
 
 
+def _abort_in(harness: PipelineHarness, handler: str) -> Any:
+    """Run from ``{}`` and stop the execution (as a user would in the console) when ``handler`` is first invoked."""
+
+    def stop(invoked: str, event: dict[str, Any]) -> None:
+        if invoked == handler and stop in harness.before_invoke:
+            harness.before_invoke.remove(stop)
+            harness.sfn.stop_execution(executionArn=event["run"]["execution_arn"], error="Stopped", cause="by a test")
+
+    harness.before_invoke.append(stop)
+    execution = harness.wait(harness.start({}))
+    execution.compensation = harness.compensate(execution)
+    return execution
+
+
+def _resource_tags(bedrock: BedrockFake) -> Any:
+    """The tags of the Bedrock resource a call acts on, as IAM sees them (``aws:ResourceTag/*``) at call time."""
+
+    def context_of(service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        if service not in ("bedrock", "bedrock-runtime"):
+            return {}
+        keys = ("jobIdentifier", "modelIdentifier", "customModelDeploymentIdentifier", "resourceARN", "modelId")
+        arn = next((params[k] for k in keys if str(params.get(k, "")).startswith("arn:")), None)
+        return resource_tag_context(bedrock.resource_tags(arn)) if arn else {}
+
+    return context_of
+
+
 def _last_event_request(bedrock: BedrockFake, operation: str) -> dict[str, Any]:
     return copy.deepcopy(bedrock.calls_to(operation)[-1])
 
@@ -166,7 +210,8 @@ def _cleanup_event(harness: PipelineHarness) -> dict[str, Any]:
         "LogicalResourceId": logical_id,
         "ResourceType": "Custom::RuntimeResourceCleanup",
         "PhysicalResourceId": f"runtime-resource-cleanup-{props['StackName']}",
-        "ResourceProperties": {k: str(v) for k, v in props.items()},
+        # No settle wait here (the recording's abort just happened; tests/handlers/test_cleanup.py covers it)
+        "ResourceProperties": {**{k: str(v) for k, v in props.items()}, "SettleSeconds": "0"},
     }
 
 
@@ -177,7 +222,7 @@ def recording(synthesized_small: Synthesized, bedrock: BedrockFake, monkeypatch:
         with mock_aws(config=MOTO):  # type: ignore[call-overload]
             harness = PipelineHarness(synthesized_small)
             harness.install(monkeypatch)
-            recorder = CallRecorder()
+            recorder = CallRecorder(_resource_tags(bedrock))
             with recorder.installed(monkeypatch):
                 harness.on_invoke = recorder.invoking
                 _exercise(harness, bedrock, monkeypatch)
@@ -228,6 +273,11 @@ def test_the_recording_covers_the_calls_defects_hid_in(recording: Recording) -> 
         ("bedrock-runtime", "ConverseStream"),
         ("sns", "Publish"),
         ("ssm", "PutParameter"),
+        ("s3", "PutObject"),
+        ("stepfunctions", "DescribeExecution"),
+        ("stepfunctions", "GetExecutionHistory"),
+        ("stepfunctions", "ListExecutions"),
+        ("stepfunctions", "StartExecution"),
     }
     assert expected <= operations
 
@@ -312,3 +362,60 @@ def test_missing_multipart_permissions_of_the_service_role_are_caught(recording:
     created = [c for c in recording.calls if c.operation == "CreateEvaluationJob"]
     findings = service_role_findings(broken, TemplateResolver.for_template(broken), created)
     assert any("not allowed: s3:AbortMultipartUpload" in f for f in findings)
+
+
+def test_destructive_and_create_grants_are_limited_to_this_stacks_tag_by_iam(recording: Recording) -> None:
+    # Every stop, delete and create of a run-time Bedrock resource carries the stack-tag condition, and the
+    # recorded calls pass it (the resources carry the tag; the creates tag what they create).
+    conditioned = {
+        "bedrock:StopModelCustomizationJob": "aws:ResourceTag/stack",
+        "bedrock:StopEvaluationJob": "aws:ResourceTag/stack",
+        "bedrock:DeleteCustomModelDeployment": "aws:ResourceTag/stack",
+        "bedrock:DeleteCustomModel": "aws:ResourceTag/stack",
+        "bedrock:CreateModelCustomizationJob": "aws:RequestTag/stack",
+        "bedrock:CreateCustomModelDeployment": "aws:RequestTag/stack",
+        "bedrock:CreateEvaluationJob": "aws:RequestTag/stack",
+    }
+    stack_names = {
+        str(v["Properties"]["Environment"]["Variables"]["STACK_NAME"])
+        for v in recording.template["Resources"].values()
+        if v["Type"] == "AWS::Lambda::Function"
+        and "STACK_NAME" in v["Properties"].get("Environment", {}).get("Variables", {})
+    }
+    (stack_name,) = stack_names  # the value the functions tag with
+    statements = role_statements(recording.template, recording.resolver)
+    seen = set()
+    for role, found in statements.items():
+        for statement in found:
+            for action, key in conditioned.items():
+                if action in statement.actions and statement.effect == "Allow":
+                    values = statement.conditions.get("StringEquals", {}).get(key)
+                    assert values == stack_name, (role, action, statement.conditions)
+                    seen.add(action)
+    assert seen == set(conditioned)
+    assert {c.operation for c in recording.calls} >= {"DeleteCustomModel", "StopModelCustomizationJob"}
+
+
+def test_a_delete_of_another_stacks_resource_is_refused_by_the_condition(recording: Recording) -> None:
+    # Given the Reject step's delete grant conditioned on another stack's tag
+    broken = copy.deepcopy(recording.template)
+    statement = _statement(_policy_of(broken, "promote.handler.reject"), "bedrock:DeleteCustomModelDeployment")
+    statement["Condition"] = {"StringEquals": {"aws:ResourceTag/stack": "someone-elses-stack"}}
+    findings = call_findings(broken, TemplateResolver.for_template(broken), recording.calls)
+    # Then the recorded delete of this stack's deployment is refused, as IAM would refuse it
+    assert any("not allowed: bedrock:DeleteCustomModelDeployment" in f for f in findings)
+
+
+def test_a_condition_key_the_action_does_not_support_is_caught(recording: Recording) -> None:
+    # Given a create conditioned on the *resource's* tag (a resource that does not exist yet carries none;
+    # the SAR lists no aws:ResourceTag for CreateModelCustomizationJob's foundation-model resource)
+    broken = copy.deepcopy(recording.template)
+    statement = _statement(_policy_of(broken, "distillation.handler.start"), "bedrock:CreateModelCustomizationJob")
+    statement["Condition"] = {"StringEquals": {"aws:ResourceTag/stack": "SearchRouterDistillation"}}
+    resolver = TemplateResolver.for_template(broken)
+    static = statement_findings(role_statements(broken, resolver))
+    assert any("condition key aws:ResourceTag/stack is not one the SAR lists" in f for f in static)
+    assert any(
+        "not allowed: bedrock:CreateModelCustomizationJob" in f
+        for f in call_findings(broken, resolver, recording.calls)
+    )

@@ -137,7 +137,7 @@ def test_too_few_valid_examples_fails_with_the_numbers_and_notifies(
     assert "needs at least 100" in note["message"]
 
 
-def test_a_failed_distillation_job_ends_in_the_failure_path_with_the_service_message(
+def test_a_failed_distillation_job_fails_in_its_step_and_is_announced_with_the_service_message(
     pipeline: PipelineHarness, bedrock: BedrockFake
 ) -> None:
     bedrock.fail_next_job("Training data has 3 malformed records")
@@ -146,12 +146,17 @@ def test_a_failed_distillation_job_ends_in_the_failure_path_with_the_service_mes
     assert execution.error == "DistillationFailed"
     assert "Training data has 3 malformed records" in execution.cause
     assert not bedrock.calls_to("CreateCustomModelDeployment")
+    # The failed task is the execution's last state (no failure path inside the workflow) ...
+    assert execution.entered_states()[-1] == "CheckDistillation"
+    # ... and the compensation EventBridge starts announces it, saying a redrive would not help
+    assert execution.compensation is not None and execution.compensation.status == "SUCCEEDED"
     (note,) = pipeline.notifications()
-    assert "job-fails FAILED: DistillationFailed" in note["subject"]
+    assert "job-fails FAILED in CheckDistillation: DistillationFailed" in note["subject"]
     assert "Training data has 3 malformed records" in note["message"]
+    assert "start a new run; a redrive would re-run the same step" in note["message"]
 
 
-def test_a_failed_deployment_ends_in_the_failure_path_with_the_service_message(
+def test_a_failed_deployment_fails_the_run_and_removes_what_it_created(
     pipeline: PipelineHarness, bedrock: BedrockFake
 ) -> None:
     bedrock.fail_next_deployment("Insufficient capacity for custom model deployment")
@@ -162,6 +167,10 @@ def test_a_failed_deployment_ends_in_the_failure_path_with_the_service_message(
     assert "RecordOutputs" not in execution.entered_states()
     (note,) = pipeline.notifications()
     assert "Insufficient capacity" in note["message"]
+    # The failed deployment and the distilled model are deleted (keep_failed_artifacts is false by default)
+    assert "custom model deployment arn:aws:bedrock" in note["message"] and "(deleted)" in note["message"]
+    assert not bedrock.control.list_custom_models()["modelSummaries"]
+    assert not bedrock.control.list_custom_model_deployments()["modelDeploymentSummaries"]
 
 
 def test_bring_your_own_queries_from_s3(pipeline: PipelineHarness, bedrock: BedrockFake) -> None:
