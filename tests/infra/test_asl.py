@@ -34,15 +34,17 @@ def _validate(definition: dict[str, Any], tmp_path: Path) -> subprocess.Complete
     )
 
 
-def deployed_definition(synth: Synthesized) -> dict[str, Any]:
+def deployed_definition(synth: Synthesized, machine: str = "pipeline") -> dict[str, Any]:
     template = synth.template
-    logical_id = synth.stack.get_logical_id(synth.stack.pipeline.state_machine.node.default_child)
+    construct = getattr(synth.stack, machine).state_machine
+    logical_id = synth.stack.get_logical_id(construct.node.default_child)
     props = template["Resources"][logical_id]["Properties"]
     return json.loads(state_machine_definition(synth, TemplateResolver.for_template(template), props))
 
 
-def test_the_deployed_definition_is_valid_asl(synth: Synthesized, tmp_path: Path) -> None:
-    definition = deployed_definition(synth)
+@pytest.mark.parametrize("machine", ["pipeline", "compensation"])
+def test_the_deployed_definition_is_valid_asl(synth: Synthesized, tmp_path: Path, machine: str) -> None:
+    definition = deployed_definition(synth, machine)
     result = _validate(definition, tmp_path)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "is valid" in result.stdout
