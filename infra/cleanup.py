@@ -17,7 +17,7 @@ continues the cleanup; nothing blocks forever.
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Aws, CustomResource, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -25,11 +25,11 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infra.bedrock_arns import tagged_by
 from infra.config import AppConfig
 from infra.lambda_factory import FunctionSpec, LambdaFactory
 from infra.nag import acknowledge, acknowledge_resources, acknowledge_wildcards
 from infra.pipeline import STEPS
+from infra.state_machines import runtime_resource_arns, runtime_resource_statements
 
 QUERY_INTERVAL = Duration.seconds(30)
 HANDLER_DEADLINE = Duration.minutes(45)  # is_complete fails with the list of leftovers at this point ...
@@ -41,14 +41,6 @@ IS_COMPLETE_TIMEOUT_SECONDS = 300
 # the cleanup waits out its timeout (plus a margin) before it trusts that nothing new will appear.
 RESOURCE_CREATING_HANDLERS = ("distillation.handler.start", "deployment.handler.start", "judge.handler.start")
 SETTLE_MARGIN_SECONDS = 30
-
-# Bedrock List actions have no resource-level permissions (Service Authorization Reference: no resource type).
-BEDROCK_LIST_ACTIONS = [
-    "bedrock:ListModelCustomizationJobs",
-    "bedrock:ListEvaluationJobs",
-    "bedrock:ListCustomModelDeployments",
-    "bedrock:ListCustomModels",
-]
 
 
 def settle_seconds() -> int:
@@ -119,11 +111,7 @@ class RuntimeResourceCleanup(Construct):
     def _grant(self, function: lambda_.Function, state_machine: sfn.StateMachine) -> None:
         role = function.role
         assert role is not None
-        bedrock = f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}"
-        jobs = f"{bedrock}:model-customization-job/*"
-        evaluations = f"{bedrock}:evaluation-job/*"
-        deployments = f"{bedrock}:custom-model-deployment/*"
-        models = f"{bedrock}:custom-model/*"
+        arns = runtime_resource_arns()
         executions = Stack.of(self).format_arn(
             service="states",
             resource="execution",
@@ -131,29 +119,7 @@ class RuntimeResourceCleanup(Construct):
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         statements = [
-            iam.PolicyStatement(sid="ListRuntimeResources", actions=BEDROCK_LIST_ACTIONS, resources=["*"]),
-            iam.PolicyStatement(
-                sid="ReadStackTags",
-                actions=["bedrock:ListTagsForResource"],
-                resources=[jobs, evaluations, deployments, models],
-            ),
-            iam.PolicyStatement(
-                sid="ReadJobs",
-                actions=["bedrock:GetModelCustomizationJob", "bedrock:GetEvaluationJob"],
-                resources=[jobs, evaluations],
-            ),
-            # IAM itself limits the destructive actions to what carries this stack's tag.
-            iam.PolicyStatement(
-                sid="StopAndDeleteTheStacksOwn",
-                actions=[
-                    "bedrock:StopModelCustomizationJob",
-                    "bedrock:StopEvaluationJob",
-                    "bedrock:DeleteCustomModelDeployment",
-                    "bedrock:DeleteCustomModel",
-                ],
-                resources=[jobs, evaluations, deployments, models],
-                conditions=tagged_by(Stack.of(self).stack_name),
-            ),
+            *runtime_resource_statements(self),
             iam.PolicyStatement(
                 sid="ListExecutions", actions=["states:ListExecutions"], resources=[state_machine.state_machine_arn]
             ),
@@ -166,7 +132,7 @@ class RuntimeResourceCleanup(Construct):
             function.add_to_role_policy(statement)
         acknowledge_resources(
             role,
-            [jobs, evaluations, deployments, models, executions],
+            [*arns.values(), executions],
             "The pipeline creates these jobs, models, deployments and executions at run time, so their ids are "
             "unknown at deploy; stopping and deleting them needs aws:ResourceTag/stack = this stack's name (IAM "
             "enforces it), and the function also checks the tag itself before acting.",

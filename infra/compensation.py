@@ -20,25 +20,29 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.bedrock_arns import tagged_by
-from infra.cleanup import BEDROCK_LIST_ACTIONS, settle_seconds
+from infra.cleanup import settle_seconds
 from infra.config import AppConfig, pipeline_defaults
 from infra.lambda_factory import FunctionSpec, LambdaFactory
 from infra.nag import acknowledge, acknowledge_resources, acknowledge_wildcards
 from infra.notifications import Notifications
+from infra.state_machines import (
+    ended_badly_alarm,
+    runtime_resource_arns,
+    runtime_resource_statements,
+    task_state_machine,
+)
 from infra.storage import RUNS_PREFIX
 
 DEFINITION_FILE = Path(__file__).resolve().parent.parent / "stepfunctions" / "compensation.asl.json"
@@ -120,37 +124,14 @@ class Compensation(Construct):
         )
         self._grant(pipeline, data_bucket, model_parameter, machine_arn)
 
-        log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/vendedlogs/states/{stack.stack_name}-compensation",
-            retention=logs.RetentionDays.SIX_MONTHS,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.state_machine = sfn.StateMachine(
+        self.state_machine, _ = task_state_machine(
             self,
             "StateMachine",
-            state_machine_name=machine_name,
+            definition_file=DEFINITION_FILE,
+            tasks={"SweepFunctionArn": self.sweep_function, "NotifyFunctionArn": notify_function},
+            log_group_name=f"/aws/vendedlogs/states/{stack.stack_name}-compensation",
             comment="Compensates failed, timed-out and aborted pipeline runs (see stepfunctions/)",
-            definition_body=sfn.DefinitionBody.from_file(str(DEFINITION_FILE)),
-            definition_substitutions={
-                "SweepFunctionArn": self.sweep_function.function_arn,
-                "NotifyFunctionArn": notify_function.function_arn,
-            },
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
-        )
-        self.state_machine.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"],
-                resources=[self.sweep_function.function_arn, notify_function.function_arn],
-            )
-        )
-        acknowledge_resources(
-            self.state_machine.role,
-            ["*"],
-            "CloudWatch Logs delivery and X-Ray APIs used by the state machine support no resource-level "
-            "permissions; tests allow '*' only for those actions.",
+            state_machine_name=machine_name,
         )
 
         # --- triggers --------------------------------------------------------------------------------------
@@ -190,26 +171,13 @@ class Compensation(Construct):
         )
 
         # --- alarms ---------------------------------------------------------------------------------------
-        failed = cloudwatch.MathExpression(
-            expression="failed + timedout + aborted",
-            using_metrics={
-                "failed": self.state_machine.metric_failed(period=Duration.minutes(5)),
-                "timedout": self.state_machine.metric_timed_out(period=Duration.minutes(5)),
-                "aborted": self.state_machine.metric_aborted(period=Duration.minutes(5)),
-            },
-            period=Duration.minutes(5),
-        )
         self.alarms = [
-            cloudwatch.Alarm(
+            ended_badly_alarm(
                 self,
                 "CompensationFailed",
-                alarm_description="A failed pipeline run's compensation could not remove everything it created "
+                self.state_machine,
+                "A failed pipeline run's compensation could not remove everything it created "
                 "(the notification lists what is left and how to remove it)",
-                metric=failed,
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
             cloudwatch.Alarm(
                 self,
@@ -236,11 +204,7 @@ class Compensation(Construct):
         machine_arn: str,
     ) -> None:
         stack = Stack.of(self)
-        bedrock = f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}"
-        jobs = f"{bedrock}:model-customization-job/*"
-        evaluations = f"{bedrock}:evaluation-job/*"
-        deployments = f"{bedrock}:custom-model-deployment/*"
-        models = f"{bedrock}:custom-model/*"
+        arns = runtime_resource_arns()
         executions = stack.format_arn(
             service="states",
             resource="execution",
@@ -248,33 +212,13 @@ class Compensation(Construct):
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         claims = data_bucket.arn_for_objects(f"{RUNS_PREFIX}*/compensation/*")
-        ours = tagged_by(stack.stack_name)
         sweep = self.sweep_function
         for statement in (
-            iam.PolicyStatement(sid="ListRuntimeResources", actions=BEDROCK_LIST_ACTIONS, resources=["*"]),
+            *runtime_resource_statements(self),
             iam.PolicyStatement(
-                sid="ReadRunTags",
-                actions=["bedrock:ListTagsForResource"],
-                resources=[jobs, evaluations, deployments, models],
-            ),
-            iam.PolicyStatement(
-                sid="ReadJobs",
-                actions=["bedrock:GetModelCustomizationJob", "bedrock:GetEvaluationJob"],
-                resources=[jobs, evaluations],
-            ),
-            iam.PolicyStatement(
-                sid="ReadTheRoutersDeployment", actions=["bedrock:GetCustomModelDeployment"], resources=[deployments]
-            ),
-            iam.PolicyStatement(
-                sid="StopAndDeleteTheStacksOwn",
-                actions=[
-                    "bedrock:StopModelCustomizationJob",
-                    "bedrock:StopEvaluationJob",
-                    "bedrock:DeleteCustomModelDeployment",
-                    "bedrock:DeleteCustomModel",
-                ],
-                resources=[jobs, evaluations, deployments, models],
-                conditions=ours,
+                sid="ReadTheRoutersDeployment",
+                actions=["bedrock:GetCustomModelDeployment"],
+                resources=[arns["deployments"]],
             ),
             iam.PolicyStatement(
                 sid="ReadTheExecution",
@@ -308,7 +252,7 @@ class Compensation(Construct):
             "deploy; stopping and deleting them needs aws:ResourceTag/stack = this stack's name (IAM enforces it), "
             "and the function selects one run by its run-id tag."
         )
-        acknowledge_resources(sweep.role, [jobs, evaluations, deployments, models, executions], runtime)  # type: ignore[arg-type]
+        acknowledge_resources(sweep.role, [*arns.values(), executions], runtime)  # type: ignore[arg-type]
         acknowledge_resources(
             sweep.role,  # type: ignore[arg-type]
             [claims],

@@ -10,15 +10,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import ArnFormat, Aws, Stack
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.bedrock_arns import (
@@ -34,6 +31,7 @@ from infra.config import DISTILLED_CANDIDATE_MODEL, AppConfig, pipeline_defaults
 from infra.lambda_factory import FunctionSpec, LambdaFactory
 from infra.nag import acknowledge_resources, acknowledge_wildcards
 from infra.notifications import Notifications
+from infra.state_machines import ended_badly_alarm, task_state_machine
 from infra.storage import INPUTS_PREFIX, RUNS_PREFIX, TMP_PREFIX
 
 DEFINITION_FILE = Path(__file__).resolve().parent.parent / "stepfunctions" / "pipeline.asl.json"
@@ -384,50 +382,20 @@ class Pipeline(Construct):
         notifications.grant_publish(fn["NotifyFunctionArn"])
 
         # --- State machine --------------------------------------------------------------------------------
-        self.log_group = logs.LogGroup(
-            self,
-            "StateMachineLogs",
-            log_group_name=f"/aws/vendedlogs/states/{stack.stack_name}-pipeline",
-            retention=logs.RetentionDays.SIX_MONTHS,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.state_machine = sfn.StateMachine(
+        self.state_machine, self.log_group = task_state_machine(
             self,
             "StateMachine",
+            definition_file=DEFINITION_FILE,
+            tasks=fn,
+            log_group_name=f"/aws/vendedlogs/states/{stack.stack_name}-pipeline",
             comment="Distils the search-intent router: data, distillation, deployment (see stepfunctions/)",
-            definition_body=sfn.DefinitionBody.from_file(str(DEFINITION_FILE)),
-            definition_substitutions={name: function.function_arn for name, function in fn.items()},
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
-        )
-        self.state_machine.add_to_role_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[f.function_arn for f in fn.values()])
-        )
-        acknowledge_resources(
-            self.state_machine.role,
-            ["*"],
-            "CloudWatch Logs delivery and X-Ray APIs used by the state machine support no resource-level "
-            "permissions; tests allow '*' only for those actions.",
         )
         self._grant_distributed_map()
-
-        self.failure_alarm = cloudwatch.Alarm(
+        self.failure_alarm = ended_badly_alarm(
             self,
             "ExecutionsFailed",
-            alarm_description="A distillation pipeline execution failed, timed out or was aborted",
-            metric=cloudwatch.MathExpression(
-                expression="failed + timedout + aborted",
-                using_metrics={
-                    "failed": self.state_machine.metric_failed(period=Duration.minutes(5)),
-                    "timedout": self.state_machine.metric_timed_out(period=Duration.minutes(5)),
-                    "aborted": self.state_machine.metric_aborted(period=Duration.minutes(5)),
-                },
-                period=Duration.minutes(5),
-            ),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            self.state_machine,
+            "A distillation pipeline execution failed, timed out or was aborted",
         )
         self.failure_alarm.add_alarm_action(cloudwatch_actions.SnsAction(notifications.topic))
 

@@ -21,6 +21,7 @@ from botocore.awsrequest import AWSResponse
 from common.run import RunState, settings_from_input
 from routing.aws import CLIENTS
 from tests.fakes.bedrock import ACCOUNT_ID, REGION, BedrockFake
+from tests.handlers.runs import run_state
 from tests.unit.test_run_naming import DEFAULTS
 
 STACK = "TestStack"
@@ -147,12 +148,7 @@ class World:
         from judge.handler import job_request as judge_request
 
         self.env.setenv("STACK_NAME", stack)
-        state = RunState(
-            run_id=run_id,
-            execution_arn=f"arn:aws:states:{REGION}:{ACCOUNT_ID}:execution:{stack}-pipeline:{run_id}",
-            started_at="2026-01-01T00:00:00+00:00",
-            settings=settings_from_input(DEFAULTS, {}),
-        )
+        state = run_state(run_id, stack)
         fake = self.bedrock
         fake.job_polls_to_complete = 1 if model else 1_000
         request = job_request(state, train_uri=f"s3://data-bucket/runs/{run_id}/dataset/train.jsonl")

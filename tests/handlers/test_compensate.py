@@ -14,9 +14,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from common.run import RunState, settings_from_input
 from routing.aws import CLIENTS
 from tests.fakes.bedrock import ACCOUNT_ID, REGION, BedrockFake
+from tests.handlers.runs import run_state
 from tests.unit.test_run_naming import DEFAULTS
 
 STACK = "TestStack"
@@ -92,12 +92,7 @@ class World:
         from distillation.handler import job_request
 
         self.env.setenv("STACK_NAME", stack)
-        state = RunState(
-            run_id=run_id,
-            execution_arn=f"arn:aws:states:{REGION}:{ACCOUNT_ID}:execution:{stack}-pipeline:{run_id}",
-            started_at="2026-01-01T00:00:00+00:00",
-            settings=settings_from_input(DEFAULTS, {}),
-        )
+        state = run_state(run_id, stack)
         fake = self.bedrock
         fake.job_polls_to_complete = 1_000 if training else 1
         job = fake.control.create_model_customization_job(**job_request(state, train_uri="s3://b/t.jsonl"))["jobArn"]
