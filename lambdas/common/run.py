@@ -49,6 +49,13 @@ class RunSettings(BaseModel):
         description="a labeling shard stops after the teacher has answered nothing (only throttling) this long; "
         "keep it well above one teacher call",
     )
+    max_failed_shards_percent: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="share of labeling shards (percent) that may fail after their retries without failing the run; "
+        "their queries are counted as unlabeled (shard_failed) in the manifest",
+    )
 
     @field_validator("teacher_model_id")
     @classmethod
