@@ -1,8 +1,10 @@
 """Teacher calls in flight that follow the teacher's quota, not the configured thread count.
 
-A labeling shard runs ``threads`` workers, but how many of them may have a Converse call in flight is decided
-here. :class:`AdaptiveConcurrency` is an AIMD limiter (additive increase, multiplicative decrease — the rule TCP
-uses to share a link it cannot see):
+A labeling shard runs ``threads`` workers, but how many of them may be calling the teacher is decided here. A slot
+is held by a call in flight and, after a throttling answer, by that query through its backoff (see
+:class:`Permit`): the limit bounds how fast a shard sends requests, not only how many are open.
+:class:`AdaptiveConcurrency` is an AIMD limiter (additive increase, multiplicative decrease — the rule TCP uses to
+share a link it cannot see):
 
 * it starts low (``initial``, 2 by default) and, until the first throttling answer, grows by one call for every
   answered call ("slow start": the limit doubles every round trip);
@@ -36,33 +38,44 @@ ready, a model timeout, network timeouts) are retried by the labeler but leave t
 
 
 class Permit:
-    """One call in flight. End it exactly once with :meth:`answered`, :meth:`overloaded` or :meth:`release`
-    (later calls are ignored, so a ``finally: permit.release()`` is always safe)."""
+    """One slot: a call in flight, or a throttled query backing off before it calls again.
 
-    __slots__ = ("_done", "_limiter", "epoch")
+    :meth:`answered` (the quota admitted the call) signals and frees the slot. :meth:`overloaded` only signals:
+    the throttled query keeps its slot through its backoff, and frees it with :meth:`release` — so the limit
+    bounds the request *rate* as well (a throttled answer comes back in a fraction of a second; a freed slot would
+    be called again at once). Each signal counts once and :meth:`release` after the end is a no-op, so a
+    ``finally: permit.release()`` is always safe.
+    """
+
+    __slots__ = ("_done", "_limiter", "_signalled", "epoch")
 
     def __init__(self, limiter: _Limiter, epoch: int) -> None:
         self._limiter = limiter
         self.epoch = epoch
         self._done = False
+        self._signalled = False
 
     def answered(self) -> None:
-        """The call returned an answer (valid or not): the quota admitted it."""
-        self._finish("answered")
+        """The call returned an answer (valid or not): the quota admitted it. Frees the slot."""
+        self._signal("answered")
+        self.release()
 
     def overloaded(self) -> None:
-        """The call was throttled (:data:`OVERLOAD_ERRORS`)."""
-        self._finish("overloaded")
+        """The call was throttled (:data:`OVERLOAD_ERRORS`). The slot stays taken until :meth:`release`."""
+        self._signal("overloaded")
 
     def release(self) -> None:
-        """The call ended some other way (an error that says nothing about the quota)."""
-        self._finish("released")
-
-    def _finish(self, how: str) -> None:
+        """Free the slot (after a backoff, or after an error that says nothing about the quota)."""
         if self._done:
             return
         self._done = True
-        self._limiter._finish(self, how)
+        self._limiter._release()
+
+    def _signal(self, how: str) -> None:
+        if self._signalled or self._done:
+            return
+        self._signalled = True
+        self._limiter._signal(self, how)
 
 
 class ConcurrencyLimiter(Protocol):
@@ -131,20 +144,27 @@ class _Limiter:
         self._in_flight_area += self._in_flight * max(0.0, now - self._last_change)
         self._last_change = now
 
-    def _finish(self, permit: Permit, how: str) -> None:
+    def _signal(self, permit: Permit, how: str) -> None:
         with self._cond:
-            self._account()
-            self._in_flight -= 1
             if how == "answered":
                 self.answered += 1
                 self._on_answered()
-            elif how == "overloaded":
+            else:
                 self.overloads += 1
                 self._on_overloaded(permit)
-            limit = self.limit
-            self._max_limit = max(self._max_limit, limit)
-            self._min_limit = min(self._min_limit, limit)
-            self._cond.notify_all()
+            self._changed()
+
+    def _release(self) -> None:
+        with self._cond:
+            self._account()
+            self._in_flight -= 1
+            self._changed()
+
+    def _changed(self) -> None:
+        limit = self.limit
+        self._max_limit = max(self._max_limit, limit)
+        self._min_limit = min(self._min_limit, limit)
+        self._cond.notify(max(0, limit - self._in_flight))  # wake as many waiters as there are free slots
 
     def _on_answered(self) -> None:
         return None

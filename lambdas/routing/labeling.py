@@ -499,6 +499,8 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
             return permit
 
     def call(permit: Permit, query: Query) -> ConverseOutcome:
+        """One Converse call on ``permit``: answered → signalled and freed; throttled → signalled, the slot kept
+        for the backoff (the caller frees it); any other error → freed."""
         run.count_call()
         try:
             answer = converse_text(
@@ -512,11 +514,6 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
         except Exception as exc:
             if is_overload(exc):
                 permit.overloaded()
-            else:
-                permit.release()
-            raise
-        except BaseException:
-            permit.release()  # the slot is freed whatever happens (the thread itself may be going away)
             raise
         permit.answered()
         return answer
@@ -542,13 +539,15 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
                         run.throttled_final()
                         return QueryOutcome(UNLABELED, reason=UNLABELED_DEADLINE)
                     run.retry(throttled=True)
-                    run.sleep(delay)
+                    run.sleep(delay)  # still holding the slot: the backoff counts against the limit
                     continue
                 if retryable:
                     run.throttled_final()
                 run.fail(exc, retryable=retryable)
                 code = error_code(exc)
                 return QueryOutcome(ERROR, query=query.text, code=code, message=_message(exc)[:MAX_SAMPLE_TEXT])
+            finally:
+                permit.release()  # on every path (after the backoff when retrying); a no-op once answered
             run.answered_call(answer.input_tokens, answer.output_tokens)
             parsed = parse_routing_answer(answer.text, channels, sum_tolerance=TRAINING_SUM_TOLERANCE)
             if parsed.ok:

@@ -40,10 +40,17 @@ def test_throttling_halves_the_limit_once_per_congestion_event() -> None:
     # Then the limit halved once, not sixteen times: the others were already in flight when it did
     assert limiter.limit == 8
     assert limiter.stats()["decreases"] == 1 and limiter.stats()["overloads"] == 16
+    # And the throttled queries keep their slots through their backoff: nothing can start until they free them
+    assert limiter.in_flight == 16 and limiter.try_acquire() is None
+    for permit in permits:
+        assert permit is not None
+        permit.release()
+    assert limiter.in_flight == 0
     # And a call started after the decrease that is throttled halves it again
     later = limiter.try_acquire()
     assert later is not None
     later.overloaded()
+    later.release()
     assert limiter.limit == 4
 
 
@@ -53,6 +60,7 @@ def test_after_throttling_it_grows_by_one_per_window_and_never_drops_below_the_f
         permit = limiter.try_acquire()
         assert permit is not None
         permit.overloaded()
+        permit.release()  # after its backoff
     assert limiter.limit == 1
     # congestion avoidance: +1/limit per answer (limit fractional inside), i.e. about one more call per window of
     # `limit` answers — one round trip at that limit
@@ -74,10 +82,18 @@ def test_other_errors_free_the_slot_without_changing_the_limit() -> None:
     permit = limiter.try_acquire()
     assert permit is not None and limiter.in_flight == 1
     permit.release()
-    permit.answered()  # a permit ends once: later calls are ignored
+    permit.answered()  # a released permit is done: later calls are ignored
     permit.overloaded()
+    permit.release()
     assert limiter.in_flight == 0 and limiter.limit == 4
     assert limiter.stats()["answered"] == 0 and limiter.stats()["overloads"] == 0
+    # and a throttled permit signals once, however often it is told
+    throttled = limiter.try_acquire()
+    assert throttled is not None
+    throttled.overloaded()
+    throttled.overloaded()
+    throttled.answered()  # frees it without counting an answer
+    assert limiter.in_flight == 0 and limiter.stats()["overloads"] == 1 and limiter.stats()["answered"] == 0
 
 
 def test_acquire_waits_for_a_free_slot_and_gives_up_after_its_timeout() -> None:
@@ -101,6 +117,7 @@ def test_fixed_concurrency_lets_every_thread_call_whatever_the_teacher_says() ->
         for permit in permits:
             assert permit is not None
             permit.overloaded()
+            permit.release()
     assert limiter.limit == 3 and limiter.stats()["kind"] == "fixed"
 
 
@@ -149,6 +166,7 @@ def test_many_threads_never_exceed_the_limit() -> None:
                 violations.append((in_flight, limit))
             if outcomes[index] < 0.2:
                 permit.overloaded()
+                permit.release()
             else:
                 permit.answered()
 
@@ -186,11 +204,10 @@ def _simulate(
 ) -> dict[str, list[float]]:
     """Discrete events, one virtual clock: each shard always has work, starts every call its limiter allows; a
     call admitted by the shared quota answers after ``call_s``, a refused one is throttled after ``throttle_s``
-    and its query retried after a 0.5-2 s backoff (holding no slot). Samples the limits every second."""
+    and its query keeps the slot through a 0.5-2 s backoff (as in ``label_queries``). Samples every second."""
     rng = random.Random(7)
     events: list[_Event] = []
     seq = 0
-    backlog = [0] * len(limiters)  # retries waiting to be called again, per shard
     samples: dict[str, list[float]] = {"t": [], "in_flight": [], "admitted": [], "refused": []}
     next_sample = 0.0
 
@@ -201,7 +218,6 @@ def _simulate(
 
     def start_calls(shard: int) -> None:
         while (permit := limiters[shard].try_acquire()) is not None:
-            backlog[shard] = max(0, backlog[shard] - 1)
             admitted = quota.admit()
             push(now[0] + (call_s if admitted else throttle_s), shard, permit=permit, admitted=admitted)
 
@@ -219,14 +235,13 @@ def _simulate(
         if lift_quota_at is not None and now[0] >= lift_quota_at:
             quota.set_rpm(1_000_000)
             lift_quota_at = None
-        if event.permit is not None:
-            if event.admitted:
-                event.permit.answered()
-            else:
-                event.permit.overloaded()
-                push(now[0] + rng.uniform(0.5, 2.0), event.shard, retry=True)
-        elif event.retry:
-            backlog[event.shard] += 1
+        if event.permit is not None and event.retry:  # a backoff ended: its slot is free
+            event.permit.release()
+        elif event.permit is not None and event.admitted:
+            event.permit.answered()
+        elif event.permit is not None:
+            event.permit.overloaded()
+            push(now[0] + rng.uniform(0.5, 2.0), event.shard, permit=event.permit, retry=True)
         start_calls(event.shard)
     return samples
 
