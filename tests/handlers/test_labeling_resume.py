@@ -196,10 +196,10 @@ def test_a_shard_that_runs_out_of_time_saves_its_progress_and_the_retry_labels_o
 
     shards = Shards(make_run())
     shards.add_shard(50, seed=2)
-    # Given a slow teacher and an invocation with one second left before its safety margin
-    teacher.delay_s = 0.3
+    # Given a slow teacher and an invocation with two seconds left before its safety margin
+    teacher.delay_s = 0.6
     with pytest.raises(TransientError, match="ran out of time") as incomplete:
-        shards.label(0, Context(SAFETY_MARGIN_S + 1.0))
+        shards.label(0, Context(SAFETY_MARGIN_S + 2.0))
     # Then it stopped cleanly: what it finished is checkpointed, it is not marked done, and it says why
     done_first = set(teacher.answered)
     progress = shards.checkpointed(0)
