@@ -161,7 +161,14 @@ class Pipeline(Construct):
             [f"{TMP_PREFIX}*/plan/*", f"{RUNS_PREFIX}*/dataset/*"],
             run_reason,
         )
-        self._objects(fn["LabelShardFunctionArn"], ["s3:GetObject"], [f"{TMP_PREFIX}*/plan/*"], run_reason)
+        # A re-invoked shard (retried after running out of time, or redriven) resumes from its checkpoint parts.
+        self._objects(
+            fn["LabelShardFunctionArn"],
+            ["s3:GetObject"],
+            [f"{TMP_PREFIX}*/plan/*", f"{TMP_PREFIX}*/labeled/*"],
+            run_reason,
+        )
+        self._list(fn["LabelShardFunctionArn"], [f"{TMP_PREFIX}*/labeled/*"])
         self._objects(fn["LabelShardFunctionArn"], ["s3:PutObject"], [f"{TMP_PREFIX}*/labeled/*"], run_reason)
         self._objects(
             fn["PrepareDatasetFunctionArn"],

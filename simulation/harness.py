@@ -208,6 +208,9 @@ class PipelineHarness:
             )
             self.functions[logical_id] = info
         self.invocations: list[tuple[str, dict[str, Any]]] = []
+        # (handler, errorType) of every invocation that failed: a Distributed Map's child executions keep their
+        # task failures out of the parent's history.
+        self.function_errors: list[tuple[str, str]] = []
         # Called around every handler invocation with the function's logical id (e.g. to attribute AWS calls).
         self.on_invoke: Callable[[str], contextlib.AbstractContextManager[Any]] | None = None
         # Called before every handler invocation with (handler, event): fault injection (stop the execution ...).
@@ -276,6 +279,7 @@ class PipelineHarness:
             with scope:
                 result = handler(event, FakeLambdaContext(info))
         except Exception as exc:
+            self.function_errors.append((info.handler, type(exc).__name__))
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps(
                 {

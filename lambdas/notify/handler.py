@@ -29,6 +29,7 @@ FIX_AND_RESTART = frozenset(
         "DistillationFailed",
         "DistillationTimedOut",
         "DeploymentFailed",
+        "TooManyShardsFailed",
     }
 )
 STORAGE_NOTE = (

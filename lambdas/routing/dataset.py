@@ -364,6 +364,8 @@ class DatasetTooSmall(Exception):
         throttled: int = 0,
         unlabeled_throttled: int = 0,
         errors_throttled: int = 0,
+        unlabeled_failed_shards: int = 0,
+        failed_shards: int = 0,
     ) -> None:
         self.valid = valid
         self.requested = requested
@@ -377,11 +379,18 @@ class DatasetTooSmall(Exception):
         self.throttled = throttled
         self.unlabeled_throttled = unlabeled_throttled
         self.errors_throttled = errors_throttled
+        self.unlabeled_failed_shards = unlabeled_failed_shards
+        self.failed_shards = failed_shards
         details = f"requested {requested}, labeled {labeled}, invalid {invalid}, duplicates {duplicates}"
         if errors:
             details += f", errors {errors}"
         if unlabeled:
             details += f", unlabeled {unlabeled}"
+            if unlabeled_failed_shards:
+                details += (
+                    f" ({unlabeled_failed_shards} of them in {failed_shards} failed shard"
+                    f"{'' if failed_shards == 1 else 's'}: shard_failed)"
+                )
         message = f"only {valid} valid training examples ({details}); Bedrock distillation needs at least {minimum}"
         if self.throttling_was_the_reason:
             share = f" ({throttled / calls:.0%} of {calls} calls)" if calls else ""
@@ -398,7 +407,47 @@ class DatasetTooSmall(Exception):
     def throttling_was_the_reason(self) -> bool:
         """Throttling (retries that ran out, shards that gave up) lost more queries than every other cause."""
         lost = self.unlabeled_throttled + self.errors_throttled
-        return lost > 0 and lost >= self.invalid + (self.errors - self.errors_throttled) + self.duplicates
+        others = self.invalid + (self.errors - self.errors_throttled) + self.duplicates + self.unlabeled_failed_shards
+        return lost > 0 and lost >= others
+
+
+class TooManyShardsFailed(Exception):
+    """More labeling shards failed after their retries than the run tolerates (``max_failed_shards_percent``);
+    the message gives the numbers and the errors the failed shards recorded."""
+
+    def __init__(
+        self,
+        *,
+        failed: int,
+        planned: int,
+        max_percent: int,
+        queries_lost: int,
+        kept: int = 0,
+        errors: Mapping[str, int] | None = None,
+    ) -> None:
+        self.failed = failed
+        self.planned = planned
+        self.max_percent = max_percent
+        self.queries_lost = queries_lost
+        self.kept = kept
+        self.errors = dict(errors or {})
+        share = failed / planned if planned else 0.0
+        causes = ", ".join(f"{code} ({n})" for code, n in sorted(self.errors.items(), key=lambda kv: (-kv[1], kv[0])))
+        message = (
+            f"{failed} of {planned} labeling shards ({share:.0%}) failed after their retries; the run tolerates "
+            f"{max_percent}% (max_failed_shards_percent). {queries_lost} queries were left unlabeled (shard_failed)"
+        )
+        if kept:
+            message += f"; {kept} labeled examples were kept from the failed shards' checkpoints"
+        if causes:
+            message += f". Last errors of the failed shards: {causes}"
+        super().__init__(message)
+
+
+def too_many_failed_shards(failed: int, planned: int, max_percent: float) -> bool:
+    """Step Functions' rule for a Map's ``ToleratedFailurePercentage``: the share of failed items must not exceed
+    the percentage (``failed / planned * 100 > max_percent`` fails; 100 tolerates everything, 0 nothing)."""
+    return planned > 0 and failed * 100 > max_percent * planned
 
 
 def ensure_trainable(
@@ -414,6 +463,8 @@ def ensure_trainable(
     throttled: int = 0,
     unlabeled_throttled: int = 0,
     errors_throttled: int = 0,
+    unlabeled_failed_shards: int = 0,
+    failed_shards: int = 0,
 ) -> None:
     """Raise :class:`DatasetTooSmall` when ``train_records`` is below :data:`MIN_RECORDS`."""
     if train_records < MIN_RECORDS:
@@ -429,6 +480,8 @@ def ensure_trainable(
             throttled=throttled,
             unlabeled_throttled=unlabeled_throttled,
             errors_throttled=errors_throttled,
+            unlabeled_failed_shards=unlabeled_failed_shards,
+            failed_shards=failed_shards,
         )
 
 
@@ -476,10 +529,11 @@ def build_manifest(
 
     Arguments: ``requested`` queries asked for; ``planned`` queries actually planned (fewer when the sources ran
     out); ``labeled`` valid teacher answers; ``invalid`` rejected answers by parse-failure reason; ``errors``
-    failed calls by error code; ``duplicates`` examples removed by de-duplication; ``unlabeled`` queries not
-    labeled in time (deadline); ``train`` / ``heldout`` the final splits; ``user_queries`` the user file's
+    failed calls by error code; ``duplicates`` examples removed by de-duplication; ``unlabeled`` queries never
+    labeled (by reason in ``labeling.unlabeled_by_reason``: ``deadline``, ``throttled``, ``shard_failed``);
+    ``train`` / ``heldout`` the final splits; ``user_queries`` the user file's
     :class:`~routing.queries.UserQueries` (or its stats); ``labeling`` optional labeling stats (tokens,
-    retries, elapsed); ``extra`` any further fields (merged last).
+    retries, elapsed, shards planned / failed / resumed); ``extra`` any further fields (merged last).
 
     Layout::
 

@@ -8,6 +8,12 @@ labeled, invalid (by parse-failure reason), error (by error code) or unlabeled (
 the shard ran out of time, ``throttled`` when the teacher answered nothing for longer than the throttle budget) —
 nothing is dropped silently. If the teacher is unusable (every call fails with the same non-retryable error, e.g.
 ``AccessDeniedException``) it raises :class:`TeacherUnavailable` instead of returning an empty dataset.
+
+How many calls are in flight is not the thread count but what a :class:`~routing.concurrency.ConcurrencyLimiter`
+allows: by default an AIMD limiter that starts low, grows while the teacher answers and halves when it throttles
+(:mod:`routing.concurrency`), so that a shard follows the teacher's quota. Every query that reaches a final
+outcome (labeled, invalid or error) is reported to ``on_outcome`` as it happens, with the usage so far: the label
+shard checkpoints them to S3 and a re-invoked shard labels only the rest.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from routing.answer import parse_routing_answer
 from routing.channels import ChannelSet
+from routing.concurrency import OVERLOAD_ERRORS, AdaptiveConcurrency, ConcurrencyLimiter, Permit
 from routing.dataset import TRAINING_SUM_TOLERANCE, LabeledExample
 from routing.prompts import teacher_prompt
 from routing.queries import Query
@@ -126,6 +133,11 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, _TRANSPORT_ERRORS) or (isinstance(exc, ClientError) and error_code(exc) in RETRYABLE_ERRORS)
 
 
+def is_overload(exc: BaseException) -> bool:
+    """The teacher said "too many requests" (:data:`~routing.concurrency.OVERLOAD_ERRORS`): fewer calls in flight."""
+    return isinstance(exc, ClientError) and error_code(exc) in OVERLOAD_ERRORS
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Labeling many queries
 # ---------------------------------------------------------------------------------------------------------
@@ -139,7 +151,8 @@ class LabelingResult:
     error (throttling or a transient service/network error). ``unlabeled`` are the queries left when the
     deadline came or the throttle budget ran out (``unlabeled_by_reason``: ``deadline`` / ``throttled``);
     ``throttle_stopped`` says the shard gave up on a teacher that kept throttling. Tokens are summed over every
-    answered call, retries included.
+    answered call, retries included. ``concurrency`` holds the limiter's figures (limits reached, mean calls in
+    flight, throttling answers, decreases).
     """
 
     examples: list[LabeledExample]
@@ -156,6 +169,21 @@ class LabelingResult:
     error_messages: dict[str, str] = field(default_factory=dict)
     unlabeled_by_reason: Counter[str] = field(default_factory=Counter)
     throttle_stopped: bool = False
+    concurrency: dict[str, Any] = field(default_factory=dict)
+    unlabeled_at: dict[int, str] = field(default_factory=dict)
+    """Position (in the ``queries`` given) → reason, for every unlabeled query."""
+
+    @property
+    def usage(self) -> LabelingUsage:
+        """What the run cost, as :class:`LabelingUsage`."""
+        return LabelingUsage(
+            calls=self.calls,
+            retries=self.retries,
+            throttled=self.throttled,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            elapsed_s=self.elapsed_s,
+        )
 
     @property
     def invalid_total(self) -> int:
@@ -185,18 +213,88 @@ class LabelingResult:
             "output_tokens": self.output_tokens,
             "elapsed_s": round(self.elapsed_s, 3),
             "examples_per_s": round(len(self.examples) / self.elapsed_s, 3) if self.elapsed_s > 0 else None,
+            "concurrency": dict(self.concurrency),
         }
 
 
-@dataclass
-class _Outcome:
-    kind: str  # "labeled" | "invalid" | "error" | "unlabeled"
-    example: LabeledExample | None = None
-    reason: str | None = None  # why unlabeled: UNLABELED_DEADLINE or UNLABELED_THROTTLED
+@dataclass(frozen=True)
+class LabelingUsage:
+    """What labeling has cost so far: calls (every attempt), retries, retryable-error responses, tokens, seconds."""
 
+    calls: int = 0
+    retries: int = 0
+    throttled: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "retries": self.retries,
+            "throttled": self.throttled,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+    def minus(self, other: LabelingUsage) -> LabelingUsage:
+        """The usage between two snapshots of one run (``self`` the later)."""
+        return LabelingUsage(
+            calls=self.calls - other.calls,
+            retries=self.retries - other.retries,
+            throttled=self.throttled - other.throttled,
+            input_tokens=self.input_tokens - other.input_tokens,
+            output_tokens=self.output_tokens - other.output_tokens,
+            elapsed_s=max(0.0, self.elapsed_s - other.elapsed_s),
+        )
+
+
+LABELED: Final = "labeled"
+INVALID: Final = "invalid"
+ERROR: Final = "error"
+UNLABELED: Final = "unlabeled"
+FINAL_KINDS: Final = frozenset({LABELED, INVALID, ERROR})
+"""Outcomes that end a query in this run of :func:`label_queries` (reported to ``on_outcome``, checkpointed)."""
+ANSWERED_KINDS: Final = frozenset({LABELED, INVALID})
+"""Outcomes the teacher answered (and was paid for): a resumed shard never asks about such a query again. An
+``error`` is counted if nothing better comes, but a resumed shard asks again (the access may have been granted,
+the quota may have recovered)."""
+
+
+@dataclass(frozen=True)
+class QueryOutcome:
+    """How one query ended. ``kind`` is :data:`LABELED` (``example``), :data:`INVALID` (``reason`` the
+    parse-failure reason, ``detail`` and ``text`` a sample of the answer), :data:`ERROR` (``code`` and ``message``
+    of the final error) or :data:`UNLABELED` (``reason``: :data:`UNLABELED_DEADLINE` / :data:`UNLABELED_THROTTLED`).
+    A resumed shard asks again about every query that is not :attr:`answered`."""
+
+    kind: str
+    query: str = ""
+    example: LabeledExample | None = None
+    reason: str | None = None
+    code: str | None = None
+    detail: str = ""
+    text: str = ""
+    message: str = ""
+
+    @property
+    def final(self) -> bool:
+        return self.kind in FINAL_KINDS
+
+    @property
+    def answered(self) -> bool:
+        return self.kind in ANSWERED_KINDS
+
+
+OutcomeListener = Callable[[int, QueryOutcome, LabelingUsage], None]
+"""``on_outcome(position, outcome, usage)``: ``position`` in the ``queries`` given to :func:`label_queries`,
+``usage`` the run's cost up to this outcome. Called from the worker threads, once per query with a final outcome."""
 
 UNLABELED_DEADLINE: Final = "deadline"
 UNLABELED_THROTTLED: Final = "throttled"
+UNLABELED_SHARD_FAILED: Final = "shard_failed"
+"""Queries of a shard that failed after its retries (and were not in its checkpoint): counted by PrepareDataset."""
 
 
 class _Run:
@@ -226,6 +324,18 @@ class _Run:
         self.unavailable: TeacherUnavailable | None = None
         self.last_answer = clock()  # when a call last returned an answer (the start, before any)
         self.throttle_stopped = False
+        self.started = time.perf_counter()
+
+    def usage(self) -> LabelingUsage:
+        with self.lock:
+            return LabelingUsage(
+                calls=self.calls,
+                retries=self.retries,
+                throttled=self.throttled,
+                input_tokens=self.input_tokens,
+                output_tokens=self.output_tokens,
+                elapsed_s=time.perf_counter() - self.started,
+            )
 
     def jitter(self, attempt: int, base: float, cap: float) -> float:
         with self.lock:
@@ -319,8 +429,12 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
     clock: Callable[[], float] = time.monotonic,
     fail_fast_after: int = DEFAULT_FAIL_FAST_AFTER,
     throttle_budget_s: float | None = None,
+    limiter: ConcurrencyLimiter | None = None,
+    on_outcome: OutcomeListener | None = None,
+    limiter_poll_s: float = 0.25,
 ) -> LabelingResult:
-    """Label ``queries`` with the teacher ``model_id`` over ``threads`` concurrent Converse calls.
+    """Label ``queries`` with the teacher ``model_id`` on ``threads`` workers, as many calls in flight as
+    ``limiter`` allows.
 
     * Prompt: :func:`~routing.prompts.teacher_prompt` as system, the query as the user turn, ``temperature``
       and ``max_tokens`` as inference config.
@@ -330,6 +444,10 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
     * Retryable errors (:data:`RETRYABLE_ERRORS`, network timeouts): up to ``max_throttle_retries`` retries per
       query after ``rng.uniform(0, min(max_delay_s, base_delay_s * 2**attempt))`` seconds (exponential backoff,
       full jitter). Other errors end the query and are counted by code.
+    * Calls in flight: ``limiter`` (default :class:`~routing.concurrency.AdaptiveConcurrency` with ``threads`` as
+      its ceiling: it halves on throttling and grows while the teacher answers). A worker waits for a permit
+      before every call, and gives it back before any backoff sleep. ``FixedConcurrency(threads)`` is the old
+      behaviour (every worker calls).
     * ``deadline`` (a ``clock()`` value, by default ``time.monotonic()``): no call starts and no backoff sleep
       is begun past it; the remaining queries are returned as ``unlabeled``. Pass the Lambda's remaining time
       minus a margin for one call and the upload.
@@ -338,9 +456,12 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
       not spend its whole timeout, and the run's hours, on a teacher whose quota is exhausted).
     * If every call fails with the same non-retryable error (checked after the first ``fail_fast_after``
       outcomes, and at the end), raises :class:`TeacherUnavailable`.
+    * ``on_outcome(position, outcome, usage)`` is called from the worker as soon as a query has a final outcome
+      (labeled, invalid or error; not for unlabeled ones), e.g. to checkpoint it.
 
     ``client`` is a ``bedrock-runtime`` client (or anything with a compatible ``converse``). Thread-safe
-    counters; the result's ``examples`` keep input order.
+    counters; the result's ``examples`` keep input order. ``limiter_poll_s`` is how often (real seconds) a worker
+    waiting for a permit looks at the deadline and the stop conditions.
     """
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
@@ -353,28 +474,59 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
         clock=clock,
         fail_fast_after=max(1, fail_fast_after),
     )
+    gate: ConcurrencyLimiter = limiter if limiter is not None else AdaptiveConcurrency(threads)
 
     def out_of_time(extra_s: float = 0.0) -> bool:
         return deadline is not None and clock() + extra_s >= deadline
 
-    def label_one(query: Query) -> _Outcome:  # noqa: PLR0911 - one return per outcome of a query
+    def stopped() -> QueryOutcome | None:
+        if run.throttled_too_long(throttle_budget_s):
+            return QueryOutcome(UNLABELED, reason=UNLABELED_THROTTLED)
+        if run.stop.is_set() or out_of_time():
+            return QueryOutcome(UNLABELED, reason=UNLABELED_DEADLINE)
+        return None
+
+    def permit_or_stop() -> Permit | QueryOutcome:
+        while True:
+            if (stop := stopped()) is not None:
+                return stop
+            permit = gate.acquire(timeout=limiter_poll_s)
+            if permit is None:
+                continue
+            if (stop := stopped()) is not None:  # waited for the permit past a stop
+                permit.release()
+                return stop
+            return permit
+
+    def call(permit: Permit, query: Query) -> ConverseOutcome:
+        """One Converse call on ``permit``: answered → signalled and freed; throttled → signalled, the slot kept
+        for the backoff (the caller frees it); any other error → freed."""
+        run.count_call()
+        try:
+            answer = converse_text(
+                client,
+                model_id=model_id,
+                system=system,
+                user=query.text,
+                max_tokens=max_tokens,
+                temperature=temperature,
+            )
+        except Exception as exc:
+            if is_overload(exc):
+                permit.overloaded()
+            raise
+        permit.answered()
+        return answer
+
+    def label_one(query: Query) -> QueryOutcome:
         invalid_attempts = 0
         throttle_attempts = 0
         while True:
-            if run.throttled_too_long(throttle_budget_s):
-                return _Outcome("unlabeled", reason=UNLABELED_THROTTLED)
-            if run.stop.is_set() or out_of_time():
-                return _Outcome("unlabeled", reason=UNLABELED_DEADLINE)
-            run.count_call()
+            permit = permit_or_stop()
+            if isinstance(permit, QueryOutcome):
+                return permit
             try:
-                answer = converse_text(
-                    client,
-                    model_id=model_id,
-                    system=system,
-                    user=query.text,
-                    max_tokens=max_tokens,
-                    temperature=temperature,
-                )
+                answer = call(permit, query)
             except Exception as exc:
                 retryable = is_retryable(exc)
                 if retryable and throttle_attempts < max_throttle_retries:
@@ -382,17 +534,20 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
                     throttle_attempts += 1
                     if run.throttled_too_long(throttle_budget_s):
                         run.throttled_final()
-                        return _Outcome("unlabeled", reason=UNLABELED_THROTTLED)
+                        return QueryOutcome(UNLABELED, reason=UNLABELED_THROTTLED)
                     if out_of_time(delay):
                         run.throttled_final()
-                        return _Outcome("unlabeled", reason=UNLABELED_DEADLINE)
+                        return QueryOutcome(UNLABELED, reason=UNLABELED_DEADLINE)
                     run.retry(throttled=True)
-                    run.sleep(delay)
+                    run.sleep(delay)  # still holding the slot: the backoff counts against the limit
                     continue
                 if retryable:
                     run.throttled_final()
                 run.fail(exc, retryable=retryable)
-                return _Outcome("error")
+                code = error_code(exc)
+                return QueryOutcome(ERROR, query=query.text, code=code, message=_message(exc)[:MAX_SAMPLE_TEXT])
+            finally:
+                permit.release()  # on every path (after the backoff when retrying); a no-op once answered
             run.answered_call(answer.input_tokens, answer.output_tokens)
             parsed = parse_routing_answer(answer.text, channels, sum_tolerance=TRAINING_SUM_TOLERANCE)
             if parsed.ok:
@@ -404,17 +559,30 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
                     weights=dict(decision.weights),
                     reasoning=decision.reasoning,
                 )
-                return _Outcome("labeled", example)
+                return QueryOutcome(LABELED, query=query.text, example=example)
             if invalid_attempts < max_invalid_retries:
                 invalid_attempts += 1
                 run.retry(throttled=False)
                 continue
             run.drop_invalid(query, parsed.reason.value, parsed.detail, answer.text)
-            return _Outcome("invalid")
+            return QueryOutcome(
+                INVALID,
+                query=query.text,
+                reason=parsed.reason.value,
+                detail=parsed.detail[:MAX_SAMPLE_TEXT],
+                text=answer.text[:MAX_SAMPLE_TEXT],
+            )
+
+    def work(item: tuple[int, Query]) -> QueryOutcome:
+        position, query = item
+        outcome = label_one(query)
+        if on_outcome is not None and outcome.final:
+            on_outcome(position, outcome, run.usage())
+        return outcome
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="label") as pool:
-        outcomes = list(pool.map(label_one, queries))
+        outcomes = list(pool.map(work, enumerate(queries)))
     elapsed = time.perf_counter() - started
 
     if run.unavailable is not None:
@@ -424,7 +592,7 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
         queries
         and run.answered == 0
         and len(final_codes) == 1
-        and sum(run.errors.values()) == sum(1 for outcome in outcomes if outcome.kind != "unlabeled")
+        and sum(run.errors.values()) == sum(1 for outcome in outcomes if outcome.kind != UNLABELED)
     ):
         code = next(iter(final_codes))
         if code not in run.retryable_codes:
@@ -436,12 +604,18 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
         errors=run.errors,
         retries=run.retries,
         throttled=run.throttled,
-        unlabeled=[query for query, outcome in zip(queries, outcomes, strict=True) if outcome.kind == "unlabeled"],
+        unlabeled=[query for query, outcome in zip(queries, outcomes, strict=True) if outcome.kind == UNLABELED],
         input_tokens=run.input_tokens,
         output_tokens=run.output_tokens,
         elapsed_s=elapsed,
         calls=run.calls,
         error_messages=run.error_messages,
-        unlabeled_by_reason=Counter(o.reason or UNLABELED_DEADLINE for o in outcomes if o.kind == "unlabeled"),
+        unlabeled_by_reason=Counter(o.reason or UNLABELED_DEADLINE for o in outcomes if o.kind == UNLABELED),
         throttle_stopped=run.throttle_stopped,
+        concurrency=gate.stats(),
+        unlabeled_at={
+            position: outcome.reason or UNLABELED_DEADLINE
+            for position, outcome in enumerate(outcomes)
+            if outcome.kind == UNLABELED
+        },
     )

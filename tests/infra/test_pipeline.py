@@ -124,7 +124,7 @@ def test_the_teacher_labeling_function_may_invoke_only_the_allowed_teachers(synt
     assert "nova-premier" in resources and "nova-pro" in resources
     assert "claude" not in resources and "custom-model-deployment" not in resources
     assert _actions(statements) - {"bedrock:InvokeModel"} <= {
-        "s3:GetObject", "s3:PutObject", "logs:CreateLogStream", "logs:PutLogEvents",
+        "s3:GetObject", "s3:PutObject", "s3:ListBucket", "logs:CreateLogStream", "logs:PutLogEvents",
         "xray:PutTraceSegments", "xray:PutTelemetryRecords",
     }  # fmt: skip
 

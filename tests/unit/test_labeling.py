@@ -318,7 +318,17 @@ def test_a_teacher_that_throttles_but_answers_is_not_stopped(bedrock: BedrockFak
         with lock:
             now[0] += 0.5
 
-    result = label(bedrock, queries(60), threads=4, throttle_budget_s=30.0, sleep=sleep, clock=lambda: now[0])
+    # (30 retries: under 60% random throttling the limiter keeps ~1 call in flight, so one query's retries are
+    # consecutive draws of the fake's throttling stream, and 13 throttled in a row would drop it once in ~12 runs)
+    result = label(
+        bedrock,
+        queries(60),
+        threads=4,
+        throttle_budget_s=30.0,
+        sleep=sleep,
+        clock=lambda: now[0],
+        max_throttle_retries=30,
+    )
     assert result.throttle_stopped is False
     assert len(result.examples) == 60 and result.throttled > 0
 

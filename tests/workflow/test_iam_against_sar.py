@@ -116,6 +116,14 @@ def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytes
     )
     del lost
 
+    # A labeling shard re-invoked (a retry after it ran out of time, a redrive): it resumes from its checkpoint.
+    shard_event = _last_event(harness, "label_shard.handler.handler")
+    stats = next(
+        k for k in harness.s3_keys(f"tmp/{shard_event['run']['run_id']}/labeled/") if k.endswith(".stats.json")
+    )
+    boto3.client("s3", region_name=REGION).delete_object(Bucket=harness.bucket, Key=stats)
+    _invoke(harness, "label_shard.handler.handler", shard_event)
+
     # The rarer paths, with the events the pipeline really passed (from the run above).
     run = _last_event(harness, "report.handler.handler")["run"]
     job_arn = bedrock.control.create_model_customization_job(
