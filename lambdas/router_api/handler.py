@@ -1,14 +1,16 @@
 """``POST /route``: validate the request, route it, log and count what happened, shape the response.
 
 Status codes are decided here and only here: 400 for a request that breaks the contract (the message names
-the field), 200 with valid weights for everything else, including every model problem. A 5xx happens only
-if even the default weights cannot be produced (the function's settings are broken).
+the field) or whose body cannot be read (not base64, not UTF-8, nested too deeply, an integer too long:
+``request_body``), 200 with valid weights for everything else, including every model problem. A 5xx happens
+only if even the default weights cannot be produced (the function's settings are broken).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from functools import cached_property
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -21,6 +23,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from router_api.api_models import (
@@ -31,6 +35,7 @@ from router_api.api_models import (
     describe_validation_errors,
 )
 from router_api.observability import logger, metrics, tracer
+from router_api.request_body import UnreadableBodyError, decode_body, normalize_content_type, parse_json_body
 from router_api.service import AttemptOutcome, RouteOutcome, RouterService, Source
 from router_api.settings import ENV_CORS_ORIGINS, load_settings
 from router_api.wiring import build_service
@@ -54,11 +59,28 @@ def _cors(raw: str | None) -> CORSConfig | None:
     return CORSConfig(allow_origin=origins[0], extra_origins=origins[1:], allow_headers=CORS_HEADERS, max_age=600)
 
 
-app = APIGatewayRestResolver(
+class _RouteEvent(APIGatewayProxyEvent):
+    """The REST proxy event with a body decoded strictly (:func:`request_body.decode_body`)."""
+
+    @cached_property
+    def decoded_body(self) -> str | None:
+        return decode_body(self.body, base64_encoded=bool(self.is_base64_encoded))
+
+
+class _RouteResolver(APIGatewayRestResolver):
+    """Powertools' REST resolver, reading bodies through ``request_body`` (the one override of its event
+    conversion: the content type's media type lower-cased, the body decoded strictly)."""
+
+    def _to_proxy_event(self, event: dict[str, Any]) -> BaseProxyEvent:
+        return _RouteEvent(normalize_content_type(event), self._json_body_deserializer)
+
+
+app = _RouteResolver(
     enable_validation=True,
     # A response that fails its model is our bug, never the client's: keep it out of the 400 handler.
     response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
     cors=_cors(os.environ.get(ENV_CORS_ORIGINS)),
+    json_body_deserializer=parse_json_body,
 )
 
 _service: RouterService | None = None
@@ -108,6 +130,11 @@ def _unsupported_media_type(error: RequestUnsupportedContentType) -> Response:
 @app.exception_handler(InvalidRequestError)
 def _over_limit(error: InvalidRequestError) -> Response:
     return _bad_request([{"field": error.field, "message": error.message}])
+
+
+@app.exception_handler(UnreadableBodyError)
+def _unreadable_body(error: UnreadableBodyError) -> Response:
+    return _bad_request([{"field": "body", "message": error.message}])
 
 
 @app.exception_handler(Exception)
