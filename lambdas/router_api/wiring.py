@@ -51,6 +51,7 @@ def build_service(settings: RouterSettings, *, clock: Callable[[], float] = time
             ttl_seconds=settings.model_ttl_seconds,
             ssm=ssm,
             clock=clock,
+            scope=settings.scope,
         ),
         clock=clock,
     )

@@ -23,7 +23,7 @@ from router_api.observability import logger, metrics
 from router_api.settings import load_settings, to_environment
 from router_api.wiring import build_service
 from routing.channels import DEFAULT_CHANNELS
-from tests.fakes.bedrock import BedrockFake, ConverseRequest, FakeError
+from tests.fakes.bedrock import ACCOUNT_ID, BedrockFake, ConverseRequest, FakeError
 
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "events"
 PARAMETER_NAME = "/test/router/promoted-model"
@@ -46,6 +46,15 @@ SETTINGS = {
     "model_ttl_seconds": 30,
     "max_query_chars": 1000,
     "log_queries": False,
+    # the guards off unless a test is about them (one failure must not skip a model in the other tests)
+    "breaker_failures": 0,
+    "breaker_open_seconds": 30,
+    "fallback_max_share": 1.0,
+    "fallback_window_seconds": 60,
+    "fallback_min_requests": 20,
+    "partition": "aws",
+    "region": "us-east-1",
+    "account_id": ACCOUNT_ID,
 }
 
 
