@@ -34,9 +34,10 @@ from router_api.api_models import (
     bad_request_body,
     describe_validation_errors,
 )
+from router_api.guards import CircuitEvent, Transition
 from router_api.observability import logger, metrics, tracer
 from router_api.request_body import UnreadableBodyError, decode_body, normalize_content_type, parse_json_body
-from router_api.service import AttemptOutcome, RouteOutcome, RouterService, Source
+from router_api.service import AttemptOutcome, DefaultReason, RouteOutcome, RouterService, Source
 from router_api.settings import ENV_CORS_ORIGINS, load_settings
 from router_api.wiring import build_service
 from routing.answer import round_weights
@@ -183,19 +184,7 @@ def _json_response(status: int, body: dict[str, Any]) -> Response:
 
 def _record(service: RouterService, outcome: RouteOutcome, request: RouteRequest) -> None:
     """One log line and the business metrics of this request."""
-    metrics.add_metric(name="RouteLatency", unit=MetricUnit.Milliseconds, value=outcome.latency_ms)
-    tracer.put_annotation(key="source", value=outcome.source.value)
-    for attempt in outcome.attempts:
-        if attempt.outcome is AttemptOutcome.MODEL_ERROR:
-            _count("ModelError", "code", attempt.code or "Unknown")
-        elif attempt.outcome is AttemptOutcome.PARSE_FAILURE:
-            _count("ParseFailure", "reason", attempt.code or "unknown")
-    if outcome.source is Source.CACHE:
-        metrics.add_metric(name="CacheHit", unit=MetricUnit.Count, value=1)
-    elif outcome.source is Source.FALLBACK_MODEL:
-        metrics.add_metric(name="FallbackModelUsed", unit=MetricUnit.Count, value=1)
-    elif outcome.source is Source.DEFAULT:
-        metrics.add_metric(name="DefaultWeightsUsed", unit=MetricUnit.Count, value=1)
+    _count_outcome(service, outcome)
     selection = outcome.selection
     if selection is not None and selection.refreshed and selection.problem is not None:
         _count("ModelParameterInvalid", "problem", selection.problem.value)
@@ -227,6 +216,42 @@ def _record(service: RouterService, outcome: RouteOutcome, request: RouteRequest
         logger.warning("No model answered; answered with the default weights", **fields)
     else:
         logger.info("Routed", **fields)
+
+
+def _count_outcome(service: RouterService, outcome: RouteOutcome) -> None:
+    """The business metrics of one routed request (and a log line per circuit that changed state)."""
+    metrics.add_metric(name="RouteLatency", unit=MetricUnit.Milliseconds, value=outcome.latency_ms)
+    tracer.put_annotation(key="source", value=outcome.source.value)
+    for attempt in outcome.attempts:
+        if attempt.outcome is AttemptOutcome.MODEL_ERROR:
+            _count("ModelError", "code", attempt.code or "Unknown")
+        elif attempt.outcome is AttemptOutcome.PARSE_FAILURE:
+            _count("ParseFailure", "reason", attempt.code or "unknown")
+        elif attempt.outcome is AttemptOutcome.CIRCUIT_OPEN:
+            _count("CircuitOpen", "model", attempt.model_id)
+    for event in outcome.circuit_events:
+        _circuit_changed(service, event)
+    if outcome.source is Source.CACHE:
+        metrics.add_metric(name="CacheHit", unit=MetricUnit.Count, value=1)
+    elif outcome.source is Source.FALLBACK_MODEL:
+        metrics.add_metric(name="FallbackModelUsed", unit=MetricUnit.Count, value=1)
+    elif outcome.source is Source.DEFAULT:
+        metrics.add_metric(name="DefaultWeightsUsed", unit=MetricUnit.Count, value=1)
+        if outcome.default_reason is DefaultReason.FALLBACK_CAPPED:
+            metrics.add_metric(name="FallbackCapped", unit=MetricUnit.Count, value=1)
+
+
+def _circuit_changed(service: RouterService, event: CircuitEvent) -> None:
+    if event.transition is Transition.OPENED:
+        _count("CircuitOpened", "model", event.model_id)
+        logger.warning(
+            "Circuit re-opened: the probe failed" if event.probe else "Circuit opened: the model is skipped",
+            model=event.model_id,
+            consecutive_failures=event.failures,
+            open_seconds=service.settings.breaker_open_seconds,
+        )
+    else:
+        logger.info("Circuit closed: the probe answered", model=event.model_id)
 
 
 def _count(name: str, dimension: str, value: str) -> None:
