@@ -39,7 +39,7 @@ from typing import Final, Protocol
 
 from router_api.cache import TtlLruCache
 from router_api.guards import Admission, CircuitBreakers, CircuitEvent, FallbackCap
-from router_api.invoker import TIMEOUT_CODE, ModelCallError
+from router_api.invoker import POOL_EXHAUSTED_CODE, TIMEOUT_CODE, ModelCallError
 from router_api.model_source import ModelSelection
 from router_api.settings import ModelSpec, RouterSettings
 from routing.answer import ParseFailure, ParseResult, RoutingDecision
@@ -336,6 +336,9 @@ class RouterService:
 
 
 def _counts_against_model(error: ModelCallError, *, full_timeout: bool) -> bool:
-    """Errors and timeouts, throttling included, count against a model's circuit; not a timeout of a call that
-    was given less than its call timeout (the request's budget ran short, the model may be fine)."""
+    """Errors and timeouts, throttling included, count against a model's circuit; not a full pool (a local
+    condition), nor a timeout of a call that was given less than its call timeout (the request's budget ran
+    short, the model may be fine)."""
+    if error.code == POOL_EXHAUSTED_CODE:
+        return False
     return full_timeout or error.code != TIMEOUT_CODE

@@ -1,22 +1,31 @@
-"""Faults cost nothing (issue 10): the circuit breaker per model and the cap on expensive fallbacks, through the
-real handler, the botocore-validating Bedrock fake and the manual clock."""
+"""Faults cost nothing (issue 10): the circuit breaker per model, the cap on expensive fallbacks and the call
+pool, through the real handler, the botocore-validating Bedrock fake and the manual clock."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from tests.fakes.bedrock import ConverseRequest, FakeError
+from router_api import handler
+from router_api.invoker import BedrockInvoker, ModelCallError
+from router_api.settings import ModelSpec, load_settings, to_environment
+from router_api.wiring import build_service, invoker_threads, router_client_config
+from routing.channels import DEFAULT_CHANNELS
+from routing.prompts import PromptKind
+from tests.fakes.bedrock import BedrockFake, ConverseRequest, FakeError
 from tests.handlers.router_harness import (
     DEFAULT_WEIGHTS,
     FALLBACK,
     FALLBACK_ANSWER,
     PRIMARY,
+    SETTINGS,
     VALID_ANSWER,
     RouterHarness,
+    by_model,
     clock,
     promotion,
     router,
@@ -249,3 +258,84 @@ def test_a_cap_of_one_lets_every_request_fall_back(router: RouterHarness) -> Non
     Models(router, primary=DENIED)
     assert {router.route(f"q{index}").body["source"] for index in range(30)} == {"fallback_model"}
     assert router.metric("FallbackCapped") == 0
+
+
+# --- the call pool -----------------------------------------------------------------------------------------------
+def test_eight_abandoned_calls_do_not_keep_a_healthy_model_from_answering(router: RouterHarness) -> None:
+    # Given a selected model that hangs on "slow" queries (a call botocore would give up on much later)
+    router.configure(timeout_ms=2000, call_timeout_ms=150)  # 150 ms: ample for the fake's answers on a busy CI
+    release = threading.Event()
+    Models(router, primary=lambda request: (release.wait(10) if "slow" in request.user_text else True) and VALID_ANSWER)
+    invoker = handler.get_service()._invoker
+    assert isinstance(invoker, BedrockInvoker)
+    try:
+        # When 8 requests each abandon a call to it (each is answered by the fallback)
+        for index in range(8):
+            assert router.route(f"slow {index}").body["source"] == "fallback_model"
+        assert invoker.in_flight == 8  # the abandoned calls still hold their threads
+        # Then the next request still gets a thread, and the healthy model answers it
+        reply = router.route("sunset over snowy mountains")
+        assert reply.body["source"] == "model"
+        assert reply.body["model"] == PRIMARY
+    finally:
+        release.set()
+
+
+def test_the_pool_is_sized_for_the_chain() -> None:
+    base = {**SETTINGS, "fallback_models": []}
+    sized = {}
+    for fallbacks in (0, 1, 4):
+        models = [{"model_id": f"us.amazon.nova-lite-v1:{n}", "prompt_kind": "teacher"} for n in range(fallbacks)]
+        environment = {**to_environment(**{**base, "fallback_models": models}), "CHANNELS": DEFAULT_CHANNELS.to_json()}
+        sized[fallbacks] = invoker_threads(load_settings(environment))
+    # three requests' worth of abandoned calls (one per model of a chain: promoted, default, fallbacks) + 1
+    assert sized == {0: 8, 1: 10, 4: 19}
+
+
+def test_the_bedrock_client_gives_up_on_a_call_within_the_call_timeout() -> None:
+    # The real client the router builds (no fake installed): its timeouts bound how long an abandoned call lives
+    environment = {**to_environment(**{**SETTINGS, "call_timeout_ms": 700}), "CHANNELS": DEFAULT_CHANNELS.to_json()}
+    settings = load_settings(environment)
+    service = build_service(settings)
+    client = service._invoker._runtime()  # type: ignore[attr-defined]
+    config = client.meta.config
+    assert config.read_timeout == 0.7
+    assert config.connect_timeout == 0.7
+    assert config.retries["total_max_attempts"] == 1
+    assert config.max_pool_connections == invoker_threads(settings)
+    assert client.meta.service_model.service_name == "bedrock-runtime"
+    slow_settings = load_settings({**environment, "ROUTER_CALL_TIMEOUT_MS": "2000"})
+    assert router_client_config(slow_settings).connect_timeout == 1.0  # connecting never takes more than 1 s
+    assert router_client_config(slow_settings).read_timeout == 2.0
+
+
+@pytest.fixture
+def hanging(bedrock: BedrockFake) -> Iterator[threading.Event]:
+    """The fake's model hangs until the event is set (set on teardown)."""
+    release = threading.Event()
+    bedrock.responder = by_model({PRIMARY: lambda request: release.wait(10) and VALID_ANSWER})
+    yield release
+    release.set()
+
+
+def test_a_full_pool_fails_at_once_instead_of_queueing(bedrock: BedrockFake, hanging: threading.Event) -> None:
+    invoker = BedrockInvoker(channels=DEFAULT_CHANNELS, runtime=lambda: bedrock.runtime, max_workers=2)
+    model = ModelSpec(PRIMARY, PromptKind.TEACHER)
+    for _ in range(2):
+        with pytest.raises(ModelCallError) as timeout:
+            invoker.ask(model, "sunset", stream=False, timeout_s=0.02)
+        assert timeout.value.code == "Timeout"
+    # Given both threads are held by abandoned calls, the next call does not wait for one
+    started = time.perf_counter()
+    with pytest.raises(ModelCallError) as full:
+        invoker.ask(model, "sunset", stream=False, timeout_s=1.0)
+    assert full.value.code == "PoolExhausted" and not full.value.retryable
+    assert time.perf_counter() - started < 0.5
+    assert len(bedrock.calls_to("Converse")) == 2  # it was never sent
+    # When the abandoned calls end, the pool is usable again
+    hanging.set()
+    deadline = time.perf_counter() + 5
+    while invoker.in_flight and time.perf_counter() < deadline:
+        time.sleep(0.005)
+    assert invoker.in_flight == 0
+    assert invoker.ask(model, "sunset", stream=False, timeout_s=1.0).ok

@@ -18,7 +18,7 @@ from router_api.guards import (
 )
 from router_api.invoker import ModelCallError
 from router_api.model_source import ModelSelection
-from router_api.service import RouterService
+from router_api.service import RouterService, Source
 from router_api.settings import AccountScope, ModelSpec, RouterSettings
 from routing.answer import ParseResult, ParseSuccess, RoutingDecision
 from routing.channels import DEFAULT_CHANNELS
@@ -328,6 +328,15 @@ def _service(clock: Clock, invoker: _Invoker) -> RouterService:
     return RouterService(
         settings, invoker=invoker, model_source=_Source(ModelSpec(MODEL, teacher)), clock=clock, sleep=lambda s: None
     )
+
+
+def test_a_full_call_pool_is_not_the_models_fault(clock: Clock) -> None:
+    invoker = _Invoker(MODEL, ModelCallError("PoolExhausted", "all threads busy"))
+    service = _service(clock, invoker)
+    for index in range(5):
+        assert service.route(f"q{index}", include_reasoning=True).source is Source.FALLBACK_MODEL
+    assert invoker.calls == 5
+    assert service.breakers.state(MODEL) is CircuitState.CLOSED
 
 
 def test_throttling_after_its_retry_counts_once_per_request(clock: Clock) -> None:
