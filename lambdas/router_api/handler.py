@@ -4,12 +4,21 @@ Status codes are decided here and only here: 400 for a request that breaks the c
 the field) or whose body cannot be read (not base64, not UTF-8, nested too deeply, an integer too long:
 ``request_body``), 200 with valid weights for everything else, including every model problem. A 5xx happens
 only if even the default weights cannot be produced (the function's settings are broken).
+
+Privacy: with ``router_log_queries`` off (the default) no log line carries the query or text that may quote
+it: the ``Routed`` line has the query's length, attempts keep their code but not a private detail (a
+parse-failure detail quotes the answer, which may echo the query; a service or botocore message may quote the
+request), and an exception is logged by its type and stack, not its message (settings errors excepted: they
+quote the function's environment only). The event is never logged (``log_event=False`` and ``debug=False``
+override ``POWERTOOLS_LOGGER_LOG_EVENT`` / ``POWERTOOLS_DEV``), and the router's trace annotations and
+metadata carry no query either (the X-Ray SDK's own botocore subsegments record a failed call's message).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import traceback
 from functools import cached_property
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -37,8 +46,8 @@ from router_api.api_models import (
 from router_api.guards import CircuitEvent, Transition
 from router_api.observability import logger, metrics, tracer
 from router_api.request_body import UnreadableBodyError, decode_body, normalize_content_type, parse_json_body
-from router_api.service import AttemptOutcome, DefaultReason, RouteOutcome, RouterService, Source
-from router_api.settings import ENV_CORS_ORIGINS, load_settings
+from router_api.service import Attempt, AttemptOutcome, DefaultReason, RouteOutcome, RouterService, Source
+from router_api.settings import ENV_CORS_ORIGINS, SettingsError, load_settings
 from router_api.wiring import build_service
 from routing.answer import round_weights
 
@@ -82,6 +91,7 @@ app = _RouteResolver(
     response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
     cors=_cors(os.environ.get(ENV_CORS_ORIGINS)),
     json_body_deserializer=parse_json_body,
+    debug=False,  # debug mode prints whole events, bodies (queries) included
 )
 
 _service: RouterService | None = None
@@ -143,19 +153,23 @@ def _unexpected(error: Exception) -> Response:
     if isinstance(error, ServiceError):  # Powertools' own HTTP errors (404 for an unknown path ...)
         metrics.add_metric(name="BadRequest", unit=MetricUnit.Count, value=1)
         return _json_response(error.status_code, {"message": error.msg})
-    logger.exception("Unexpected error; answering with the default weights")
     metrics.add_metric(name="InternalError", unit=MetricUnit.Count, value=1)
     try:
         service = get_service()
-    except Exception:
-        logger.exception("The router cannot start: its settings are invalid")
+    except Exception as broken:
+        logger.error("Unexpected error; answering with the default weights", **_exception_fields(error, False))
+        logger.error("The router cannot start: its settings are invalid", **_exception_fields(broken, False))
         return _json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"message": "The router is misconfigured"})
+    logger.error(
+        "Unexpected error; answering with the default weights",
+        **_exception_fields(error, service.settings.log_queries),
+    )
     outcome = service.default_outcome(error)
     metrics.add_metric(name="DefaultWeightsUsed", unit=MetricUnit.Count, value=1)
     return _json_response(HTTPStatus.OK, _response(service, outcome).model_dump(mode="json"))
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -184,6 +198,7 @@ def _json_response(status: int, body: dict[str, Any]) -> Response:
 
 def _record(service: RouterService, outcome: RouteOutcome, request: RouteRequest) -> None:
     """One log line and the business metrics of this request."""
+    log_queries = service.settings.log_queries
     _count_outcome(service, outcome)
     selection = outcome.selection
     if selection is not None and selection.refreshed and selection.problem is not None:
@@ -201,17 +216,15 @@ def _record(service: RouterService, outcome: RouteOutcome, request: RouteRequest
         "latency_ms": outcome.latency_ms,
         "include_reasoning": request.include_reasoning,
         "query_chars": len(request.query),
-        "attempts": [
-            {"model": a.model_id, "outcome": a.outcome.value, "code": a.code, "ms": a.duration_ms, "detail": a.detail}
-            for a in outcome.attempts
-        ],
+        "attempts": [_attempt_fields(a, log_queries) for a in outcome.attempts],
     }
     if outcome.default_reason is not None:
         fields["default_reason"] = outcome.default_reason.value
-    if service.settings.log_queries:
+    if log_queries:
         fields["query"] = request.query
     if outcome.error is not None:
-        logger.error("Routing failed unexpectedly; answered with the default weights", exc_info=outcome.error, **fields)
+        fields.update(_exception_fields(outcome.error, log_queries))
+        logger.error("Routing failed unexpectedly; answered with the default weights", **fields)
     elif outcome.source is Source.DEFAULT:
         logger.warning("No model answered; answered with the default weights", **fields)
     else:
@@ -241,6 +254,22 @@ def _count_outcome(service: RouterService, outcome: RouteOutcome) -> None:
             metrics.add_metric(name="FallbackCapped", unit=MetricUnit.Count, value=1)
 
 
+def _attempt_fields(attempt: Attempt, log_queries: bool) -> dict[str, Any]:
+    """An attempt for the log line: a private detail (it may quote the query) only when queries may be logged."""
+    fields: dict[str, Any] = {
+        "model": attempt.model_id,
+        "outcome": attempt.outcome.value,
+        "code": attempt.code,
+        "ms": attempt.duration_ms,
+    }
+    if attempt.detail is None or log_queries or not attempt.detail_private:
+        fields["detail"] = attempt.detail
+    else:
+        fields["detail"] = None
+        fields["detail_chars"] = len(attempt.detail)  # withheld: router_log_queries is off
+    return fields
+
+
 def _circuit_changed(service: RouterService, event: CircuitEvent) -> None:
     if event.transition is Transition.OPENED:
         _count("CircuitOpened", "model", event.model_id)
@@ -252,6 +281,32 @@ def _circuit_changed(service: RouterService, event: CircuitEvent) -> None:
         )
     else:
         logger.info("Circuit closed: the probe answered", model=event.model_id)
+
+
+def _exception_fields(error: BaseException, log_queries: bool) -> dict[str, Any]:
+    """``exception`` / ``exception_name`` for a log line. Without ``log_queries``, messages are withheld (a
+    message can quote anything, the query included); the stack says where it broke. Settings errors quote the
+    function's environment only and are kept."""
+    if log_queries or isinstance(error, SettingsError):
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    else:
+        text = "".join(_stack_without_messages(error))
+    return {"exception": text.rstrip(), "exception_name": type(error).__name__}
+
+
+def _stack_without_messages(error: BaseException) -> list[str]:
+    lines: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if lines:
+            lines.append("Caused by, or raised while handling:\n")
+        lines.append("Traceback (most recent call last):\n")
+        lines.extend(traceback.format_tb(current.__traceback__))
+        lines.append(f"{type(current).__name__}: <message withheld: router_log_queries is off>\n")
+        current = current.__cause__ or current.__context__
+    return lines
 
 
 def _count(name: str, dimension: str, value: str) -> None:

@@ -10,6 +10,10 @@ An abandoned call keeps its thread until botocore gives up, which the client con
 (``wiring.router_client_config``: connect and read timeouts from ``call_timeout_ms``), and the pool is sized
 for the abandoned calls a burst of slow requests can leave behind (``wiring.invoker_threads``). Should it
 still be full, a call fails at once with ``PoolExhausted`` rather than queueing behind the stuck ones.
+
+Error details: :attr:`ModelCallError.private` marks a detail that may hold request or response text (a
+service message, a botocore error that quotes a parameter): the handler logs it only with
+``router_log_queries`` on.
 """
 
 from __future__ import annotations
@@ -55,10 +59,11 @@ class ModelCallError(Exception):
     """The call failed; ``code`` is the service's error code (``ThrottlingException`` ...), ``Timeout`` for
     an overrun of the caller's deadline, or a botocore error name."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, *, private: bool = True) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
+        self.private = private  # the detail may quote the request or the answer
 
     @property
     def retryable(self) -> bool:
@@ -108,15 +113,17 @@ class BedrockInvoker:
             cancel.set()
             for open_stream in streams:
                 _close_quietly(open_stream)
-            raise ModelCallError(TIMEOUT_CODE, f"no answer within {timeout_s * 1000:.0f} ms") from None
+            raise ModelCallError(TIMEOUT_CODE, f"no answer within {timeout_s * 1000:.0f} ms", private=False) from None
         except ModelCallError:
             raise
         except ClientError as error:
             raise ModelCallError(_client_error_code(error), str(error)) from None
+        # botocore's connection errors name the endpoint URL only; other botocore errors may quote parameters
+        # (ParamValidationError does), service messages may quote the request: those details are private.
         except (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError) as error:
-            raise ModelCallError("ConnectionError", str(error)) from None
+            raise ModelCallError("ConnectionError", str(error), private=False) from None
         except ReadTimeoutError as error:
-            raise ModelCallError(TIMEOUT_CODE, str(error)) from None
+            raise ModelCallError(TIMEOUT_CODE, str(error), private=False) from None
         except BotoCoreError as error:
             raise ModelCallError(type(error).__name__, str(error)) from None
         except Exception as error:  # whatever else broke in this call, the next model may still answer
@@ -129,6 +136,7 @@ class BedrockInvoker:
                 raise ModelCallError(
                     POOL_EXHAUSTED_CODE,
                     f"all {self._max_workers} call threads are busy (calls abandoned after their deadline)",
+                    private=False,
                 )
             self._in_flight += 1
         try:

@@ -80,6 +80,7 @@ class Attempt:
     duration_ms: float
     code: str | None = None  # error code, or the parse-failure reason
     detail: str | None = None
+    detail_private: bool = True  # the detail may quote the query or the model's answer (log it only if allowed)
 
     @property
     def called(self) -> bool:
@@ -278,6 +279,7 @@ class RouterService:
                         self._ms_since(began),
                         error.code,
                         error.detail,
+                        error.private,
                     )
                 )
                 failed = _counts_against_model(error, full_timeout=timeout >= call_timeout)
@@ -295,7 +297,7 @@ class RouterService:
                         AttemptOutcome.PARSE_FAILURE,
                         self._ms_since(began),
                         result.reason.value,
-                        result.detail,
+                        result.detail,  # may quote the answer, which may echo the query: private
                     )
                 )
                 return _ModelResult(None, responded=True)

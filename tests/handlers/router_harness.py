@@ -159,6 +159,7 @@ class RouterHarness:
         self._capsys = capsys
         self._logs = io.StringIO()
         self._stdout = ""
+        self._stderr = ""
         self._previous_stream: Any = None
         self.ssm = boto3.client("ssm", region_name="us-east-1")
         self.bedrock.responder = by_model({PRIMARY: VALID_ANSWER, FALLBACK: FALLBACK_ANSWER})
@@ -190,7 +191,9 @@ class RouterHarness:
     # --- calls -------------------------------------------------------------------------------------------
     def invoke(self, event: dict[str, Any]) -> Reply:
         response = handler.lambda_handler(copy.deepcopy(event), LambdaContext())
-        self._stdout += self._capsys.readouterr().out
+        captured = self._capsys.readouterr()
+        self._stdout += captured.out
+        self._stderr += captured.err
         body = json.loads(response["body"]) if response.get("body") else {}
         return Reply(response["statusCode"], body, dict(response.get("headers") or {}))
 
@@ -206,6 +209,13 @@ class RouterHarness:
     # --- what the function emitted -----------------------------------------------------------------------
     def logs(self) -> list[dict[str, Any]]:
         return list(_json_documents(self._logs.getvalue()))
+
+    def emitted(self) -> str:
+        """Everything the function wrote: its log lines (as written), stdout (EMF metrics ...) and stderr."""
+        captured = self._capsys.readouterr()
+        self._stdout += captured.out
+        self._stderr += captured.err
+        return "\n".join((self._logs.getvalue(), self._stdout, self._stderr))
 
     def metrics(self) -> Counter[tuple[str, tuple[tuple[str, str], ...]]]:
         """EMF metrics emitted so far: (name, ((dimension, value), ...)) → summed value."""
