@@ -80,6 +80,14 @@ def _router_environment(**overrides: Any) -> dict[str, str]:
         "model_ttl_seconds": 30,
         "max_query_chars": 1000,
         "log_queries": False,
+        "breaker_failures": 5,
+        "breaker_open_seconds": 30,
+        "fallback_max_share": 0.1,
+        "fallback_window_seconds": 60,
+        "fallback_min_requests": 20,
+        "partition": "aws",
+        "region": "us-east-1",
+        "account_id": "123456789012",
         **overrides,
     }
     return {**to_environment(**settings), "CHANNELS": DEFAULT_CHANNELS.to_json()}

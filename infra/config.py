@@ -234,6 +234,12 @@ class RouterConfig:
     cors_origins: tuple[str, ...]
     execution_log_level: str
     waf: bool
+    breaker_failures: int  # consecutive failed requests that open a model's circuit; 0 disables the breaker
+    breaker_open_seconds: int  # an open circuit skips its model this long, then one probe request may try it
+    fallback_max_share: float  # share of a window's requests that may call router_fallback_models; 1 = no cap
+    fallback_window_seconds: int  # the sliding window of that share (per container)
+    fallback_min_requests: int  # the cap applies once the window holds this many requests
+    reserved_concurrency: int | None  # reserved (and maximum) concurrent executions of the router; None = none
 
     @property
     def models(self) -> tuple[RouterModel, ...]:
@@ -470,6 +476,16 @@ def _cors_origins(key: str, value: Any) -> tuple[str, ...]:
     return origins
 
 
+def _optional_int(key: str, value: Any, lo: int, hi: int) -> int | None:
+    """``null`` (or ``"null"`` / ``"none"`` / ``""`` from ``-c key=...``) or an integer in ``lo..hi``."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none")):
+        return None
+    try:
+        return _as_int(key, value, lo, hi)
+    except ConfigError:
+        raise ConfigError(key, f"must be null (unreserved) or an integer in {lo}..{hi}, got {value!r}") from None
+
+
 def _router_config(values: Mapping[str, Any]) -> RouterConfig:
     """The ``router_*`` / ``api_*`` keys (parsed one by one) checked against each other and the channels."""
     if values["router_call_timeout_ms"] > values["router_timeout_ms"]:
@@ -493,6 +509,12 @@ def _router_config(values: Mapping[str, Any]) -> RouterConfig:
         cors_origins=values["api_cors_origins"],
         execution_log_level=values["api_execution_log_level"],
         waf=values["api_waf"],
+        breaker_failures=values["router_breaker_failures"],
+        breaker_open_seconds=values["router_breaker_open_seconds"],
+        fallback_max_share=values["router_fallback_max_share"],
+        fallback_window_seconds=values["router_fallback_window_seconds"],
+        fallback_min_requests=values["router_fallback_min_requests"],
+        reserved_concurrency=values["router_reserved_concurrency"],
     )
 
 
@@ -554,6 +576,14 @@ FIELDS: dict[str, _Parser] = {
     "router_model_ttl_seconds": lambda k, v: _as_int(k, v, 1, 600),
     "router_max_query_chars": lambda k, v: _as_int(k, v, 1, 10_000),
     "router_log_queries": _as_bool,
+    "router_breaker_failures": lambda k, v: _as_int(k, v, 0, 100),
+    "router_breaker_open_seconds": lambda k, v: _as_int(k, v, 1, 3_600),
+    "router_fallback_max_share": lambda k, v: _as_float(k, v, 0.0, 1.0),
+    "router_fallback_window_seconds": lambda k, v: _as_int(k, v, 10, 3_600),
+    "router_fallback_min_requests": lambda k, v: _as_int(k, v, 1, 10_000),
+    # Lambda's per-function limit is the account's concurrency quota (1,000 by default) minus the 100 it keeps
+    # unreserved: a larger value fails at deploy, not here.
+    "router_reserved_concurrency": lambda k, v: _optional_int(k, v, 1, 10_000),
     "api_cors_origins": _cors_origins,
     "api_execution_log_level": lambda k, v: _as_choice(
         k, v.strip().upper() if isinstance(v, str) else v, API_EXECUTION_LOG_LEVELS

@@ -5,8 +5,10 @@ Router metrics come from two places:
 - the API Gateway **stage** (``AWS/ApiGateway``, ``ApiName`` + ``Stage``): requests, latency, 4xx, 5xx;
 - the router function's Powertools metrics (namespace = the stack name, dimension ``service=router_api``, see
   ``lambdas/router_api/handler.py``): ``RouteLatency`` (one sample per routed request), ``CacheHit``,
-  ``FallbackModelUsed``, ``DefaultWeightsUsed``, ``BadRequest``, ``InternalError``, and ``ModelError`` /
-  ``ParseFailure`` with their own ``code`` / ``reason`` dimension.
+  ``FallbackModelUsed``, ``DefaultWeightsUsed``, ``FallbackCapped``, ``BadRequest``, ``InternalError``, and,
+  each with its own dimension, ``ModelError`` (``code``, ``PoolExhausted`` included), ``ParseFailure``
+  (``reason``), ``CircuitOpen`` / ``CircuitOpened`` (``model``: a configured model id or the promoted ARN, a
+  bounded set) and ``ModelParameterInvalid`` (``problem``, ``foreign_arn`` included).
 
 The router emits no per-model latency metric, so "latency by model" is a Logs Insights table over the
 router's own ``Routed`` log lines (``model``, ``source``, ``latency_ms``), next to Bedrock's
@@ -202,6 +204,24 @@ class Monitoring(Construct):
                     self._search("ModelError", "code", "Model error"),
                     self._search("ParseFailure", "reason", "Parse failure"),
                 ],
+                width=8,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Circuit breaker: calls skipped / circuits opened, by model",
+                left=[self._search("CircuitOpen", "model", "Skipped (open)")],
+                right=[self._search("CircuitOpened", "model", "Opened")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Cost guard: expensive fallbacks used and capped",
+                left=[fallback_models, self._router_metric("FallbackCapped", "Sum", "Capped (default weights)")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Promoted-model parameter refused, by problem",
+                left=[self._search("ModelParameterInvalid", "problem", "Refused")],
                 width=8,
             ),
         )

@@ -18,6 +18,9 @@ Lambda behind it, and the SSM parameter that names the promoted model.
   replaces a promotion made since.
 - **Least privilege**: the function may invoke only the configured router models (their inference profiles
   and foundation models) and this account's custom model deployments, and read only that parameter.
+- **Cost guard**: the function's settings carry the circuit breaker and the fallback cap (``router_breaker_*``,
+  ``router_fallback_*``), the stack's partition, Region and account (a promoted ARN elsewhere is refused), and
+  an optional reserved concurrency (``router_reserved_concurrency``), which both guarantees and caps it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 
-from aws_cdk import Aws, CfnOutput, RemovalPolicy, Stack
+from aws_cdk import Annotations, Aws, CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -34,7 +37,7 @@ from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from infra.bedrock_arns import invoke_resource_arns
+from infra.bedrock_arns import invoke_resource_arns, tagged_by
 from infra.config import AppConfig
 from infra.lambda_factory import FunctionSpec, LambdaFactory
 from infra.nag import acknowledge, acknowledge_resources, acknowledge_wildcards
@@ -59,8 +62,18 @@ CORS_ALLOW_HEADERS = [
 ]
 
 
-def router_environment(config: AppConfig, model_parameter_name: str) -> dict[str, str]:
-    """The router Lambda's settings as environment variables (validated again once per cold start)."""
+def router_environment(
+    config: AppConfig,
+    model_parameter_name: str,
+    *,
+    partition: str = Aws.PARTITION,
+    region: str = Aws.REGION,
+    account_id: str = Aws.ACCOUNT_ID,
+) -> dict[str, str]:
+    """The router Lambda's settings as environment variables (validated again once per cold start).
+
+    The partition, Region and account default to the stack's (tokens resolved at deploy): the router checks a
+    promoted model ARN against them, and Lambda's environment does not name the account."""
     router = config.router
     return to_environment(
         model_parameter=model_parameter_name,
@@ -74,6 +87,14 @@ def router_environment(config: AppConfig, model_parameter_name: str) -> dict[str
         model_ttl_seconds=router.model_ttl_seconds,
         max_query_chars=router.max_query_chars,
         log_queries=router.log_queries,
+        breaker_failures=router.breaker_failures,
+        breaker_open_seconds=router.breaker_open_seconds,
+        fallback_max_share=router.fallback_max_share,
+        fallback_window_seconds=router.fallback_window_seconds,
+        fallback_min_requests=router.fallback_min_requests,
+        partition=partition,
+        region=region,
+        account_id=account_id,
         cors_origins=router.cors_origins,
     )
 
@@ -117,9 +138,13 @@ class RoutingApi(Construct):
                 timeout_seconds=math.ceil(router.timeout_ms / 1000) + ROUTER_TIMEOUT_HEADROOM_SECONDS,
                 memory_mb=ROUTER_MEMORY_MB,
                 environment=router_environment(config, self.model_parameter.parameter_name),
+                # Optional (router_reserved_concurrency): guarantees the router this many concurrent executions
+                # whatever else runs in the account, and is also its maximum (beyond it Lambda throttles).
+                reserved_concurrency=router.reserved_concurrency,
             ),
         )
         self._grant_model_access(self.function)
+        self._check_reserved_concurrency()
 
         self.access_logs = logs.LogGroup(self, "AccessLogs", removal_policy=RemovalPolicy.DESTROY)
         access_logs_resource = self.access_logs.node.default_child
@@ -215,6 +240,21 @@ class RoutingApi(Construct):
             self._output("RouteApiKeyId", self.api_key.key_id, "API key id (value: aws apigateway get-api-key)")
 
     # ------------------------------------------------------------------------------------------------------
+    def _check_reserved_concurrency(self) -> None:
+        """A reservation below what the stage lets through turns the excess into 5xx: say so at synth."""
+        router = self._config.router
+        if router.reserved_concurrency is None:
+            return
+        needed = math.ceil(self._config.api_rate_limit * router.timeout_ms / 1000)
+        if router.reserved_concurrency < needed:
+            Annotations.of(self).add_warning_v2(
+                "project:router-reserved-concurrency",
+                f"router_reserved_concurrency={router.reserved_concurrency} is below api_rate_limit x "
+                f"router_timeout_ms ({self._config.api_rate_limit:g}/s x {router.timeout_ms / 1000:g} s = {needed}): "
+                "when the model is slow, requests beyond the reservation are throttled by Lambda and answered "
+                "with a 5xx. Raise it, lower api_rate_limit, or leave it unset (null).",
+            )
+
     def _grant_model_access(self, function: lambda_.Function) -> None:
         role = function.role
         assert role is not None
@@ -222,10 +262,13 @@ class RoutingApi(Construct):
             {arn for model in self._config.router.models for arn in invoke_resource_arns(model.model_id)}
         )
         deployments = f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:custom-model-deployment/*"
+        invoke = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+        function.add_to_role_policy(iam.PolicyStatement(actions=invoke, resources=model_resources))
+        # A promoted deployment: only one this stack's pipeline created (IAM checks its stack tag), so a parameter
+        # pointed at someone else's deployment cannot make the router call (and pay for) it.
         function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
-                resources=[*model_resources, deployments],
+                actions=invoke, resources=[deployments], conditions=tagged_by(Stack.of(self).stack_name)
             )
         )
         acknowledge_resources(
@@ -238,7 +281,8 @@ class RoutingApi(Construct):
             role,
             [deployments],
             "Custom model deployment ids are created at run time by the pipeline and promoted through SSM; only "
-            "deployments in this account and Region, and only invoke actions, are allowed.",
+            "invoke actions on deployments in this account and Region that carry aws:ResourceTag/stack = this "
+            "stack's name (IAM enforces it).",
         )
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[self.model_parameter.parameter_arn])

@@ -48,6 +48,8 @@ _MESSAGES = {
     "string_type": "must be a string",
     "bool_type": "must be true or false",
     "string_too_short": "must not be empty or blank",
+    # a JSON escape such as \ud800 decodes to a lone surrogate, which no model call could encode
+    "string_unicode": "must be valid Unicode text (it holds an unpaired surrogate such as \\ud800)",
     "extra_forbidden": f"is not a known field (allowed: {', '.join(REQUEST_FIELDS)})",
 }
 _NOT_AN_OBJECT = ("model_attributes_type", "model_type", "dict_type")

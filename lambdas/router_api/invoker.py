@@ -5,6 +5,15 @@ service retries within its own time budget). So each call runs on a small per-co
 caller waits at most ``timeout_s``; a call that overruns is abandoned (its stream closed) and reported as
 ``Timeout``. With ``stream=True`` the answer is read only until every channel's weight is known, then the
 stream is closed: the reasoning is never waited for.
+
+An abandoned call keeps its thread until botocore gives up, which the client configuration bounds
+(``wiring.router_client_config``: connect and read timeouts from ``call_timeout_ms``), and the pool is sized
+for the abandoned calls a burst of slow requests can leave behind (``wiring.invoker_threads``). Should it
+still be full, a call fails at once with ``PoolExhausted`` rather than queueing behind the stuck ones.
+
+Error details: :attr:`ModelCallError.private` marks a detail that may hold request or response text (a
+service message, a botocore error that quotes a parameter): the handler logs it only with
+``router_log_queries`` on.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Final
 
@@ -33,6 +42,7 @@ from routing.prompts import PromptKind, prompt_for
 MAX_TOKENS: Final = 300
 TEMPERATURE: Final = 0.0
 TIMEOUT_CODE: Final = "Timeout"
+POOL_EXHAUSTED_CODE: Final = "PoolExhausted"
 # Errors worth one more try on the same model (transient on the service side or on the way there).
 RETRYABLE_CODES: Final = frozenset(
     {
@@ -49,10 +59,11 @@ class ModelCallError(Exception):
     """The call failed; ``code`` is the service's error code (``ThrottlingException`` ...), ``Timeout`` for
     an overrun of the caller's deadline, or a botocore error name."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, *, private: bool = True) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
+        self.private = private  # the detail may quote the request or the answer
 
     @property
     def retryable(self) -> bool:
@@ -64,15 +75,30 @@ class _Cancelled(Exception):
 
 
 class BedrockInvoker:
-    """Calls a router model and parses its answer with the shared parser. Thread pool created lazily."""
+    """Calls a router model and parses its answer with the shared parser. Thread pool created lazily; at most
+    ``max_workers`` calls (abandoned ones included) in flight."""
 
     def __init__(self, *, channels: ChannelSet, runtime: Callable[[], Any], max_workers: int = 8) -> None:
+        if max_workers < 1:
+            raise ValueError("max_workers must be >= 1")
         self._channels = channels
         self._runtime = runtime
         self._max_workers = max_workers
         self._prompts = {kind: prompt_for(kind, channels) for kind in PromptKind}
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+
+    @property
+    def max_workers(self) -> int:
+        return self._max_workers
+
+    @property
+    def in_flight(self) -> int:
+        """Calls running on the pool now, the abandoned ones included."""
+        with self._in_flight_lock:
+            return self._in_flight
 
     def ask(self, model: ModelSpec, query: str, *, stream: bool, timeout_s: float) -> ParseResult:
         """The parsed answer of ``model`` for ``query``; :class:`ModelCallError` if the call fails or overruns."""
@@ -80,26 +106,51 @@ class BedrockInvoker:
         cancel = threading.Event()
         streams: list[Any] = []
         work = self._stream_weights if stream else self._converse
-        future = self._pool().submit(work, request, cancel, streams)
+        future = self._submit(work, request, cancel, streams)
         try:
             return future.result(timeout=max(timeout_s, 0.0))
         except FutureTimeout:
             cancel.set()
             for open_stream in streams:
                 _close_quietly(open_stream)
-            raise ModelCallError(TIMEOUT_CODE, f"no answer within {timeout_s * 1000:.0f} ms") from None
+            raise ModelCallError(TIMEOUT_CODE, f"no answer within {timeout_s * 1000:.0f} ms", private=False) from None
         except ModelCallError:
             raise
         except ClientError as error:
             raise ModelCallError(_client_error_code(error), str(error)) from None
+        # botocore's connection errors name the endpoint URL only; other botocore errors may quote parameters
+        # (ParamValidationError does), service messages may quote the request: those details are private.
         except (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError) as error:
-            raise ModelCallError("ConnectionError", str(error)) from None
+            raise ModelCallError("ConnectionError", str(error), private=False) from None
         except ReadTimeoutError as error:
-            raise ModelCallError(TIMEOUT_CODE, str(error)) from None
+            raise ModelCallError(TIMEOUT_CODE, str(error), private=False) from None
         except BotoCoreError as error:
             raise ModelCallError(type(error).__name__, str(error)) from None
         except Exception as error:  # whatever else broke in this call, the next model may still answer
             raise ModelCallError(type(error).__name__, str(error)) from error
+
+    def _submit(self, work: Callable[..., ParseResult], *args: Any) -> Future[ParseResult]:
+        """Run ``work`` on a free thread, or fail at once: never queue behind calls that were abandoned."""
+        with self._in_flight_lock:
+            if self._in_flight >= self._max_workers:
+                raise ModelCallError(
+                    POOL_EXHAUSTED_CODE,
+                    f"all {self._max_workers} call threads are busy (calls abandoned after their deadline)",
+                    private=False,
+                )
+            self._in_flight += 1
+        try:
+            future = self._pool().submit(work, *args)
+        except BaseException:
+            self._finished(None)
+            raise
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, future: Future[ParseResult] | None) -> None:
+        del future
+        with self._in_flight_lock:
+            self._in_flight -= 1
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:

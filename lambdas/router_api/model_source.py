@@ -6,9 +6,14 @@ The parameter's value is JSON::
      "channels": ["visual", ...], "run_id": "...", "promoted_at": "...", "metrics": {...}}
 
 A promotion takes effect within ``ttl_seconds`` without a redeploy. A broken value (not JSON, a bad field,
-channels that are not the router's) selects the configured default model and reports the problem; an
-unreadable parameter keeps the last good selection (or the default) until the next refresh. Nothing here
-raises to the caller.
+channels that are not the router's, a model ARN of another partition, Region or account) selects the
+configured default model and reports the problem; an unreadable parameter keeps the last good selection (or
+the default) until the next refresh. Nothing here raises to the caller.
+
+Why the ARN check: whoever can write the parameter could otherwise point the router at a model billed to, or
+logging into, another account (IAM allows only this account's deployments, but the check fails cheaply and
+visibly instead of with an AccessDenied per request). Model ids that are not ARNs (foundation models,
+inference profiles such as ``us.amazon.nova-micro-v1:0``) are this account's by construction.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from router_api.settings import ModelSpec
+from router_api.settings import AccountScope, ModelSpec
 from routing.channels import ChannelSet
 
 MAX_PARAMETER_CHARS = 8_192  # an SSM Standard parameter holds at most 4 KB; Advanced 8 KB
@@ -34,6 +39,7 @@ class PromotionProblem(StrEnum):
     INVALID_JSON = "invalid_json"
     INVALID_VALUE = "invalid_value"
     CHANNEL_MISMATCH = "channel_mismatch"
+    FOREIGN_ARN = "foreign_arn"
     PARAMETER_NOT_FOUND = "parameter_not_found"
     PARAMETER_UNAVAILABLE = "parameter_unavailable"
 
@@ -65,8 +71,26 @@ class ModelSelection:
     refreshed: bool = False
 
 
-def parse_promotion(value: str, channels: ChannelSet) -> Promotion:
-    """Validate the parameter's value; :class:`PromotionError` says what is wrong."""
+def foreign_arn_problem(model_id: str, scope: AccountScope) -> str | None:
+    """Why ``model_id`` may not be called from ``scope``, or None: not an ARN, or
+    ``arn:<partition>:bedrock:<region>:<account>:<resource>`` of the router's own partition, Region and account."""
+    if not model_id.startswith("arn:"):
+        return None
+    parts = model_id.split(":", 5)
+    if len(parts) < 6 or not parts[5]:
+        return "the model id starts with 'arn:' but is not an ARN (arn:partition:service:region:account:resource)"
+    _, partition, service, region, account, _resource = parts
+    found = AccountScope(partition=partition, region=region, account_id=account)
+    if service != "bedrock":
+        return f"the model ARN is of service {service!r}, not bedrock"
+    if found != scope:
+        return f"the model ARN is of {found.describe()}; the router runs in {scope.describe()}"
+    return None
+
+
+def parse_promotion(value: str, channels: ChannelSet, scope: AccountScope | None = None) -> Promotion:
+    """Validate the parameter's value; :class:`PromotionError` says what is wrong. With ``scope``, a model ARN
+    must be of that partition, Region and account."""
     if len(value) > MAX_PARAMETER_CHARS:
         raise PromotionError(PromotionProblem.INVALID_VALUE, f"the value has {len(value)} characters")
     try:
@@ -81,6 +105,9 @@ def parse_promotion(value: str, channels: ChannelSet) -> Promotion:
         model = ModelSpec.parse("parameter", data)
     except ValueError as exc:
         raise PromotionError(PromotionProblem.INVALID_VALUE, str(exc)) from None
+    problem = foreign_arn_problem(model.model_id, scope) if scope is not None else None
+    if problem is not None:
+        raise PromotionError(PromotionProblem.FOREIGN_ARN, problem)
     named = data.get("channels")
     if not isinstance(named, list) or not all(isinstance(n, str) for n in named):
         raise PromotionError(PromotionProblem.INVALID_VALUE, "parameter.channels must be a list of channel names")
@@ -110,9 +137,11 @@ class PromotedModelSource:
         ttl_seconds: float,
         ssm: Callable[[], Any],
         clock: Callable[[], float],
+        scope: AccountScope | None = None,
     ) -> None:
         self._parameter_name = parameter_name
         self._channels = channels
+        self._scope = scope
         self._default = default_model
         self._ttl = ttl_seconds
         self._ssm = ssm
@@ -135,7 +164,7 @@ class PromotedModelSource:
     def _read(self) -> ModelSelection:
         try:
             response = self._ssm().get_parameter(Name=self._parameter_name)
-            promotion = parse_promotion(response["Parameter"]["Value"], self._channels)
+            promotion = parse_promotion(response["Parameter"]["Value"], self._channels, self._scope)
         except PromotionError as error:
             return self._default_selection(error.problem, error.detail)
         except ClientError as error:

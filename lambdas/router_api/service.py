@@ -6,12 +6,25 @@ Always returns valid weights (every channel, each in [0, 1], summing to 1) and s
 - ``cache``: an earlier answer of the selected model for the same normalized query (model answers only);
 - ``fallback_model``: a later model of the chain answered (the configured default model when a promoted
   model failed, then ``router_fallback_models`` in order);
-- ``default``: no model answered in time with a valid answer, or something unexpected failed.
+- ``default``: no model answered in time with a valid answer, the fallback cap was reached, or something
+  unexpected failed (``default_reason`` says which).
 
 Each model gets up to :data:`MAX_ATTEMPTS_PER_MODEL` calls for transient errors (throttling, not ready,
 unavailable), with a short jittered backoff, never past the deadline; a timeout, a hard error (access
-denied, validation, not found, model error) or an unusable answer moves on to the next model at once. The
-outcome lists every attempt so the handler can log and count them; this module does no I/O of its own.
+denied, validation, not found, model error) or an unusable answer moves on to the next model at once.
+
+Two guards keep faults cheap (``guards``):
+
+- a **circuit breaker per model**: a model that failed ``breaker_failures`` requests in a row is skipped
+  without a call for ``breaker_open_seconds``, then one probe request may try it again;
+- a **cap on expensive fallbacks**: the models of ``router_fallback_models`` (the chain after the selected and
+  the default model: the large router, ~30x the price of Nova Micro) may be called by at most
+  ``fallback_max_share`` of the requests of a sliding window; beyond it the default weights answer
+  (``default_reason`` ``fallback_capped``). The default model, the first fallback of a promoted model, is the
+  base student of the same size and is never capped.
+
+The outcome lists every attempt (and every circuit that changed state) so the handler can log and count them;
+this module does no I/O of its own.
 """
 
 from __future__ import annotations
@@ -25,7 +38,8 @@ from enum import StrEnum
 from typing import Final, Protocol
 
 from router_api.cache import TtlLruCache
-from router_api.invoker import ModelCallError
+from router_api.guards import Admission, CircuitBreakers, CircuitEvent, FallbackCap
+from router_api.invoker import POOL_EXHAUSTED_CODE, TIMEOUT_CODE, ModelCallError
 from router_api.model_source import ModelSelection
 from router_api.settings import ModelSpec, RouterSettings
 from routing.answer import ParseFailure, ParseResult, RoutingDecision
@@ -46,6 +60,8 @@ class Source(StrEnum):
 class DefaultReason(StrEnum):
     ALL_MODELS_FAILED = "all_models_failed"
     BUDGET_EXHAUSTED = "budget_exhausted"
+    CIRCUITS_OPEN = "circuits_open"  # no model was called: every one was skipped by its open circuit
+    FALLBACK_CAPPED = "fallback_capped"  # the expensive fallbacks were skipped: their share reached the cap
     INTERNAL_ERROR = "internal_error"
 
 
@@ -53,6 +69,8 @@ class AttemptOutcome(StrEnum):
     ANSWERED = "answered"
     MODEL_ERROR = "model_error"
     PARSE_FAILURE = "parse_failure"
+    CIRCUIT_OPEN = "circuit_open"  # skipped without a call
+    FALLBACK_CAPPED = "fallback_capped"  # skipped without a call
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,11 @@ class Attempt:
     duration_ms: float
     code: str | None = None  # error code, or the parse-failure reason
     detail: str | None = None
+    detail_private: bool = True  # the detail may quote the query or the model's answer (log it only if allowed)
+
+    @property
+    def called(self) -> bool:
+        return self.outcome not in (AttemptOutcome.CIRCUIT_OPEN, AttemptOutcome.FALLBACK_CAPPED)
 
 
 @dataclass(frozen=True)
@@ -74,6 +97,7 @@ class RouteOutcome:
     selection: ModelSelection | None = None
     default_reason: DefaultReason | None = None
     error: BaseException | None = None
+    circuit_events: tuple[CircuitEvent, ...] = ()
 
 
 class Invoker(Protocol):
@@ -87,13 +111,25 @@ class ModelSource(Protocol):
 CacheKey = tuple[str, str, bool, str]
 
 
+@dataclass(frozen=True)
+class _ModelResult:
+    """How one model did in one request. ``responded``: it answered (usable or not); ``failed``: it failed in
+    a way that counts against it for the breaker; neither: nothing was learnt about it."""
+
+    decision: RoutingDecision | None
+    out_of_time: bool = False
+    responded: bool = False
+    failed: bool = False
+
+
 def normalize_query(query: str) -> str:
     """NFC, runs of whitespace collapsed to one space, trimmed: what the model sees and the cache key."""
     return " ".join(unicodedata.normalize("NFC", query).split())
 
 
 class RouterService:
-    """Routes one query at a time per container. ``clock`` drives the TTLs, ``timer`` the deadline."""
+    """Routes one query at a time per container. ``clock`` drives the TTLs, the circuits and the fallback cap's
+    window, ``timer`` the deadline; ``breakers`` and ``fallback_cap`` default to the settings' ones."""
 
     def __init__(
         self,
@@ -105,6 +141,8 @@ class RouterService:
         timer: Callable[[], float] = time.perf_counter,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        breakers: CircuitBreakers | None = None,
+        fallback_cap: FallbackCap | None = None,
     ) -> None:
         self.settings = settings
         self._invoker = invoker
@@ -115,6 +153,16 @@ class RouterService:
         self.cache: TtlLruCache[CacheKey, tuple[RoutingDecision, str]] = TtlLruCache(
             settings.cache_size, settings.cache_ttl_seconds, clock=clock
         )
+        self.breakers = breakers or CircuitBreakers(
+            failures=settings.breaker_failures, open_seconds=settings.breaker_open_seconds, clock=clock
+        )
+        self.fallback_cap = fallback_cap or FallbackCap(
+            max_share=settings.fallback_max_share,
+            window_seconds=settings.fallback_window_seconds,
+            min_requests=settings.fallback_min_requests,
+            clock=clock,
+        )
+        self._expensive = frozenset(model.model_id for model in settings.fallback_models)
 
     def route(self, query: str, *, include_reasoning: bool) -> RouteOutcome:
         """Weights for ``query``. Never raises: an unexpected error yields the default weights."""
@@ -142,25 +190,64 @@ class RouterService:
         key: CacheKey = (selected.model_id, selected.prompt_kind.value, include_reasoning, query)
         cached = self.cache.get(key)
         if cached is not None:
+            self.fallback_cap.record(expensive=False)
             decision, model_id = cached
             return RouteOutcome(decision, Source.CACHE, model_id, self._elapsed_ms(started), selection=selection)
 
         attempts: list[Attempt] = []
-        budget_exhausted = False
+        events: list[CircuitEvent] = []
+        reason: DefaultReason | None = None
+        expensive_called = False
         for position, model in enumerate(self._chain(selected)):
-            answer, out_of_time = self._ask_model(model, query, include_reasoning, deadline, attempts)
-            if answer is not None:
+            expensive = position > 0 and model.model_id in self._expensive
+            if expensive and not self.fallback_cap.allows():
+                attempts.append(Attempt(model.model_id, AttemptOutcome.FALLBACK_CAPPED, 0.0, "FallbackCapped"))
+                reason = DefaultReason.FALLBACK_CAPPED
+                break  # every later model is an expensive fallback too
+            admission = self.breakers.admit(model.model_id)
+            if admission is Admission.REJECTED:
+                attempts.append(Attempt(model.model_id, AttemptOutcome.CIRCUIT_OPEN, 0.0, "CircuitOpen"))
+                continue
+            called_before = len(attempts)
+            result = self._ask_model(model, query, include_reasoning, deadline, attempts)
+            expensive_called = expensive_called or (expensive and len(attempts) > called_before)
+            event = self._judge(model.model_id, result)
+            if event is not None:
+                events.append(event)
+            if result.decision is not None:
+                self.fallback_cap.record(expensive=expensive_called)
                 source = Source.MODEL if position == 0 else Source.FALLBACK_MODEL
                 if source is Source.MODEL:
-                    self.cache.put(key, (answer, model.model_id))
+                    self.cache.put(key, (result.decision, model.model_id))
                 return RouteOutcome(
-                    answer, source, model.model_id, self._elapsed_ms(started), tuple(attempts), selection
+                    result.decision,
+                    source,
+                    model.model_id,
+                    self._elapsed_ms(started),
+                    tuple(attempts),
+                    selection,
+                    circuit_events=tuple(events),
                 )
-            if out_of_time:
-                budget_exhausted = True
+            if result.out_of_time:
+                reason = DefaultReason.BUDGET_EXHAUSTED
                 break
-        reason = DefaultReason.BUDGET_EXHAUSTED if budget_exhausted else DefaultReason.ALL_MODELS_FAILED
-        return self._defaults(started, tuple(attempts), selection, reason, None)
+        self.fallback_cap.record(expensive=expensive_called)
+        if reason is None:
+            nothing_called = not any(attempt.called for attempt in attempts)
+            skipped = any(attempt.outcome is AttemptOutcome.CIRCUIT_OPEN for attempt in attempts)
+            reason = DefaultReason.CIRCUITS_OPEN if nothing_called and skipped else DefaultReason.ALL_MODELS_FAILED
+        return self._defaults(started, tuple(attempts), selection, reason, None, events=tuple(events))
+
+    def _judge(self, model_id: str, result: _ModelResult) -> CircuitEvent | None:
+        """Tell the model's circuit how it did. An unusable answer counts as answered: the model is up, the
+        answer depends on the query (opening the circuit would send every query to the fallbacks for a few odd
+        ones), and the parse-failure metric and the quality gate watch answer quality."""
+        if result.responded:
+            return self.breakers.succeeded(model_id)
+        if result.failed:
+            return self.breakers.failed(model_id)
+        self.breakers.abandon(model_id)
+        return None
 
     def _chain(self, selected: ModelSpec) -> list[ModelSpec]:
         """The selected model, the configured default model (when a promotion is selected), the fallbacks."""
@@ -172,25 +259,35 @@ class RouterService:
 
     def _ask_model(
         self, model: ModelSpec, query: str, include_reasoning: bool, deadline: float, attempts: list[Attempt]
-    ) -> tuple[RoutingDecision | None, bool]:
-        """(decision, False) on success; (None, out_of_time) when this model gives up."""
+    ) -> _ModelResult:
+        """The model's decision, or why it gave none (out of time, failed, answered unusably)."""
+        call_timeout = self.settings.call_timeout_ms / 1000
+        failed = False  # the last call failed in a way that counts against the model
         for attempt in range(MAX_ATTEMPTS_PER_MODEL):
             remaining = deadline - self._timer()
             if remaining < MIN_CALL_SECONDS:
-                return None, True
-            timeout = min(self.settings.call_timeout_ms / 1000, remaining)
+                return _ModelResult(None, out_of_time=True, failed=failed)
+            timeout = min(call_timeout, remaining)
             began = self._timer()
             try:
                 result = self._invoker.ask(model, query, stream=not include_reasoning, timeout_s=timeout)
             except ModelCallError as error:
                 attempts.append(
-                    Attempt(model.model_id, AttemptOutcome.MODEL_ERROR, self._ms_since(began), error.code, error.detail)
+                    Attempt(
+                        model.model_id,
+                        AttemptOutcome.MODEL_ERROR,
+                        self._ms_since(began),
+                        error.code,
+                        error.detail,
+                        error.private,
+                    )
                 )
+                failed = _counts_against_model(error, full_timeout=timeout >= call_timeout)
                 if not error.retryable or attempt + 1 >= MAX_ATTEMPTS_PER_MODEL:
-                    return None, False
+                    return _ModelResult(None, failed=failed)
                 pause = BACKOFF_SECONDS * (2**attempt) * (0.5 + self._jitter() / 2)
                 if deadline - self._timer() - pause < MIN_CALL_SECONDS:
-                    return None, True
+                    return _ModelResult(None, out_of_time=True, failed=failed)
                 self._sleep(pause)
                 continue
             if isinstance(result, ParseFailure):
@@ -200,16 +297,16 @@ class RouterService:
                         AttemptOutcome.PARSE_FAILURE,
                         self._ms_since(began),
                         result.reason.value,
-                        result.detail,
+                        result.detail,  # may quote the answer, which may echo the query: private
                     )
                 )
-                return None, False
+                return _ModelResult(None, responded=True)
             attempts.append(Attempt(model.model_id, AttemptOutcome.ANSWERED, self._ms_since(began)))
             decision = result.decision
             if not include_reasoning and decision.reasoning is not None:
                 decision = RoutingDecision(decision.weights, None)
-            return decision, False
-        return None, False
+            return _ModelResult(decision, responded=True)
+        return _ModelResult(None, failed=failed)
 
     def _defaults(
         self,
@@ -218,6 +315,8 @@ class RouterService:
         selection: ModelSelection | None,
         reason: DefaultReason,
         error: BaseException | None,
+        *,
+        events: tuple[CircuitEvent, ...] = (),
     ) -> RouteOutcome:
         return RouteOutcome(
             decision=self.settings.default_weights,
@@ -228,6 +327,7 @@ class RouterService:
             selection=selection,
             default_reason=reason,
             error=error,
+            circuit_events=events,
         )
 
     def _elapsed_ms(self, started: float) -> float:
@@ -235,3 +335,12 @@ class RouterService:
 
     def _ms_since(self, began: float) -> float:
         return round((self._timer() - began) * 1000, 3)
+
+
+def _counts_against_model(error: ModelCallError, *, full_timeout: bool) -> bool:
+    """Errors and timeouts, throttling included, count against a model's circuit; not a full pool (a local
+    condition), nor a timeout of a call that was given less than its call timeout (the request's budget ran
+    short, the model may be fine)."""
+    if error.code == POOL_EXHAUSTED_CODE:
+        return False
+    return full_timeout or error.code != TIMEOUT_CODE

@@ -9,6 +9,8 @@ come from the SSM parameter (see ``model_source``).
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +32,20 @@ ENV_MODEL_TTL_SECONDS = "ROUTER_MODEL_TTL_SECONDS"
 ENV_MAX_QUERY_CHARS = "ROUTER_MAX_QUERY_CHARS"
 ENV_LOG_QUERIES = "ROUTER_LOG_QUERIES"
 ENV_CORS_ORIGINS = "ROUTER_CORS_ORIGINS"
+ENV_BREAKER_FAILURES = "ROUTER_BREAKER_FAILURES"
+ENV_BREAKER_OPEN_SECONDS = "ROUTER_BREAKER_OPEN_SECONDS"
+ENV_FALLBACK_MAX_SHARE = "ROUTER_FALLBACK_MAX_SHARE"
+ENV_FALLBACK_WINDOW_SECONDS = "ROUTER_FALLBACK_WINDOW_SECONDS"
+ENV_FALLBACK_MIN_REQUESTS = "ROUTER_FALLBACK_MIN_REQUESTS"
+# Where the function runs (the stack writes them: Lambda's environment has the Region but not the account).
+ENV_PARTITION = "ROUTER_PARTITION"
+ENV_REGION = "ROUTER_REGION"
+ENV_ACCOUNT_ID = "ROUTER_ACCOUNT_ID"
 
 MODEL_ID_MAX_CHARS = 2048  # the Converse API's modelId limit
+_PARTITION = re.compile(r"^aws(-[a-z]+)*$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
 
 
 class SettingsError(ValueError):
@@ -68,6 +82,18 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class AccountScope:
+    """The partition, Region and account the router runs in: a model ARN it calls must be of these."""
+
+    partition: str
+    region: str
+    account_id: str
+
+    def describe(self) -> str:
+        return f"partition {self.partition}, Region {self.region or '(none)'}, account {self.account_id or '(none)'}"
+
+
+@dataclass(frozen=True)
 class RouterSettings:
     channels: ChannelSet
     model_parameter: str
@@ -80,6 +106,12 @@ class RouterSettings:
     cache_ttl_seconds: int
     model_ttl_seconds: int
     max_query_chars: int
+    scope: AccountScope
+    breaker_failures: int  # consecutive failed requests that open a model's circuit (0: no breaker)
+    breaker_open_seconds: int  # how long an open circuit skips its model before one probe may try it
+    fallback_max_share: float  # share of a window's requests that may call router_fallback_models (1: no cap)
+    fallback_window_seconds: int
+    fallback_min_requests: int  # the cap applies once the window holds this many requests
     log_queries: bool = False
     cors_origins: tuple[str, ...] = ()
 
@@ -110,6 +142,11 @@ def load_settings(environ: Mapping[str, str]) -> RouterSettings:
     origins = _json(environ, ENV_CORS_ORIGINS) if environ.get(ENV_CORS_ORIGINS) else []
     if not isinstance(origins, list) or not all(isinstance(o, str) and o for o in origins):
         raise SettingsError(ENV_CORS_ORIGINS, "must be a JSON list of origins")
+    scope = AccountScope(
+        partition=_matching(environ, ENV_PARTITION, _PARTITION, "an AWS partition such as aws"),
+        region=_matching(environ, ENV_REGION, _REGION, "an AWS Region such as us-east-1"),
+        account_id=_matching(environ, ENV_ACCOUNT_ID, _ACCOUNT_ID, "a 12-digit AWS account id"),
+    )
     return RouterSettings(
         channels=channels,
         model_parameter=parameter,
@@ -122,6 +159,12 @@ def load_settings(environ: Mapping[str, str]) -> RouterSettings:
         cache_ttl_seconds=_int(environ, ENV_CACHE_TTL_SECONDS, 0, 86_400),
         model_ttl_seconds=_int(environ, ENV_MODEL_TTL_SECONDS, 1, 3_600),
         max_query_chars=_int(environ, ENV_MAX_QUERY_CHARS, 1, 100_000),
+        scope=scope,
+        breaker_failures=_int(environ, ENV_BREAKER_FAILURES, 0, 1_000),
+        breaker_open_seconds=_int(environ, ENV_BREAKER_OPEN_SECONDS, 1, 86_400),
+        fallback_max_share=_float(environ, ENV_FALLBACK_MAX_SHARE, 0.0, 1.0),
+        fallback_window_seconds=_int(environ, ENV_FALLBACK_WINDOW_SECONDS, 1, 86_400),
+        fallback_min_requests=_int(environ, ENV_FALLBACK_MIN_REQUESTS, 1, 1_000_000),
         log_queries=_bool(environ, ENV_LOG_QUERIES),
         cors_origins=tuple(origins),
     )
@@ -140,9 +183,20 @@ def to_environment(
     model_ttl_seconds: int,
     max_query_chars: int,
     log_queries: bool,
+    breaker_failures: int,
+    breaker_open_seconds: int,
+    fallback_max_share: float,
+    fallback_window_seconds: int,
+    fallback_min_requests: int,
+    partition: str,
+    region: str,
+    account_id: str,
     cors_origins: Sequence[str] = (),
 ) -> dict[str, str]:
-    """The environment variables :func:`load_settings` reads (``CHANNELS`` comes from the Lambda factory)."""
+    """The environment variables :func:`load_settings` reads (``CHANNELS`` comes from the Lambda factory).
+
+    ``partition``, ``region`` and ``account_id`` are the stack's (``Aws.PARTITION`` ...; tokens at synth time).
+    """
     return {
         ENV_MODEL_PARAMETER: model_parameter,
         ENV_DEFAULT_MODEL: _compact(dict(default_model)),
@@ -155,6 +209,14 @@ def to_environment(
         ENV_MODEL_TTL_SECONDS: str(model_ttl_seconds),
         ENV_MAX_QUERY_CHARS: str(max_query_chars),
         ENV_LOG_QUERIES: "true" if log_queries else "false",
+        ENV_BREAKER_FAILURES: str(breaker_failures),
+        ENV_BREAKER_OPEN_SECONDS: str(breaker_open_seconds),
+        ENV_FALLBACK_MAX_SHARE: repr(float(fallback_max_share)),
+        ENV_FALLBACK_WINDOW_SECONDS: str(fallback_window_seconds),
+        ENV_FALLBACK_MIN_REQUESTS: str(fallback_min_requests),
+        ENV_PARTITION: partition,
+        ENV_REGION: region,
+        ENV_ACCOUNT_ID: account_id,
         ENV_CORS_ORIGINS: _compact(list(cors_origins)),
     }
 
@@ -188,6 +250,24 @@ def _int(environ: Mapping[str, str], name: str, lo: int, hi: int) -> int:
         raise SettingsError(name, f"must be an integer in {lo}..{hi}, got {raw!r}") from None
     if not lo <= value <= hi:
         raise SettingsError(name, f"must be an integer in {lo}..{hi}, got {value}")
+    return value
+
+
+def _float(environ: Mapping[str, str], name: str, lo: float, hi: float) -> float:
+    raw = environ.get(name, "")
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(name, f"must be a number in {lo:g}..{hi:g}, got {raw!r}") from None
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise SettingsError(name, f"must be a number in {lo:g}..{hi:g}, got {value:g}")
+    return value
+
+
+def _matching(environ: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str) -> str:
+    value = environ.get(name, "").strip()
+    if not pattern.match(value):
+        raise SettingsError(name, f"must be {what}, got {value!r}")
     return value
 
 

@@ -23,7 +23,7 @@ from router_api.observability import logger, metrics
 from router_api.settings import load_settings, to_environment
 from router_api.wiring import build_service
 from routing.channels import DEFAULT_CHANNELS
-from tests.fakes.bedrock import BedrockFake, ConverseRequest, FakeError
+from tests.fakes.bedrock import ACCOUNT_ID, BedrockFake, ConverseRequest, FakeError
 
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "events"
 PARAMETER_NAME = "/test/router/promoted-model"
@@ -46,6 +46,15 @@ SETTINGS = {
     "model_ttl_seconds": 30,
     "max_query_chars": 1000,
     "log_queries": False,
+    # the guards off unless a test is about them (one failure must not skip a model in the other tests)
+    "breaker_failures": 0,
+    "breaker_open_seconds": 30,
+    "fallback_max_share": 1.0,
+    "fallback_window_seconds": 60,
+    "fallback_min_requests": 20,
+    "partition": "aws",
+    "region": "us-east-1",
+    "account_id": ACCOUNT_ID,
 }
 
 
@@ -150,6 +159,7 @@ class RouterHarness:
         self._capsys = capsys
         self._logs = io.StringIO()
         self._stdout = ""
+        self._stderr = ""
         self._previous_stream: Any = None
         self.ssm = boto3.client("ssm", region_name="us-east-1")
         self.bedrock.responder = by_model({PRIMARY: VALID_ANSWER, FALLBACK: FALLBACK_ANSWER})
@@ -181,7 +191,9 @@ class RouterHarness:
     # --- calls -------------------------------------------------------------------------------------------
     def invoke(self, event: dict[str, Any]) -> Reply:
         response = handler.lambda_handler(copy.deepcopy(event), LambdaContext())
-        self._stdout += self._capsys.readouterr().out
+        captured = self._capsys.readouterr()
+        self._stdout += captured.out
+        self._stderr += captured.err
         body = json.loads(response["body"]) if response.get("body") else {}
         return Reply(response["statusCode"], body, dict(response.get("headers") or {}))
 
@@ -197,6 +209,13 @@ class RouterHarness:
     # --- what the function emitted -----------------------------------------------------------------------
     def logs(self) -> list[dict[str, Any]]:
         return list(_json_documents(self._logs.getvalue()))
+
+    def emitted(self) -> str:
+        """Everything the function wrote: its log lines (as written), stdout (EMF metrics ...) and stderr."""
+        captured = self._capsys.readouterr()
+        self._stdout += captured.out
+        self._stderr += captured.err
+        return "\n".join((self._logs.getvalue(), self._stdout, self._stderr))
 
     def metrics(self) -> Counter[tuple[str, tuple[tuple[str, str], ...]]]:
         """EMF metrics emitted so far: (name, ((dimension, value), ...)) → summed value."""

@@ -76,6 +76,12 @@ def test_a_promoted_student_is_called_with_the_student_prompt(router: RouterHarn
         ("router_blank_query", "query", "must not be empty or blank"),
         ("router_overlong_query", "query", "at most 1000 characters"),
         ("router_no_body", "body", "is required"),
+        # bodies the JSON reader itself refuses: a 400, never the internal-error path (issue 10)
+        ("router_body_deeply_nested", "body", "is nested more than 32 levels deep"),
+        ("router_body_huge_integer", "body", "holds an integer longer than 4300 digits"),
+        ("router_body_invalid_base64", "body", "is marked base64-encoded (isBase64Encoded) but is not valid base64"),
+        ("router_body_not_utf8", "body", "is not UTF-8 text (invalid byte at position 14)"),
+        ("router_query_lone_surrogate", "query", "must be valid Unicode text"),
     ],
 )
 def test_a_bad_request_is_a_400_that_names_the_field(
@@ -90,6 +96,53 @@ def test_a_bad_request_is_a_400_that_names_the_field(
     assert f"{field} {words}" in reply.body["message"] or words in reply.body["message"]
     assert router.model_calls() == 0
     assert router.metric("BadRequest") == 1
+    assert router.metric("InternalError") == router.metric("DefaultWeightsUsed") == 0
+    (line,) = [entry for entry in router.logs() if entry.get("message") == "Bad request"]
+    assert line["level"] == "INFO" and line["problems"] == reply.body["errors"]
+
+
+@pytest.mark.parametrize(
+    ("depth", "message"),
+    [(32, "query must be a string"), (33, "body is nested more than 32 levels deep")],
+)
+def test_nesting_is_refused_past_the_limit(router: RouterHarness, depth: int, message: str) -> None:
+    # {"query": [[...]]}: the object is level 1, the lists the rest. At the limit the body is read (and its query
+    # refused for its type); one level deeper it is not read at all.
+    body = '{"query": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+    reply = router.post(body)
+    assert reply.status == 400
+    assert message in reply.body["message"]
+
+
+def test_brackets_inside_the_query_text_are_not_nesting(router: RouterHarness) -> None:
+    reply = router.post({"query": "[[[{{{" * 20 + ' "quoted" ' + "]]]}}}" * 20})
+    assert reply.status == 200, reply.body
+    assert reply.body["source"] == "model"
+
+
+def test_a_base64_encoded_body_is_read(router: RouterHarness) -> None:
+    # API Gateway base64-encodes bodies of binary media types; the router decodes them (strictly)
+    reply = router.invoke(load_event("router_body_base64"))
+    assert reply.status == 200, reply.body
+    (call,) = router.calls("Converse")
+    assert call["messages"][0]["content"][0]["text"] == "café au lait"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["Application/JSON; charset=UTF-8", "APPLICATION/JSON", "application/json;charset=utf-8"]
+)
+def test_the_content_type_is_compared_case_insensitively(router: RouterHarness, content_type: str) -> None:
+    event = load_event("router_content_type_mixed_case")
+    event["headers"]["Content-Type"] = content_type
+    reply = router.invoke(event)
+    assert reply.status == 200, reply.body
+    assert reply.body["source"] == "model"
+
+
+def test_the_content_type_header_name_may_be_lower_case(router: RouterHarness) -> None:
+    event = load_event("router_content_type_mixed_case")
+    event["headers"]["content-type"] = event["headers"].pop("Content-Type")
+    assert router.invoke(event).status == 200
 
 
 def test_the_query_limit_is_in_characters_after_trimming(router: RouterHarness) -> None:

@@ -170,3 +170,41 @@ def test_an_unreadable_parameter_keeps_the_last_good_promotion(router: RouterHar
     assert reply.body["model"] == LITE
     assert reply.body["source"] == "model"
     assert router.metric("ModelParameterInvalid", problem="parameter_unavailable") == 1
+
+
+@pytest.mark.parametrize(
+    ("model_id", "why"),
+    [
+        ("arn:aws:bedrock:us-east-1:999999999999:custom-model-deployment/abc123", "account 999999999999"),
+        ("arn:aws:bedrock:us-west-2:123456789012:custom-model-deployment/abc123", "Region us-west-2"),
+        ("arn:aws-cn:bedrock:us-east-1:123456789012:custom-model-deployment/abc123", "partition aws-cn"),
+        ("arn:aws:sagemaker:us-east-1:123456789012:endpoint/router", "of service 'sagemaker', not bedrock"),
+        ("arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-micro-v1:0", "account (none)"),
+        ("arn:aws:bedrock:us-east-1", "is not an ARN"),
+    ],
+    ids=["other-account", "other-region", "other-partition", "other-service", "no-account", "truncated"],
+)
+def test_a_promoted_arn_outside_this_account_and_region_is_not_called(
+    router: RouterHarness, model_id: str, why: str
+) -> None:
+    # Given the parameter names a model ARN the router must not call from here
+    router.set_parameter(promotion(model_id, "student"))
+    router.clock.advance(31)
+    # When a query is routed
+    reply = router.route("sunset")
+    # Then the configured default model answers, the ARN is never invoked, and the problem is counted and logged
+    assert (reply.body["model"], reply.body["source"]) == (PRIMARY, "model")
+    assert [c["modelId"] for c in router.bedrock.calls_to("Converse")] == [PRIMARY]
+    assert router.metric("ModelParameterInvalid", problem="foreign_arn") == 1
+    (error,) = [line for line in router.logs() if line.get("problem") == "foreign_arn"]
+    assert why in error["detail"]
+    if "account" in why or "Region" in why or "partition" in why:
+        assert error["detail"].endswith("; the router runs in partition aws, Region us-east-1, account 123456789012")
+
+
+def test_model_ids_that_are_not_arns_need_no_account(router: RouterHarness) -> None:
+    router.bedrock.responder = by_model({PRIMARY: VALID_ANSWER, LITE: VALID_ANSWER})
+    router.set_parameter(promotion(LITE, "student"))
+    router.clock.advance(31)
+    assert router.route("sunset").body["model"] == LITE
+    assert router.metric("ModelParameterInvalid", problem="foreign_arn") == 0

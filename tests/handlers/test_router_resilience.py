@@ -211,6 +211,22 @@ def test_an_unexpected_error_in_the_router_answers_with_the_default_weights(rout
     assert reply.body["weights"] == DEFAULT_WEIGHTS
     (line,) = [entry for entry in router.logs() if entry.get("level") == "ERROR"]
     assert line["default_reason"] == "internal_error"
+    # where it broke is logged; what the exception says is not (a message may quote the query)
+    assert line["exception_name"] == "RuntimeError"
+    assert "in broken" in line["exception"] and "RuntimeError: boom" not in line["exception"]
+    assert "RuntimeError: <message withheld: router_log_queries is off>" in line["exception"]
+
+
+def test_with_query_logging_on_an_unexpected_error_is_logged_with_its_message(router: RouterHarness) -> None:
+    router.configure(log_queries=True)
+    service = handler.get_service()
+
+    def broken() -> Any:
+        raise RuntimeError("boom")
+
+    service._model_source.current = broken  # type: ignore[attr-defined]
+    router.route("sunset")
+    (line,) = [entry for entry in router.logs() if entry.get("level") == "ERROR"]
     assert "RuntimeError: boom" in line["exception"]
 
 

@@ -132,6 +132,11 @@ def test_the_dashboard_shows_the_router_and_the_pipeline(synth: Synthesized) -> 
     assert f'"{namespace}","RouteLatency","service","{service}"' in body
     for metric in ("FallbackModelUsed", "DefaultWeightsUsed", "CacheHit", "ModelError", "ParseFailure"):
         assert metric in body, metric
+    # the cost and fault guards (issue 10): each new metric is on the dashboard, under the router's identity
+    assert f'"{namespace}","FallbackCapped","service","{service}"' in body
+    for name, dimension in (("CircuitOpen", "model"), ("CircuitOpened", "model"), ("ModelParameterInvalid", "problem")):
+        search = f'SEARCH(\'{{{namespace},service,{dimension}}} MetricName=\\"{name}\\" service=\\"{service}\\"\''
+        assert search in body, name
     assert "Fallback rate" in body
     assert "Cache hit rate" in body
     # Latency by model: the router's own log lines, and Bedrock's per-model metric

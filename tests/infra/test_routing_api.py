@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk.assertions import Annotations, Match
 
 from infra.config import load_config
-from router_api.settings import ENV_MODEL_PARAMETER, load_settings
+from router_api.settings import ENV_ACCOUNT_ID, ENV_MODEL_PARAMETER, ENV_PARTITION, ENV_REGION, load_settings
 from tests.infra.conftest import Synthesized
 
 DEPLOYMENT = "arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/abc123def456"
@@ -77,6 +78,12 @@ def _router_statements(synth: Synthesized) -> list[dict[str, Any]]:
     role = synth.template["Resources"][role_id]["Properties"]
     assert "ManagedPolicyArns" not in role
     return [s for p in policies for s in _statements(p["Properties"]["PolicyDocument"])]
+
+
+def _reservation_warnings(synth: Synthesized) -> list[str]:
+    pattern = Match.string_like_regexp("router_reserved_concurrency")
+    found = Annotations.from_stack(synth.stack).find_warning("*", pattern)
+    return [str(w.entry.data) for w in found]
 
 
 def _nag_report(outdir: Path) -> dict[str, Any]:
@@ -257,11 +264,41 @@ def test_the_function_environment_is_valid_router_settings(synth: Synthesized) -
         "Ref": _one(synth, "AWS::SSM::Parameter", lambda p: "promoted-model" in str(p.get("Name")))[0]
     }
     variables[ENV_MODEL_PARAMETER] = "/resolved/at/deploy"
+    # the stack's partition, Region and account, resolved at deploy (Lambda's environment has no account id)
+    assert (variables[ENV_PARTITION], variables[ENV_REGION], variables[ENV_ACCOUNT_ID]) == (
+        {"Ref": "AWS::Partition"},
+        {"Ref": "AWS::Region"},
+        {"Ref": "AWS::AccountId"},
+    )
+    variables.update({ENV_PARTITION: "aws", ENV_REGION: "us-east-1", ENV_ACCOUNT_ID: "123456789012"})
     settings = load_settings(variables)
     assert settings.default_model.model_id == "us.amazon.nova-micro-v1:0"
     assert settings.timeout_ms == 3000
+    assert (settings.breaker_failures, settings.fallback_max_share) == (5, 0.1)
     # the function outlives the router's own budget
     assert function["Timeout"] * 1000 > settings.timeout_ms
+
+
+def test_reserved_concurrency_is_optional_and_applied_to_the_router_only(
+    synth: Synthesized, synth_with: Callable[[dict[str, Any]], Synthesized]
+) -> None:
+    def router_function(synthesized: Synthesized) -> dict[str, Any]:
+        function_id = synthesized.stack.get_logical_id(synthesized.stack.routing_api.function.node.default_child)
+        return synthesized.template["Resources"][function_id]["Properties"]
+
+    assert "ReservedConcurrentExecutions" not in router_function(synth)  # null by default: unreserved
+    assert not _reservation_warnings(synth)
+    reserved = synth_with({"router_reserved_concurrency": "40"})
+    assert router_function(reserved)["ReservedConcurrentExecutions"] == 40
+    # 40 < 50 requests/s x 3 s: synth says that the excess would be throttled
+    (warning,) = _reservation_warnings(reserved)
+    assert "router_reserved_concurrency=40 is below api_rate_limit x router_timeout_ms (50/s x 3 s = 150)" in warning
+    others = [
+        f["Properties"]
+        for f in reserved.resources("AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") != "router_api.handler.lambda_handler"
+    ]
+    assert others and all("ReservedConcurrentExecutions" not in f for f in others)
 
 
 def test_the_router_can_invoke_only_the_configured_models_and_custom_deployments(
@@ -287,10 +324,19 @@ def test_the_router_can_invoke_only_the_configured_models_and_custom_deployments
         bedrock = [
             s for s in _router_statements(synthesized) if any(a.startswith("bedrock:") for a in _as_list(s["Action"]))
         ]
-        (statement,) = bedrock
-        assert statement["Effect"] == "Allow"
-        assert sorted(_as_list(statement["Action"])) == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
-        assert {_render(r) for r in _as_list(statement["Resource"])} == resources
+        assert all(s["Effect"] == "Allow" for s in bedrock)
+        for statement in bedrock:
+            assert sorted(_as_list(statement["Action"])) == [
+                "bedrock:InvokeModel",
+                "bedrock:InvokeModelWithResponseStream",
+            ]
+        assert {_render(r) for s in bedrock for r in _as_list(s["Resource"])} == resources
+        # a run-time deployment only when it carries this stack's tag (IAM checks it)
+        (wildcard,) = [
+            s for s in bedrock if any(_render(r).endswith("custom-model-deployment/*") for r in _as_list(s["Resource"]))
+        ]
+        assert wildcard["Condition"] == {"StringEquals": {"aws:ResourceTag/stack": synthesized.stack.stack_name}}
+        assert all("Condition" not in s for s in bedrock if s is not wildcard)
 
 
 def test_the_router_reads_only_its_parameter(synth: Synthesized) -> None:

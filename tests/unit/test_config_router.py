@@ -9,7 +9,7 @@ import pytest
 
 from infra.config import ConfigError, RouterModel, load_config, parse_config, read_cdk_json_context
 from infra.routing_api import router_environment
-from router_api.settings import ModelSpec, SettingsError, load_settings
+from router_api.settings import AccountScope, ModelSpec, SettingsError, load_settings
 from routing.channels import DEFAULT_CHANNELS
 from routing.prompts import PromptKind
 
@@ -33,6 +33,10 @@ def test_cdk_json_defaults() -> None:
     assert router.execution_log_level == "OFF"
     assert router.waf is False
     assert router.models == (router.default_model, *router.fallback_models)
+    # the cost and fault guards (issue 10): on by default, reserved concurrency off
+    assert (router.breaker_failures, router.breaker_open_seconds) == (5, 30)
+    assert (router.fallback_max_share, router.fallback_window_seconds, router.fallback_min_requests) == (0.1, 60, 20)
+    assert router.reserved_concurrency is None
 
 
 def test_auto_default_weights_follow_reconfigured_channels() -> None:
@@ -62,6 +66,9 @@ def test_cli_strings_are_coerced() -> None:
             api_cors_origins='["https://search.example.com/"]',
             api_execution_log_level="error",
             api_waf="true",
+            router_breaker_failures="0",
+            router_fallback_max_share="1",
+            router_reserved_concurrency="25",
         )
     )
     router = config.router
@@ -71,6 +78,14 @@ def test_cli_strings_are_coerced() -> None:
     assert router.cors_origins == ("https://search.example.com",)
     assert router.execution_log_level == "ERROR"
     assert router.waf is True
+    assert router.breaker_failures == 0  # 0 switches the breaker off
+    assert router.fallback_max_share == 1.0  # 1 switches the cap off
+    assert router.reserved_concurrency == 25
+
+
+@pytest.mark.parametrize("value", [None, "null", "None", ""])
+def test_reserved_concurrency_may_be_left_unset(value: Any) -> None:
+    assert parse_config(_context(router_reserved_concurrency=value)).router.reserved_concurrency is None
 
 
 FOUR = ("visual", "audio", "transcription", "metadata")
@@ -117,6 +132,16 @@ FOUR = ("visual", "audio", "transcription", "metadata")
         ("api_cors_origins", ["*", "https://a.example.com"], "list it alone"),
         ("api_execution_log_level", "DEBUG", "must be one of OFF, ERROR, INFO"),
         ("api_waf", "maybe", "must be true or false"),
+        ("router_breaker_failures", -1, "must be an integer in 0..100"),
+        ("router_breaker_failures", 2.5, "must be an integer in 0..100"),
+        ("router_breaker_open_seconds", 0, "must be an integer in 1..3600"),
+        ("router_fallback_max_share", 1.5, "must be a number in 0.0..1.0"),
+        ("router_fallback_max_share", "half", "must be a number in 0.0..1.0"),
+        ("router_fallback_window_seconds", 5, "must be an integer in 10..3600"),
+        ("router_fallback_min_requests", 0, "must be an integer in 1..10000"),
+        ("router_reserved_concurrency", 0, "must be null (unreserved) or an integer in 1..10000"),
+        ("router_reserved_concurrency", "lots", "must be null (unreserved) or an integer in 1..10000"),
+        ("router_reserved_concurrency", True, "must be null (unreserved) or an integer in 1..10000"),
     ],
 )
 def test_a_bad_router_value_is_rejected_naming_the_key(key: str, value: Any, expected: str) -> None:
@@ -134,7 +159,13 @@ def test_explicit_weights_must_match_reconfigured_channels() -> None:
 
 
 def _router_environment(config: Any) -> dict[str, str]:
-    environment = router_environment(config, "/stack/router/promoted-model")
+    environment = router_environment(
+        config,
+        "/stack/router/promoted-model",
+        partition="aws-us-gov",
+        region="us-gov-west-1",
+        account_id="123456789012",
+    )
     environment["CHANNELS"] = config.channels.to_json()
     return environment
 
@@ -157,6 +188,29 @@ def test_the_lambda_reads_back_exactly_what_the_build_configured() -> None:
     assert settings.max_query_chars == router.max_query_chars
     assert settings.log_queries is router.log_queries
     assert settings.cors_origins == router.cors_origins
+    assert (settings.breaker_failures, settings.breaker_open_seconds) == (5, 30)
+    assert settings.fallback_max_share == router.fallback_max_share == 0.1
+    assert (settings.fallback_window_seconds, settings.fallback_min_requests) == (60, 20)
+    assert settings.scope == AccountScope(partition="aws-us-gov", region="us-gov-west-1", account_id="123456789012")
+
+
+def test_the_guards_reach_the_lambda_as_configured() -> None:
+    config = parse_config(
+        _context(
+            router_breaker_failures=3,
+            router_breaker_open_seconds=120,
+            router_fallback_max_share=0.25,
+            router_fallback_window_seconds=600,
+            router_fallback_min_requests=50,
+        )
+    )
+    settings = load_settings(_router_environment(config))
+    assert (settings.breaker_failures, settings.breaker_open_seconds) == (3, 120)
+    assert (settings.fallback_max_share, settings.fallback_window_seconds, settings.fallback_min_requests) == (
+        0.25,
+        600,
+        50,
+    )
 
 
 @pytest.mark.parametrize(
@@ -171,6 +225,15 @@ def test_the_lambda_reads_back_exactly_what_the_build_configured() -> None:
         ("ROUTER_MODEL_PARAMETER", " ", "must name the SSM parameter"),
         ("ROUTER_LOG_QUERIES", "yes", "must be true or false"),
         ("CHANNELS", "[]", "2..12 entries"),
+        ("ROUTER_BREAKER_FAILURES", "-1", "must be an integer in 0..1000"),
+        ("ROUTER_BREAKER_OPEN_SECONDS", "0", "must be an integer in 1..86400"),
+        ("ROUTER_FALLBACK_MAX_SHARE", "nan", "must be a number in 0..1"),
+        ("ROUTER_FALLBACK_MAX_SHARE", "1.01", "must be a number in 0..1"),
+        ("ROUTER_FALLBACK_WINDOW_SECONDS", "", "must be an integer"),
+        ("ROUTER_FALLBACK_MIN_REQUESTS", "0", "must be an integer in 1..1000000"),
+        ("ROUTER_PARTITION", "${Token[AWS.Partition.3]}", "must be an AWS partition"),
+        ("ROUTER_REGION", "US-EAST-1", "must be an AWS Region"),
+        ("ROUTER_ACCOUNT_ID", "12345", "must be a 12-digit AWS account id"),
     ],
 )
 def test_a_bad_lambda_setting_is_rejected_naming_the_variable(variable: str, value: str, expected: str) -> None:

@@ -98,6 +98,21 @@ def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytes
     )
     bedrock.model_polls_to_active = 2
     assert harness.run({}).status == "SUCCEEDED"
+    # The router: the promoted deployment (before anything below deletes it), with and without reasoning
+    # (Converse, ConverseStream).
+    from router_api.handler import use_service
+    from router_api.observability import metrics
+
+    # Powertools fixes a metrics namespace when its module is first imported (maybe by another test, elsewhere)
+    router = harness.function_for("router_api.handler.lambda_handler")
+    monkeypatch.setattr(metrics, "namespace", router.environment["POWERTOOLS_METRICS_NAMESPACE"])
+    use_service(None)
+    for body in ({"query": "sunset over snowy mountains"}, {"query": "rain", "include_reasoning": False}):
+        event = json.loads((EVENTS / "router_post.json").read_text())
+        event["body"] = json.dumps(body)
+        assert _invoke(harness, "router_api.handler.lambda_handler", event)["statusCode"] == 200
+    use_service(None)
+
     # Failures, each compensated as the EventBridge rule would: refused in Preflight (nothing to remove), a failed
     # deployment (the deployment and the model are deleted; the promoted one of the first run is protected),
     # an abort while the job trains (the job is stopped).
@@ -144,20 +159,6 @@ def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytes
     _invoke(harness, "report.handler.handler", {**report_event, "judge": stale})
     reject_event = _last_event(harness, "promote.handler.promote")
     _invoke(harness, "promote.handler.reject", reject_event, {"DELETE_REJECTED_DEPLOYMENTS": "true"})
-
-    # The router: the promoted deployment with and without reasoning (Converse, ConverseStream).
-    from router_api.handler import use_service
-    from router_api.observability import metrics
-
-    # Powertools fixes a metrics namespace when its module is first imported (maybe by another test, elsewhere)
-    router = harness.function_for("router_api.handler.lambda_handler")
-    monkeypatch.setattr(metrics, "namespace", router.environment["POWERTOOLS_METRICS_NAMESPACE"])
-    use_service(None)
-    for body in ({"query": "sunset over snowy mountains"}, {"query": "rain", "include_reasoning": False}):
-        event = json.loads((EVENTS / "router_post.json").read_text())
-        event["body"] = json.dumps(body)
-        assert _invoke(harness, "router_api.handler.lambda_handler", event)["statusCode"] == 200
-    use_service(None)
 
     # The stack-delete cleanup, with a distillation job still running.
     bedrock.control.create_model_customization_job(
@@ -401,6 +402,16 @@ def test_destructive_and_create_grants_are_limited_to_this_stacks_tag_by_iam(rec
                     assert values == stack_name, (role, action, statement.conditions)
                     seen.add(action)
     assert seen == set(conditioned)
+    # Invoking a run-time deployment (the router, the evaluation) needs the tag as well
+    invokers = set()
+    for role, found in statements.items():
+        for statement in found:
+            if any(a.startswith("bedrock:InvokeModel") for a in statement.actions) and any(
+                ":custom-model-deployment/" in r for r in statement.resources
+            ):
+                assert statement.conditions == {"StringEquals": {"aws:ResourceTag/stack": stack_name}}, role
+                invokers.add(role)
+    assert len(invokers) == 2  # the router and the evaluation
     assert {c.operation for c in recording.calls} >= {"DeleteCustomModel", "StopModelCustomizationJob"}
 
 
