@@ -15,7 +15,10 @@ router's own ``Routed`` log lines (``model``, ``source``, ``latency_ms``), next 
 ``AWS/Bedrock InvocationLatency`` by ``ModelId``.
 
 Alarms (all to the notification topic): router 5xx, fallback rate above ``alarm_fallback_rate``, p99 latency
-above ``alarm_p99_latency_ms``. The pipeline's failed-execution alarm belongs to the pipeline construct; the
+above ``alarm_p99_latency_ms``. The pipeline row adds the fault counts of ``compensate`` (``RunsFailed``,
+``RuntimeResourcesRemoved``, ``RuntimeResourcesLeft``, ``CompensationsReconciled``), ``prepare_dataset``
+(``LabelingShardsFailed``) and ``label_shard`` (``ShardsIncomplete``, ``TeacherThrottled``), and the
+compensation machine's executions. The pipeline's failed-execution alarm belongs to the pipeline construct; the
 dashboard shows it rather than duplicating it.
 """
 
@@ -41,6 +44,10 @@ DATAPOINTS_TO_ALARM = 2
 MIN_REQUESTS_FOR_RATE_ALARM = 20
 ROUTER_SERVICE = "router_api"  # POWERTOOLS_SERVICE_NAME of the router (the handler's folder, lambda_factory)
 PREFLIGHT_SERVICE = "preflight"  # ... and of the Preflight function, which counts RouterModelsNotUsable
+# ... and of the pipeline functions whose fault counts the dashboard shows
+COMPENSATE_SERVICE = "compensate"
+PREPARE_DATASET_SERVICE = "prepare_dataset"
+LABEL_SHARD_SERVICE = "label_shard"
 ROUTER_5XX_THRESHOLD = 1  # the router answers model trouble with 200 + fallback; any 5xx is a defect or outage
 
 
@@ -59,6 +66,7 @@ class Monitoring(Construct):
         topic: sns.ITopic,
         pipeline_failure_alarm: cloudwatch.IAlarm,
         pipeline_alarms: Sequence[cloudwatch.IAlarm] = (),
+        compensation_state_machine: sfn.IStateMachine,
     ) -> None:
         super().__init__(scope, construct_id)
         self._namespace = Stack.of(self).stack_name  # POWERTOOLS_METRICS_NAMESPACE (lambda_factory)
@@ -276,6 +284,37 @@ class Monitoring(Construct):
             ),
             cloudwatch.AlarmWidget(title="Pipeline failures", alarm=pipeline_failure_alarm, width=8),
         )
+        # Faults (issue 10): what compensation removed or left, and what labeling lost to failed shards.
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Compensations (executions)",
+                left=[
+                    compensation_state_machine.metric_started(period=PERIOD, label="Started"),
+                    compensation_state_machine.metric_succeeded(period=PERIOD, label="Succeeded"),
+                    compensation_state_machine.metric_failed(period=PERIOD, label="Failed"),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Failed runs: runtime resources removed / left",
+                left=[
+                    self._service_metric(COMPENSATE_SERVICE, "RunsFailed", "Runs failed, timed out or aborted"),
+                    self._service_metric(COMPENSATE_SERVICE, "RuntimeResourcesRemoved", "Resources removed"),
+                    self._service_metric(COMPENSATE_SERVICE, "CompensationsReconciled", "Reconciled (event lost)"),
+                ],
+                right=[self._service_metric(COMPENSATE_SERVICE, "RuntimeResourcesLeft", "Resources left")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Labeling: failed shards, incomplete shards, teacher throttling",
+                left=[
+                    self._service_metric(PREPARE_DATASET_SERVICE, "LabelingShardsFailed", "Shards failed"),
+                    self._service_metric(LABEL_SHARD_SERVICE, "ShardsIncomplete", "Shards resumed (out of time)"),
+                ],
+                right=[self._service_metric(LABEL_SHARD_SERVICE, "TeacherThrottled", "Teacher calls throttled")],
+                width=8,
+            ),
+        )
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms (notify the SNS topic)", alarms=self.alarms, width=24)
         )
@@ -290,10 +329,14 @@ class Monitoring(Construct):
         output.override_logical_id("DashboardUrl")
 
     def _router_metric(self, name: str, statistic: str, label: str) -> cloudwatch.Metric:
+        return self._service_metric(ROUTER_SERVICE, name, label, statistic)
+
+    def _service_metric(self, service: str, name: str, label: str, statistic: str = "Sum") -> cloudwatch.Metric:
+        """A Powertools metric of one function (``service`` = its POWERTOOLS_SERVICE_NAME)."""
         return cloudwatch.Metric(
             namespace=self._namespace,
             metric_name=name,
-            dimensions_map={"service": ROUTER_SERVICE},
+            dimensions_map={"service": service},
             statistic=statistic,
             period=PERIOD,
             label=label,

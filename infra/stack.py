@@ -89,6 +89,7 @@ class RouterDistillationStack(Stack):
             topic=self.notifications.topic,
             pipeline_failure_alarm=self.pipeline.failure_alarm,
             pipeline_alarms=self.compensation.alarms,
+            compensation_state_machine=self.compensation.state_machine,
         )
 
         CfnOutput(self, "DataBucketName", value=self.storage.data_bucket.bucket_name)

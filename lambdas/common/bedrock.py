@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -13,6 +14,7 @@ from routing.aws import CLIENTS
 __all__ = [
     "TRANSIENT_CODES",
     "bedrock_tags",
+    "create_once",
     "error_code",
     "error_message",
     "find_by_name",
@@ -50,6 +52,27 @@ def find_by_name(bedrock: Any, kind: str, name: str) -> str | None:
             if summary.get(name_field) == name:
                 return str(summary[arn_field])
     return None
+
+
+def create_once(
+    bedrock: Any, kind: str, name: str, create: Callable[..., dict[str, Any]], request: dict[str, Any]
+) -> tuple[str, bool]:
+    """Run ``create(**request)``, or, re-entered after an earlier attempt created the resource (a retry after a
+    timeout, a redrive), find that resource by its ``name``. Returns ``(arn, created)``.
+
+    Throttling and 5xx answers raise :class:`~common.errors.TransientError` (the state machine retries them); any
+    other refusal re-raises the ``ClientError`` for the caller to word.
+    """
+    arn_field = LISTINGS[kind][3]  # the create response names the ARN like the summaries do
+    try:
+        return str(create(**request)[arn_field]), True
+    except ClientError as exc:
+        reraise_transient(exc)
+        existing = find_by_name(bedrock, kind, name) if name_taken(exc) else None
+        if existing is None:
+            raise
+        logger.info("created by an earlier attempt (re-entered)", kind=kind, resource_name=name, arn=existing)
+        return existing, False
 
 
 def bedrock_tags(tags: dict[str, str]) -> list[dict[str, Any]]:

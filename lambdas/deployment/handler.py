@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from common.bedrock import bedrock_tags, error_message, find_by_name, name_taken, reraise_transient
+from common.bedrock import bedrock_tags, create_once, error_message, reraise_transient
 from common.errors import DeploymentFailed
 from common.observability import logger, metrics, task_handler
 from common.run import RunState, bedrock_name, env, next_wait_seconds
@@ -39,18 +39,18 @@ def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = deployment_request(run, model_arn=event["distillation_status"]["output_model_arn"])
     bedrock = CLIENTS.get("bedrock")
     try:
-        arn = bedrock.create_custom_model_deployment(**request)["customModelDeploymentArn"]
+        arn, created = create_once(
+            bedrock,
+            "deployment",
+            request["modelDeploymentName"],
+            bedrock.create_custom_model_deployment,
+            request,
+        )
     except ClientError as exc:
-        reraise_transient(exc)
-        # Re-entered after the deployment was created: find it by its name instead of failing on it.
-        existing = find_by_name(bedrock, "deployment", request["modelDeploymentName"]) if name_taken(exc) else None
-        if existing is None:
-            raise DeploymentFailed(
-                f"could not create deployment {request['modelDeploymentName']}: {error_message(exc)}"
-            ) from None
-        logger.info("deployment exists already (re-entered)", deployment_arn=existing)
-        arn = existing
-    else:
+        raise DeploymentFailed(
+            f"could not create deployment {request['modelDeploymentName']}: {error_message(exc)}"
+        ) from None
+    if created:
         logger.info("deployment requested", deployment_arn=arn)
     return {
         "deployment_arn": arn,

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from common import s3io
-from common.bedrock import bedrock_tags, error_code, error_message, find_by_name, name_taken, reraise_transient
+from common.bedrock import bedrock_tags, create_once, error_code, error_message, reraise_transient
 from common.errors import DistillationFailed, DistillationTimedOut
 from common.observability import logger, metrics, task_handler
 from common.run import RunState, bedrock_name, env, next_wait_seconds
@@ -64,20 +64,16 @@ def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     request = job_request(run, train_uri=event["dataset"]["train_uri"])
     bedrock = CLIENTS.get("bedrock")
+    # A retry or a redrive after the job was created: the same clientRequestToken returns it, and should the
+    # service refuse the name instead, the job is found by its name (unique per account and Region).
     try:
-        job_arn = bedrock.create_model_customization_job(**request)["jobArn"]
+        job_arn, created = create_once(
+            bedrock, "job", request["jobName"], bedrock.create_model_customization_job, request
+        )
     except ClientError as exc:
-        reraise_transient(exc)
-        # A retry or a redrive after the job was created: the same clientRequestToken returns it, and should the
-        # service refuse the name instead, the job is found by its name (unique per account and Region).
-        existing = find_by_name(bedrock, "job", request["jobName"]) if name_taken(exc) else None
-        if existing is None:
-            raise DistillationFailed(
-                f"could not start distillation job {request['jobName']}: {error_message(exc)}"
-            ) from None
-        logger.info("distillation job exists already (re-entered)", job_arn=existing)
-        job_arn = existing
-    else:
+        message = f"could not start distillation job {request['jobName']}: {error_message(exc)}"
+        raise DistillationFailed(message) from None
+    if created:
         metrics.add_metric(name="DistillationJobsStarted", unit="Count", value=1)
         logger.info("distillation job started", job_arn=job_arn, job_name=request["jobName"])
     return {

@@ -19,10 +19,9 @@ from common import s3io
 from common.bedrock import (
     TRANSIENT_CODES,
     bedrock_tags,
+    create_once,
     error_code,
     error_message,
-    find_by_name,
-    name_taken,
     stop_evaluation_jobs,
 )
 from common.observability import logger, metrics, task_handler
@@ -84,15 +83,12 @@ def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     for evaluation in event["evaluations"]:
         request = job_request(run, evaluation)
         try:
-            arn = bedrock.create_evaluation_job(**request)["jobArn"]
+            # Re-entered after the job was created (a retry, a redrive): create_once finds that job.
+            arn, _ = create_once(bedrock, "evaluation", request["jobName"], bedrock.create_evaluation_job, request)
         except ClientError as exc:
-            # Re-entered after the job was created (a retry, a redrive): use that job.
-            existing = find_by_name(bedrock, "evaluation", request["jobName"]) if name_taken(exc) else None
-            if existing is None:
-                logger.warning("judge job not created", candidate=evaluation["name"], code=error_code(exc))
-                jobs.append(_missing(evaluation["name"], f"could not create the judge job: {error_message(exc)}"))
-                continue
-            arn = existing
+            logger.warning("judge job not created", candidate=evaluation["name"], code=error_code(exc))
+            jobs.append(_missing(evaluation["name"], f"could not create the judge job: {error_message(exc)}"))
+            continue
         jobs.append({"candidate": evaluation["name"], "status": "InProgress", "job_arn": arn, "score": None})
     return {
         "done": all(j["status"] != "InProgress" for j in jobs),

@@ -287,3 +287,57 @@ def test_evaluation_waits_out_a_deployment_that_is_not_ready_yet(bedrock: Bedroc
         sleep=pauses.append, deadline=time.monotonic(),
     )  # fmt: skip
     assert late.error_kind == "ModelNotReadyException" and len(pauses) == 3
+
+
+def _creates(bedrock: BedrockFake) -> dict[str, tuple[Any, dict[str, Any], str]]:
+    """The three creates of the pipeline: kind → (create call, a valid request, the request's name)."""
+    from tests.handlers.test_bedrock_fake import completed_model, distillation_request, evaluation_request
+
+    control = bedrock.control
+    job, evaluation = distillation_request(), evaluation_request()
+    deployment = {"modelDeploymentName": "router-micro", "modelArn": completed_model(bedrock)}
+    return {
+        "job": (control.create_model_customization_job, job, job["jobName"]),
+        "evaluation": (control.create_evaluation_job, evaluation, evaluation["jobName"]),
+        "deployment": (control.create_custom_model_deployment, deployment, deployment["modelDeploymentName"]),
+    }
+
+
+@pytest.mark.parametrize("kind", ["job", "evaluation", "deployment"])
+def test_a_create_re_entered_finds_what_the_first_attempt_created_and_creates_nothing_more(
+    bedrock: BedrockFake, kind: str, pipeline_env: None
+) -> None:
+    from common.bedrock import create_once
+
+    create, request, name = _creates(bedrock)[kind]
+    first, created = create_once(bedrock.control, kind, name, create, request)
+    assert created
+    # Re-entered with another idempotency token (a redrive of a new attempt): the name is taken, the ARN found
+    again = {**request, "clientRequestToken": "another-attempt"}
+    assert create_once(bedrock.control, kind, name, create, again) == (first, False)
+    operation = "".join(part.title() for part in create.__name__.split("_"))
+    assert bedrock.calls_to(operation)[-1]["clientRequestToken"] == "another-attempt"  # the create was refused
+    from common.bedrock import LISTINGS
+
+    listing, key, name_field, _ = LISTINGS[kind]
+    named = [s for s in getattr(bedrock.control, listing)()[key] if s[name_field] == name]
+    assert len(named) == 1
+
+
+@pytest.mark.parametrize("kind", ["job", "evaluation", "deployment"])
+def test_a_create_throttled_is_retried_and_a_create_refused_is_the_callers_to_word(
+    bedrock: BedrockFake, kind: str, pipeline_env: None
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from common.bedrock import create_once
+    from common.errors import TransientError
+
+    create, request, name = _creates(bedrock)[kind]
+    operation = "".join(part.title() for part in create.__name__.split("_"))
+    bedrock.script_errors(operation, "ThrottlingException")
+    with pytest.raises(TransientError, match="ThrottlingException"):
+        create_once(bedrock.control, kind, name, create, request)
+    bedrock.script_errors(operation, "AccessDeniedException", message="not authorized to perform this")
+    with pytest.raises(ClientError, match="not authorized to perform this"):
+        create_once(bedrock.control, kind, name, create, request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,3 +189,41 @@ def test_a_router_model_preflight_refused_raises_an_alarm(synth: Synthesized) ->
         if v["Properties"].get("Handler") == "preflight.handler.handler"
     )  # fmt: skip
     assert function["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "preflight"
+
+
+# Each fault count on the dashboard's pipeline row: (the function's handler module, the metric it emits)
+FAULT_METRICS = [
+    ("compensate.handler", "RunsFailed"),
+    ("compensate.handler", "RuntimeResourcesRemoved"),
+    ("compensate.handler", "RuntimeResourcesLeft"),
+    ("compensate.handler", "CompensationsReconciled"),
+    ("prepare_dataset.handler", "LabelingShardsFailed"),
+    ("label_shard.handler", "ShardsIncomplete"),
+    ("label_shard.handler", "TeacherThrottled"),
+]
+
+
+@pytest.mark.parametrize(("module", "name"), FAULT_METRICS)
+def test_the_dashboard_shows_each_fault_count_under_the_identity_its_function_emits_it_with(
+    synth: Synthesized, module: str, name: str
+) -> None:
+    # The function's service name comes from the template, the metric name from the handler's source: a
+    # renamed metric or a moved handler breaks this test instead of leaving an empty graph.
+    services = {
+        v["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+        for v in synth.resources("AWS::Lambda::Function").values()
+        if str(v["Properties"].get("Handler", "")).startswith(module + ".")
+    }
+    (service,) = services
+    source = (Path(__file__).parents[2] / "lambdas" / module.replace(".", "/")).with_suffix(".py").read_text()
+    assert f'add_metric(name="{name}"' in source
+    assert f'"{synth.stack.stack_name}","{name}","service","{service}"' in _dashboard_body(synth)
+
+
+def test_the_dashboard_shows_the_compensation_executions(synth: Synthesized) -> None:
+    body = _dashboard_body(synth)
+    compensation = json.dumps({"Ref": _logical_id(synth, synth.stack.compensation.state_machine)})
+    assert compensation in body
+    # the compensation machine's metrics are next to its reference, not only the pipeline's
+    for metric in ("ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed"):
+        assert f'"AWS/States","{metric}","StateMachineArn","{compensation}"' in body, metric
