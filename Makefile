@@ -23,6 +23,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@# The Lambda code, one package (lambdas/search_router), importable from the venv like an editable install
+	$(BIN)/python -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "search_router.pth").write_text(str(pathlib.Path("lambdas").resolve()) + "\n")'
 	@touch $(STAMP)
 
 node_modules/.package-lock.json: package.json package-lock.json

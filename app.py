@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from aws_cdk import App, Environment
 
-import infra  # noqa: F401  (puts lambdas/ on sys.path for the shared domain package)
 from infra.config import load_config, read_cdk_json_context
 from infra.nag import apply_security_checks
 from infra.stack import RouterDistillationStack

@@ -2,19 +2,20 @@
 the teacher's quota does to it.
 
 1. Throughput. A simulated teacher answers every Converse call with a valid routing JSON after a fixed latency
-   (``time.sleep``, so the threads really wait, as on network I/O). :func:`routing.labeling.label_queries` runs
-   over ``queries-per-worker x concurrency`` queries at each concurrency, with the label shard's adaptive limiter
-   (its slow start from 2 calls in flight is part of the figures); the table shows throughput and the speed-up
-   over one thread. From the measured efficiency at the shard's thread count it then estimates one shard
-   Lambda's duration at the default sizes, for the README's "no Lambda needs more than 15 minutes" claim.
+   (``time.sleep``, so the threads really wait, as on network I/O).
+   :func:`search_router.pipeline.labeling.label_queries` runs over ``queries-per-worker x concurrency`` queries at each
+   concurrency, with the label shard's adaptive limiter (its slow start from 2 calls in flight is part of the figures);
+   the table shows throughput and the speed-up over one thread. From the measured efficiency at the shard's thread
+   count it then estimates one shard Lambda's duration at the default sizes, for the README's "no Lambda needs more
+   than 15 minutes" claim.
 2. Quota. The default run's shape — a Map of ``--shards`` shards of 250 queries, 10 at a time, 16 threads each:
    160 calls configured in flight — against a teacher whose requests-per-minute quota (``--rpm``, 250) is
    enforced over all shards (:class:`simulation.quota.RequestQuota`, a token bucket) and answered like Bedrock
    (``ThrottlingException``, HTTP 429, as botocore raises it). The real ``label_queries`` (retries, backoff,
    throttle budget, deadline) runs once with every thread calling (fixed concurrency, the old behaviour) and once
-   with the AIMD limiter (:class:`routing.concurrency.AdaptiveConcurrency`, what the label shard uses), each shard
-   with its own. Time is simulated: every wait (teacher latency, backoff, the quota's clock, the Lambda deadline)
-   runs ``--time-scale`` times faster than it says, so 20 simulated minutes take ~15 s. Printed: the share of
+   with the AIMD limiter (:class:`search_router.pipeline.concurrency.AdaptiveConcurrency`, what the label shard uses),
+   each shard with its own. Time is simulated: every wait (teacher latency, backoff, the quota's clock, the Lambda
+   deadline) runs ``--time-scale`` times faster than it says, so 20 simulated minutes take ~15 s. Printed: the share of
    queries dropped (their retries ran out, or left at the deadline or the throttle budget), the share of calls
    throttled, and the simulated wall time, with the adaptive run's ratios to the fixed one.
 
@@ -43,11 +44,11 @@ sys.path.insert(1, str(ROOT))
 
 import boto3  # noqa: E402 - after the path set-up, like the project's imports
 
-from label_shard.handler import MAX_THROTTLE_RETRIES, SAFETY_MARGIN_S  # noqa: E402
-from routing.channels import DEFAULT_CHANNELS  # noqa: E402
-from routing.concurrency import AdaptiveConcurrency, ConcurrencyLimiter, FixedConcurrency  # noqa: E402
-from routing.labeling import LabelingResult, label_queries  # noqa: E402
-from routing.queries import synthesize_queries  # noqa: E402
+from search_router.handlers.label_shard import MAX_THROTTLE_RETRIES, SAFETY_MARGIN_S  # noqa: E402
+from search_router.pipeline.concurrency import AdaptiveConcurrency, ConcurrencyLimiter, FixedConcurrency  # noqa: E402
+from search_router.pipeline.labeling import LabelingResult, label_queries  # noqa: E402
+from search_router.pipeline.queries import synthesize_queries  # noqa: E402
+from search_router.shared.channels import DEFAULT_CHANNELS  # noqa: E402
 from simulation.quota import RequestQuota  # noqa: E402
 
 CONCURRENCY = (1, 4, 8, 16, 32)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambdas"))
 
-from routing.channels import DEFAULT_CHANNELS
-from routing.dataset import LabeledExample, split_heldout, training_jsonl, validate_training_jsonl
-from routing.queries import plan_queries
+from search_router.pipeline.dataset import LabeledExample, split_heldout, training_jsonl, validate_training_jsonl
+from search_router.pipeline.queries import plan_queries
+from search_router.shared.channels import DEFAULT_CHANNELS
 
 LAMBDA_LIMIT_S = 900
 

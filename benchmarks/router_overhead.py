@@ -6,9 +6,9 @@ streaming yields the weights than waiting for the whole answer.
    zero-latency model client; the time spent inside the client is measured and subtracted. p50/p99 over
    ``--requests`` requests for a cache miss (Converse), a cache miss without reasoning (ConverseStream) and a
    cache hit. Tracing is off (outside Lambda); logs and EMF metrics are formatted and written (to a sink).
-2. **Cold-start import**: ``import router_api.handler`` in a fresh interpreter with the Lambda environment
-   (``LAMBDA_TASK_ROOT`` set, so the Tracer patches botocore as in Lambda), median of 5, minus the median of a
-   bare interpreter start.
+2. **Cold-start import**: ``import search_router.handlers.router_api`` in a fresh interpreter with the Lambda
+   environment (``LAMBDA_TASK_ROOT`` set, so the Tracer patches botocore as in Lambda), median of 5, minus the median
+   of a bare interpreter start.
 3. **Time to weights**: a simulated model emitting one token every 15 ms, the weights in the first third of the
    answer (the reasoning after them), served by the botocore-validating Bedrock fake: the handler with
    ``include_reasoning=false`` (ConverseStream, stops at the weights) vs ``true`` (Converse, waits for all).
@@ -65,8 +65,8 @@ ENVIRONMENT = {
 
 
 def _router_environment(**overrides: Any) -> dict[str, str]:
-    from router_api.settings import to_environment
-    from routing.channels import DEFAULT_CHANNELS
+    from search_router.router.settings import to_environment
+    from search_router.shared.channels import DEFAULT_CHANNELS
 
     settings: dict[str, Any] = {
         "model_parameter": PARAMETER,
@@ -184,7 +184,7 @@ def _percentile(values: list[float], q: float) -> float:
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Logs and EMF metrics are formatted and written as in Lambda, to a sink instead of the terminal."""
-    from router_api.observability import logger
+    from search_router.handlers.observability import logger
 
     handler = logger.registered_handler
     previous = handler.setStream(io.StringIO())  # type: ignore[attr-defined]
@@ -200,7 +200,8 @@ def measure_overhead(requests: int) -> dict[str, dict[str, float]]:
     os.environ.update(ENVIRONMENT)
     os.environ.update(_router_environment())
     from router_api import handler
-    from routing.aws import CLIENTS
+
+    from search_router.adapters.clients import CLIENTS
 
     runtime = ZeroLatencyRuntime()
     CLIENTS.override("bedrock-runtime", runtime)
@@ -243,7 +244,7 @@ def measure_overhead(requests: int) -> dict[str, dict[str, float]]:
 
 
 def _channel_names() -> tuple[str, ...]:
-    from routing.channels import DEFAULT_CHANNELS
+    from search_router.shared.channels import DEFAULT_CHANNELS
 
     return DEFAULT_CHANNELS.names
 
@@ -270,11 +271,13 @@ def measure_import() -> dict[str, Any]:
         **_router_environment(),
     }
     # one run to fill the OS file cache and the byte-code caches, as a Lambda image has them
-    _subprocess_seconds("import router_api.handler", environment)
+    _subprocess_seconds("import search_router.handlers.router_api", environment)
     bare = statistics.median(_subprocess_seconds("pass", environment) for _ in range(IMPORT_RUNS))
-    full = statistics.median(_subprocess_seconds("import router_api.handler", environment) for _ in range(IMPORT_RUNS))
+    full = statistics.median(
+        _subprocess_seconds("import search_router.handlers.router_api", environment) for _ in range(IMPORT_RUNS)
+    )
     profile = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import router_api.handler"],
+        [sys.executable, "-X", "importtime", "-c", "import search_router.handlers.router_api"],
         env=environment,
         check=True,
         capture_output=True,
@@ -301,8 +304,9 @@ def measure_streaming() -> dict[str, float]:
     os.environ.update(ENVIRONMENT)
     os.environ.update(_router_environment(timeout_ms=10_000, call_timeout_ms=10_000, cache_size=0))
     from router_api import handler
-    from routing.aws import CLIENTS
-    from tests.fakes.bedrock import BedrockFake
+
+    from search_router.adapters.clients import CLIENTS
+    from simulation.bedrock_fake import BedrockFake
 
     reasoning = (
         "The query describes what the viewer sees: a landscape at a time of day, so the visual index leads; "
@@ -369,7 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     if worst_p50 >= LIMIT_OVERHEAD_P50_MS:
         failures.append(f"overhead p50 {worst_p50:.3f} ms >= {LIMIT_OVERHEAD_P50_MS} ms")
 
-    print(f"\nCold start: import router_api.handler (median of {IMPORT_RUNS}, bare interpreter subtracted)")
+    print(
+        f"\nCold start: import search_router.handlers.router_api (median of {IMPORT_RUNS}, bare interpreter subtracted)"
+    )
     imported = measure_import()
     print(f"  bare interpreter {imported['bare_ms']:7.1f} ms")
     print(f"  handler import   {imported['import_ms']:7.1f} ms")

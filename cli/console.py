@@ -17,7 +17,7 @@ def s3_folder_url(region: str, bucket: str, prefix: str) -> str:
 
 
 def run_prefix(run_id: str) -> str:
-    """Where a run's lasting objects live (``runs/<run>/``, see ``lambdas/common/run.py``)."""
+    """Where a run's lasting objects live (``runs/<run>/``, see ``lambdas/search_router/contract/run.py``)."""
     return f"runs/{run_id}/"
 
 

@@ -7,8 +7,8 @@ Reads the real account with the caller's credentials (read-only calls) and print
 - the account-level API Gateway CloudWatch Logs role (which ``api_gateway_cloudwatch_role`` value to deploy with);
 - every model a run and the router use — the teacher (and which one ``auto`` picks), the student, the baseline,
   the judge, the evaluation candidates, the router's default and fallbacks — with the same rules as the
-  pipeline's Preflight (:mod:`common.bedrock_catalog`): lifecycle ACTIVE, model access granted, distillation
-  offered and paired in the Region;
+  pipeline's Preflight (:mod:`search_router.adapters.bedrock_catalog`): lifecycle ACTIVE, model access granted,
+  distillation offered and paired in the Region;
 - the teacher's on-demand requests/tokens-per-minute quotas against the planned labeling concurrency, with the
   projected labeling time; the custom model deployment quota against the deployments that exist.
 
@@ -27,12 +27,11 @@ from cli.app import OUTPUT_API_GATEWAY_ROLE, OUTPUT_PREFLIGHT_FUNCTION, App
 from cli.errors import EXIT_NOT_READY, CliError, NotFoundError
 from cli.estimate import token_sizes
 from cli.start import add_settings_arguments, local_pipeline_defaults, overrides_from, pipeline_defaults, validate
-from common.bedrock_catalog import BedrockCatalog, ModelPlan, assess_models, plan_from_environment
-from common.run import RunSettings
 from infra.config import DISTILLED_CANDIDATE_MODEL, DOCUMENTED_DISTILLATION_REGIONS, SUPPORTED_REGIONS, AppConfig
-from routing.model_checks import Verdict, fix_for
-from routing.model_ids import foundation_model_id, is_inference_profile_id
-from routing.quotas import (
+from search_router.adapters.bedrock_catalog import BedrockCatalog, ModelPlan, assess_models, plan_from_environment
+from search_router.contract.run import RunSettings
+from search_router.pipeline.model_checks import Verdict, fix_for
+from search_router.pipeline.quotas import (
     REQUESTS,
     TEACHER_CALL_SECONDS,
     TOKENS,
@@ -41,6 +40,7 @@ from routing.quotas import (
     find_model_quota,
     project_labeling,
 )
+from search_router.shared.model_ids import foundation_model_id, is_inference_profile_id
 
 CDK_BOOTSTRAP_PARAMETER = "/cdk-bootstrap/hnb659fds/version"  # the default qualifier's version parameter
 MIN_BOOTSTRAP_VERSION = 6  # what aws-cdk-lib's default synthesizer requires (CheckBootstrapVersion rule)

@@ -1,11 +1,11 @@
 """``estimate``: tokens and US dollars of a pipeline run and of routing, before any money is spent.
 
 No AWS call is made (no credentials needed). Token counts come from the project's own text: the teacher and
-student prompts (:mod:`routing.prompts`), the mean length of the queries the synthesizer plans for this seed
-(:mod:`routing.queries`), the canonical answer format (:mod:`routing.answer`) and the judge's instructions
-(:mod:`routing.judge`), at ~4 characters per token. Model token prices are the configuration's ``prices``
-(cdk.json). Every other rate or assumption is in :class:`Rates` below, the only place to change them; the
-ones AWS does not document precisely are marked unconfirmed and flagged with ``*`` in the output.
+student prompts (:mod:`search_router.shared.prompts`), the mean length of the queries the synthesizer plans for this
+seed (:mod:`search_router.pipeline.queries`), the canonical answer format (:mod:`search_router.shared.answer`) and the
+judge's instructions (:mod:`search_router.pipeline.judge`), at ~4 characters per token. Model token prices are the
+configuration's ``prices`` (cdk.json). Every other rate or assumption is in :class:`Rates` below, the only place to
+change them; the ones AWS does not document precisely are marked unconfirmed and flagged with ``*`` in the output.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from cli.app import App
 from cli.start import local_pipeline_defaults, validate
 from cli.text import table
 from infra.config import AppConfig
-from routing.answer import RoutingDecision, format_answer
-from routing.channels import ChannelSet
-from routing.judge import INSTRUCTIONS, RATING_SCALE
-from routing.metrics import Price
-from routing.model_ids import AUTO_TEACHER
-from routing.prompts import prompt_for, student_prompt, teacher_prompt
-from routing.queries import plan_queries
-from routing.report import fmt_usd
+from search_router.pipeline.judge import INSTRUCTIONS, RATING_SCALE
+from search_router.pipeline.metrics import Price
+from search_router.pipeline.queries import plan_queries
+from search_router.pipeline.report import fmt_usd
+from search_router.shared.answer import RoutingDecision, format_answer
+from search_router.shared.channels import ChannelSet
+from search_router.shared.model_ids import AUTO_TEACHER
+from search_router.shared.prompts import prompt_for, student_prompt, teacher_prompt
 
 QUERY_SAMPLE = 500  # queries synthesized to measure the mean query length
 JUDGE_PROMPT_PREFIX = "Route this video search query to the search channels: "  # lambdas/evaluate judge_record
@@ -232,7 +232,7 @@ def estimate(
         )
 
     # LLM judge: one Bedrock evaluation job per candidate, one judge call per held-out answer and one for the
-    # calibration record (routing.judge).
+    # calibration record (search_router.pipeline.judge).
     if judge:
         calls = (eval_examples + 1) * len(config.eval_candidates)
         per_call = (

@@ -18,8 +18,8 @@ from cli.app import App
 from cli.console import run_prefix
 from cli.errors import NotFoundError
 from cli.runs import recent_executions, run_id_of
-from common.run import run_id_from_execution
-from routing.report import render_markdown
+from search_router.contract.run import run_id_from_execution
+from search_router.pipeline.report import render_markdown
 
 REPORT_FILES = (".json", ".md", ".png")
 DEFAULT_OUT = Path("out")

@@ -18,7 +18,7 @@ from typing import Any
 
 from cli.app import App
 from cli.errors import Aborted, NotFoundError, UsageError
-from router_api.model_source import PromotionError, parse_promotion
+from search_router.router.model_source import PromotionError, parse_promotion
 
 SHOWN_FIELDS = ("model_id", "prompt_kind", "run_id", "promoted_at")
 

@@ -1,7 +1,7 @@
 """Finding a pipeline run: by execution ARN, execution name or run id, or the latest one.
 
 A run's id is its execution name made safe for S3 keys and Bedrock names
-(:func:`common.run.run_id_from_execution`), so ``RUN`` may be either.
+(:func:`search_router.contract.run.run_id_from_execution`), so ``RUN`` may be either.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cli.errors import NotFoundError
-from common.run import run_id_from_execution
+from search_router.contract.run import run_id_from_execution
 
 # How many executions to look through when a run id is not an execution name.
 SCAN_LIMIT = 1000

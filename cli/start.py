@@ -2,8 +2,8 @@
 
 The execution input holds only what the user changed (``--input-file`` then ``--set``, the later wins): every
 other setting comes from the defaults the stack was deployed with, exactly as for input ``{}``. The settings
-are checked with the pipeline's own model (:class:`common.run.RunSettings`) over those defaults, so a typo or
-an out-of-range value fails here, in a second, instead of in Preflight.
+are checked with the pipeline's own model (:class:`search_router.contract.run.RunSettings`) over those defaults, so a
+typo or an out-of-range value fails here, in a second, instead of in Preflight.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from botocore.exceptions import ClientError
 from cli.app import OUTPUT_PIPELINE_DEFAULTS, App
 from cli.console import execution_url, run_prefix, s3_folder_url
 from cli.errors import UsageError
-from common.errors import InvalidRunInput
-from common.run import RunSettings, run_id_from_execution, settings_from_input
 from infra.config import pipeline_defaults as config_pipeline_defaults
+from search_router.contract.errors import InvalidRunInput
+from search_router.contract.run import RunSettings, run_id_from_execution, settings_from_input
 
 # Step Functions execution names: 1-80 characters, none of whitespace, < > { } [ ] ? * " # % \ ^ | ~ ` $ & , ; : /
 # or control characters.

@@ -26,7 +26,7 @@ from cli.console import execution_url, run_prefix, tmp_prefix
 from cli.errors import EXIT_OK, EXIT_RUN_FAILED, UsageError
 from cli.runs import resolve_execution
 from cli.text import duration, progress
-from common.run import run_id_from_execution
+from search_router.contract.run import run_id_from_execution
 
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 MIN_INTERVAL_S = 5.0

@@ -10,8 +10,8 @@ from __future__ import annotations
 from aws_cdk import Aws
 
 import infra  # noqa: F401  (puts lambdas/ on sys.path)
-from common.tags import STACK_TAG
-from routing.model_ids import foundation_model_id, is_inference_profile_id
+from search_router.contract.tags import STACK_TAG
+from search_router.shared.model_ids import foundation_model_id, is_inference_profile_id
 
 __all__ = [
     "foundation_model_arns",

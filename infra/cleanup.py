@@ -2,7 +2,7 @@
 
 There is no CloudFormation resource for custom models, customization jobs, evaluation jobs or custom model
 deployments, so ``cdk destroy`` would leave them (and a deployment keeps billing). This construct adds a
-Provider-framework custom resource (``lambdas/cleanup/handler.py``) whose Delete stops the pipeline's
+Provider-framework custom resource (``lambdas/search_router/handlers/cleanup.py``) whose Delete stops the pipeline's
 executions and jobs and deletes the deployments, then the models, that carry ``stack=<stack name>``.
 
 **Deletion order.** The custom resource depends on the state machine (which depends on every task
@@ -39,7 +39,11 @@ IS_COMPLETE_TIMEOUT_SECONDS = 300
 
 # Pipeline tasks that create Bedrock resources. After an execution is stopped, such a task may still be running;
 # the cleanup waits out its timeout (plus a margin) before it trusts that nothing new will appear.
-RESOURCE_CREATING_HANDLERS = ("distillation.handler.start", "deployment.handler.start", "judge.handler.start")
+RESOURCE_CREATING_HANDLERS = (
+    "search_router.handlers.distillation.start",
+    "search_router.handlers.deployment.start",
+    "search_router.handlers.judge.start",
+)
 SETTLE_MARGIN_SECONDS = 30
 
 
@@ -74,7 +78,7 @@ class RuntimeResourceCleanup(Construct):
             self,
             "OnEvent",
             FunctionSpec(
-                handler="cleanup.handler.on_event",
+                handler="search_router.handlers.cleanup.on_event",
                 description="Cleanup custom resource: starts the removal of run-time resources on stack delete",
                 timeout_seconds=30,
             ),
@@ -83,7 +87,7 @@ class RuntimeResourceCleanup(Construct):
             self,
             "IsComplete",
             FunctionSpec(
-                handler="cleanup.handler.is_complete",
+                handler="search_router.handlers.cleanup.is_complete",
                 description="Cleanup custom resource: stops and deletes this stack's run-time Bedrock resources",
                 timeout_seconds=IS_COMPLETE_TIMEOUT_SECONDS,
             ),

@@ -5,10 +5,10 @@ The pipeline has no catch-all (a redrive continues from the failed step), so its
 - an EventBridge rule on the pipeline's ``Step Functions Execution Status Change`` events (FAILED, TIMED_OUT,
   ABORTED) starts the **compensation state machine** (``stepfunctions/compensation.asl.json``), with a dead-letter
   queue for events it could not deliver;
-- its Sweep task (``lambdas/compensate/handler.py``) stops and deletes what the run created (tags ``stack`` and
-  ``run-id``) unless the run set ``keep_failed_artifacts``, never the deployment the router serves, and polls until
-  nothing is left; its Notify task (the pipeline's notify function) publishes the cause, what next, and what was
-  removed, kept or left;
+- its Sweep task (``lambdas/search_router/handlers/compensate.py``) stops and deletes what the run created (tags
+  ``stack`` and ``run-id``) unless the run set ``keep_failed_artifacts``, never the deployment the router serves, and
+  polls until nothing is left; its Notify task (the pipeline's notify function) publishes the cause, what next, and
+  what was removed, kept or left;
 - a scheduled **reconcile** (hourly) starts the compensation of any recent failure no compensation claimed:
   EventBridge delivers Step Functions events on a best-effort basis.
 
@@ -106,7 +106,7 @@ class Compensation(Construct):
             self,
             "Sweep",
             FunctionSpec(
-                handler="compensate.handler.sweep",
+                handler="search_router.handlers.compensate.sweep",
                 description="Stops and deletes what a failed, timed-out or aborted run created",
                 timeout_seconds=SWEEP_TIMEOUT_SECONDS,
                 environment=environment,
@@ -116,7 +116,7 @@ class Compensation(Construct):
             self,
             "Reconcile",
             FunctionSpec(
-                handler="compensate.handler.reconcile",
+                handler="search_router.handlers.compensate.reconcile",
                 description="Starts the compensation of recent failed runs whose status event was lost",
                 timeout_seconds=120,
                 environment=environment,

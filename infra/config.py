@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from routing.channels import ChannelConfigError, ChannelSet
-from routing.model_ids import AUTO_TEACHER, GEO_PREFIXES, base_model_id, is_customization_id
+from search_router.shared.channels import ChannelConfigError, ChannelSet
+from search_router.shared.model_ids import AUTO_TEACHER, GEO_PREFIXES, base_model_id, is_customization_id
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = PROJECT_ROOT / "cdk.json"
@@ -57,7 +57,7 @@ LOG_RETENTION_DAYS = (
     3653,
 )
 API_AUTH_MODES = ("iam", "api_key")
-# System prompt a router model is called with (routing.prompts.PromptKind values).
+# System prompt a router model is called with (search_router.shared.prompts.PromptKind values).
 PROMPT_KINDS = ("student", "teacher")
 # API Gateway execution logging; anything but OFF needs the account's API Gateway CloudWatch Logs role.
 API_EXECUTION_LOG_LEVELS = ("OFF", "ERROR", "INFO")
@@ -564,7 +564,7 @@ FIELDS: dict[str, _Parser] = {
     "lambda_architecture": lambda k, v: _as_choice(k, v, ARCHITECTURES),
     "python_runtime": lambda k, v: _as_choice(k, v, PYTHON_RUNTIMES),
     "log_retention_days": lambda k, v: _as_choice(k, v, LOG_RETENTION_DAYS),
-    # Routing API (infra/routing_api.py, lambdas/router_api/)
+    # Routing API (infra/routing_api.py, lambdas/search_router/router/)
     "router_default_model_id": _as_model_id,
     "router_default_prompt_kind": _prompt_kind,
     "router_fallback_models": _router_models,

@@ -1,7 +1,7 @@
 """One place for Lambda defaults: runtime, architecture, JSON logging, tracing, log retention, Powertools.
 
 Packaging is Docker-free: every function ships the same plain asset, the ``lambdas/`` folder (the
-handlers plus the shared ``routing`` domain package). Powertools for AWS Lambda (Python) v3, with its
+one package ``search_router``: handlers, domain, adapters). Powertools for AWS Lambda (Python) v3, with its
 pydantic and X-Ray extras, comes from the AWS-managed public layer pinned in configuration; the exact boto3 and
 botocore the tests validate against come from the SDK layer (``infra/layers.py``), on every function.
 """
@@ -32,9 +32,22 @@ _RETENTION = dict(zip(LOG_RETENTION_DAYS, [m for m in logs.RetentionDays if m.na
 _ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 
 
+HANDLERS_PACKAGE = "search_router.handlers"
+
+
+def service_name(handler: str) -> str:
+    """The Powertools service name of a function: its handler module's name (``preflight`` for
+    ``search_router.handlers.preflight.handler``)."""
+    module, _, _ = handler.rpartition(".")
+    package, _, name = module.rpartition(".")
+    if package != HANDLERS_PACKAGE or not name:
+        raise ValueError(f"handler {handler!r} is not a function of {HANDLERS_PACKAGE}")
+    return name
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
-    """What differs between functions. ``handler`` is ``<folder>.<module>.<function>`` under lambdas/."""
+    """What differs between functions. ``handler`` is ``search_router.handlers.<module>.<function>``."""
 
     handler: str
     description: str
@@ -91,7 +104,7 @@ class LambdaFactory(Construct):
         }
 
     def create(self, scope: Construct, construct_id: str, spec: FunctionSpec) -> lambda_.Function:
-        service = spec.handler.split(".", 1)[0]
+        service = service_name(spec.handler)
         environment = {**self.base_environment(service), **(spec.environment or {})}
         _check_environment_size(environment)
         log_group = logs.LogGroup(

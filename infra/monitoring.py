@@ -4,7 +4,7 @@ Router metrics come from two places:
 
 - the API Gateway **stage** (``AWS/ApiGateway``, ``ApiName`` + ``Stage``): requests, latency, 4xx, 5xx;
 - the router function's Powertools metrics (namespace = the stack name, dimension ``service=router_api``, see
-  ``lambdas/router_api/handler.py``): ``RouteLatency`` (one sample per routed request), ``CacheHit``,
+  ``lambdas/search_router/handlers/router_api.py``): ``RouteLatency`` (one sample per routed request), ``CacheHit``,
   ``FallbackModelUsed``, ``DefaultWeightsUsed``, ``FallbackCapped``, ``BadRequest``, ``InternalError``, and,
   each with its own dimension, ``ModelError`` (``code``, ``PoolExhausted`` included), ``ParseFailure``
   (``reason``), ``CircuitOpen`` / ``CircuitOpened`` (``model``: a configured model id or the promoted ARN, a
@@ -42,7 +42,8 @@ DATAPOINTS_TO_ALARM = 2
 # A fallback-rate alarm on a handful of requests would be noise: below this many routed requests in a period
 # the rate counts as 0 for the alarm (the dashboard still shows it).
 MIN_REQUESTS_FOR_RATE_ALARM = 20
-ROUTER_SERVICE = "router_api"  # POWERTOOLS_SERVICE_NAME of the router (the handler's folder, lambda_factory)
+# POWERTOOLS_SERVICE_NAME of the router (its handler module's name, see lambda_factory.service_name)
+ROUTER_SERVICE = "router_api"
 PREFLIGHT_SERVICE = "preflight"  # ... and of the Preflight function, which counts RouterModelsNotUsable
 # ... and of the pipeline functions whose fault counts the dashboard shows
 COMPENSATE_SERVICE = "compensate"

@@ -52,22 +52,76 @@ class Step:
 
 
 STEPS = (
-    Step("PreflightFunctionArn", "preflight.handler.handler", "Validates run input and model access", 120, 256),
-    Step("PlanQueriesFunctionArn", "plan_queries.handler.handler", "Plans and shards the queries", 300, 1024),
-    Step("LabelShardFunctionArn", "label_shard.handler.handler", "Labels one shard with the teacher", 900, 1024),
-    Step("PrepareDatasetFunctionArn", "prepare_dataset.handler.handler", "Builds the training set", 600, 2048),
-    Step("StartDistillationFunctionArn", "distillation.handler.start", "Starts the distillation job", 60, 256),
-    Step("CheckDistillationFunctionArn", "distillation.handler.check", "Polls the distillation job", 60, 256),
-    Step("StartDeploymentFunctionArn", "deployment.handler.start", "Deploys the distilled model", 60, 256),
-    Step("CheckDeploymentFunctionArn", "deployment.handler.check", "Polls the model deployment", 60, 256),
-    Step("RecordOutputsFunctionArn", "record_outputs.handler.handler", "Records the run outputs", 60, 256),
-    Step("EvaluateCandidateFunctionArn", "evaluate.handler.handler", "Evaluates one candidate router", 900, 512),
-    Step("StartJudgeFunctionArn", "judge.handler.start", "Starts the LLM-as-judge jobs", 60, 256),
-    Step("CheckJudgeFunctionArn", "judge.handler.check", "Polls the LLM-as-judge jobs", 120, 256),
-    Step("ReportFunctionArn", "report.handler.handler", "Writes the report, charts and gate decision", 300, 1536),
-    Step("PromoteFunctionArn", "promote.handler.promote", "Promotes the distilled model", 30, 256),
-    Step("RejectFunctionArn", "promote.handler.reject", "Rejects the distilled model", 60, 256),
-    Step("NotifyFunctionArn", "notify.handler.handler", "Publishes the run outcome", 60, 256),
+    Step(
+        "PreflightFunctionArn",
+        "search_router.handlers.preflight.handler",
+        "Validates run input and model access",
+        120,
+        256,
+    ),
+    Step(
+        "PlanQueriesFunctionArn",
+        "search_router.handlers.plan_queries.handler",
+        "Plans and shards the queries",
+        300,
+        1024,
+    ),
+    Step(
+        "LabelShardFunctionArn",
+        "search_router.handlers.label_shard.handler",
+        "Labels one shard with the teacher",
+        900,
+        1024,
+    ),
+    Step(
+        "PrepareDatasetFunctionArn",
+        "search_router.handlers.prepare_dataset.handler",
+        "Builds the training set",
+        600,
+        2048,
+    ),
+    Step(
+        "StartDistillationFunctionArn",
+        "search_router.handlers.distillation.start",
+        "Starts the distillation job",
+        60,
+        256,
+    ),
+    Step(
+        "CheckDistillationFunctionArn",
+        "search_router.handlers.distillation.check",
+        "Polls the distillation job",
+        60,
+        256,
+    ),
+    Step(
+        "StartDeploymentFunctionArn", "search_router.handlers.deployment.start", "Deploys the distilled model", 60, 256
+    ),
+    Step(
+        "CheckDeploymentFunctionArn", "search_router.handlers.deployment.check", "Polls the model deployment", 60, 256
+    ),
+    Step(
+        "RecordOutputsFunctionArn", "search_router.handlers.record_outputs.handler", "Records the run outputs", 60, 256
+    ),
+    Step(
+        "EvaluateCandidateFunctionArn",
+        "search_router.handlers.evaluate.handler",
+        "Evaluates one candidate router",
+        900,
+        512,
+    ),
+    Step("StartJudgeFunctionArn", "search_router.handlers.judge.start", "Starts the LLM-as-judge jobs", 60, 256),
+    Step("CheckJudgeFunctionArn", "search_router.handlers.judge.check", "Polls the LLM-as-judge jobs", 120, 256),
+    Step(
+        "ReportFunctionArn",
+        "search_router.handlers.report.handler",
+        "Writes the report, charts and gate decision",
+        300,
+        1536,
+    ),
+    Step("PromoteFunctionArn", "search_router.handlers.promote.promote", "Promotes the distilled model", 30, 256),
+    Step("RejectFunctionArn", "search_router.handlers.promote.reject", "Rejects the distilled model", 60, 256),
+    Step("NotifyFunctionArn", "search_router.handlers.notify.handler", "Publishes the run outcome", 60, 256),
 )
 
 

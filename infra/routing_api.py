@@ -12,7 +12,7 @@ Lambda behind it, and the SSM parameter that names the promoted model.
   that role and the account setting, both retained on destroy because every REST API of the account and Region
   logs through them; ``existing`` relies on the role the account already has (``python -m cli doctor`` tells).
 - **Model switch without redeploy**: the router reads :attr:`RoutingApi.model_parameter` (JSON, see
-  ``lambdas/router_api/model_source.py``); the pipeline's Promote step writes it. Its initial value names the
+  ``lambdas/search_router/router/model_source.py``); the pipeline's Promote step writes it. Its initial value names the
   configured default router model, so the endpoint answers right after ``cdk deploy``. Note: CloudFormation
   rewrites that initial value only when it changes (e.g. a new ``router_default_model_id``), which also
   replaces a promotion made since.
@@ -41,7 +41,7 @@ from infra.bedrock_arns import invoke_resource_arns, tagged_by
 from infra.config import AppConfig
 from infra.lambda_factory import FunctionSpec, LambdaFactory
 from infra.nag import acknowledge, acknowledge_resources, acknowledge_wildcards
-from router_api.settings import to_environment
+from search_router.router.settings import to_environment
 
 STAGE_NAME = "v1"
 ROUTER_MEMORY_MB = 1024  # CPU scales with memory: faster cold starts and a smaller per-request overhead
@@ -133,7 +133,7 @@ class RoutingApi(Construct):
             self,
             "RouterFunction",
             FunctionSpec(
-                handler="router_api.handler.lambda_handler",
+                handler="search_router.handlers.router_api.lambda_handler",
                 description="Routes a search query to channel weights (POST /route)",
                 timeout_seconds=math.ceil(router.timeout_ms / 1000) + ROUTER_TIMEOUT_HEADROOM_SECONDS,
                 memory_mb=ROUTER_MEMORY_MB,

@@ -11,13 +11,6 @@ Modules: :mod:`~simulation.runner` (one run, end to end), :mod:`~simulation.cli`
 :mod:`~simulation.bedrock_fake`, :mod:`~simulation.synth`.
 """
 
-import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-LAMBDAS_DIR = REPO_ROOT / "lambdas"
-# The app (``app.py``, ``infra``) and the Lambda code (``lambdas/``: handlers and the shared ``routing``
-# package) are imported by module name, as in the tests (pyproject's pytest ``pythonpath``).
-for _path in (REPO_ROOT, LAMBDAS_DIR):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))

@@ -32,7 +32,7 @@ Consequences worth knowing:
 
 Usage::
 
-    fake = BedrockFake().with_default_catalog().install()   # routing.aws.CLIENTS now serves the fake
+    fake = BedrockFake().with_default_catalog().install()   # search_router.adapters.clients.CLIENTS now serves the fake
     fake.responder = lambda request: ConverseReply('{"visual": 1, ...}', input_tokens=30)
     fake.script_errors("Converse", "ThrottlingException", times=2)
     ...
@@ -380,7 +380,7 @@ DEFAULT_PROFILES: tuple[str, ...] = (
 
 def default_responder(request: ConverseRequest) -> str:
     """A valid routing answer: equal weights over the default channels, weights first, reasoning last."""
-    from routing.channels import DEFAULT_CHANNELS
+    from search_router.shared.channels import DEFAULT_CHANNELS
 
     names = DEFAULT_CHANNELS.names
     answer: dict[str, Any] = dict.fromkeys(names, round(1 / len(names), 4))
@@ -726,9 +726,10 @@ class BedrockFake:
         return client
 
     def install(self) -> Self:
-        """Make ``routing.aws.CLIENTS.get("bedrock" | "bedrock-runtime")`` return this fake's clients (whatever
+        """Make ``search_router.adapters.clients.CLIENTS.get("bedrock" | "bedrock-runtime")`` return this fake's
+        clients (whatever
         ``config`` the caller passes). The root conftest resets ``CLIENTS`` after every test."""
-        from routing.aws import CLIENTS
+        from search_router.adapters.clients import CLIENTS
 
         CLIENTS.override(CONTROL_SERVICE, self._control)
         CLIENTS.override(RUNTIME_SERVICE, self._runtime)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from routing.report import teacher_text
+from search_router.pipeline.report import teacher_text
 from simulation.models import SIMULATED
 from simulation.runner import (
     DEFAULT_EVAL,

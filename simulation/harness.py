@@ -23,13 +23,13 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.events.models import EventPattern
 
+from infra.lambda_factory import HANDLERS_PACKAGE
 from simulation.synth import Synthesized
 
 __all__ = [
@@ -46,7 +46,6 @@ __all__ = [
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 _ENV_LOCK = threading.RLock()
-_LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 
 
 @dataclass
@@ -247,7 +246,9 @@ class PipelineHarness:
         rule = resources[self._logical_id(compensation.rule)]["Properties"]
         self.compensation_pattern = self.resolver.resolve(rule["EventPattern"])
         # Fast polls for tests: the settle time after an abort and the wait between sweeps, in seconds.
-        self.function_for("compensate.handler.sweep").environment.update({"SETTLE_SECONDS": "1", "POLL_SECONDS": "1"})
+        self.function_for("search_router.handlers.compensate.sweep").environment.update(
+            {"SETTLE_SECONDS": "1", "POLL_SECONDS": "1"}
+        )
 
     def _definition(self, props: dict[str, Any]) -> str:
         return state_machine_definition(self.synthesized, self.resolver, props)
@@ -492,5 +493,4 @@ def state_machine_definition(synthesized: Synthesized, resolver: TemplateResolve
 
 
 def _is_project_handler(handler: str) -> bool:
-    module = handler.rsplit(".", 1)[0].split(".", 1)[0]
-    return (_LAMBDAS_DIR / module).is_dir()
+    return handler.startswith(HANDLERS_PACKAGE + ".")

@@ -20,7 +20,8 @@ Amazon Nova or Claude behave. Each model is a pure function of (seed, model, que
   teacher's weights plus larger noise, occasionally confusing the two leading channels, sometimes wrapping its
   JSON in prose or a code fence.
 * **Judge** (:meth:`SimulatedModels.write_judge_results`): scores each answer with the deterministic rubric
-  (:func:`routing.metrics.rubric_score`) and writes the result files where Bedrock Model Evaluation would.
+  (:func:`search_router.pipeline.metrics.rubric_score`) and writes the result files where Bedrock Model Evaluation
+  would.
 
 Latency: each call draws a latency from a log-normal distribution per model (:data:`LATENCY_PROFILES`;
 distilled Nova Micro ~0.8 s and Claude Haiku 4.5 ~1.7 s mean, the reference write-up's figures). The answer
@@ -44,11 +45,11 @@ from typing import Any, Final
 
 import boto3
 
-from routing.answer import RoutingDecision, format_answer, parse_routing_answer, round_weights
-from routing.channels import Channel, ChannelSet
-from routing.metrics import rubric_score
-from routing.prompts import keyword_like_channel, student_prompt
-from routing.queries import BALANCED, DOMINANT_SUFFIX, largest_remainder, normalize_query
+from search_router.pipeline.metrics import rubric_score
+from search_router.pipeline.queries import BALANCED, DOMINANT_SUFFIX, largest_remainder, normalize_query
+from search_router.shared.answer import RoutingDecision, format_answer, parse_routing_answer, round_weights
+from search_router.shared.channels import Channel, ChannelSet
+from search_router.shared.prompts import keyword_like_channel, student_prompt
 from simulation.bedrock_fake import ConverseReply, ConverseRequest, EvaluationJobRequest
 from simulation.clock import VirtualClock
 

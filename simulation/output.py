@@ -1,6 +1,6 @@
 """What ``make simulate`` leaves in ``./out``, every file labelled SIMULATED.
 
-* ``report.md``: the pipeline's own Markdown report (:func:`routing.report.render_markdown` of its
+* ``report.md``: the pipeline's own Markdown report (:func:`search_router.pipeline.report.render_markdown` of its
   ``report.json``), titled "SIMULATED — ..." with a banner that says what was simulated, and a closing section
   with the run's settings. Chart links point at the PNGs next to it.
 * ``report.json``: the pipeline's report with a top-level ``"simulated"`` object (the same explanation).
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from routing.report import CHART_FILES, render_markdown
+from search_router.pipeline.report import CHART_FILES, render_markdown
 from simulation.models import SIMULATED
 
 REPORT_MD: Final = "report.md"

@@ -32,11 +32,11 @@ from typing import Any, Final, TextIO
 import boto3
 from moto import mock_aws
 
-from common.run import run_id_from_execution
-from routing.aws import CLIENTS
-from routing.channels import ChannelSet, load_channels
-from routing.queries import normalize_query, plan_queries
-from routing.report import CHART_FILES
+from search_router.adapters.clients import CLIENTS
+from search_router.contract.run import run_id_from_execution
+from search_router.pipeline.queries import normalize_query, plan_queries
+from search_router.pipeline.report import CHART_FILES
+from search_router.shared.channels import ChannelSet, load_channels
 from simulation.bedrock_fake import BedrockFake
 from simulation.clock import VirtualClock, virtual_latency
 from simulation.harness import REGION, Execution, PipelineHarness
@@ -73,7 +73,7 @@ _UNSET: Final = (
     "AWS_ROLE_ARN",
     "AWS_WEB_IDENTITY_TOKEN_FILE",
 )
-_LABEL_SHARD: Final = "label_shard.handler.handler"
+_LABEL_SHARD: Final = "search_router.handlers.label_shard.handler"
 
 
 class SimulationFailed(RuntimeError):

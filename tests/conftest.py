@@ -4,12 +4,13 @@ Fixtures:
 
 - ``_isolated`` (autouse): blocks non-loopback connections and DNS look-ups, sets ``us-east-1`` and dummy credentials,
   hides the developer's AWS config files and profile, sets the Powertools variables, and resets
-  ``routing.aws.CLIENTS`` before and after the test. Tests marked ``e2e`` (everything under ``tests/e2e``) are
-  left alone: they talk to a real stack.
-- ``aws``: a ``moto.mock_aws()`` context for the test (S3, SSM, SNS ... through ``routing.aws.CLIENTS.get`` or
-  ``boto3``).
-- ``bedrock``: a :class:`tests.fakes.bedrock.BedrockFake` with the default model catalog, installed into
-  ``routing.aws.CLIENTS``; works with or without ``aws`` (it answers before moto would see the request).
+  ``search_router.adapters.clients.CLIENTS`` before and after the test. Tests marked ``e2e`` (everything under
+  ``tests/e2e``) are left alone: they talk to a real stack.
+- ``aws``: a ``moto.mock_aws()`` context for the test (S3, SSM, SNS ... through
+  ``search_router.adapters.clients.CLIENTS.get`` or ``boto3``).
+- ``bedrock``: a :class:`simulation.bedrock_fake.BedrockFake` with the default model catalog, installed into
+  ``search_router.adapters.clients.CLIENTS``; works with or without ``aws`` (it answers before moto would see the
+  request).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import pytest
 # which every new session copies.
 from moto import mock_aws
 
-from routing.aws import CLIENTS
-from tests.fakes.bedrock import BedrockFake
+from search_router.adapters.clients import CLIENTS
+from simulation.bedrock_fake import BedrockFake
 
 
 class NetworkBlockedError(RuntimeError):
@@ -111,7 +112,8 @@ _UNSET_ENVIRONMENT = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", 
 
 @pytest.fixture(autouse=True)
 def _isolated(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Offline, dummy-credential environment and fresh ``routing.aws.CLIENTS`` for every non-e2e test."""
+    """Offline, dummy-credential environment and fresh ``search_router.adapters.clients.CLIENTS`` for every non-e2e
+    test."""
     if request.node.get_closest_marker("e2e") is None:
         _block_network(monkeypatch)
         for name, value in _TEST_ENVIRONMENT.items():

@@ -18,12 +18,12 @@ from typing import Any
 import boto3
 import pytest
 
-from router_api import handler
-from router_api.observability import logger, metrics
-from router_api.settings import load_settings, to_environment
-from router_api.wiring import build_service
-from routing.channels import DEFAULT_CHANNELS
-from tests.fakes.bedrock import ACCOUNT_ID, BedrockFake, ConverseRequest, FakeError
+from search_router.handlers import router_api as handler
+from search_router.handlers.observability import logger, metrics
+from search_router.router.settings import load_settings, to_environment
+from search_router.router.wiring import build_service
+from search_router.shared.channels import DEFAULT_CHANNELS
+from simulation.bedrock_fake import ACCOUNT_ID, BedrockFake, ConverseRequest, FakeError
 
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "events"
 PARAMETER_NAME = "/test/router/promoted-model"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from common.run import RunState, settings_from_input
-from tests.fakes.bedrock import ACCOUNT_ID, REGION
+from search_router.contract.run import RunState, settings_from_input
+from simulation.bedrock_fake import ACCOUNT_ID, REGION
 from tests.unit.test_run_naming import DEFAULTS
 
 

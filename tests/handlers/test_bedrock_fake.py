@@ -16,9 +16,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError, HTTPClientError, ParamValidationError
 
-from routing.aws import CLIENTS, PIPELINE_CONFIG
-from tests.conftest import NetworkBlockedError
-from tests.fakes.bedrock import (
+from search_router.adapters.clients import CLIENTS, PIPELINE_CONFIG
+from simulation.bedrock_fake import (
     AVAILABILITY_MODEL_ID,
     CLIENT_REQUEST_TOKEN,
     CUSTOM_MODEL_NAME,
@@ -32,6 +31,7 @@ from tests.fakes.bedrock import (
     FakeError,
     NameRule,
 )
+from tests.conftest import NetworkBlockedError
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/BedrockDistillationRole"
 TEACHER = "us.amazon.nova-pro-v1:0"

@@ -1,4 +1,5 @@
-"""The stack-delete cleanup (``lambdas/cleanup/handler.py``) against the Bedrock fake and moto's Step Functions.
+"""The stack-delete cleanup (``lambdas/search_router/handlers/cleanup.py``) against the Bedrock fake and moto's Step
+Functions.
 
 Run-time resources are created the way the pipeline creates them: through the fake's own APIs, with the
 pipeline's request builders (so with the same names and ``stack`` / ``run-id`` / ``project`` tags). The Provider
@@ -18,9 +19,9 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from common.run import RunState, settings_from_input
-from routing.aws import CLIENTS
-from tests.fakes.bedrock import ACCOUNT_ID, REGION, BedrockFake
+from search_router.adapters.clients import CLIENTS
+from search_router.contract.run import RunState, settings_from_input
+from simulation.bedrock_fake import ACCOUNT_ID, REGION, BedrockFake
 from tests.handlers.runs import run_state
 from tests.unit.test_run_naming import DEFAULTS
 
@@ -35,19 +36,19 @@ DEADLINE_KEY = "CleanupDeadline"
 # The handler is imported when called: Powertools reads its namespace and service from the environment the
 # root conftest sets for each test.
 def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    from cleanup.handler import on_event as handler
+    from search_router.handlers.cleanup import on_event as handler
 
     return handler(event, context)
 
 
 def is_complete(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    from cleanup.handler import is_complete as handler
+    from search_router.handlers.cleanup import is_complete as handler
 
     return handler(event, context)
 
 
 def cleanup_incomplete() -> type[Exception]:
-    from cleanup.handler import CleanupIncomplete
+    from search_router.handlers.cleanup import CleanupIncomplete
 
     return CleanupIncomplete
 
@@ -143,9 +144,9 @@ class World:
     ) -> Run:
         """A pipeline run of ``stack`` as far as: its job (``model=False``: still InProgress), its custom model,
         a deployment ``"Creating"`` or ``"Active"``, an InProgress judge job, and a RUNNING execution."""
-        from deployment.handler import deployment_request
-        from distillation.handler import job_request
-        from judge.handler import job_request as judge_request
+        from search_router.handlers.deployment import deployment_request
+        from search_router.handlers.distillation import job_request
+        from search_router.handlers.judge import job_request as judge_request
 
         self.env.setenv("STACK_NAME", stack)
         state = run_state(run_id, stack)
@@ -409,7 +410,7 @@ def test_leftovers_at_the_deadline_fail_the_delete_with_what_is_left_and_how_to_
     # stack's own deployment never gets deleted
     run = world.run("run-1", deployment="Active")
     world.env.setenv("STACK_NAME", OTHER_STACK)
-    from deployment.handler import deployment_request
+    from search_router.handlers.deployment import deployment_request
 
     borrowed = deployment_request(
         RunState(run_id="borrow", execution_arn="arn:x", started_at="t", settings=settings_from_input(DEFAULTS, {})),

@@ -32,9 +32,9 @@ from cli.errors import EXIT_AUTH, EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_RUN_FAI
 from cli.main import main
 from cli.status import wait_for
 from infra.config import load_config
-from routing.channels import DEFAULT_CHANNELS
-from routing.metrics import Price, QueryResult, compute_metrics
-from routing.report import build_report, render_markdown
+from search_router.pipeline.metrics import Price, QueryResult, compute_metrics
+from search_router.pipeline.report import build_report, render_markdown
+from search_router.shared.channels import DEFAULT_CHANNELS
 from tests.unit.test_run_naming import DEFAULTS
 
 REGION = "us-east-1"

@@ -1,4 +1,5 @@
-"""The compensation of a failed, timed-out or aborted run (``lambdas/compensate/handler.py``), one poll at a time,
+"""The compensation of a failed, timed-out or aborted run (``lambdas/search_router/handlers/compensate.py``), one poll
+at a time,
 against moto (Step Functions executing a tiny machine, S3, SSM) and the botocore-validating Bedrock fake."""
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from routing.aws import CLIENTS
-from tests.fakes.bedrock import ACCOUNT_ID, REGION, BedrockFake
+from search_router.adapters.clients import CLIENTS
+from simulation.bedrock_fake import ACCOUNT_ID, REGION, BedrockFake
 from tests.handlers.runs import run_state
 from tests.unit.test_run_naming import DEFAULTS
 
@@ -53,7 +54,7 @@ class World:
 
     @property
     def settings(self) -> Any:
-        from compensate.handler import CompensationSettings
+        from search_router.handlers.compensate import CompensationSettings
 
         return CompensationSettings(
             stack_name=STACK,
@@ -88,8 +89,8 @@ class World:
 
     def resources(self, run_id: str, *, stack: str = STACK, training: bool = False, deployed: bool = True) -> dict:
         """What a run of ``stack`` created: a job (InProgress with ``training``), its model and a deployment."""
-        from deployment.handler import deployment_request
-        from distillation.handler import job_request
+        from search_router.handlers.deployment import deployment_request
+        from search_router.handlers.distillation import job_request
 
         self.env.setenv("STACK_NAME", stack)
         state = run_state(run_id, stack)
@@ -119,7 +120,7 @@ class World:
         }
 
     def poll(self, event: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
-        from compensate.handler import poll
+        from search_router.handlers.compensate import poll
 
         return poll(
             event,
@@ -288,7 +289,7 @@ def test_a_permission_error_stops_at_once_and_says_so(world: World) -> None:
 
 
 def test_reconcile_finds_recent_unclaimed_failures_only(world: World) -> None:
-    from compensate.handler import claim, claim_key, find_unclaimed
+    from search_router.handlers.compensate import claim, claim_key, find_unclaimed
 
     lost = world.execution("lost")
     handled = world.execution("handled")

@@ -19,7 +19,7 @@ from cli.app import Terminal
 from cli.errors import EXIT_NOT_READY
 from cli.main import main
 from infra.config import load_config
-from tests.fakes.bedrock import BedrockFake
+from simulation.bedrock_fake import BedrockFake
 
 REGION = "us-east-1"
 NOVA_PRO_RPM = "Cross-region model inference requests per minute for Amazon Nova Pro"

@@ -15,15 +15,15 @@ from typing import Any
 import boto3
 import pytest
 
-from common.errors import TransientError
-from common.run import RunState, settings_from_input
-from routing.aws import CLIENTS
-from routing.channels import DEFAULT_CHANNELS
-from routing.checkpoint import DEFAULT_EVERY, ShardKeys, ShardProgress
-from routing.dataset import DatasetTooSmall, TooManyShardsFailed
-from routing.labeling import TeacherUnavailable
-from routing.queries import synthesize_queries
-from tests.fakes.bedrock import BedrockFake, ConverseRequest, FakeError, default_responder
+from search_router.adapters.clients import CLIENTS
+from search_router.contract.errors import TransientError
+from search_router.contract.run import RunState, settings_from_input
+from search_router.pipeline.checkpoint import DEFAULT_EVERY, ShardKeys, ShardProgress
+from search_router.pipeline.dataset import DatasetTooSmall, TooManyShardsFailed
+from search_router.pipeline.labeling import TeacherUnavailable
+from search_router.pipeline.queries import synthesize_queries
+from search_router.shared.channels import DEFAULT_CHANNELS
+from simulation.bedrock_fake import BedrockFake, ConverseRequest, FakeError, default_responder
 from tests.unit.test_run_naming import DEFAULTS
 
 BUCKET = "data-bucket"
@@ -99,12 +99,12 @@ class Shards:
         return shard
 
     def label(self, index: int, context: Context | None = None) -> dict[str, Any]:
-        from label_shard.handler import handler
+        from search_router.handlers.label_shard import handler
 
         return handler({"run": self.run, "shard": self.plan[index]}, context or Context())
 
     def prepare(self) -> dict[str, Any]:
-        from prepare_dataset.handler import handler
+        from search_router.handlers.prepare_dataset import handler
 
         plan = {"planned": sum(s["count"] for s in self.plan), "shards": self.plan}
         return handler({"run": self.run, "plan": plan}, Context())
@@ -155,8 +155,9 @@ def teacher(aws: None, bedrock: BedrockFake, pipeline_env: pytest.MonkeyPatch) -
 def test_the_safety_margin_outlasts_one_teacher_call_and_leaves_the_shard_its_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from infra.pipeline import STEPS
     from label_shard import handler as label_shard
+
+    from infra.pipeline import STEPS
 
     config = label_shard.TEACHER_CLIENT_CONFIG
     # one attempt (label_queries retries, the limiter sees every throttling answer), so one call is at most
@@ -166,7 +167,9 @@ def test_the_safety_margin_outlasts_one_teacher_call_and_leaves_the_shard_its_ti
     assert one_call == label_shard.TEACHER_CALL_TIMEOUT_S
     # ... and the margin before the Lambda deadline is longer than that, with room to write
     assert one_call < label_shard.SAFETY_MARGIN_S
-    timeout = next(step.timeout_seconds for step in STEPS if step.handler == "label_shard.handler.handler")
+    timeout = next(
+        step.timeout_seconds for step in STEPS if step.handler == "search_router.handlers.label_shard.handler"
+    )
     assert timeout - label_shard.SAFETY_MARGIN_S >= 0.8 * timeout
 
 
@@ -192,7 +195,7 @@ def test_the_teacher_client_is_built_with_that_configuration(teacher: Teacher, m
 def test_a_shard_that_runs_out_of_time_saves_its_progress_and_the_retry_labels_only_the_rest(
     teacher: Teacher,
 ) -> None:
-    from label_shard.handler import SAFETY_MARGIN_S
+    from search_router.handlers.label_shard import SAFETY_MARGIN_S
 
     shards = Shards(make_run())
     shards.add_shard(50, seed=2)

@@ -9,9 +9,9 @@ from typing import Any
 import boto3
 import pytest
 
-from common.errors import DeploymentFailed, DistillationTimedOut, InvalidRunInput
-from common.run import RunState, settings_from_input
-from tests.fakes.bedrock import BedrockFake
+from search_router.contract.errors import DeploymentFailed, DistillationTimedOut, InvalidRunInput
+from search_router.contract.run import RunState, settings_from_input
+from simulation.bedrock_fake import BedrockFake
 from tests.unit.test_run_naming import DEFAULTS
 
 
@@ -58,8 +58,8 @@ def run_state() -> dict[str, Any]:
 def test_a_refused_model_is_named_with_the_setting_to_change(
     bedrock: BedrockFake, model_id: str, prepare: Any, expected: str | None
 ) -> None:
-    from common.bedrock_catalog import BedrockCatalog
-    from routing.model_checks import Requirement, judge_model
+    from search_router.adapters.bedrock_catalog import BedrockCatalog
+    from search_router.pipeline.model_checks import Requirement, judge_model
 
     prepare(bedrock)
     verdict = judge_model(Requirement("baseline router", model_id, "baseline_model_id"),
@@ -74,8 +74,8 @@ def test_a_refused_model_is_named_with_the_setting_to_change(
 
 
 def test_the_student_must_be_offered_for_distillation_in_the_region(bedrock: BedrockFake) -> None:
-    from common.bedrock_catalog import BedrockCatalog
-    from routing.model_checks import STUDENT_SIDE, Requirement, judge_model
+    from search_router.adapters.bedrock_catalog import BedrockCatalog
+    from search_router.pipeline.model_checks import STUDENT_SIDE, Requirement, judge_model
 
     catalog = BedrockCatalog(bedrock.control, "us-east-1")
 
@@ -94,7 +94,7 @@ def test_the_student_must_be_offered_for_distillation_in_the_region(bedrock: Bed
 def test_a_job_running_past_the_limit_is_stopped_and_fails_the_run(
     bedrock: BedrockFake, run_state: dict[str, Any], pipeline_env: None
 ) -> None:
-    from distillation.handler import check, job_request
+    from search_router.handlers.distillation import check, job_request
 
     # Given a job created two hours ago with a one-hour limit
     request = job_request(RunState.model_validate(run_state), train_uri="s3://bucket/runs/r1/dataset/train.jsonl")
@@ -116,8 +116,8 @@ def test_a_job_running_past_the_limit_is_stopped_and_fails_the_run(
 def test_a_deployment_stuck_in_creating_fails_the_run(
     bedrock: BedrockFake, run_state: dict[str, Any], pipeline_env: None
 ) -> None:
-    from deployment.handler import check, deployment_request
-    from distillation.handler import job_request
+    from search_router.handlers.deployment import check, deployment_request
+    from search_router.handlers.distillation import job_request
 
     # Given a real (fake) deployment of a finished job's model that was created four hours ago
     run = RunState.model_validate(run_state)
@@ -140,7 +140,7 @@ def test_a_deployment_stuck_in_creating_fails_the_run(
 
 
 def test_a_failure_refused_in_preflight_is_announced_with_its_cause_and_a_fix() -> None:
-    from notify.handler import compose
+    from search_router.handlers.notify import compose
 
     subject, message = compose(
         {
@@ -168,7 +168,7 @@ def test_a_failure_refused_in_preflight_is_announced_with_its_cause_and_a_fix() 
 
 
 def test_a_failure_notification_lists_what_was_removed_kept_and_left_and_how_to_continue() -> None:
-    from notify.handler import compose
+    from search_router.handlers.notify import compose
 
     arn = "arn:aws:states:us-east-1:123456789012:execution:sm:nightly"
     deployment = "arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/abc"
@@ -209,7 +209,7 @@ def test_a_failure_notification_lists_what_was_removed_kept_and_left_and_how_to_
 
 
 def test_a_long_notification_subject_stays_a_valid_sns_subject() -> None:
-    from notify.handler import compose, sns_subject
+    from search_router.handlers.notify import compose, sns_subject
 
     # SNS: a Subject must be ASCII, without line breaks, and fewer than 100 characters (docs/bedrock-facts.md)
     subject, message = compose(
@@ -243,8 +243,8 @@ def test_a_long_notification_subject_stays_a_valid_sns_subject() -> None:
 def test_a_query_file_that_cannot_be_found_or_read_is_named_in_preflight(code: str, status: int, expected: str) -> None:
     from botocore.stub import Stubber
 
-    from preflight.handler import check_query_file
-    from routing.aws import CLIENTS
+    from search_router.adapters.clients import CLIENTS
+    from search_router.handlers.preflight import check_query_file
 
     # Given S3 answering HeadObject with a 404 (or a 403, as it does without s3:ListBucket)
     client = boto3.client("s3", region_name="us-east-1")
@@ -265,8 +265,8 @@ def test_a_query_file_that_cannot_be_found_or_read_is_named_in_preflight(code: s
 def test_evaluation_waits_out_a_deployment_that_is_not_ready_yet(bedrock: BedrockFake) -> None:
     import time
 
-    from evaluate.handler import answer_one
-    from routing.channels import DEFAULT_CHANNELS
+    from search_router.handlers.evaluate import answer_one
+    from search_router.shared.channels import DEFAULT_CHANNELS
 
     item = {"query": "sunset", "category": "visual_dominant", "reference": {"visual": 0.7, "audio": 0.1,
             "transcription": 0.1, "metadata": 0.1}}  # fmt: skip
@@ -307,7 +307,7 @@ def _creates(bedrock: BedrockFake) -> dict[str, tuple[Any, dict[str, Any], str]]
 def test_a_create_re_entered_finds_what_the_first_attempt_created_and_creates_nothing_more(
     bedrock: BedrockFake, kind: str, pipeline_env: None
 ) -> None:
-    from common.bedrock import create_once
+    from search_router.adapters.bedrock import create_once
 
     create, request, name = _creates(bedrock)[kind]
     first, created = create_once(bedrock.control, kind, name, create, request)
@@ -317,7 +317,7 @@ def test_a_create_re_entered_finds_what_the_first_attempt_created_and_creates_no
     assert create_once(bedrock.control, kind, name, create, again) == (first, False)
     operation = "".join(part.title() for part in create.__name__.split("_"))
     assert bedrock.calls_to(operation)[-1]["clientRequestToken"] == "another-attempt"  # the create was refused
-    from common.bedrock import LISTINGS
+    from search_router.adapters.bedrock import LISTINGS
 
     listing, key, name_field, _ = LISTINGS[kind]
     named = [s for s in getattr(bedrock.control, listing)()[key] if s[name_field] == name]
@@ -330,8 +330,8 @@ def test_a_create_throttled_is_retried_and_a_create_refused_is_the_callers_to_wo
 ) -> None:
     from botocore.exceptions import ClientError
 
-    from common.bedrock import create_once
-    from common.errors import TransientError
+    from search_router.adapters.bedrock import create_once
+    from search_router.contract.errors import TransientError
 
     create, request, name = _creates(bedrock)[kind]
     operation = "".join(part.title() for part in create.__name__.split("_"))

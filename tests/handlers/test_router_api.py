@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from router_api import handler
-from routing.channels import DEFAULT_CHANNELS
-from routing.prompts import student_prompt, teacher_prompt
-from tests.fakes.bedrock import ConverseRequest
+from search_router.handlers import router_api as handler
+from search_router.shared.channels import DEFAULT_CHANNELS
+from search_router.shared.prompts import student_prompt, teacher_prompt
+from simulation.bedrock_fake import ConverseRequest
 from tests.handlers.router_harness import (
     PRIMARY,
     VALID_ANSWER,

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from router_api import handler
-from router_api.invoker import BedrockInvoker, ModelCallError
-from router_api.settings import ModelSpec, load_settings, to_environment
-from router_api.wiring import build_service, invoker_threads, router_client_config
-from routing.channels import DEFAULT_CHANNELS
-from routing.prompts import PromptKind
-from tests.fakes.bedrock import BedrockFake, ConverseRequest, FakeError
+from search_router.handlers import router_api as handler
+from search_router.router.invoker import BedrockInvoker, ModelCallError
+from search_router.router.settings import ModelSpec, load_settings, to_environment
+from search_router.router.wiring import build_service, invoker_threads, router_client_config
+from search_router.shared.channels import DEFAULT_CHANNELS
+from search_router.shared.prompts import PromptKind
+from simulation.bedrock_fake import BedrockFake, ConverseRequest, FakeError
 from tests.handlers.router_harness import (
     DEFAULT_WEIGHTS,
     FALLBACK,

@@ -8,10 +8,10 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from routing.aws import CLIENTS
-from routing.channels import DEFAULT_CHANNELS
-from routing.prompts import student_prompt, teacher_prompt
-from tests.fakes.bedrock import BedrockFake
+from search_router.adapters.clients import CLIENTS
+from search_router.shared.channels import DEFAULT_CHANNELS
+from search_router.shared.prompts import student_prompt, teacher_prompt
+from simulation.bedrock_fake import BedrockFake
 from tests.handlers.router_harness import (
     FALLBACK,
     FALLBACK_ANSWER,

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from router_api import handler
-from router_api.observability import tracer
-from router_api.service import RouterService
-from tests.fakes.bedrock import ConverseRequest, FakeError
+from search_router.handlers import router_api as handler
+from search_router.handlers.observability import tracer
+from search_router.router.service import RouterService
+from simulation.bedrock_fake import ConverseRequest, FakeError
 from tests.handlers.router_harness import (
     FALLBACK,
     FALLBACK_ANSWER,

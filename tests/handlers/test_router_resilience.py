@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from router_api import handler
-from router_api.service import RouterService
-from routing.answer import parse_routing_answer, round_weights
-from routing.channels import DEFAULT_CHANNELS
-from tests.fakes.bedrock import ConverseRequest, FakeError
+from search_router.handlers import router_api as handler
+from search_router.router.service import RouterService
+from search_router.shared.answer import parse_routing_answer, round_weights
+from search_router.shared.channels import DEFAULT_CHANNELS
+from simulation.bedrock_fake import ConverseRequest, FakeError
 from tests.handlers.router_harness import (
     DEFAULT_WEIGHTS,
     EVENTS_DIR,

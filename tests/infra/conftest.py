@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.synth import Synthesized
+from simulation.synth import Synthesized
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")

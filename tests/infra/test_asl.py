@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from simulation.harness import TemplateResolver, state_machine_definition
-from tests.synth import Synthesized
+from simulation.synth import Synthesized
 
 VALIDATOR = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "asl-validator"
 

@@ -11,7 +11,7 @@ from aws_cdk import aws_s3 as s3
 from cfnlint.api import ManualArgs, lint_file
 
 from app import build_app
-from tests.synth import Synthesized
+from simulation.synth import Synthesized
 
 
 def _nag_report(outdir: Path) -> dict[str, Any]:

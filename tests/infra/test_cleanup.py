@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from infra.cleanup import HANDLER_DEADLINE, QUERY_INTERVAL, SERVICE_TIMEOUT, TOTAL_TIMEOUT, settle_seconds
-from tests.synth import Synthesized
+from simulation.synth import Synthesized
 
 CLEANUP_ACTIONS = {
     "bedrock:ListModelCustomizationJobs",

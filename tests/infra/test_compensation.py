@@ -12,7 +12,7 @@ from typing import Any
 from moto.events.models import EventPattern
 
 from simulation.harness import TemplateResolver
-from tests.synth import Synthesized
+from simulation.synth import Synthesized
 
 EVENT = json.loads((Path(__file__).resolve().parents[1] / "events" / "execution_status_change_failed.json").read_text())
 

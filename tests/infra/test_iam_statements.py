@@ -9,9 +9,9 @@ matches. (That every call the functions make is allowed is tests/workflow/test_i
 from __future__ import annotations
 
 from simulation.harness import TemplateResolver
+from simulation.synth import Synthesized
 from tests.policy.checks import statement_findings
 from tests.policy.template import role_statements
-from tests.synth import Synthesized
 
 
 def test_every_identity_policy_statement_matches_the_service_authorization_reference(synth: Synthesized) -> None:

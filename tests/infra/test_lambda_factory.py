@@ -12,6 +12,7 @@ from aws_cdk.assertions import Match, Template
 
 from infra.config import ConfigError, load_config, read_cdk_json_context
 from infra.lambda_factory import FunctionSpec, LambdaFactory
+from simulation.synth import Synthesized
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, Path, dic
     factory.create(
         stack,
         "Example",
-        FunctionSpec(handler="example.handler.handler", description="test", timeout_seconds=120, memory_mb=512),
+        FunctionSpec(
+            handler="search_router.handlers.example.handler", description="test", timeout_seconds=120, memory_mb=512
+        ),
     )
     assembly = app.synth()
     artifact = assembly.get_stack_artifact("FactoryTest")
@@ -39,7 +42,7 @@ def test_functions_get_the_project_defaults(built: tuple[Template, Path, dict]) 
         {
             "Runtime": "python3.13",
             "Architectures": ["arm64"],
-            "Handler": "example.handler.handler",
+            "Handler": "search_router.handlers.example.handler",
             "Timeout": 120,
             "MemorySize": 512,
             "TracingConfig": {"Mode": "Active"},
@@ -68,10 +71,10 @@ def test_the_code_asset_is_the_plain_lambdas_folder_with_the_domain_package(
     manifest = json.loads((outdir / "FactoryTest.assets.json").read_text())
     file_assets = manifest["files"].values()
     code_dirs = [outdir / a["source"]["path"] for a in file_assets if a["source"].get("packaging") == "zip"]
-    code = next((d for d in code_dirs if (d / "routing").is_dir()), None)
+    code = next((d for d in code_dirs if (d / "search_router").is_dir()), None)
     assert code is not None, "no zip asset holds the lambdas/ folder"
-    assert (code / "routing" / "channels.py").is_file()
-    assert (code / "routing" / "aws.py").is_file()
+    assert (code / "search_router" / "shared" / "channels.py").is_file()
+    assert (code / "search_router" / "adapters" / "clients.py").is_file()
     assert not list(code.rglob("__pycache__"))
     # Docker-free: no container image assets and no bundling step
     assert not manifest.get("dockerImages")
@@ -123,4 +126,24 @@ def test_an_environment_over_lambdas_4kb_limit_names_the_channels_key() -> None:
     stack = Stack(app, "TooBig")
     factory = LambdaFactory(stack, "Functions", config=config)
     with pytest.raises(ConfigError, match="'channels': the Lambda environment would be"):
-        factory.create(stack, "Fn", FunctionSpec(handler="x.handler.handler", description="x"))
+        factory.create(stack, "Fn", FunctionSpec(handler="search_router.handlers.x.handler", description="x"))
+
+
+def test_the_lambda_asset_is_one_package_and_each_function_is_named_after_its_handler_module(
+    synth: Synthesized,
+) -> None:
+    from infra import LAMBDAS_DIR  # the asset folder
+    from infra.lambda_factory import HANDLERS_PACKAGE, service_name
+
+    # One import root: the asset folder holds the one package and nothing else
+    assert sorted(p.name for p in LAMBDAS_DIR.iterdir() if p.name != "__pycache__") == ["search_router"]
+    handlers = LAMBDAS_DIR / HANDLERS_PACKAGE.replace(".", "/")
+    for function in synth.resources("AWS::Lambda::Function").values():
+        handler = function["Properties"].get("Handler", "")
+        if not handler.startswith(HANDLERS_PACKAGE + "."):
+            continue  # CDK's own provider functions
+        module = service_name(handler)
+        assert (handlers / f"{module}.py").is_file(), handler
+        assert function["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == module
+    with pytest.raises(ValueError, match=r"is not a function of search_router\.handlers"):
+        service_name("routing.handler.handler")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from infra.config import ConfigError, load_config
-from tests.synth import Synthesized
+from simulation.synth import Synthesized
 
 OVERRIDES = {"alarm_fallback_rate": "0.2", "alarm_p99_latency_ms": "1500", "notification_email": "ops@example.com"}
 
@@ -177,7 +177,7 @@ def test_alarm_thresholds_are_validated(key: str, value: str) -> None:
 
 
 def test_a_router_model_preflight_refused_raises_an_alarm(synth: Synthesized) -> None:
-    # Preflight counts RouterModelsNotUsable (lambdas/preflight/handler.py) under its own service name
+    # Preflight counts RouterModelsNotUsable (lambdas/search_router/handlers/preflight.py) under its own service name
     alarm = _alarm(synth, synth.stack.monitoring.router_models_alarm)
     assert alarm["Namespace"] == synth.stack.stack_name
     assert alarm["MetricName"] == "RouterModelsNotUsable"
@@ -186,20 +186,20 @@ def test_a_router_model_preflight_refused_raises_an_alarm(synth: Synthesized) ->
     assert alarm["AlarmActions"] == [_topic(synth)]
     function = next(
         v for v in synth.resources("AWS::Lambda::Function").values()
-        if v["Properties"].get("Handler") == "preflight.handler.handler"
+        if v["Properties"].get("Handler") == "search_router.handlers.preflight.handler"
     )  # fmt: skip
     assert function["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "preflight"
 
 
 # Each fault count on the dashboard's pipeline row: (the function's handler module, the metric it emits)
 FAULT_METRICS = [
-    ("compensate.handler", "RunsFailed"),
-    ("compensate.handler", "RuntimeResourcesRemoved"),
-    ("compensate.handler", "RuntimeResourcesLeft"),
-    ("compensate.handler", "CompensationsReconciled"),
-    ("prepare_dataset.handler", "LabelingShardsFailed"),
-    ("label_shard.handler", "ShardsIncomplete"),
-    ("label_shard.handler", "TeacherThrottled"),
+    ("search_router.handlers.compensate", "RunsFailed"),
+    ("search_router.handlers.compensate", "RuntimeResourcesRemoved"),
+    ("search_router.handlers.compensate", "RuntimeResourcesLeft"),
+    ("search_router.handlers.compensate", "CompensationsReconciled"),
+    ("search_router.handlers.prepare_dataset", "LabelingShardsFailed"),
+    ("search_router.handlers.label_shard", "ShardsIncomplete"),
+    ("search_router.handlers.label_shard", "TeacherThrottled"),
 ]
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.synth import Synthesized
+from simulation.synth import Synthesized
 
 ASL = Path(__file__).resolve().parents[2] / "stepfunctions" / "pipeline.asl.json"
 
@@ -118,7 +118,7 @@ def test_state_machine_logs_traces_and_times_out(synth: Synthesized) -> None:
 
 
 def test_the_teacher_labeling_function_may_invoke_only_the_allowed_teachers(synth: Synthesized) -> None:
-    statements = _policy_statements(synth, "label_shard.handler.handler")
+    statements = _policy_statements(synth, "search_router.handlers.label_shard.handler")
     invoke = [s for s in statements if "bedrock:InvokeModel" in _actions([s])]
     resources = json.dumps([s["Resource"] for s in invoke])
     assert "nova-premier" in resources and "nova-pro" in resources
@@ -130,7 +130,7 @@ def test_the_teacher_labeling_function_may_invoke_only_the_allowed_teachers(synt
 
 
 def test_starting_a_job_may_pass_the_bedrock_role_to_bedrock_only(synth: Synthesized) -> None:
-    statements = _policy_statements(synth, "distillation.handler.start")
+    statements = _policy_statements(synth, "search_router.handlers.distillation.start")
     (pass_role,) = [s for s in statements if "iam:PassRole" in _actions([s])]
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}}
     assert "bedrock:CreateModelCustomizationJob" in _actions(statements)
@@ -144,20 +144,20 @@ def test_only_the_promote_step_can_change_the_routers_model(synth: Synthesized) 
         if "Handler" in v["Properties"]
         and "ssm:PutParameter" in _actions(_policy_statements(synth, v["Properties"]["Handler"]))
     ]
-    assert writers == ["promote.handler.promote"]
+    assert writers == ["search_router.handlers.promote.promote"]
 
 
 def test_preflight_and_the_doctor_check_the_same_models(synth: Synthesized, monkeypatch: Any) -> None:
     # One module, two callers: the plan Preflight builds from its deployed environment is the doctor's from cdk.json
     from cli.doctor import model_plan as doctor_plan
-    from common.run import settings_from_input
     from infra.config import load_config, pipeline_defaults
-    from preflight.handler import model_plan as preflight_plan
+    from search_router.contract.run import settings_from_input
+    from search_router.handlers.preflight import model_plan as preflight_plan
     from simulation.harness import TemplateResolver
 
     (function,) = [
         v for v in synth.resources("AWS::Lambda::Function").values()
-        if v["Properties"].get("Handler") == "preflight.handler.handler"
+        if v["Properties"].get("Handler") == "search_router.handlers.preflight.handler"
     ]  # fmt: skip
     environment = TemplateResolver.for_template(synth.template).resolve(
         function["Properties"]["Environment"]["Variables"]

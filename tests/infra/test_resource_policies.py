@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulation.harness import ACCOUNT, REGION, TemplateResolver
+from simulation.synth import Synthesized
 from tests.policy.checks import SAR, resource_policy_statements, unknown_actions
 from tests.policy.evaluate import Request, allowed
 from tests.policy.template import key_policies, topic_key, topic_policies
-from tests.synth import Synthesized
 
 CLOUDWATCH = "cloudwatch.amazonaws.com"
 EVENTS = "events.amazonaws.com"

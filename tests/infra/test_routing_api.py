@@ -11,7 +11,7 @@ import pytest
 from aws_cdk.assertions import Annotations, Match
 
 from infra.config import load_config
-from router_api.settings import ENV_ACCOUNT_ID, ENV_MODEL_PARAMETER, ENV_PARTITION, ENV_REGION, load_settings
+from search_router.router.settings import ENV_ACCOUNT_ID, ENV_MODEL_PARAMETER, ENV_PARTITION, ENV_REGION, load_settings
 from tests.infra.conftest import Synthesized
 
 DEPLOYMENT = "arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/abc123def456"
@@ -258,7 +258,7 @@ def test_the_parameter_starts_with_the_default_router_model(synth: Synthesized, 
 def test_the_function_environment_is_valid_router_settings(synth: Synthesized) -> None:
     function_id = synth.stack.get_logical_id(synth.stack.routing_api.function.node.default_child)
     function = synth.template["Resources"][function_id]["Properties"]
-    assert function["Handler"] == "router_api.handler.lambda_handler"
+    assert function["Handler"] == "search_router.handlers.router_api.lambda_handler"
     variables = dict(function["Environment"]["Variables"])
     assert variables[ENV_MODEL_PARAMETER] == {
         "Ref": _one(synth, "AWS::SSM::Parameter", lambda p: "promoted-model" in str(p.get("Name")))[0]
@@ -296,7 +296,7 @@ def test_reserved_concurrency_is_optional_and_applied_to_the_router_only(
     others = [
         f["Properties"]
         for f in reserved.resources("AWS::Lambda::Function").values()
-        if f["Properties"].get("Handler") != "router_api.handler.lambda_handler"
+        if f["Properties"].get("Handler") != "search_router.handlers.router_api.lambda_handler"
     ]
     assert others and all("ReservedConcurrentExecutions" not in f for f in others)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.synth import Synthesized
+from simulation.synth import Synthesized
 
 
 def _statements(doc: dict[str, Any]) -> list[dict[str, Any]]:

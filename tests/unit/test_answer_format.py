@@ -8,14 +8,14 @@ from decimal import Decimal
 
 import pytest
 
-from routing.answer import (
+from search_router.shared.answer import (
     ParseSuccess,
     RoutingDecision,
     format_answer,
     parse_routing_answer,
     round_weights,
 )
-from routing.channels import DEFAULT_CHANNELS, Channel, ChannelSet
+from search_router.shared.channels import DEFAULT_CHANNELS, Channel, ChannelSet
 
 THREE = ChannelSet((Channel("scene", "what is shown"), Channel("speech", "what is said"), Channel("mood", "feeling")))
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from matplotlib.image import imread  # the report Lambda's layer; requirements-dev.txt for tests
 
-from routing.channels import DEFAULT_CHANNELS
-from routing.charts import render_charts
-from routing.gate import GateThresholds, evaluate_gate
-from routing.metrics import Price, QueryResult, compute_metrics
-from routing.report import build_report
+from search_router.pipeline.charts import render_charts
+from search_router.pipeline.gate import GateThresholds, evaluate_gate
+from search_router.pipeline.metrics import Price, QueryResult, compute_metrics
+from search_router.pipeline.report import build_report
+from search_router.shared.channels import DEFAULT_CHANNELS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHANNELS = DEFAULT_CHANNELS

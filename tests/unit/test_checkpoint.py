@@ -1,4 +1,5 @@
-"""A labeling shard's checkpoint (routing.checkpoint): parts, merging, flushing, and exact counts across resumes."""
+"""A labeling shard's checkpoint (search_router.pipeline.checkpoint): parts, merging, flushing, and exact counts across
+resumes."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from routing.channels import DEFAULT_CHANNELS
-from routing.checkpoint import (
+from search_router.pipeline.checkpoint import (
     Checkpoint,
     ShardKeys,
     ShardProgress,
@@ -19,10 +19,19 @@ from routing.checkpoint import (
     outcome_record,
     part_number,
 )
-from routing.dataset import LabeledExample
-from routing.labeling import ERROR, INVALID, LABELED, UNLABELED, LabelingUsage, QueryOutcome, label_queries
-from routing.queries import synthesize_queries
-from tests.fakes.bedrock import BedrockFake, ConverseRequest, FakeError
+from search_router.pipeline.dataset import LabeledExample
+from search_router.pipeline.labeling import (
+    ERROR,
+    INVALID,
+    LABELED,
+    UNLABELED,
+    LabelingUsage,
+    QueryOutcome,
+    label_queries,
+)
+from search_router.pipeline.queries import synthesize_queries
+from search_router.shared.channels import DEFAULT_CHANNELS
+from simulation.bedrock_fake import BedrockFake, ConverseRequest, FakeError
 
 TEACHER = "us.amazon.nova-pro-v1:0"
 VALID = '{"visual":0.6,"audio":0.1,"transcription":0.1,"metadata":0.2,"reasoning":"Mostly scenery."}'

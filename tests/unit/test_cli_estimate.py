@@ -12,8 +12,8 @@ from cli.estimate import RATES, Estimate, LineItem, Rates, estimate, render, tok
 from cli.status import parse_history
 from cli.text import bar, duration, progress, table
 from infra.config import load_config
-from routing.metrics import Price
-from routing.prompts import student_prompt, teacher_prompt
+from search_router.pipeline.metrics import Price
+from search_router.shared.prompts import student_prompt, teacher_prompt
 
 CONFIG = load_config()
 SEED = 42

@@ -1,4 +1,5 @@
-"""The teacher-call limiter (routing.concurrency): AIMD rules, convergence under a shared quota, recovery."""
+"""The teacher-call limiter (search_router.pipeline.concurrency): AIMD rules, convergence under a shared quota,
+recovery."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from routing.concurrency import AdaptiveConcurrency, FixedConcurrency, Permit
+from search_router.pipeline.concurrency import AdaptiveConcurrency, FixedConcurrency, Permit
 from simulation.quota import RequestQuota
 
 

@@ -9,9 +9,9 @@ import pytest
 
 from infra.config import ConfigError, RouterModel, load_config, parse_config, read_cdk_json_context
 from infra.routing_api import router_environment
-from router_api.settings import AccountScope, ModelSpec, SettingsError, load_settings
-from routing.channels import DEFAULT_CHANNELS
-from routing.prompts import PromptKind
+from search_router.router.settings import AccountScope, ModelSpec, SettingsError, load_settings
+from search_router.shared.channels import DEFAULT_CHANNELS
+from search_router.shared.prompts import PromptKind
 
 
 def _context(**overrides: Any) -> dict[str, Any]:

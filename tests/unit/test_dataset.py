@@ -1,4 +1,4 @@
-"""Labeled examples, training records, validation, held-out split and manifest (routing.dataset)."""
+"""Labeled examples, training records, validation, held-out split and manifest (search_router.pipeline.dataset)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from routing.answer import format_answer, parse_routing_answer
-from routing.channels import DEFAULT_CHANNELS
-from routing.dataset import (
+from search_router.pipeline.dataset import (
     MAX_RECORDS,
     MIN_RECORDS,
     SCHEMA_VERSION,
@@ -28,8 +26,10 @@ from routing.dataset import (
     validate_training_jsonl,
     write_examples,
 )
-from routing.prompts import student_prompt, teacher_prompt
-from routing.queries import normalize_query, parse_user_queries
+from search_router.pipeline.queries import normalize_query, parse_user_queries
+from search_router.shared.answer import format_answer, parse_routing_answer
+from search_router.shared.channels import DEFAULT_CHANNELS
+from search_router.shared.prompts import student_prompt, teacher_prompt
 
 WEIGHTS = {"visual": 0.7, "audio": 0.1, "transcription": 0.0, "metadata": 0.2}
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from infra.config import FIELDS
-from routing.dataset import SCHEMA_VERSION
+from search_router.pipeline.dataset import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from routing.gate import Check, GateThresholds, evaluate_gate
+from search_router.pipeline.gate import Check, GateThresholds, evaluate_gate
 
 THRESHOLDS = GateThresholds()  # 0.99 valid JSON, 0.2 rubric drop, 0.08 MAE, 3.5 judge
 

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from routing.judge import (
+from search_router.pipeline.judge import (
     CALIBRATION_CATEGORY,
     CALIBRATION_QUERY,
     CALIBRATION_RESPONSE,

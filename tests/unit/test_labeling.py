@@ -1,4 +1,4 @@
-"""Teacher labeling at scale (routing.labeling) against the botocore-validating Bedrock fake."""
+"""Teacher labeling at scale (search_router.pipeline.labeling) against the botocore-validating Bedrock fake."""
 
 from __future__ import annotations
 
@@ -13,17 +13,17 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 from botocore.validate import validate_parameters
 
-from routing.channels import DEFAULT_CHANNELS
-from routing.dataset import DatasetTooSmall, ensure_trainable
-from routing.labeling import (
+from search_router.pipeline.dataset import DatasetTooSmall, ensure_trainable
+from search_router.pipeline.labeling import (
     RETRYABLE_ERRORS,
     TeacherUnavailable,
     converse_text,
     label_queries,
 )
-from routing.prompts import teacher_prompt
-from routing.queries import Query, synthesize_queries
-from tests.fakes.bedrock import BedrockFake, ConverseRequest, FakeError
+from search_router.pipeline.queries import Query, synthesize_queries
+from search_router.shared.channels import DEFAULT_CHANNELS
+from search_router.shared.prompts import teacher_prompt
+from simulation.bedrock_fake import BedrockFake, ConverseRequest, FakeError
 
 TEACHER = "us.amazon.nova-premier-v1:0"
 VALID = '{"visual":0.6,"audio":0.1,"transcription":0.1,"metadata":0.2,"reasoning":"Mostly scenery."}'

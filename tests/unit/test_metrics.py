@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 
-from routing.answer import parse_routing_answer
-from routing.channels import DEFAULT_CHANNELS
-from routing.metrics import (
+from search_router.pipeline.metrics import (
     NO_JSON_OBJECT_REASONS,
     Price,
     QueryResult,
@@ -18,6 +16,8 @@ from routing.metrics import (
     percentile,
     rubric_score,
 )
+from search_router.shared.answer import parse_routing_answer
+from search_router.shared.channels import DEFAULT_CHANNELS
 
 CHANNELS = DEFAULT_CHANNELS  # visual, audio, transcription, metadata
 NOVA_MICRO = Price(input_per_1k=0.000035, output_per_1k=0.00014)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from routing.answer import (
+from search_router.shared.answer import (
     MAX_REASONING_CHARS,
     ParseFailure,
     ParseFailureReason,
@@ -18,7 +18,7 @@ from routing.answer import (
     ParseSuccess,
     parse_routing_answer,
 )
-from routing.channels import DEFAULT_CHANNELS, Channel, ChannelSet
+from search_router.shared.channels import DEFAULT_CHANNELS, Channel, ChannelSet
 
 R = ParseFailureReason
 ANY = object()

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from routing.answer import ParseSuccess, parse_routing_answer
-from routing.channels import DEFAULT_CHANNELS, Channel, ChannelSet
-from routing.prompts import PromptKind, keyword_like_channel, prompt_for, student_prompt, teacher_prompt
+from search_router.shared.answer import ParseSuccess, parse_routing_answer
+from search_router.shared.channels import DEFAULT_CHANNELS, Channel, ChannelSet
+from search_router.shared.prompts import PromptKind, keyword_like_channel, prompt_for, student_prompt, teacher_prompt
 
 WITH_MOOD = ChannelSet(
     (

@@ -1,4 +1,4 @@
-"""Query synthesis, user query files and query planning (routing.queries)."""
+"""Query synthesis, user query files and query planning (search_router.pipeline.queries)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from routing.channels import DEFAULT_CHANNELS, ChannelSet
-from routing.queries import (
+from search_router.pipeline.queries import (
     DEFAULT_MIX,
     MAX_QUERY_CHARS,
     Query,
@@ -24,6 +23,7 @@ from routing.queries import (
     synthesize,
     synthesize_queries,
 )
+from search_router.shared.channels import DEFAULT_CHANNELS, ChannelSet
 
 CUSTOM = ChannelSet.from_obj(
     [

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from routing.channels import DEFAULT_CHANNELS
-from routing.gate import GateThresholds, evaluate_gate
-from routing.metrics import Price, QueryResult, compute_metrics
-from routing.report import SCHEMA_VERSION, build_report, fmt_usd, headline, render_markdown
+from search_router.pipeline.gate import GateThresholds, evaluate_gate
+from search_router.pipeline.metrics import Price, QueryResult, compute_metrics
+from search_router.pipeline.report import SCHEMA_VERSION, build_report, fmt_usd, headline, render_markdown
+from search_router.shared.channels import DEFAULT_CHANNELS
 
 CHANNELS = DEFAULT_CHANNELS
 NOVA_MICRO = {"input": 0.000035, "output": 0.00014}

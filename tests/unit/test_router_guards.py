@@ -1,4 +1,4 @@
-"""The router's circuit breaker and fallback cap (``router_api.guards``), on a manual clock: no sleeps."""
+"""The router's circuit breaker and fallback cap (``search_router.router.guards``), on a manual clock: no sleeps."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from router_api.guards import (
+from search_router.router.guards import (
     WINDOW_BUCKETS,
     Admission,
     CircuitBreakers,
@@ -16,13 +16,13 @@ from router_api.guards import (
     FallbackCap,
     Transition,
 )
-from router_api.invoker import ModelCallError
-from router_api.model_source import ModelSelection
-from router_api.service import RouterService, Source
-from router_api.settings import AccountScope, ModelSpec, RouterSettings
-from routing.answer import ParseResult, ParseSuccess, RoutingDecision
-from routing.channels import DEFAULT_CHANNELS
-from routing.prompts import PromptKind
+from search_router.router.invoker import ModelCallError
+from search_router.router.model_source import ModelSelection
+from search_router.router.service import RouterService, Source
+from search_router.router.settings import AccountScope, ModelSpec, RouterSettings
+from search_router.shared.answer import ParseResult, ParseSuccess, RoutingDecision
+from search_router.shared.channels import DEFAULT_CHANNELS
+from search_router.shared.prompts import PromptKind
 
 MODEL = "us.amazon.nova-micro-v1:0"
 OTHER = "us.anthropic.claude-haiku-4-5-20251001-v1:0"

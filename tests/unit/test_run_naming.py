@@ -6,8 +6,14 @@ import re
 
 import pytest
 
-from common.errors import InvalidRunInput
-from common.run import RunState, bedrock_name, evaluation_job_name, run_id_from_execution, settings_from_input
+from search_router.contract.errors import InvalidRunInput
+from search_router.contract.run import (
+    RunState,
+    bedrock_name,
+    evaluation_job_name,
+    run_id_from_execution,
+    settings_from_input,
+)
 
 # Patterns from botocore's bedrock service model (botocore checks none of them client-side).
 CUSTOM_MODEL_NAME = re.compile(r"^([0-9a-zA-Z][_-]?){1,63}$")
@@ -95,7 +101,7 @@ def test_bad_overrides_name_the_field(overrides: dict, message: str) -> None:
 
 
 def test_status_checks_wait_longer_as_a_job_runs_so_the_history_stays_bounded() -> None:
-    from common.run import next_wait_seconds
+    from search_router.contract.run import next_wait_seconds
 
     assert next_wait_seconds(300, 0, cap=1800) == 300  # the run's interval to begin with
     assert next_wait_seconds(0, 5, cap=1800) == 0  # tests poll as fast as they like at first

@@ -6,14 +6,14 @@ import time
 
 import pytest
 
-from routing.answer import (
+from search_router.shared.answer import (
     ParseFailureReason,
     ParseSuccess,
     RoutingDecision,
     StreamingWeightsReader,
     parse_routing_answer,
 )
-from routing.channels import DEFAULT_CHANNELS, Channel, ChannelSet
+from search_router.shared.channels import DEFAULT_CHANNELS, Channel, ChannelSet
 
 R = ParseFailureReason
 ANSWER = (

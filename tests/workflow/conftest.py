@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from tests.fakes.bedrock import BedrockFake
-from tests.synth import Synthesized
-from tests.workflow.harness import PipelineHarness
+from simulation.bedrock_fake import BedrockFake
+from simulation.harness import PipelineHarness
+from simulation.synth import Synthesized
 
 # The stack's own defaults except the waits between status checks (the definition is the same).
 FAST_POLLING = {"distillation_poll_seconds": 0, "deployment_poll_seconds": 0}

@@ -15,9 +15,9 @@ import boto3
 import pytest
 from matplotlib import image as mpimg
 
-from routing.judge import CALIBRATION_CATEGORY
-from tests.fakes.bedrock import BedrockFake, ConverseRequest, EvaluationJobRequest
-from tests.workflow.harness import REGION, PipelineHarness
+from search_router.pipeline.judge import CALIBRATION_CATEGORY
+from simulation.bedrock_fake import BedrockFake, ConverseRequest, EvaluationJobRequest
+from simulation.harness import REGION, PipelineHarness
 
 TEACHER = "us.amazon.nova-pro-v1:0"  # what teacher_model_id "auto" picks: Nova Premier is LEGACY
 BASE_STUDENT = "us.amazon.nova-micro-v1:0"
@@ -218,14 +218,14 @@ def test_a_judge_that_is_not_required_can_be_missing(
 ) -> None:
     from moto import mock_aws
 
-    from tests.workflow.harness import PipelineHarness as Harness
+    from simulation.harness import PipelineHarness as Harness
 
     bedrock.responder = scripted_routers()
     bedrock.fail_next_evaluation("denied", "denied", "denied")
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
         harness = Harness(synthesized_small)
         harness.install(monkeypatch)
-        report_fn = harness.function_for("report.handler.handler")
+        report_fn = harness.function_for("search_router.handlers.report.handler")
         gate = json.loads(report_fn.environment["GATE"])
         report_fn.environment["GATE"] = json.dumps({**gate, "require_judge": False})
         execution = harness.run({}, name="judge-optional")

@@ -18,8 +18,8 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.fakes.bedrock import BedrockFake
-from tests.workflow.harness import REGION, Execution, PipelineHarness
+from simulation.bedrock_fake import BedrockFake
+from simulation.harness import REGION, Execution, PipelineHarness
 
 SMALL = {"num_examples": 200, "eval_examples": 20, "shard_size": 50, "seed": 11}
 JOB = "model customization job"
@@ -71,7 +71,7 @@ def test_an_abort_during_distillation_stops_the_job_and_says_so(
     bedrock.job_polls_to_complete = 10_000
     _when(
         pipeline,
-        "distillation.handler.check",
+        "search_router.handlers.distillation.check",
         lambda event: pipeline.sfn.stop_execution(executionArn=event["run"]["execution_arn"], cause="stopped by hand"),
     )
     execution = _finish(pipeline, pipeline.start(SMALL, name="aborted"))
@@ -103,7 +103,7 @@ def test_a_timeout_during_deployment_deletes_the_deployment_and_the_model(
             assert time.monotonic() < deadline, "the execution did not time out"
             time.sleep(0.1)
 
-    _when(pipeline, "deployment.handler.check", block_until_timed_out)
+    _when(pipeline, "search_router.handlers.deployment.check", block_until_timed_out)
     execution = _finish(pipeline, pipeline.start(SMALL, name="timed-out"), timeout_s=90)
     assert execution.status == "TIMED_OUT"
     # When it is compensated
@@ -122,12 +122,12 @@ def test_a_failed_evaluation_keeps_what_was_asked_to_be_kept_and_lists_it(
     pipeline: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a run that asked to keep its artifacts, and a candidate evaluation that breaks (a defect, not retried)
-    import evaluate.handler
+    import search_router.handlers.evaluate
 
     def broken(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise RuntimeError("evaluation broke")
 
-    monkeypatch.setattr(evaluate.handler, "handler", broken)
+    monkeypatch.setattr(search_router.handlers.evaluate, "handler", broken)
     execution = pipeline.run({**SMALL, "keep_failed_artifacts": True}, name="kept")
     assert execution.status == "FAILED" and execution.error == "RuntimeError"
     assert "EvaluateCandidates" in execution.entered_states() and "Report" not in execution.entered_states()
@@ -149,16 +149,16 @@ def test_a_failed_run_never_takes_the_routers_model_away(
     pipeline: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a run that promoted its deployment, then failed in its last step (the notification)
-    import notify.handler
+    import search_router.handlers.notify
 
-    real = notify.handler.handler
+    real = search_router.handlers.notify.handler
 
     def fails_once(event: dict[str, Any], context: Any) -> Any:
         if event.get("outcome") != "failed":
             raise RuntimeError("SNS is down")
         return real(event, context)
 
-    monkeypatch.setattr(notify.handler, "handler", fails_once)
+    monkeypatch.setattr(search_router.handlers.notify, "handler", fails_once)
     execution = pipeline.run({**SMALL, "judge": False}, name="promoted-then-failed")
     assert execution.status == "FAILED" and execution.entered_states()[-1] == "NotifySuccess"
     # Then the compensation keeps the deployment the router now serves, and its model
@@ -172,7 +172,7 @@ def test_a_failed_run_never_takes_the_routers_model_away(
 
 
 def _parameter(pipeline: PipelineHarness) -> str:
-    return pipeline.function_for("promote.handler.promote").environment["MODEL_PARAMETER"]
+    return pipeline.function_for("search_router.handlers.promote.promote").environment["MODEL_PARAMETER"]
 
 
 def test_two_starts_for_one_failure_announce_it_once(pipeline: PipelineHarness) -> None:
@@ -192,7 +192,7 @@ def test_a_lost_event_is_compensated_by_the_reconcile(pipeline: PipelineHarness)
     execution = pipeline.run({"num_examples": 5}, name="lost", compensate=False)
     assert execution.status == "FAILED" and not pipeline.notifications()
     # When the hourly reconcile runs (twice: a second run starts nothing new)
-    reconcile = pipeline.function_for("compensate.handler.reconcile")
+    reconcile = pipeline.function_for("search_router.handlers.compensate.reconcile")
     reconcile.environment["RECONCILE_GRACE_SECONDS"] = "0"
     for _ in range(2):
         headers: dict[str, str] = {}

@@ -24,14 +24,14 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
-from routing.aws import CLIENTS
+from search_router.adapters.clients import CLIENTS
+from simulation.bedrock_fake import BedrockFake
 from simulation.harness import ACCOUNT, REGION, PipelineHarness, TemplateResolver
-from tests.fakes.bedrock import BedrockFake
+from simulation.synth import Synthesized
 from tests.policy.checks import call_findings, service_role_findings, statement_findings
 from tests.policy.recorder import Call, CallRecorder
 from tests.policy.requirements import resource_tag_context
 from tests.policy.template import function_roles, role_statements
-from tests.synth import Synthesized
 from tests.workflow.test_evaluation_and_promotion import judge_writes_scores
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
@@ -100,17 +100,17 @@ def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytes
     assert harness.run({}).status == "SUCCEEDED"
     # The router: the promoted deployment (before anything below deletes it), with and without reasoning
     # (Converse, ConverseStream).
-    from router_api.handler import use_service
-    from router_api.observability import metrics
+    from search_router.handlers.observability import metrics
+    from search_router.handlers.router_api import use_service
 
     # Powertools fixes a metrics namespace when its module is first imported (maybe by another test, elsewhere)
-    router = harness.function_for("router_api.handler.lambda_handler")
+    router = harness.function_for("search_router.handlers.router_api.lambda_handler")
     monkeypatch.setattr(metrics, "namespace", router.environment["POWERTOOLS_METRICS_NAMESPACE"])
     use_service(None)
     for body in ({"query": "sunset over snowy mountains"}, {"query": "rain", "include_reasoning": False}):
         event = json.loads((EVENTS / "router_post.json").read_text())
         event["body"] = json.dumps(body)
-        assert _invoke(harness, "router_api.handler.lambda_handler", event)["statusCode"] == 200
+        assert _invoke(harness, "search_router.handlers.router_api.lambda_handler", event)["statusCode"] == 200
     use_service(None)
 
     # Failures, each compensated as the EventBridge rule would: refused in Preflight (nothing to remove), a failed
@@ -121,44 +121,51 @@ def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytes
     bedrock.fail_next_deployment("Insufficient capacity")
     failed = harness.run({})
     assert failed.compensation and failed.compensation.status == "SUCCEEDED", failed.compensation
-    aborted = _abort_in(harness, "distillation.handler.check")
+    aborted = _abort_in(harness, "search_router.handlers.distillation.check")
     assert aborted.status == "ABORTED" and aborted.compensation and aborted.compensation.status == "SUCCEEDED"
     # A failure whose event was lost: the scheduled reconcile starts its compensation.
     lost = harness.run({"num_examples": 5}, compensate=False)
-    _invoke(harness, "compensate.handler.reconcile", {"source": "aws.events"}, {"RECONCILE_GRACE_SECONDS": "0"})
+    _invoke(
+        harness,
+        "search_router.handlers.compensate.reconcile",
+        {"source": "aws.events"},
+        {"RECONCILE_GRACE_SECONDS": "0"},
+    )
     assert any(
         e["executionArn"] for e in harness.sfn.list_executions(stateMachineArn=harness.compensation_arn)["executions"]
     )
     del lost
 
     # A labeling shard re-invoked (a retry after it ran out of time, a redrive): it resumes from its checkpoint.
-    shard_event = _last_event(harness, "label_shard.handler.handler")
+    shard_event = _last_event(harness, "search_router.handlers.label_shard.handler")
     stats = next(
         k for k in harness.s3_keys(f"tmp/{shard_event['run']['run_id']}/labeled/") if k.endswith(".stats.json")
     )
     boto3.client("s3", region_name=REGION).delete_object(Bucket=harness.bucket, Key=stats)
-    _invoke(harness, "label_shard.handler.handler", shard_event)
+    _invoke(harness, "search_router.handlers.label_shard.handler", shard_event)
 
     # The rarer paths, with the events the pipeline really passed (from the run above).
-    run = _last_event(harness, "report.handler.handler")["run"]
+    run = _last_event(harness, "search_router.handlers.report.handler")["run"]
     job_arn = bedrock.control.create_model_customization_job(
         **{**_last_event_request(bedrock, "CreateModelCustomizationJob"), "jobName": "overrunning",
            "customModelName": "overrunning", "clientRequestToken": "overrunning"}
     )["jobArn"]  # fmt: skip
     bedrock.backdate(job_arn, hours=run["settings"]["max_distillation_hours"] + 1)
     with pytest.raises(AssertionError, match="DistillationTimedOut"):
-        _invoke(harness, "distillation.handler.check", {"run": run, "distillation": {"job_arn": job_arn}})
+        _invoke(
+            harness, "search_router.handlers.distillation.check", {"run": run, "distillation": {"job_arn": job_arn}}
+        )
     judge_request = _last_event_request(bedrock, "CreateEvaluationJob")
     judge_arn = bedrock.control.create_evaluation_job(
         **{**judge_request, "jobName": "overrunning-judge", "clientRequestToken": "overrunning-judge"}
     )["jobArn"]
     stale = {"jobs": [{"candidate": "distilled", "status": "InProgress", "job_arn": judge_arn, "score": None}],
              "started_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(), "done": False}  # fmt: skip
-    _invoke(harness, "judge.handler.check", {"run": run, "judge": stale})
-    report_event = _last_event(harness, "report.handler.handler")
-    _invoke(harness, "report.handler.handler", {**report_event, "judge": stale})
-    reject_event = _last_event(harness, "promote.handler.promote")
-    _invoke(harness, "promote.handler.reject", reject_event, {"DELETE_REJECTED_DEPLOYMENTS": "true"})
+    _invoke(harness, "search_router.handlers.judge.check", {"run": run, "judge": stale})
+    report_event = _last_event(harness, "search_router.handlers.report.handler")
+    _invoke(harness, "search_router.handlers.report.handler", {**report_event, "judge": stale})
+    reject_event = _last_event(harness, "search_router.handlers.promote.promote")
+    _invoke(harness, "search_router.handlers.promote.reject", reject_event, {"DELETE_REJECTED_DEPLOYMENTS": "true"})
 
     # The stack-delete cleanup, with a distillation job still running.
     bedrock.control.create_model_customization_job(
@@ -167,9 +174,9 @@ def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytes
     )  # fmt: skip
     CLIENTS.override("cloudformation", DeletingStack().client)
     cleanup = _cleanup_event(harness)
-    started = {**cleanup, **_invoke(harness, "cleanup.handler.on_event", cleanup)}
+    started = {**cleanup, **_invoke(harness, "search_router.handlers.cleanup.on_event", cleanup)}
     for _ in range(12):
-        if _invoke(harness, "cleanup.handler.is_complete", started)["IsComplete"]:
+        if _invoke(harness, "search_router.handlers.cleanup.is_complete", started)["IsComplete"]:
             break
     else:
         raise AssertionError("the cleanup did not complete")
@@ -318,7 +325,7 @@ def _statement(document: dict[str, Any], action: str) -> dict[str, Any]:
 def test_a_create_evaluation_job_grant_on_evaluation_jobs_is_caught(recording: Recording) -> None:
     # Given the defect this project once had: CreateEvaluationJob granted on evaluation-job/*
     broken = copy.deepcopy(recording.template)
-    statement = _statement(_policy_of(broken, "judge.handler.start"), "bedrock:CreateEvaluationJob")
+    statement = _statement(_policy_of(broken, "search_router.handlers.judge.start"), "bedrock:CreateEvaluationJob")
     statement["Resource"] = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":bedrock:", {"Ref": "AWS::Region"},
                                                ":", {"Ref": "AWS::AccountId"}, ":evaluation-job/*"]]}  # fmt: skip
     resolver = TemplateResolver.for_template(broken)
@@ -331,7 +338,7 @@ def test_a_create_evaluation_job_grant_on_evaluation_jobs_is_caught(recording: R
 
 def test_a_removed_grant_is_caught(recording: Recording) -> None:
     broken = copy.deepcopy(recording.template)
-    document = _policy_of(broken, "report.handler.handler")
+    document = _policy_of(broken, "search_router.handlers.report.handler")
     document["Statement"].remove(_statement(document, "s3:PutObject"))
     findings = call_findings(broken, TemplateResolver.for_template(broken), recording.calls)
     assert any("not allowed: s3:PutObject" in f and "/report/report.json" in f for f in findings)
@@ -340,7 +347,7 @@ def test_a_removed_grant_is_caught(recording: Recording) -> None:
 def test_a_grant_on_the_wrong_resource_is_caught(recording: Recording) -> None:
     # The labeling function's teacher grant pointed at the judge instead
     broken = copy.deepcopy(recording.template)
-    statement = _statement(_policy_of(broken, "label_shard.handler.handler"), "bedrock:InvokeModel")
+    statement = _statement(_policy_of(broken, "search_router.handlers.label_shard.handler"), "bedrock:InvokeModel")
     statement["Resource"] = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:inference-profile/us.anthropic.claude-sonnet-4-5-*"
     findings = call_findings(broken, TemplateResolver.for_template(broken), recording.calls)
     assert any("not allowed: bedrock:InvokeModel" in f and "nova-pro" in f for f in findings)
@@ -348,7 +355,9 @@ def test_a_grant_on_the_wrong_resource_is_caught(recording: Recording) -> None:
 
 def test_a_misspelled_action_is_caught(recording: Recording) -> None:
     broken = copy.deepcopy(recording.template)
-    statement = _statement(_policy_of(broken, "deployment.handler.start"), "bedrock:CreateCustomModelDeployment")
+    statement = _statement(
+        _policy_of(broken, "search_router.handlers.deployment.start"), "bedrock:CreateCustomModelDeployment"
+    )
     statement["Action"] = "bedrock:CreateCustomModelDeploymnet"
     resolver = TemplateResolver.for_template(broken)
     assert any(
@@ -418,7 +427,9 @@ def test_destructive_and_create_grants_are_limited_to_this_stacks_tag_by_iam(rec
 def test_a_delete_of_another_stacks_resource_is_refused_by_the_condition(recording: Recording) -> None:
     # Given the Reject step's delete grant conditioned on another stack's tag
     broken = copy.deepcopy(recording.template)
-    statement = _statement(_policy_of(broken, "promote.handler.reject"), "bedrock:DeleteCustomModelDeployment")
+    statement = _statement(
+        _policy_of(broken, "search_router.handlers.promote.reject"), "bedrock:DeleteCustomModelDeployment"
+    )
     statement["Condition"] = {"StringEquals": {"aws:ResourceTag/stack": "someone-elses-stack"}}
     findings = call_findings(broken, TemplateResolver.for_template(broken), recording.calls)
     # Then the recorded delete of this stack's deployment is refused, as IAM would refuse it
@@ -429,7 +440,9 @@ def test_a_condition_key_the_action_does_not_support_is_caught(recording: Record
     # Given a create conditioned on the *resource's* tag (a resource that does not exist yet carries none;
     # the SAR lists no aws:ResourceTag for CreateModelCustomizationJob's foundation-model resource)
     broken = copy.deepcopy(recording.template)
-    statement = _statement(_policy_of(broken, "distillation.handler.start"), "bedrock:CreateModelCustomizationJob")
+    statement = _statement(
+        _policy_of(broken, "search_router.handlers.distillation.start"), "bedrock:CreateModelCustomizationJob"
+    )
     statement["Condition"] = {"StringEquals": {"aws:ResourceTag/stack": "SearchRouterDistillation"}}
     resolver = TemplateResolver.for_template(broken)
     static = statement_findings(role_statements(broken, resolver))

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
-from common.errors import TransientError
-from tests.fakes.bedrock import BedrockFake, ConverseRequest, default_responder
-from tests.workflow.harness import PipelineHarness
+from search_router.contract.errors import TransientError
+from simulation.bedrock_fake import BedrockFake, ConverseRequest, default_responder
+from simulation.harness import PipelineHarness
 
 SMALL = {"num_examples": 200, "eval_examples": 20, "shard_size": 50, "seed": 11}  # 5 shards: 50 x 4 + 20
 TEACHER = "us.amazon.nova-pro-v1:0"  # what teacher_model_id "auto" picks from today's catalog
@@ -34,7 +34,7 @@ TEACHER = "us.amazon.nova-pro-v1:0"  # what teacher_model_id "auto" picks from t
 
 def label_shard() -> Any:
     """The label shard module, imported at test time (Powertools reads its metrics namespace on first import)."""
-    return importlib.import_module("label_shard.handler")
+    return importlib.import_module("search_router.handlers.label_shard")
 
 
 class ShortContext:
@@ -140,7 +140,9 @@ def _transient_retries(pipeline: PipelineHarness) -> int:
 def _failed_label_shard_errors(pipeline: PipelineHarness) -> list[str]:
     """The errors of the label shard invocations that failed (each shard is a child execution of the Distributed
     Map, whose history is not the parent's: the harness records them)."""
-    return [error for handler, error in pipeline.function_errors if handler == "label_shard.handler.handler"]
+    return [
+        error for handler, error in pipeline.function_errors if handler == "search_router.handlers.label_shard.handler"
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ timeouts

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from routing.channels import DEFAULT_CHANNELS
-from routing.dataset import validate_training_jsonl
-from routing.prompts import student_prompt
-from tests.fakes.bedrock import BedrockFake
-from tests.workflow.harness import PipelineHarness
+from search_router.pipeline.dataset import validate_training_jsonl
+from search_router.shared.channels import DEFAULT_CHANNELS
+from search_router.shared.prompts import student_prompt
+from simulation.bedrock_fake import BedrockFake
+from simulation.harness import PipelineHarness
 
 SMALL = {"num_examples": 200, "eval_examples": 20, "shard_size": 50, "seed": 7}
 
@@ -60,7 +60,7 @@ def test_small_run_reaches_an_active_deployment(pipeline: PipelineHarness, bedro
         {"key": "run-id", "value": run_id},
         {"key": "stack", "value": stack},
     ]
-    role_arn = pipeline.function_for("distillation.handler.start").environment["BEDROCK_ROLE_ARN"]
+    role_arn = pipeline.function_for("search_router.handlers.distillation.start").environment["BEDROCK_ROLE_ARN"]
     assert role_arn.startswith("arn:aws:iam::") and ":role/" in role_arn
     assert job == {
         "jobName": f"{stack}-{run_id}",

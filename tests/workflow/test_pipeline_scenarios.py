@@ -10,9 +10,9 @@ import unicodedata
 import boto3
 import pytest
 
-from routing.queries import normalize_query
-from tests.fakes.bedrock import BedrockFake, ConverseRequest, default_responder
-from tests.workflow.harness import REGION, PipelineHarness
+from search_router.pipeline.queries import normalize_query
+from simulation.bedrock_fake import BedrockFake, ConverseRequest, default_responder
+from simulation.harness import REGION, PipelineHarness
 
 SMALL = {"num_examples": 200, "eval_examples": 20, "shard_size": 50, "seed": 11}
 
@@ -26,7 +26,7 @@ def test_teacher_throttling_on_30_percent_of_calls_still_labels_every_example(
 ) -> None:
     # Given a teacher that throttles 30% of calls (and short backoff steps, to keep the test fast)
     bedrock.error_rate("ThrottlingException", 0.3, seed=3)
-    pipeline.function_for("label_shard.handler.handler").environment["TEACHER_BACKOFF_BASE_S"] = "0.01"
+    pipeline.function_for("search_router.handlers.label_shard.handler").environment["TEACHER_BACKOFF_BASE_S"] = "0.01"
     # When a run labels 220 queries
     execution = pipeline.run(SMALL, name="throttled")
     # Then nothing is lost: every planned query became an example
@@ -43,7 +43,7 @@ def test_a_teacher_throttled_throughout_fails_the_run_fast_saying_so_with_the_co
 ) -> None:
     # Given a teacher whose quota is exhausted for the whole run (every call throttled)
     bedrock.script_errors("Converse", "ThrottlingException", times=None, model_id="us.amazon.nova-pro-v1:0")
-    pipeline.function_for("label_shard.handler.handler").environment["TEACHER_BACKOFF_BASE_S"] = "0.01"
+    pipeline.function_for("search_router.handlers.label_shard.handler").environment["TEACHER_BACKOFF_BASE_S"] = "0.01"
     # When a run starts with a short throttle budget (seconds without any answer)
     execution = pipeline.run({**SMALL, "throttle_budget_seconds": 1}, name="quota-exhausted", timeout_s=120)
     # Then each shard gives up after its budget and the run fails with throttling named as the cause
@@ -270,7 +270,7 @@ def test_a_router_model_without_access_is_reported_but_does_not_stop_the_run(
     pipeline: PipelineHarness, bedrock: BedrockFake
 ) -> None:
     # Given a router fallback that is no run model (Nova Lite), without model access
-    preflight = pipeline.function_for("preflight.handler.handler")
+    preflight = pipeline.function_for("search_router.handlers.preflight.handler")
     models = json.loads(preflight.environment["MODELS"])
     preflight.environment["MODELS"] = json.dumps({**models, "router": [*models["router"], "us.amazon.nova-lite-v1:0"]})
     bedrock.set_model_access("us.amazon.nova-lite-v1:0", authorization="NOT_AUTHORIZED")
@@ -306,8 +306,8 @@ def test_bad_input_fails_in_preflight_naming_the_field(
 
 def test_empty_input_plans_the_configured_10000_plus_100_queries(pipeline: PipelineHarness) -> None:
     # The plan step alone, with the deployed defaults (no teacher calls are made here)
-    preflight = pipeline.function_for("preflight.handler.handler")
-    plan_fn = pipeline.function_for("plan_queries.handler.handler")
+    preflight = pipeline.function_for("search_router.handlers.preflight.handler")
+    plan_fn = pipeline.function_for("search_router.handlers.plan_queries.handler")
     accepted = _invoke(
         pipeline,
         preflight.arn,
@@ -352,12 +352,12 @@ def test_the_same_execution_name_never_creates_a_second_job(pipeline: PipelineHa
     first = pipeline.run(SMALL, name="once")
     assert first.status == "SUCCEEDED", first.cause
     (request,) = bedrock.calls_to("CreateModelCustomizationJob")
-    start_event = next(e for h, e in pipeline.invocations if h == "distillation.handler.start")
+    start_event = next(e for h, e in pipeline.invocations if h == "search_router.handlers.distillation.start")
     # When the same execution name is started again, Step Functions refuses it (names are unique per state machine)
     with pytest.raises(pipeline.sfn.exceptions.ExecutionAlreadyExists):
         pipeline.run(SMALL, name="once")
     # And when its StartDistillation step runs again (a redrive re-sends the same state), the same job comes back
-    again = _invoke(pipeline, pipeline.function_for("distillation.handler.start").arn, start_event)
+    again = _invoke(pipeline, pipeline.function_for("search_router.handlers.distillation.start").arn, start_event)
     assert bedrock.calls_to("CreateModelCustomizationJob")[-1]["clientRequestToken"] == request["clientRequestToken"]
     assert again["job_arn"] == bedrock.job(request["jobName"])["jobArn"]
     assert len({bedrock.job(c["jobName"])["jobArn"] for c in bedrock.calls_to("CreateModelCustomizationJob")}) == 1

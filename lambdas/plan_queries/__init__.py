@@ -1,1 +1,0 @@
-"""Lambda function: plan_queries."""

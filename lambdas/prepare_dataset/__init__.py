@@ -1,1 +1,0 @@
-"""Lambda function: prepare_dataset."""

@@ -1,0 +1,221 @@
+"""A pipeline run: its validated settings, its identity and where its objects live.
+
+The state machine carries ``{"run": RunState}`` from task to task. ``RunSettings`` is the execution input
+merged over the defaults the stack was deployed with (``PIPELINE_DEFAULTS``), so ``{}`` is a valid input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from search_router.contract.errors import InvalidRunInput
+from search_router.contract.tags import run_tags
+from search_router.pipeline.report import teacher_text
+from search_router.shared.model_ids import AUTO_TEACHER, MODEL_ID_PATTERN
+
+_S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
+_SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
+
+
+class RunSettings(BaseModel):
+    """What a run does. Every field can be overridden in the execution input."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    num_examples: int = Field(ge=100, le=15_000, description="training examples to produce")
+    eval_examples: int = Field(
+        ge=10, le=999, description="held-out examples, never trained on (a judge job holds them + 1 calibration)"
+    )
+    queries_s3_uri: str | None = Field(default=None, description="your own queries (txt, jsonl or csv) in S3")
+    mix_user_queries: bool = Field(default=True, description="top up your queries with synthesized ones")
+    teacher_model_id: str = Field(description="'auto' (first usable of teacher_preference) or a teacher id")
+    poll_seconds: int = Field(ge=0, le=3_600, description="wait between distillation status checks")
+    deployment_poll_seconds: int = Field(ge=0, le=3_600)
+    concurrency: int = Field(ge=1, le=40, description="shards labeled in parallel (Map MaxConcurrency)")
+    threads: int = Field(ge=1, le=64, description="teacher calls in flight per shard")
+    shard_size: int = Field(ge=10, le=5_000)
+    seed: int = Field(ge=0, le=2**31 - 1)
+    max_distillation_hours: int = Field(ge=1, le=168)
+    judge: bool = Field(default=True, description="run the LLM-as-judge evaluation jobs")
+    throttle_budget_seconds: int = Field(
+        default=240,
+        ge=1,
+        le=840,
+        description="a labeling shard stops after the teacher has answered nothing (only throttling) this long; "
+        "keep it well above one teacher call",
+    )
+    keep_failed_artifacts: bool = Field(
+        default=False,
+        description="when the run fails, times out or is aborted, keep its jobs, custom model and deployment "
+        "(to inspect them or redrive past distillation) instead of stopping and deleting them",
+    )
+    max_failed_shards_percent: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="labeling shards that may still fail after their retries (percent of all shards) before the "
+        "run fails; their queries are counted as unlabeled (shard_failed)",
+    )
+
+    @field_validator("teacher_model_id")
+    @classmethod
+    def _model_id(cls, value: str) -> str:
+        if value.strip().lower() == AUTO_TEACHER:
+            return AUTO_TEACHER
+        if not MODEL_ID_PATTERN.match(value):
+            raise ValueError(
+                "must be 'auto' or a Bedrock model or inference-profile id such as 'us.amazon.nova-pro-v1:0'"
+            )
+        return value
+
+    @field_validator("queries_s3_uri")
+    @classmethod
+    def _s3_uri(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not _S3_URI.match(value):
+            raise ValueError("must be an S3 object URI such as s3://bucket/inputs/queries.txt")
+        return value
+
+    @model_validator(mode="after")
+    def _sizes(self) -> RunSettings:
+        if self.eval_examples >= self.num_examples:
+            raise ValueError("eval_examples must be smaller than num_examples")
+        return self
+
+    @property
+    def total_queries(self) -> int:
+        return self.num_examples + self.eval_examples
+
+
+def settings_from_input(defaults: dict[str, Any], overrides: Any) -> RunSettings:
+    """Merge the execution input over the defaults and validate; errors name each bad field."""
+    if overrides is None:
+        overrides = {}
+    if not isinstance(overrides, dict):
+        raise InvalidRunInput(f"the execution input must be a JSON object such as {{}}, got {type(overrides).__name__}")
+    unknown = sorted(set(overrides) - set(RunSettings.model_fields))
+    if unknown:
+        raise InvalidRunInput(
+            f"unknown input field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(RunSettings.model_fields))}"
+        )
+    try:
+        return RunSettings.model_validate({**defaults, **overrides})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']} (got {err.get('input')!r})"
+            for err in exc.errors()
+        )
+        raise InvalidRunInput(f"invalid execution input: {problems}") from None
+
+
+class RunTeacher(BaseModel):
+    """The teacher Preflight chose for the run: ``requested`` is the setting (``auto`` or an id), ``refused`` the
+    preferred teachers that were checked first and could not be used, with the reason."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    model_id: str
+    requested: str
+    refused: list[dict[str, str]] = Field(default_factory=list)
+
+    @property
+    def automatic(self) -> bool:
+        return self.requested == AUTO_TEACHER
+
+    def describe(self) -> str:
+        """``us.amazon.nova-pro-v1:0 (chosen automatically ...; us.amazon.nova-premier-v1:0 refused: ...)``."""
+        return teacher_text(self.model_dump())
+
+
+class RunState(BaseModel):
+    """Identity and settings of a run, passed to every task."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    run_id: str
+    execution_arn: str
+    started_at: str
+    settings: RunSettings
+    candidates: list[dict[str, str]] = Field(default_factory=list)
+    teacher: RunTeacher | None = None
+
+    @property
+    def teacher_model_id(self) -> str:
+        """The teacher every task uses: Preflight's choice (``settings.teacher_model_id`` may be ``auto``)."""
+        if self.teacher is not None:
+            return self.teacher.model_id
+        if self.settings.teacher_model_id == AUTO_TEACHER:
+            raise RuntimeError("the run state carries no resolved teacher; it must come from Preflight")
+        return self.settings.teacher_model_id
+
+    @property
+    def run_prefix(self) -> str:
+        return f"runs/{self.run_id}/"
+
+    @property
+    def tmp_prefix(self) -> str:
+        return f"tmp/{self.run_id}/"
+
+    def token(self, purpose: str) -> str:
+        """An idempotency token stable for this execution (a redrive reuses it), unique per purpose."""
+        digest = hashlib.sha256(f"{self.execution_arn}|{purpose}".encode()).hexdigest()
+        return f"{purpose[:20]}-{digest[:40]}".strip("-")
+
+    def tags(self, stack_name: str) -> dict[str, str]:
+        return run_tags(stack_name, self.run_id)
+
+
+def run_id_from_execution(execution_name: str) -> str:
+    """A run id usable in S3 keys and Bedrock names: letters, digits and single hyphens, ≤ 40 characters."""
+    cleaned = _SEPARATORS.sub("-", execution_name).strip("-")
+    if len(cleaned) > 40 or not cleaned:
+        digest = hashlib.sha256(execution_name.encode()).hexdigest()[:8]
+        cleaned = f"{cleaned[:31].strip('-')}-{digest}".strip("-")
+    return cleaned
+
+
+def bedrock_name(*parts: str, max_len: int = 63) -> str:
+    """A name valid for jobs, custom models and deployments: ``([0-9a-zA-Z][_-]?){1,63}``.
+
+    Letters and digits joined by single hyphens; shortened with a hash suffix when too long.
+    """
+    joined = "-".join(_SEPARATORS.sub("-", p).strip("-") for p in parts if p)
+    joined = re.sub(r"-+", "-", joined).strip("-")
+    if len(joined) <= max_len:
+        return joined
+    digest = hashlib.sha256(joined.encode()).hexdigest()[:8]
+    return f"{joined[: max_len - 9].rstrip('-')}-{digest}"
+
+
+def evaluation_job_name(*parts: str) -> str:
+    """Evaluation job names must match ``[a-z0-9](-*[a-z0-9]){0,62}`` (lower case)."""
+    return bedrock_name(*parts).lower()
+
+
+def next_wait_seconds(base: int, elapsed_s: float, *, cap: int) -> int:
+    """Seconds to wait before the next status check: the run's poll interval, growing with the time already
+    waited (a tenth of it, up to ``cap``). Keeps every Wait/Check loop to a few hundred iterations however long
+    the job runs and however short the interval, far below Step Functions' 25,000-event history limit."""
+    return max(base, min(cap, int(max(0.0, elapsed_s) / 10)))
+
+
+def pipeline_defaults() -> dict[str, Any]:
+    """Defaults baked in at deploy time (``PIPELINE_DEFAULTS``, from cdk.json)."""
+    raw = os.environ.get("PIPELINE_DEFAULTS")
+    if not raw:
+        raise RuntimeError("PIPELINE_DEFAULTS is not set; the function was not deployed by this stack")
+    return json.loads(raw)
+
+
+def env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"environment variable {name} is not set; the function was not deployed by this stack")
+    return value

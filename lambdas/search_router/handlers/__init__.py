@@ -1,0 +1,1 @@
+"""One module per Lambda function (its name is the function's Powertools service name), thin entry points."""

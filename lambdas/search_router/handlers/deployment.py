@@ -1,0 +1,89 @@
+"""Deployment: put the distilled model on an on-demand custom model deployment and wait until Active.
+
+Invoke the result with the *deployment* ARN (``customModelDeploymentArn``) as ``modelId``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from search_router.adapters.bedrock import bedrock_tags, create_once, error_message, reraise_transient
+from search_router.adapters.clients import CLIENTS
+from search_router.contract.errors import DeploymentFailed
+from search_router.contract.run import RunState, bedrock_name, env, next_wait_seconds
+from search_router.handlers.observability import logger, metrics, task_handler
+
+# A deployment normally becomes Active within minutes; past this the run fails instead of waiting forever.
+MAX_CREATING_HOURS = 3.0
+MAX_WAIT_SECONDS = 300
+
+
+def deployment_request(run: RunState, *, model_arn: str) -> dict[str, Any]:
+    stack_name = env("STACK_NAME")
+    return {
+        "modelDeploymentName": bedrock_name(stack_name, run.run_id),
+        "modelArn": model_arn,
+        "description": f"Distilled search-intent router of run {run.run_id} ({stack_name})",
+        "tags": bedrock_tags(run.tags(stack_name)),
+        "clientRequestToken": run.token("deploy"),
+    }
+
+
+@task_handler
+def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    run = RunState.model_validate(event["run"])
+    request = deployment_request(run, model_arn=event["distillation_status"]["output_model_arn"])
+    bedrock = CLIENTS.get("bedrock")
+    try:
+        arn, created = create_once(
+            bedrock,
+            "deployment",
+            request["modelDeploymentName"],
+            bedrock.create_custom_model_deployment,
+            request,
+        )
+    except ClientError as exc:
+        raise DeploymentFailed(
+            f"could not create deployment {request['modelDeploymentName']}: {error_message(exc)}"
+        ) from None
+    if created:
+        logger.info("deployment requested", deployment_arn=arn)
+    return {
+        "deployment_arn": arn,
+        "deployment_name": request["modelDeploymentName"],
+        "model_arn": request["modelArn"],
+    }
+
+
+@task_handler
+def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    arn = event["deployment"]["deployment_arn"]
+    try:
+        deployment = CLIENTS.get("bedrock").get_custom_model_deployment(customModelDeploymentIdentifier=arn)
+    except ClientError as exc:
+        reraise_transient(exc)
+        raise
+    status = deployment["status"]
+    logger.info("deployment status", deployment_arn=arn, status=status)
+    if status == "Failed":
+        metrics.add_metric(name="DeploymentsFailed", unit="Count", value=1)
+        raise DeploymentFailed(
+            f"deployment {deployment.get('modelDeploymentName', arn)} Failed: "
+            f"{deployment.get('failureMessage', 'no message given')}"
+        )
+    created = deployment.get("createdAt")
+    hours = 0.0
+    if isinstance(created, datetime):
+        created = created if created.tzinfo else created.replace(tzinfo=UTC)
+        hours = (datetime.now(UTC) - created).total_seconds() / 3600.0
+    if status == "Creating" and hours > MAX_CREATING_HOURS:
+        raise DeploymentFailed(
+            f"deployment {arn} still Creating after {hours:.1f} h; check the Bedrock console and start a new run"
+        )
+    run = RunState.model_validate(event["run"])
+    wait = next_wait_seconds(run.settings.deployment_poll_seconds, hours * 3600, cap=MAX_WAIT_SECONDS)
+    return {"status": status, "next_wait_seconds": wait}

@@ -1,0 +1,188 @@
+"""EvaluateCandidate: one candidate router answers every held-out query; raw results and metrics go to S3.
+
+A candidate is ``{"name", "model", "prompt_kind"}``; ``model`` ``"distilled"`` means this run's deployment,
+invoked with its *deployment* ARN and exactly the compact student prompt it was trained on. Every answer is
+recorded (raw text, parse result, client latency, the service's ``latencyMs``, tokens, errors), never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+from search_router.adapters import s3io
+from search_router.adapters.clients import CLIENTS
+from search_router.contract.run import RunState, env
+from search_router.handlers.observability import logger, metrics, task_handler
+from search_router.pipeline.judge import CALIBRATION_QUERY, calibration_record
+from search_router.pipeline.labeling import converse_text, error_code, is_retryable
+from search_router.pipeline.metrics import Price, QueryResult, compute_metrics
+from search_router.shared.answer import RoutingDecision, format_answer, parse_routing_answer
+from search_router.shared.channels import ChannelSet, load_channels
+from search_router.shared.prompts import PromptKind, prompt_for
+
+DISTILLED = "distilled"
+EVAL_CLIENT_CONFIG = Config(
+    connect_timeout=5, read_timeout=60, retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=32
+)
+# A deployment that just became Active may answer ModelNotReadyException or throttle for a while: retry with
+# full-jitter backoff (up to 20 s a wait) for as long as the Lambda's deadline allows, so service warm-up is not
+# scored as model quality. What still fails is recorded with its error code (and shows in the report).
+MAX_ATTEMPTS = 10
+MAX_BACKOFF_S = 20.0
+SAFETY_MARGIN_S = 60.0
+MAX_TOKENS = 300
+
+
+def model_for(candidate: dict[str, Any], deployment_arn: str | None) -> str:
+    if candidate["model"] == DISTILLED:
+        if not deployment_arn:
+            raise ValueError(f"candidate {candidate['name']} needs this run's deployment, which does not exist")
+        return deployment_arn
+    return str(candidate["model"])
+
+
+def price_for(candidate: dict[str, Any], prices: dict[str, Any]) -> Price | None:
+    entry = prices.get(candidate["model"]) or prices.get(candidate["name"])
+    return Price.from_dict(entry) if entry else None
+
+
+def answer_one(
+    client: Any,
+    *,
+    model_id: str,
+    system: str,
+    item: dict[str, Any],
+    channels: ChannelSet,
+    sleep: Any = time.sleep,
+    rng: random.Random | None = None,
+    deadline: float | None = None,
+) -> QueryResult:
+    """Ask one held-out query; retry transient errors a few times, then record the error."""
+    rng = rng or random.Random()  # noqa: S311 - jitter, not security
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            outcome = converse_text(
+                client, model_id=model_id, system=system, user=item["query"], max_tokens=MAX_TOKENS, temperature=0.0
+            )
+        except Exception as exc:
+            pause = rng.uniform(0, min(MAX_BACKOFF_S, 0.5 * 2**attempt))
+            in_time = deadline is None or time.monotonic() + pause < deadline
+            if is_retryable(exc) and attempt + 1 < MAX_ATTEMPTS and in_time:
+                sleep(pause)
+                continue
+            return QueryResult(
+                query=item["query"],
+                category=item.get("category"),
+                reference=item["reference"],
+                error_kind=error_code(exc),
+            )
+        return QueryResult.from_parse(
+            query=item["query"],
+            category=item.get("category"),
+            reference=item["reference"],
+            raw_text=outcome.text,
+            parsed=parse_routing_answer(outcome.text, channels),
+            latency_ms=outcome.latency_ms,
+            service_latency_ms=outcome.service_latency_ms,
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+        )
+    raise AssertionError("unreachable")
+
+
+def _judge_prompt(query: str) -> str:
+    return f"Route this video search query to the search channels: {query}"
+
+
+def _reference(weights: dict[str, float], channels: ChannelSet) -> str:
+    return format_answer(RoutingDecision.from_weights(weights, channels), channels)
+
+
+def judge_record(result: QueryResult, candidate_name: str, channels: ChannelSet) -> dict[str, Any]:
+    """One line of the LLM-judge dataset (precomputed response, reference weights without reasoning)."""
+    record: dict[str, Any] = {
+        "prompt": _judge_prompt(result.query),
+        "referenceResponse": _reference(result.reference, channels),
+        "modelResponses": [{"response": result.raw_text or "", "modelIdentifier": candidate_name}],
+    }
+    if result.category:
+        record["category"] = result.category
+    return record
+
+
+def judge_dataset(results: list[QueryResult], candidate_name: str, channels: ChannelSet) -> list[dict[str, Any]]:
+    """The held-out records, then the calibration record that tells the judge's score scale
+    (search_router.pipeline.judge)."""
+    names = channels.names
+    even = {name: 1.0 / len(names) for name in names}
+    calibration = calibration_record(
+        _judge_prompt(CALIBRATION_QUERY), _reference(even, channels), model_identifier=candidate_name
+    )
+    return [*(judge_record(r, candidate_name, channels) for r in results), calibration]
+
+
+def evaluation_prefix(run: RunState, candidate_name: str) -> str:
+    return f"{run.run_prefix}evaluation/{candidate_name}/"
+
+
+@task_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    run = RunState.model_validate(event["run"])
+    candidate = event["candidate"]
+    bucket = env("DATA_BUCKET")
+    channels = load_channels(env("CHANNELS"))
+    prices = json.loads(env("PRICES"))
+    model_id = model_for(candidate, (event.get("deployment") or {}).get("deployment_arn"))
+    system = prompt_for(PromptKind(candidate["prompt_kind"]), channels)
+    heldout_bucket, heldout_key = s3io.parse_s3_uri(event["dataset"]["heldout_uri"])
+    items = [json.loads(line) for line in s3io.get_text(heldout_bucket, heldout_key).splitlines() if line.strip()]
+
+    client = CLIENTS.get("bedrock-runtime", config=EVAL_CLIENT_CONFIG)
+    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000.0 - SAFETY_MARGIN_S
+    threads = max(1, min(int(env("EVAL_THREADS")), len(items)))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        results = list(
+            pool.map(
+                lambda item: answer_one(
+                    client, model_id=model_id, system=system, item=item, channels=channels, deadline=deadline
+                ),
+                items,
+            )
+        )
+    price = price_for(candidate, prices)
+    summary = compute_metrics(results, channels, price=price)
+
+    prefix = evaluation_prefix(run, candidate["name"])
+    results_uri = s3io.put_jsonl(bucket, f"{prefix}results.jsonl", [r.to_dict() for r in results])
+    metrics_uri = s3io.put_json(bucket, f"{prefix}metrics.json", summary)
+    judge_uri = s3io.put_jsonl(
+        bucket,
+        f"{run.run_prefix}evaluation/judge-input/{candidate['name']}.jsonl",
+        judge_dataset(results, candidate["name"], channels),
+    )
+    metrics.add_metric(name="CandidatesEvaluated", unit="Count", value=1)
+    logger.info(
+        "candidate evaluated",
+        candidate=candidate["name"],
+        model_id=model_id,
+        valid_json_rate=summary.get("valid_json_rate"),
+        mae_overall=summary.get("mae_overall"),
+        rubric_mean=summary.get("rubric_mean"),
+    )
+    return {
+        "name": candidate["name"],
+        "model_id": model_id,
+        "prompt_kind": candidate["prompt_kind"],
+        "results_uri": results_uri,
+        "metrics_uri": metrics_uri,
+        "judge_input_uri": judge_uri,
+        "valid_json_rate": summary.get("valid_json_rate"),
+        "mae_overall": summary.get("mae_overall"),
+    }

@@ -1,0 +1,174 @@
+"""LLM judge: one Bedrock Model Evaluation job per candidate, a custom ``OverallQuality`` metric over the
+candidate's precomputed answers, the teacher's weights as ground truth.
+
+The judge never fails the *execution*: a job that cannot be created, fails, runs too long or cannot be read is
+reported as ``missing`` with the reason, and the quality gate fails on it (``gate_require_judge``, default true)
+with that reason in the report and the notification.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from search_router.adapters import s3io
+from search_router.adapters.bedrock import (
+    TRANSIENT_CODES,
+    bedrock_tags,
+    create_once,
+    error_code,
+    error_message,
+    stop_evaluation_jobs,
+)
+from search_router.adapters.clients import CLIENTS
+from search_router.contract.run import RunState, env, evaluation_job_name, next_wait_seconds
+from search_router.handlers.observability import logger, metrics, task_handler
+from search_router.pipeline.judge import JUDGE_METRIC, judge_custom_metric, parse_judge_scores
+
+# A judge job that has not finished after this long is stopped and reported missing.
+MAX_JUDGE_HOURS = 12.0
+MAX_WAIT_SECONDS = 900
+# A judge score stands for the candidate only when most of the judged records carry one.
+MIN_SCORED_SHARE = 0.9
+FINAL = ("Completed", "Failed", "Stopped", "Deleting")
+
+
+def job_request(run: RunState, evaluation: dict[str, Any]) -> dict[str, Any]:
+    stack_name = env("STACK_NAME")
+    bucket = env("DATA_BUCKET")
+    judge_model = json.loads(env("MODELS"))["judge"]
+    name = evaluation["name"]
+    evaluator = {"bedrockEvaluatorModels": [{"modelIdentifier": judge_model}]}
+    return {
+        "jobName": evaluation_job_name(stack_name, run.run_id, name, "judge"),
+        "jobDescription": f"LLM-as-judge OverallQuality for candidate {name} of run {run.run_id}",
+        "roleArn": env("BEDROCK_ROLE_ARN"),
+        "clientRequestToken": run.token(f"judge-{name}"),
+        "applicationType": "ModelEvaluation",
+        "evaluationConfig": {
+            "automated": {
+                "datasetMetricConfigs": [
+                    {
+                        "taskType": "General",
+                        "dataset": {
+                            "name": f"heldout-{name}"[:63],
+                            "datasetLocation": {"s3Uri": evaluation["judge_input_uri"]},
+                        },
+                        "metricNames": [JUDGE_METRIC],
+                    }
+                ],
+                "evaluatorModelConfig": evaluator,
+                "customMetricConfig": {"customMetrics": [judge_custom_metric()], "evaluatorModelConfig": evaluator},
+            }
+        },
+        "inferenceConfig": {"models": [{"precomputedInferenceSource": {"inferenceSourceIdentifier": name}}]},
+        "outputDataConfig": {"s3Uri": s3io.s3_uri(bucket, f"{run.run_prefix}evaluation/judge-output/{name}/")},
+        "jobTags": bedrock_tags(run.tags(stack_name)),
+    }
+
+
+def _missing(name: str, reason: str) -> dict[str, Any]:
+    return {"candidate": name, "status": "missing", "reason": reason, "score": None}
+
+
+@task_handler
+def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    run = RunState.model_validate(event["run"])
+    bedrock = CLIENTS.get("bedrock")
+    jobs = []
+    for evaluation in event["evaluations"]:
+        request = job_request(run, evaluation)
+        try:
+            # Re-entered after the job was created (a retry, a redrive): create_once finds that job.
+            arn, _ = create_once(bedrock, "evaluation", request["jobName"], bedrock.create_evaluation_job, request)
+        except ClientError as exc:
+            logger.warning("judge job not created", candidate=evaluation["name"], code=error_code(exc))
+            jobs.append(_missing(evaluation["name"], f"could not create the judge job: {error_message(exc)}"))
+            continue
+        jobs.append({"candidate": evaluation["name"], "status": "InProgress", "job_arn": arn, "score": None})
+    return {
+        "done": all(j["status"] != "InProgress" for j in jobs),
+        "jobs": jobs,
+        "started_at": datetime.now(UTC).isoformat(),
+        "next_wait_seconds": run.settings.poll_seconds,
+    }
+
+
+def _scores(job_arn: str, candidate: str, run: RunState) -> dict[str, Any]:
+    bucket = env("DATA_BUCKET")
+    prefix = f"{run.run_prefix}evaluation/judge-output/{candidate}/"
+    lines: list[str] = []
+    for key in s3io.list_keys(bucket, prefix):
+        if key.endswith("_output.jsonl"):
+            lines.extend(s3io.get_text(bucket, key).splitlines())
+    judged = parse_judge_scores(lines)
+    if judged.problem:
+        return _missing(candidate, judged.problem)
+    if not judged.ratings:
+        return _missing(
+            candidate, f"the judge job finished but no {JUDGE_METRIC} scores were found under s3://{bucket}/{prefix}"
+        )
+    if len(judged.ratings) < MIN_SCORED_SHARE * judged.records:
+        return _missing(
+            candidate,
+            f"only {len(judged.ratings)} of {judged.records} judged records carry an {JUDGE_METRIC} score; not trusted",
+        )
+    return {
+        "candidate": candidate,
+        "status": "ok",
+        "job_arn": job_arn,
+        "score": sum(judged.ratings) / len(judged.ratings),
+        "scored": len(judged.ratings),
+        "records": judged.records,
+        "scale": judged.scale,
+        "calibration": judged.calibration,
+    }
+
+
+@task_handler
+def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    run = RunState.model_validate(event["run"])
+    state = event["judge"]
+    bedrock = CLIENTS.get("bedrock")
+    started = datetime.fromisoformat(state["started_at"])
+    overdue = (datetime.now(UTC) - started).total_seconds() / 3600.0 > MAX_JUDGE_HOURS
+    jobs = []
+    for job in state["jobs"]:
+        if job["status"] != "InProgress":
+            jobs.append(job)
+            continue
+        try:
+            described = bedrock.get_evaluation_job(jobIdentifier=job["job_arn"])
+        except ClientError as exc:
+            if error_code(exc) in TRANSIENT_CODES:
+                jobs.append(job)  # look again at the next poll
+                continue
+            jobs.append(_missing(job["candidate"], f"could not read the judge job: {error_message(exc)}"))
+            continue
+        status = described["status"]
+        if status == "Completed":
+            jobs.append(_scores(job["job_arn"], job["candidate"], run))
+        elif status in FINAL:
+            reasons = "; ".join(described.get("failureMessages", [])) or "no message given"
+            jobs.append(_missing(job["candidate"], f"judge job {status}: {reasons}"))
+        elif overdue:
+            stop_evaluation_jobs([job["job_arn"]])
+            jobs.append(_missing(job["candidate"], f"judge job still {status} after {MAX_JUDGE_HOURS:.0f} h; stopped"))
+        else:
+            jobs.append(job)
+    done = all(j["status"] != "InProgress" for j in jobs)
+    if done:
+        missing = sum(1 for j in jobs if j["status"] == "missing")
+        metrics.add_metric(name="JudgeJobsMissing", unit="Count", value=missing)
+    logger.info("judge status", jobs=[{k: j.get(k) for k in ("candidate", "status", "score")} for j in jobs])
+    elapsed_s = (datetime.now(UTC) - started).total_seconds()
+    return {
+        "done": done,
+        "jobs": jobs,
+        "started_at": state["started_at"],
+        "next_wait_seconds": next_wait_seconds(run.settings.poll_seconds, elapsed_s, cap=MAX_WAIT_SECONDS),
+    }

@@ -1,0 +1,138 @@
+"""Preflight: validate the run's input, choose the teacher, and make sure every model the run needs is usable here.
+
+Fails fast, before any money is spent, with a message that names the setting to change. The model rules are
+those of ``python -m cli doctor`` (:mod:`search_router.adapters.bedrock_catalog`,
+:mod:`search_router.pipeline.model_checks`): lifecycle ACTIVE, model access granted, the student offered for
+DISTILLATION in this Region, a documented teacher-student pair. ``teacher_model_id: "auto"`` picks the first usable
+teacher of ``teacher_preference``; the choice (and every teacher refused before it, with the reason) travels in the run
+state to the labeling, the job and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from search_router.adapters import s3io
+from search_router.adapters.bedrock import error_code, reraise_transient
+from search_router.adapters.bedrock_catalog import (
+    BedrockCatalog,
+    ModelPlan,
+    Readiness,
+    assess_models,
+    plan_from_environment,
+)
+from search_router.adapters.clients import CLIENTS
+from search_router.contract.errors import InvalidRunInput, ModelNotUsable
+from search_router.contract.run import (
+    RunSettings,
+    RunState,
+    RunTeacher,
+    env,
+    pipeline_defaults,
+    run_id_from_execution,
+    settings_from_input,
+)
+from search_router.handlers.observability import logger, metrics, task_handler
+from search_router.pipeline.model_checks import teacher_not_allowed
+
+MAX_QUERY_FILE_BYTES = 200 * 1024 * 1024
+
+
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def model_plan(settings: RunSettings) -> ModelPlan:
+    """The run's models: the deployed configuration (this function's environment) with the run's own settings."""
+    return plan_from_environment(os.environ, teacher=settings.teacher_model_id, judge=settings.judge)
+
+
+def check_models(settings: RunSettings) -> Readiness:
+    """Every model the run needs, checked with the same rules as ``python -m cli doctor``; raises
+    :class:`ModelNotUsable` naming each problem and its fix (a transient error is retried by the state machine)."""
+    catalog = BedrockCatalog(CLIENTS.get("bedrock"), _region())
+    try:
+        readiness = assess_models(catalog, model_plan(settings))
+    except ClientError as exc:
+        reraise_transient(exc)
+        raise
+    failure = readiness.failure_message()
+    if failure:
+        raise ModelNotUsable(failure)
+    return readiness
+
+
+def check_query_file(uri: str, bucket: str) -> dict[str, Any]:
+    source_bucket, key = s3io.parse_s3_uri(uri)
+    if source_bucket != bucket:
+        raise InvalidRunInput(
+            f"queries_s3_uri must point into this stack's data bucket (s3://{bucket}/inputs/...), got {uri}"
+        )
+    if not key.startswith("inputs/"):
+        raise InvalidRunInput(f"queries_s3_uri must be under s3://{bucket}/inputs/, got {uri}")
+    if not key.endswith((".txt", ".jsonl", ".csv")):
+        raise InvalidRunInput(f"queries_s3_uri must end in .txt, .jsonl or .csv, got {uri}")
+    try:
+        metadata = s3io.head(bucket, key)
+    except ClientError as exc:
+        if error_code(exc) not in ("403", "AccessDenied", "Forbidden"):
+            raise
+        raise InvalidRunInput(
+            f"queries_s3_uri {uri} cannot be read ({error_code(exc)}): it may not exist, or be encrypted with a key "
+            f"this stack cannot use; upload it with default encryption (aws s3 cp queries.txt {uri})"
+        ) from None
+    if metadata is None:
+        raise InvalidRunInput(f"queries_s3_uri {uri} does not exist; upload it first (aws s3 cp queries.txt {uri})")
+    if metadata["ContentLength"] > MAX_QUERY_FILE_BYTES:
+        raise InvalidRunInput(f"queries_s3_uri {uri} is {metadata['ContentLength']} bytes; the limit is 200 MB")
+    return {"uri": uri, "bytes": metadata["ContentLength"]}
+
+
+@task_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = settings_from_input(pipeline_defaults(), event.get("input"))
+    refusal = teacher_not_allowed(settings.teacher_model_id, json.loads(env("TEACHER_PREFERENCE")))
+    if refusal is not None:
+        raise InvalidRunInput(f"teacher_model_id {settings.teacher_model_id}: {refusal}")
+    readiness = check_models(settings)
+    query_file = check_query_file(settings.queries_s3_uri, env("DATA_BUCKET")) if settings.queries_s3_uri else None
+    choice = readiness.teacher
+    teacher = RunTeacher(
+        model_id=str(choice.model_id),
+        requested=choice.requested,
+        refused=[{"model_id": v.requirement.model_id, "reason": v.reason()} for v in choice.considered if not v.usable],
+    )
+    run = RunState(
+        run_id=run_id_from_execution(event["execution_name"]),
+        execution_arn=event["execution_arn"],
+        started_at=event["started_at"],
+        settings=settings,
+        candidates=json.loads(env("CANDIDATES")),
+        teacher=teacher,
+    )
+    router_problems = [v for v in readiness.router if not v.usable]
+    for verdict in router_problems:
+        # The run can go on (the router falls back), but the deployed router is degraded: say so loudly.
+        logger.warning("router model not usable", model_id=verdict.requirement.model_id, problems=verdict.problems)
+    metrics.add_metric(name="RouterModelsNotUsable", unit="Count", value=len(router_problems))
+    logger.info(
+        "run accepted",
+        run_id=run.run_id,
+        teacher=teacher.describe(),
+        settings=settings.model_dump(),
+        warnings=[w for v in readiness.verdicts for w in v.warnings],
+    )
+    return {
+        "run": run.model_dump(),
+        "preflight": {
+            "teacher": choice.to_dict(),
+            "models": [v.to_dict() for v in readiness.verdicts],
+            "router_models": [v.to_dict() for v in readiness.router],
+            "query_file": query_file,
+        },
+    }

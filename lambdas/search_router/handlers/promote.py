@@ -1,0 +1,93 @@
+"""Promote / Reject: the router's model changes only when the quality gate passed.
+
+``promote`` writes the SSM parameter the router reads (JSON: the deployment ARN, the prompt kind it was
+trained with, channels, run id, metrics). SSM keeps every earlier version, so a rollback is one step.
+``reject`` keeps the router as it is and, when configured, deletes the rejected deployment.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from search_router.adapters.bedrock import error_code, error_message
+from search_router.adapters.clients import CLIENTS
+from search_router.contract.run import RunState, env
+from search_router.handlers.observability import logger, metrics, task_handler
+from search_router.shared.channels import load_channels
+from search_router.shared.prompts import PromptKind
+
+
+def promoted_value(run: RunState, event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model_id": event["deployment"]["deployment_arn"],
+        "prompt_kind": PromptKind.STUDENT.value,
+        "channels": list(load_channels(env("CHANNELS")).names),
+        "run_id": run.run_id,
+        "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "metrics": event["report"].get("summary", {}),
+        "report_uri": event["report"].get("markdown_uri"),
+    }
+
+
+def _current(ssm: Any, name: str) -> tuple[dict[str, Any], int] | None:
+    """The parameter's value (parsed) and version; None when it is missing or holds no JSON object."""
+    try:
+        parameter = ssm.get_parameter(Name=name)["Parameter"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            return None
+        raise
+    try:
+        value = json.loads(parameter["Value"])
+    except ValueError:
+        return None
+    return (value, int(parameter["Version"])) if isinstance(value, dict) else None
+
+
+@task_handler
+def promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    run = RunState.model_validate(event["run"])
+    value = promoted_value(run, event)
+    name = env("MODEL_PARAMETER")
+    ssm = CLIENTS.get("ssm")
+    # Re-entered (a retry after a timeout, a redrive of a later step): this run's promotion is already in place,
+    # and writing it again would add a parameter version (the rollback history) for nothing.
+    current = _current(ssm, name)
+    if current is not None and (current[0].get("model_id"), current[0].get("run_id")) == (
+        value["model_id"],
+        run.run_id,
+    ):
+        logger.info("model already promoted", parameter=name, version=current[1], model_id=value["model_id"])
+        return {"outcome": "promoted", "parameter": name, "version": current[1], "model_id": value["model_id"]}
+    response = ssm.put_parameter(
+        Name=name, Value=json.dumps(value, separators=(",", ":")), Type="String", Overwrite=True
+    )
+    metrics.add_metric(name="ModelsPromoted", unit="Count", value=1)
+    logger.info("model promoted", parameter=name, version=response["Version"], model_id=value["model_id"])
+    return {"outcome": "promoted", "parameter": name, "version": response["Version"], "model_id": value["model_id"]}
+
+
+@task_handler
+def reject(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    arn = event["deployment"]["deployment_arn"]
+    failures = event["report"].get("failures", [])
+    deleted = False
+    delete_error = None
+    if env("DELETE_REJECTED_DEPLOYMENTS") == "true":
+        try:
+            CLIENTS.get("bedrock").delete_custom_model_deployment(customModelDeploymentIdentifier=arn)
+            deleted = True
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                deleted = True  # re-entered: an earlier attempt deleted it
+            else:
+                delete_error = error_message(exc)
+                logger.warning("rejected deployment not deleted", deployment_arn=arn, error=delete_error)
+    metrics.add_metric(name="ModelsRejected", unit="Count", value=1)
+    logger.info("model rejected", deployment_arn=arn, failures=failures, deleted=deleted)
+    return {"outcome": "rejected", "failures": failures, "deployment_deleted": deleted, "delete_error": delete_error}

@@ -1,0 +1,316 @@
+"""``POST /route``: validate the request, route it, log and count what happened, shape the response.
+
+Status codes are decided here and only here: 400 for a request that breaks the contract (the message names
+the field) or whose body cannot be read (not base64, not UTF-8, nested too deeply, an integer too long:
+``request_body``), 200 with valid weights for everything else, including every model problem. A 5xx happens
+only if even the default weights cannot be produced (the function's settings are broken).
+
+Privacy: with ``router_log_queries`` off (the default) no log line carries the query or text that may quote
+it: the ``Routed`` line has the query's length, attempts keep their code but not a private detail (a
+parse-failure detail quotes the answer, which may echo the query; a service or botocore message may quote the
+request), and an exception is logged by its type and stack, not its message (settings errors excepted: they
+quote the function's environment only). The event is never logged (``log_event=False`` and ``debug=False``
+override ``POWERTOOLS_LOGGER_LOG_EVENT`` / ``POWERTOOLS_DEV``), and the router's trace annotations and
+metadata carry no query either (the X-Ray SDK's own botocore subsegments record a failed call's message).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from functools import cached_property
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from search_router.handlers.observability import logger, metrics, tracer
+from search_router.router.api_models import (
+    InvalidRequestError,
+    RouteRequest,
+    RouteResponse,
+    bad_request_body,
+    describe_validation_errors,
+)
+from search_router.router.guards import CircuitEvent, Transition
+from search_router.router.request_body import UnreadableBodyError, decode_body, normalize_content_type, parse_json_body
+from search_router.router.service import Attempt, AttemptOutcome, DefaultReason, RouteOutcome, RouterService, Source
+from search_router.router.settings import ENV_CORS_ORIGINS, SettingsError, load_settings
+from search_router.router.wiring import build_service
+from search_router.shared.answer import round_weights
+
+WEIGHT_DECIMALS = 4
+CORS_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "X-Amz-Content-Sha256",
+    "X-Amz-Date",
+    "X-Amz-Security-Token",
+    "X-Api-Key",
+]
+
+
+def _cors(raw: str | None) -> CORSConfig | None:
+    origins = json.loads(raw) if raw else []
+    if not origins:
+        return None
+    return CORSConfig(allow_origin=origins[0], extra_origins=origins[1:], allow_headers=CORS_HEADERS, max_age=600)
+
+
+class _RouteEvent(APIGatewayProxyEvent):
+    """The REST proxy event with a body decoded strictly (:func:`request_body.decode_body`)."""
+
+    @cached_property
+    def decoded_body(self) -> str | None:
+        return decode_body(self.body, base64_encoded=bool(self.is_base64_encoded))
+
+
+class _RouteResolver(APIGatewayRestResolver):
+    """Powertools' REST resolver, reading bodies through ``request_body`` (the one override of its event
+    conversion: the content type's media type lower-cased, the body decoded strictly)."""
+
+    def _to_proxy_event(self, event: dict[str, Any]) -> BaseProxyEvent:
+        return _RouteEvent(normalize_content_type(event), self._json_body_deserializer)
+
+
+app = _RouteResolver(
+    enable_validation=True,
+    # A response that fails its model is our bug, never the client's: keep it out of the 400 handler.
+    response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
+    cors=_cors(os.environ.get(ENV_CORS_ORIGINS)),
+    json_body_deserializer=parse_json_body,
+    debug=False,  # debug mode prints whole events, bodies (queries) included
+)
+
+_service: RouterService | None = None
+
+
+def get_service() -> RouterService:
+    """The container's router, built from the environment on first use (settings validated once)."""
+    global _service  # noqa: PLW0603 - one service per container, created lazily to keep imports fast
+    if _service is None:
+        _service = build_service(load_settings(os.environ))
+    return _service
+
+
+def use_service(service: RouterService | None) -> None:
+    """Install a prebuilt service (tests, benchmarks); ``None`` rebuilds from the environment on next use."""
+    global _service  # noqa: PLW0603
+    _service = service
+
+
+@app.post("/route")
+def route(request: Annotated[RouteRequest, Body()]) -> RouteResponse:
+    service = get_service()
+    limit = service.settings.max_query_chars
+    if len(request.query) > limit:
+        raise InvalidRequestError(
+            "query", f"must be at most {limit} characters after trimming (got {len(request.query)})"
+        )
+    outcome = service.route(request.query, include_reasoning=request.include_reasoning)
+    _record(service, outcome, request)
+    return _response(service, outcome)
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(error: RequestValidationError) -> Response:
+    return _bad_request(describe_validation_errors(error.errors()))
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported_media_type(error: RequestUnsupportedContentType) -> Response:
+    del error
+    metrics.add_metric(name="BadRequest", unit=MetricUnit.Count, value=1)
+    return _json_response(
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"message": "Content-Type must be application/json (or omitted)"}
+    )
+
+
+@app.exception_handler(InvalidRequestError)
+def _over_limit(error: InvalidRequestError) -> Response:
+    return _bad_request([{"field": error.field, "message": error.message}])
+
+
+@app.exception_handler(UnreadableBodyError)
+def _unreadable_body(error: UnreadableBodyError) -> Response:
+    return _bad_request([{"field": "body", "message": error.message}])
+
+
+@app.exception_handler(Exception)
+def _unexpected(error: Exception) -> Response:
+    if isinstance(error, ServiceError):  # Powertools' own HTTP errors (404 for an unknown path ...)
+        metrics.add_metric(name="BadRequest", unit=MetricUnit.Count, value=1)
+        return _json_response(error.status_code, {"message": error.msg})
+    metrics.add_metric(name="InternalError", unit=MetricUnit.Count, value=1)
+    try:
+        service = get_service()
+    except Exception as broken:
+        logger.error("Unexpected error; answering with the default weights", **_exception_fields(error, False))
+        logger.error("The router cannot start: its settings are invalid", **_exception_fields(broken, False))
+        return _json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"message": "The router is misconfigured"})
+    logger.error(
+        "Unexpected error; answering with the default weights",
+        **_exception_fields(error, service.settings.log_queries),
+    )
+    outcome = service.default_outcome(error)
+    metrics.add_metric(name="DefaultWeightsUsed", unit=MetricUnit.Count, value=1)
+    return _json_response(HTTPStatus.OK, _response(service, outcome).model_dump(mode="json"))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
+
+
+def _response(service: RouterService, outcome: RouteOutcome) -> RouteResponse:
+    return RouteResponse(
+        weights=round_weights(outcome.decision.weights, service.settings.channels, decimals=WEIGHT_DECIMALS),
+        reasoning=outcome.decision.reasoning,
+        model=outcome.model,
+        source=outcome.source.value,
+        latency_ms=outcome.latency_ms,
+    )
+
+
+def _bad_request(problems: list[dict[str, str]]) -> Response:
+    metrics.add_metric(name="BadRequest", unit=MetricUnit.Count, value=1)
+    logger.info("Bad request", problems=problems)
+    return _json_response(HTTPStatus.BAD_REQUEST, bad_request_body(problems))
+
+
+def _json_response(status: int, body: dict[str, Any]) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def _record(service: RouterService, outcome: RouteOutcome, request: RouteRequest) -> None:
+    """One log line and the business metrics of this request."""
+    log_queries = service.settings.log_queries
+    _count_outcome(service, outcome)
+    selection = outcome.selection
+    if selection is not None and selection.refreshed and selection.problem is not None:
+        _count("ModelParameterInvalid", "problem", selection.problem.value)
+        logger.error(
+            "The model parameter is unusable; routing with the fallback selection",
+            parameter=service.settings.model_parameter,
+            problem=selection.problem.value,
+            detail=selection.detail,
+            model=selection.model.model_id,
+        )
+    fields: dict[str, Any] = {
+        "source": outcome.source.value,
+        "model": outcome.model,
+        "latency_ms": outcome.latency_ms,
+        "include_reasoning": request.include_reasoning,
+        "query_chars": len(request.query),
+        "attempts": [_attempt_fields(a, log_queries) for a in outcome.attempts],
+    }
+    if outcome.default_reason is not None:
+        fields["default_reason"] = outcome.default_reason.value
+    if log_queries:
+        fields["query"] = request.query
+    if outcome.error is not None:
+        fields.update(_exception_fields(outcome.error, log_queries))
+        logger.error("Routing failed unexpectedly; answered with the default weights", **fields)
+    elif outcome.source is Source.DEFAULT:
+        logger.warning("No model answered; answered with the default weights", **fields)
+    else:
+        logger.info("Routed", **fields)
+
+
+def _count_outcome(service: RouterService, outcome: RouteOutcome) -> None:
+    """The business metrics of one routed request (and a log line per circuit that changed state)."""
+    metrics.add_metric(name="RouteLatency", unit=MetricUnit.Milliseconds, value=outcome.latency_ms)
+    tracer.put_annotation(key="source", value=outcome.source.value)
+    for attempt in outcome.attempts:
+        if attempt.outcome is AttemptOutcome.MODEL_ERROR:
+            _count("ModelError", "code", attempt.code or "Unknown")
+        elif attempt.outcome is AttemptOutcome.PARSE_FAILURE:
+            _count("ParseFailure", "reason", attempt.code or "unknown")
+        elif attempt.outcome is AttemptOutcome.CIRCUIT_OPEN:
+            _count("CircuitOpen", "model", attempt.model_id)
+    for event in outcome.circuit_events:
+        _circuit_changed(service, event)
+    if outcome.source is Source.CACHE:
+        metrics.add_metric(name="CacheHit", unit=MetricUnit.Count, value=1)
+    elif outcome.source is Source.FALLBACK_MODEL:
+        metrics.add_metric(name="FallbackModelUsed", unit=MetricUnit.Count, value=1)
+    elif outcome.source is Source.DEFAULT:
+        metrics.add_metric(name="DefaultWeightsUsed", unit=MetricUnit.Count, value=1)
+        if outcome.default_reason is DefaultReason.FALLBACK_CAPPED:
+            metrics.add_metric(name="FallbackCapped", unit=MetricUnit.Count, value=1)
+
+
+def _attempt_fields(attempt: Attempt, log_queries: bool) -> dict[str, Any]:
+    """An attempt for the log line: a private detail (it may quote the query) only when queries may be logged."""
+    fields: dict[str, Any] = {
+        "model": attempt.model_id,
+        "outcome": attempt.outcome.value,
+        "code": attempt.code,
+        "ms": attempt.duration_ms,
+    }
+    if attempt.detail is None or log_queries or not attempt.detail_private:
+        fields["detail"] = attempt.detail
+    else:
+        fields["detail"] = None
+        fields["detail_chars"] = len(attempt.detail)  # withheld: router_log_queries is off
+    return fields
+
+
+def _circuit_changed(service: RouterService, event: CircuitEvent) -> None:
+    if event.transition is Transition.OPENED:
+        _count("CircuitOpened", "model", event.model_id)
+        logger.warning(
+            "Circuit re-opened: the probe failed" if event.probe else "Circuit opened: the model is skipped",
+            model=event.model_id,
+            consecutive_failures=event.failures,
+            open_seconds=service.settings.breaker_open_seconds,
+        )
+    else:
+        logger.info("Circuit closed: the probe answered", model=event.model_id)
+
+
+def _exception_fields(error: BaseException, log_queries: bool) -> dict[str, Any]:
+    """``exception`` / ``exception_name`` for a log line. Without ``log_queries``, messages are withheld (a
+    message can quote anything, the query included); the stack says where it broke. Settings errors quote the
+    function's environment only and are kept."""
+    if log_queries or isinstance(error, SettingsError):
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    else:
+        text = "".join(_stack_without_messages(error))
+    return {"exception": text.rstrip(), "exception_name": type(error).__name__}
+
+
+def _stack_without_messages(error: BaseException) -> list[str]:
+    lines: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if lines:
+            lines.append("Caused by, or raised while handling:\n")
+        lines.append("Traceback (most recent call last):\n")
+        lines.extend(traceback.format_tb(current.__traceback__))
+        lines.append(f"{type(current).__name__}: <message withheld: router_log_queries is off>\n")
+        current = current.__cause__ or current.__context__
+    return lines
+
+
+def _count(name: str, dimension: str, value: str) -> None:
+    """A count with its own dimension (an EMF record of its own, so it does not tag the other metrics)."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+        metric.add_dimension(name="service", value=metrics.service or "router_api")
+        metric.add_dimension(name=dimension, value=value)

@@ -1,0 +1,224 @@
+"""Charts of the evaluation report, drawn with matplotlib (Agg backend, no display).
+
+Only the report Lambda imports this module; it gets matplotlib from a layer. matplotlib is imported inside
+:func:`render_charts`, so importing :mod:`routing` never needs it. The PNGs are 1200×700 pixels and carry
+no timestamp or software version, so the same report renders byte-identical files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from search_router.pipeline.metrics import QueryResult, percentile
+from search_router.pipeline.report import CHART_FILES
+
+WIDTH_IN, HEIGHT_IN, DPI = 12.0, 7.0, 100
+_PNG_METADATA: dict[str, str | None] = {"Software": None}  # no matplotlib version in the file
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+def _color(index: int) -> str:
+    return _PALETTE[index % len(_PALETTE)]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _new_figure() -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.savefig(path, format="png", dpi=DPI, metadata=_PNG_METADATA)
+    return path
+
+
+def _latency_chart(names: Sequence[str], results: Mapping[str, Sequence[QueryResult]], path: Path) -> Path:
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    positions = list(range(1, len(names) + 1))
+    data: list[list[float]] = [
+        [float(r.latency_ms) for r in results.get(name, ()) if r.answered and r.latency_ms is not None]
+        for name in names
+    ]
+    filled = [(pos, values, index) for index, (pos, values) in enumerate(zip(positions, data, strict=True)) if values]
+    if filled:
+        boxes = ax.boxplot(
+            [values for _pos, values, _index in filled],
+            positions=[pos for pos, _values, _index in filled],
+            widths=0.5,
+            patch_artist=True,
+            showmeans=True,
+            meanprops={"marker": "D", "markerfacecolor": "white", "markeredgecolor": "black", "markersize": 7},
+            medianprops={"color": "black", "linewidth": 1.5},
+            flierprops={"marker": "o", "markersize": 4, "alpha": 0.5},
+        )
+        for patch, (_pos, _values, index) in zip(boxes["boxes"], filled, strict=True):
+            patch.set_facecolor(_color(index))
+            patch.set_alpha(0.6)
+        top = max(max(values) for _pos, values, _index in filled)
+        for pos, values, _index in filled:
+            mean = sum(values) / len(values)
+            ax.annotate(
+                f"mean {mean:,.0f} ms\np95 {percentile(values, 95):,.0f} ms\nn = {len(values)}",
+                xy=(pos, top),
+                xytext=(0, 8),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=10,
+            )
+        ax.set_ylim(0, top * 1.25)
+    else:
+        ax.set_ylim(0, 1)
+    for pos, values in zip(positions, data, strict=True):
+        if not values:
+            ax.text(
+                pos,
+                0.5,
+                "no latencies\n(no answered calls)",
+                ha="center",
+                va="center",
+                fontsize=11,
+                color="gray",
+                transform=ax.get_xaxis_transform(),
+            )
+    ax.set_xticks(positions, list(names))
+    ax.set_xlim(0.4, len(names) + 0.6)
+    ax.set_xlabel("candidate")
+    ax.set_ylabel("latency per query (ms, client-measured)")
+    ax.set_title("Routing latency per candidate (box: quartiles, line: median, ◆: mean)")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def _grouped_bars(
+    ax: Any,
+    groups: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    *,
+    label_of: Callable[[float], str],
+) -> float:
+    """Draw grouped bars (one colour per series); a None value is annotated ``n/a``. Returns the max value."""
+    count = max(len(series), 1)
+    width = 0.8 / count
+    highest = 0.0
+    for index, (label, values) in enumerate(series):
+        offset = (index - (count - 1) / 2) * width
+        xs = [g + offset for g in range(len(groups))]
+        heights = [0.0 if v is None else v for v in values]
+        bars = ax.bar(xs, heights, width=width * 0.95, label=label, color=_color(index))
+        for bar, value in zip(bars, values, strict=True):
+            text = "n/a" if value is None else label_of(value)
+            ax.annotate(
+                text,
+                xy=(bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                xytext=(0, 2),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color="gray" if value is None else "black",
+            )
+        highest = max([highest, *(v for v in values if v is not None)])
+    ax.set_xticks(range(len(groups)), list(groups))
+    return highest
+
+
+def _mae_chart(report: Mapping[str, Any], path: Path) -> Path:
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    channels = [str(c) for c in report.get("channels", [])]
+    groups = [*channels, "overall"]
+    series: list[tuple[str, list[float | None]]] = []
+    for candidate in report.get("candidates", []):
+        metrics = candidate.get("metrics") or {}
+        per_channel = metrics.get("mae_per_channel") or {}
+        values = [_number(per_channel.get(ch)) for ch in channels] + [_number(metrics.get("mae_overall"))]
+        series.append((str(candidate.get("name")), values))
+    highest = _grouped_bars(ax, groups, series, label_of=lambda v: f"{v:.3f}")
+    threshold = _gate_threshold(report, "mae_overall")
+    if threshold is not None:
+        label = f"gate: overall MAE ≤ {threshold:g}"
+        overall = len(groups) - 1  # the gate applies to the overall MAE only: draw it over that group
+        style = {"colors": "crimson", "linestyles": "--", "linewidth": 1.5}
+        ax.hlines(threshold, overall - 0.45, overall + 0.45, label=label, **style)
+        highest = max(highest, threshold)
+    if not any(v is not None for _label, values in series for v in values):
+        note = "no schema-valid answers: no error to show"
+        ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes, color="gray", fontsize=14)
+    ax.set_ylim(0, (highest or 0.1) * 1.3)  # headroom for the legend
+    ax.set_xlabel("channel")
+    ax.set_ylabel("mean absolute error vs teacher reference (lower is better)")
+    ax.set_title("Mean absolute error of the routing weights per channel")
+    ax.grid(axis="y", alpha=0.3)
+    if series:
+        ax.legend(loc="upper center", ncols=min(len(series) + 1, 4), fontsize=10)
+    return _save(fig, path)
+
+
+def _gate_threshold(report: Mapping[str, Any], check_name: str) -> float | None:
+    gate = report.get("gate") or {}
+    for check in gate.get("checks", []):
+        if check.get("name") == check_name:
+            return _number(check.get("threshold"))
+    return None
+
+
+def _rubric_chart(report: Mapping[str, Any], path: Path) -> Path:
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    scores = ["1", "2", "3", "4", "5"]
+    series: list[tuple[str, list[float | None]]] = []
+    for candidate in report.get("candidates", []):
+        metrics = candidate.get("metrics") or {}
+        distribution = metrics.get("rubric_distribution") or {}
+        counts = [float(distribution.get(s, 0)) for s in scores]
+        total = sum(counts)
+        mean = _number(metrics.get("rubric_mean"))
+        name = str(candidate.get("name"))
+        label = f"{name} (mean {mean:.2f}, n = {total:.0f})" if mean is not None else name
+        series.append((label, [100.0 * c / total if total else 0.0 for c in counts]))
+    highest = _grouped_bars(ax, scores, series, label_of=lambda v: f"{v:.0f}%")
+    if not series or highest == 0:
+        note = "no queries evaluated"
+        ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes, color="gray", fontsize=14)
+    ax.set_ylim(0, max(highest, 1) * 1.3)  # headroom for the legend
+    ax.set_xticks(range(len(scores)), ["1 unusable", "2 poor", "3 dominant right", "4 within 0.10", "5 within 0.05"])
+    ax.set_xlabel("rubric score (from the weights)")
+    ax.set_ylabel("share of the candidate's queries (%)")
+    ax.set_title("Rubric score distribution per candidate (from the weights; 1 = unanswered or unparseable)")
+    ax.grid(axis="y", alpha=0.3)
+    if series:
+        ax.legend(loc="upper center", ncols=min(len(series), 3), fontsize=10)
+    return _save(fig, path)
+
+
+def render_charts(
+    report: Mapping[str, Any], results: Mapping[str, Sequence[QueryResult]], outdir: Path
+) -> dict[str, Path]:
+    """Write ``latency.png``, ``mae_per_channel.png`` and ``rubric_distribution.png`` into ``outdir``.
+
+    ``report`` is :func:`search_router.pipeline.report.build_report` output (candidate order and metrics); ``results``
+    maps a candidate name to its per-query results (for the latency distribution). A candidate without answers gets an
+    annotated empty slot rather than an error. Returns chart key → written path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    names = [str(c.get("name")) for c in report.get("candidates", [])]
+    return {
+        "latency": _latency_chart(names, results, outdir / CHART_FILES["latency"]),
+        "mae_per_channel": _mae_chart(report, outdir / CHART_FILES["mae_per_channel"]),
+        "rubric_distribution": _rubric_chart(report, outdir / CHART_FILES["rubric_distribution"]),
+    }

@@ -1,0 +1,219 @@
+"""The quality gate: does the distilled candidate deserve promotion to the router?
+
+:func:`evaluate_gate` compares a candidate's metrics (from :func:`search_router.pipeline.metrics.compute_metrics`) with
+:class:`GateThresholds` and, optionally, the baseline router's metrics and the LLM judge's score. Every
+check is reported, passed or not, with a human-readable message; a check that cannot run because its input is
+optional and absent (no baseline; the judge switched off for the run) is *skipped*, which does not block
+promotion. A check whose input is mandatory but unavailable (no valid-JSON rate or MAE, e.g. no schema-valid
+answers) fails — and so does a judge that was asked for but produced no score, unless ``require_judge`` is off.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+_EPSILON = 1e-9  # a value exactly on a threshold passes despite float noise (3.9 - 0.2 vs 3.7)
+
+CHECK_VALID_JSON = "valid_json_rate"
+CHECK_RUBRIC_VS_BASELINE = "rubric_vs_baseline"
+CHECK_MAE = "mae_overall"
+CHECK_JUDGE = "judge_score"
+
+
+@dataclass(frozen=True)
+class GateThresholds:
+    """What a candidate must reach to be promoted (the Lambda-side twin of the build-time configuration).
+
+    ``min_valid_json_rate``: share of queries whose answer held a JSON object (0..1).
+    ``max_rubric_drop_vs_baseline``: how far the candidate's rubric mean may be below the baseline's (points).
+    ``max_overall_mae``: the highest acceptable overall mean absolute error of the weights.
+    ``min_judge_score``: the lowest acceptable LLM-judge score (1..5).
+    ``require_judge``: when the run asked for the judge, a missing judge score fails the gate (otherwise the
+    check is skipped).
+    """
+
+    min_valid_json_rate: float = 0.99
+    max_rubric_drop_vs_baseline: float = 0.2
+    max_overall_mae: float = 0.08
+    min_judge_score: float = 3.5
+    require_judge: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.require_judge, bool):
+            raise ValueError(f"gate setting require_judge must be true or false, got {self.require_judge!r}")
+        for item in fields(self):
+            if item.name == "require_judge":
+                continue
+            value = getattr(self, item.name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"gate threshold {item.name} must be a finite number >= 0, got {value!r}")
+            object.__setattr__(self, item.name, float(value))
+        if self.min_valid_json_rate > 1:
+            raise ValueError(f"gate threshold min_valid_json_rate must be in 0..1, got {self.min_valid_json_rate!r}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> GateThresholds:
+        """From a mapping of field names (a ``gate_`` prefix, as in ``cdk.json``, is accepted); missing keys keep
+        their defaults. Numeric strings are accepted (environment values). ``ValueError`` names an unknown key
+        or a bad value."""
+        if not data:
+            return cls()
+        known = {item.name for item in fields(cls)}
+        values: dict[str, Any] = {}
+        for raw_key, raw_value in data.items():
+            key = raw_key.removeprefix("gate_")
+            if key not in known:
+                raise ValueError(f"unknown gate threshold {raw_key!r}; known: {', '.join(sorted(known))}")
+            value = raw_value
+            if key == "require_judge":
+                if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+                    value = value.strip().lower() == "true"
+            elif isinstance(value, str):
+                try:
+                    value = float(value.strip())
+                except ValueError:
+                    raise ValueError(f"gate threshold {raw_key} must be a number, got {raw_value!r}") from None
+            values[key] = value
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One gate check. ``skipped`` checks pass (they do not block promotion); ``message`` says what happened."""
+
+    name: str
+    passed: bool
+    actual: float | None
+    threshold: float | None
+    message: str
+    skipped: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The gate's verdict: ``passed`` only when no check failed."""
+
+    passed: bool
+    checks: list[Check]
+
+    @property
+    def failures(self) -> list[str]:
+        """Human-readable messages of the failed checks, e.g. ``"valid-JSON rate 97.0% < 99.0%"``."""
+        return [check.message for check in self.checks if not check.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable: ``passed``, ``checks`` and ``failures``."""
+        return {"passed": self.passed, "checks": [c.to_dict() for c in self.checks], "failures": self.failures}
+
+
+def _number(metrics: Mapping[str, Any] | None, key: str) -> float | None:
+    if metrics is None:
+        return None
+    value = metrics.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def _check_valid_json(candidate: Mapping[str, Any], minimum: float) -> Check:
+    rate = _number(candidate, "valid_json_rate")
+    if rate is None:
+        return Check(CHECK_VALID_JSON, False, None, minimum, "valid-JSON rate unavailable (no queries evaluated)")
+    passed = rate >= minimum - _EPSILON
+    sign = "≥" if passed else "<"
+    return Check(CHECK_VALID_JSON, passed, rate, minimum, f"valid-JSON rate {_pct(rate)} {sign} {_pct(minimum)}")
+
+
+def _check_rubric(candidate: Mapping[str, Any], baseline: Mapping[str, Any] | None, max_drop: float) -> Check:
+    name = CHECK_RUBRIC_VS_BASELINE
+    mean = _number(candidate, "rubric_mean")
+    if baseline is None:
+        return Check(name, True, mean, None, "skipped: no baseline to compare the rubric mean with", skipped=True)
+    baseline_mean = _number(baseline, "rubric_mean")
+    if baseline_mean is None:
+        return Check(name, True, mean, None, "skipped: the baseline has no rubric mean", skipped=True)
+    floor = baseline_mean - max_drop
+    if mean is None:
+        return Check(name, False, None, floor, "rubric mean unavailable (no queries evaluated)")
+    passed = mean >= floor - _EPSILON
+    sign = "≥" if passed else "<"
+    message = f"rubric mean {mean:.2f} {sign} baseline {baseline_mean:.2f} − {max_drop:.2f} = {floor:.2f}"
+    return Check(name, passed, mean, floor, message)
+
+
+def _check_mae(candidate: Mapping[str, Any], maximum: float) -> Check:
+    mae = _number(candidate, "mae_overall")
+    if mae is None:
+        return Check(CHECK_MAE, False, None, maximum, "overall MAE unavailable (no schema-valid answers)")
+    passed = mae <= maximum + _EPSILON
+    sign = "≤" if passed else ">"
+    return Check(CHECK_MAE, passed, mae, maximum, f"overall MAE {mae:.3f} {sign} {maximum:.3f}")
+
+
+def _check_judge(
+    judge_score: float | None, minimum: float, *, requested: bool, required: bool, missing_reason: str | None
+) -> Check:
+    if not requested:
+        return Check(CHECK_JUDGE, True, None, minimum, "skipped: the judge was off for this run", skipped=True)
+    if judge_score is None or not math.isfinite(judge_score):
+        why = missing_reason or "no reason given"
+        if required:
+            return Check(
+                CHECK_JUDGE,
+                False,
+                None,
+                minimum,
+                f"the judge was asked for but produced no score ({why}); set gate_require_judge=false to promote "
+                "without it",
+            )
+        return Check(CHECK_JUDGE, True, None, minimum, f"skipped: judge missing ({why})", skipped=True)
+    passed = judge_score >= minimum - _EPSILON
+    sign = "≥" if passed else "<"
+    return Check(CHECK_JUDGE, passed, judge_score, minimum, f"judge score {judge_score:.2f} {sign} {minimum:.2f}")
+
+
+def evaluate_gate(
+    candidate: Mapping[str, Any],
+    *,
+    baseline: Mapping[str, Any] | None,
+    judge_score: float | None,
+    thresholds: GateThresholds,
+    judge_requested: bool = True,
+    judge_missing_reason: str | None = None,
+) -> GateDecision:
+    """Run every check on ``candidate``'s metrics, in a fixed order.
+
+    1. ``valid_json_rate`` ≥ ``min_valid_json_rate`` (fails when unavailable);
+    2. ``rubric_mean`` ≥ baseline ``rubric_mean`` − ``max_rubric_drop_vs_baseline`` (skipped without a baseline);
+    3. ``mae_overall`` ≤ ``max_overall_mae`` (fails when None: no schema-valid answer);
+    4. ``judge_score`` ≥ ``min_judge_score``: skipped when the run did not ask for the judge; a missing score fails
+       when ``require_judge`` (default), with ``judge_missing_reason`` in the message, else it is skipped.
+
+    Boundary values pass (within 1e-9).
+    """
+    checks = [
+        _check_valid_json(candidate, thresholds.min_valid_json_rate),
+        _check_rubric(candidate, baseline, thresholds.max_rubric_drop_vs_baseline),
+        _check_mae(candidate, thresholds.max_overall_mae),
+        _check_judge(
+            judge_score,
+            thresholds.min_judge_score,
+            requested=judge_requested,
+            required=thresholds.require_judge,
+            missing_reason=judge_missing_reason,
+        ),
+    ]
+    return GateDecision(passed=all(check.passed for check in checks), checks=checks)

@@ -1,0 +1,470 @@
+"""The evaluation report of one pipeline run: ``report.json``, ``report.md`` and a notification headline.
+
+:func:`build_report` assembles the JSON document (candidates with their metrics and judge scores, the gate
+decision, the dataset manifest summary, prices, chart file names); :func:`render_markdown` turns it into a page a
+person reads next to the charts (:mod:`search_router.pipeline.charts`); :func:`headline` is the short plain text sent
+by SNS. Rendering reads only the report dict, so an old ``report.json`` can be re-rendered.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from search_router.pipeline.metrics import Channels, Price, channel_names
+
+SCHEMA_VERSION = 1
+CHART_FILES: dict[str, str] = {
+    "latency": "latency.png",
+    "mae_per_channel": "mae_per_channel.png",
+    "rubric_distribution": "rubric_distribution.png",
+}
+"""Chart key → file name, relative to the report's own folder."""
+CHART_TITLES: dict[str, str] = {
+    "latency": "Latency per candidate",
+    "mae_per_channel": "Mean absolute error per channel",
+    "rubric_distribution": "Rubric score distribution",
+}
+JUDGE_STATUSES = ("ok", "missing", "skipped")
+NA = "n/a"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Building
+# ---------------------------------------------------------------------------------------------------------
+def _judge(raw: Any, where: str) -> dict[str, Any]:
+    if raw is None:
+        return {"score": None, "status": "skipped", "reason": None}
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where}.judge must be an object {{score, status, reason}}")
+    status = raw.get("status", "ok" if raw.get("score") is not None else "missing")
+    if status not in JUDGE_STATUSES:
+        raise ValueError(f"{where}.judge.status must be one of {', '.join(JUDGE_STATUSES)}; got {status!r}")
+    score = raw.get("score")
+    if score is not None and _num(score) is None:
+        raise ValueError(f"{where}.judge.score must be a number or null, got {score!r}")
+    if status == "ok" and score is None:
+        raise ValueError(f"{where}.judge has status 'ok' but no score")
+    reason = raw.get("reason")
+    return {"score": None if score is None else float(score), "status": status, "reason": reason}
+
+
+def _price_for(candidate: Mapping[str, Any], prices: Mapping[str, Any]) -> dict[str, float] | None:
+    """The price the candidate's cost was computed with, else ``prices[name]``, else ``prices[model_id]``."""
+    metric_price = candidate["metrics"].get("price")
+    if isinstance(metric_price, Mapping):
+        return Price.from_dict(metric_price).to_dict()
+    for key in (candidate["name"], candidate.get("model_id")):
+        entry = prices.get(key) if isinstance(key, str) else None
+        if isinstance(entry, Mapping):
+            return Price.from_dict(entry).to_dict()
+    return None
+
+
+def build_report(
+    *,
+    run_id: str,
+    channels: Channels,
+    candidates: Sequence[Mapping[str, Any]],
+    gate: Mapping[str, Any] | None,
+    dataset: Mapping[str, Any] | None,
+    prices: Mapping[str, Any],
+    generated_at: str | None = None,
+    teacher: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``report.json`` document.
+
+    ``candidates``: ``{"name", "model_id", "prompt_kind", "metrics": compute_metrics(...), "judge": {"score",
+    "status": "ok"|"missing"|"skipped", "reason"}}`` in display order (a missing ``judge`` means skipped).
+    ``gate``: :meth:`search_router.pipeline.gate.GateDecision.to_dict` output (optionally with ``candidate`` and
+    ``thresholds``), or None when the gate did not run. ``prices``: ``{model id or candidate name: {"input",
+    "output"}}`` in USD per 1K tokens; each candidate's price is the one its metrics were computed with, else
+    the entry for its name, else for its model id. ``teacher``: the run's teacher as Preflight chose it
+    (``{"model_id", "requested", "refused": [{"model_id", "reason"}]}``). ``ValueError`` on a malformed candidate.
+    """
+    if not isinstance(run_id, str) or not run_id:
+        raise ValueError("run_id must be a non-empty string")
+    names = channel_names(channels)
+    built: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for index, candidate in enumerate(candidates):
+        where = f"candidates[{index}]"
+        name = candidate.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{where}.name must be a non-empty string")
+        if name in seen:
+            raise ValueError(f"{where}.name {name!r} is duplicated")
+        seen.add(name)
+        metrics = candidate.get("metrics")
+        if not isinstance(metrics, Mapping):
+            raise ValueError(f"{where}.metrics must be the compute_metrics() object")
+        built.append(
+            {
+                "name": name,
+                "model_id": candidate.get("model_id"),
+                "prompt_kind": candidate.get("prompt_kind"),
+                "metrics": dict(metrics),
+                "judge": _judge(candidate.get("judge"), where),
+                "price": _price_for(candidate, prices),
+            }
+        )
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "generated_at": generated_at,
+        "channels": list(names),
+        "teacher": dict(teacher) if teacher is not None else None,
+        "candidates": built,
+        "gate": dict(gate) if gate is not None else None,
+        "dataset": dict(dataset) if dataset is not None else None,
+        "prices": {key: Price.from_dict(value).to_dict() for key, value in prices.items()},
+        "charts": dict(CHART_FILES),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Number formatting
+# ---------------------------------------------------------------------------------------------------------
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def fmt_rate(value: Any) -> str:
+    """A share as a percentage with one decimal: ``0.97`` → ``97.0%``."""
+    number = _num(value)
+    return NA if number is None else f"{number * 100:.1f}%"
+
+
+def fmt_ms(value: Any) -> str:
+    """Milliseconds without decimals, thousands separated: ``1741.2`` → ``1,741``."""
+    number = _num(value)
+    return NA if number is None else f"{number:,.0f}"
+
+
+def fmt_mae(value: Any) -> str:
+    """An absolute error with three decimals."""
+    number = _num(value)
+    return NA if number is None else f"{number:.3f}"
+
+
+def fmt_score(value: Any) -> str:
+    """A 1-5 score with two decimals."""
+    number = _num(value)
+    return NA if number is None else f"{number:.2f}"
+
+
+def fmt_usd(value: Any) -> str:
+    """US dollars: cents from $1 up; below, two significant digits past the leading zeros.
+
+    ``10.5`` → ``$10.50``, ``0.0105`` → ``$0.0105``, ``0.000035`` → ``$0.000035``, ``0.00014`` → ``$0.00014``.
+    """
+    number = _num(value)
+    if number is None:
+        return NA
+    if number == 0:
+        return "$0"
+    if abs(number) >= 1:
+        return f"${number:,.2f}"
+    decimals = min(10, max(2, -math.floor(math.log10(abs(number))) + 2))
+    text = f"{number:.{decimals}f}".rstrip("0")
+    whole, _, fraction = text.partition(".")
+    return f"${whole}.{fraction.ljust(2, '0')}"
+
+
+def _fmt_tokens(value: Any) -> str:
+    number = _num(value)
+    return NA if number is None else f"{number:,.1f}"
+
+
+def _cell(value: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ").strip()
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: Sequence[str] | None = None) -> list[str]:
+    align = align or ["---"] * len(header)
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def judge_text(judge: Mapping[str, Any] | None) -> str:
+    """``4.00``, ``missing (reason)`` or ``skipped``."""
+    if not judge:
+        return "skipped"
+    status = judge.get("status")
+    if status == "ok" and _num(judge.get("score")) is not None:
+        return fmt_score(judge.get("score"))
+    label = "missing" if status == "missing" else "skipped"
+    reason = judge.get("reason")
+    return f"{label} ({reason})" if reason else label
+
+
+def _get(mapping: Mapping[str, Any] | None, *path: str) -> Any:
+    value: Any = mapping
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Markdown
+# ---------------------------------------------------------------------------------------------------------
+def _gate_status(gate: Mapping[str, Any] | None) -> str:
+    if not gate:
+        return "NOT EVALUATED"
+    return "PASSED" if gate.get("passed") else "FAILED"
+
+
+def _candidates_section(report: Mapping[str, Any]) -> list[str]:
+    header = [
+        "candidate",
+        "model",
+        "prompt",
+        "judge (1-5)",
+        "rubric mean (1-5)",
+        "MAE",
+        "dominant accuracy",
+        "valid JSON",
+        "latency mean (ms)",
+        "latency p95 (ms)",
+        "input $/1K tokens",
+        "output $/1K tokens",
+        "$ per 1M routes",
+    ]
+    align = [":---", ":---", ":---"] + ["---:"] * (len(header) - 3)
+    rows = []
+    for c in report.get("candidates", []):
+        m = c.get("metrics", {})
+        rows.append(
+            [
+                f"**{c['name']}**",
+                f"`{c.get('model_id')}`" if c.get("model_id") else NA,
+                c.get("prompt_kind") or NA,
+                judge_text(c.get("judge")),
+                fmt_score(m.get("rubric_mean")),
+                fmt_mae(m.get("mae_overall")),
+                fmt_rate(m.get("dominant_accuracy")),
+                fmt_rate(m.get("valid_json_rate")),
+                fmt_ms(_get(m, "latency", "mean")),
+                fmt_ms(_get(m, "latency", "p95")),
+                fmt_usd(_get(c, "price", "input_per_1k")),
+                fmt_usd(_get(c, "price", "output_per_1k")),
+                fmt_usd(m.get("cost_per_1m_routes")),
+            ]
+        )
+    return ["## Candidates", "", *_table(header, rows, align), ""]
+
+
+def _details_section(report: Mapping[str, Any]) -> list[str]:
+    header = [
+        "candidate",
+        "queries",
+        "answered",
+        "schema-valid",
+        "within 0.05",
+        "within 0.10",
+        "max abs error",
+        "latency p50 / p99 (ms)",
+        "service latency mean (ms)",
+        "tokens in / out (mean)",
+    ]
+    align = [":---"] + ["---:"] * (len(header) - 1)
+    rows = []
+    for c in report.get("candidates", []):
+        m = c.get("metrics", {})
+        rows.append(
+            [
+                c["name"],
+                m.get("n", NA),
+                fmt_rate(m.get("answered_rate")),
+                fmt_rate(m.get("schema_valid_rate")),
+                fmt_rate(m.get("within_005_rate")),
+                fmt_rate(m.get("within_010_rate")),
+                fmt_mae(m.get("max_abs_error")),
+                f"{fmt_ms(_get(m, 'latency', 'p50'))} / {fmt_ms(_get(m, 'latency', 'p99'))}",
+                fmt_ms(m.get("service_latency_mean")),
+                f"{_fmt_tokens(_get(m, 'tokens', 'input_mean'))} / {_fmt_tokens(_get(m, 'tokens', 'output_mean'))}",
+            ]
+        )
+    return ["### Details", "", *_table(header, rows, align), ""]
+
+
+def _mae_section(report: Mapping[str, Any]) -> list[str]:
+    channels = list(report.get("channels", []))
+    header = ["candidate", *channels, "overall"]
+    align = [":---"] + ["---:"] * (len(header) - 1)
+    rows = []
+    for c in report.get("candidates", []):
+        m = c.get("metrics", {})
+        per_channel = m.get("mae_per_channel") or {}
+        rows.append([c["name"], *(fmt_mae(per_channel.get(ch)) for ch in channels), fmt_mae(m.get("mae_overall"))])
+    return [
+        "## Mean absolute error per channel",
+        "",
+        "Over schema-valid answers, against the teacher's reference weights (lower is better).",
+        "",
+        *_table(header, rows, align),
+        "",
+    ]
+
+
+def _rubric_section(report: Mapping[str, Any]) -> list[str]:
+    header = ["candidate", "1", "2", "3", "4", "5", "mean"]
+    align = [":---"] + ["---:"] * (len(header) - 1)
+    rows = []
+    for c in report.get("candidates", []):
+        m = c.get("metrics", {})
+        dist = m.get("rubric_distribution") or {}
+        rows.append([c["name"], *(dist.get(str(s), 0) for s in range(1, 6)), fmt_score(m.get("rubric_mean"))])
+    return [
+        "## Rubric distribution",
+        "",
+        "Deterministic 1-5 rubric from the weights (5: every weight within 0.05 of the reference; 4: within 0.10; "
+        "3: dominant channel right and mean error < 0.15; 2: otherwise; 1: unparseable, unanswered or mean "
+        "error > 0.30). Counts of queries.",
+        "",
+        *_table(header, rows, align),
+        "",
+    ]
+
+
+def _failures_section(report: Mapping[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for c in report.get("candidates", []):
+        m = c.get("metrics", {})
+        errors = m.get("errors_by_kind") or {}
+        failures = m.get("parse_failures_by_reason") or {}
+        if not errors and not failures:
+            continue
+        parts = []
+        if errors:
+            parts.append("errors: " + ", ".join(f"{k} × {v}" for k, v in errors.items()))
+        if failures:
+            parts.append("parse failures: " + ", ".join(f"{k} × {v}" for k, v in failures.items()))
+        lines.append(f"- **{c['name']}**: " + "; ".join(parts))
+    if not lines:
+        return []
+    return ["## Errors and parse failures", "", *lines, ""]
+
+
+def _gate_section(report: Mapping[str, Any]) -> list[str]:
+    gate = report.get("gate")
+    lines = ["## Quality gate", ""]
+    if not gate:
+        return [*lines, "The quality gate was not evaluated.", ""]
+    mark = "✅" if gate.get("passed") else "❌"
+    subject = f" for **{gate['candidate']}**" if gate.get("candidate") else ""
+    lines += [f"**{_gate_status(gate)}** {mark}{subject}", ""]
+    for check in gate.get("checks", []):
+        icon = "⏭️" if check.get("skipped") else ("✅" if check.get("passed") else "❌")
+        lines.append(f"- {icon} `{check.get('name')}`: {check.get('message')}")
+    thresholds = gate.get("thresholds")
+    if isinstance(thresholds, Mapping) and thresholds:
+        lines += ["", "Thresholds: " + ", ".join(f"`{k}` = {v}" for k, v in thresholds.items())]
+    return [*lines, ""]
+
+
+def teacher_text(teacher: Mapping[str, Any] | None) -> str:
+    """``us.amazon.nova-pro-v1:0 (chosen automatically from teacher_preference; ... refused: ...)``."""
+    if not teacher or not teacher.get("model_id"):
+        return "not recorded"
+    if teacher.get("requested") not in (None, "auto"):
+        return f"{teacher['model_id']} (set explicitly)"
+    refused = "; ".join(f"{r.get('model_id')} refused: {r.get('reason')}" for r in teacher.get("refused") or [])
+    how = "chosen automatically from teacher_preference" if teacher.get("requested") == "auto" else "teacher"
+    return f"{teacher['model_id']} ({how}{'; ' + refused if refused else ''})"
+
+
+def _teacher_section(report: Mapping[str, Any]) -> list[str]:
+    if not report.get("teacher"):
+        return []
+    return [f"Teacher: `{report['teacher'].get('model_id')}` — {teacher_text(report['teacher'])}", ""]
+
+
+def _dataset_value(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {_dataset_value(v)}" for k, v in value.items()) or "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(_dataset_value(v) for v in value) or "—"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _dataset_section(report: Mapping[str, Any]) -> list[str]:
+    dataset = report.get("dataset")
+    lines = ["## Dataset", ""]
+    if not dataset:
+        return [*lines, "No dataset manifest was given.", ""]
+    lines += [f"- **{key}**: {_dataset_value(value)}" for key, value in dataset.items()]
+    return [*lines, ""]
+
+
+def _charts_section(report: Mapping[str, Any]) -> list[str]:
+    charts = report.get("charts") or {}
+    lines = ["## Charts", ""]
+    for key, filename in charts.items():
+        title = CHART_TITLES.get(key, key)
+        lines += [f"### {title}", "", f"![{title}]({filename})", ""]
+    return lines
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """The report as GitHub-flavoured Markdown (tables, gate checks, dataset, links to the chart files)."""
+    gate = report.get("gate")
+    lines = [f"# Routing evaluation report — run `{report.get('run_id')}`", ""]
+    if report.get("generated_at"):
+        lines += [f"Generated at {report['generated_at']}.", ""]
+    mark = {"PASSED": " ✅", "FAILED": " ❌"}.get(_gate_status(gate), "")
+    lines += [f"Quality gate: **{_gate_status(gate)}**{mark}", ""]
+    lines += ["Channels: " + ", ".join(f"`{c}`" for c in report.get("channels", [])), ""]
+    lines += _teacher_section(report)
+    lines += _candidates_section(report)
+    lines += _details_section(report)
+    lines += _mae_section(report)
+    lines += _rubric_section(report)
+    lines += _failures_section(report)
+    lines += _gate_section(report)
+    lines += _dataset_section(report)
+    lines += _charts_section(report)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Notification
+# ---------------------------------------------------------------------------------------------------------
+def _ms(value: Any) -> str:
+    text = fmt_ms(value)
+    return text if text == NA else f"{text} ms"
+
+
+def headline(report: Mapping[str, Any]) -> str:
+    """A short plain-text summary for the SNS notification: the gate verdict, then one line per candidate."""
+    gate = report.get("gate")
+    status = _gate_status(gate)
+    first = f"Routing evaluation run {report.get('run_id')}: quality gate {status}"
+    if gate and gate.get("candidate"):
+        first += f" for {gate['candidate']}"
+    failures = [check.get("message") for check in (gate or {}).get("checks", []) if not check.get("passed")]
+    if failures:
+        first += " (" + "; ".join(str(f) for f in failures) + ")"
+    lines = [first]
+    if report.get("teacher"):
+        lines.append(f"Teacher: {teacher_text(report['teacher'])}")
+    for c in report.get("candidates", []):
+        m = c.get("metrics", {})
+        lines.append(
+            f"- {c['name']}: judge {judge_text(c.get('judge'))}, rubric {fmt_score(m.get('rubric_mean'))}, "
+            f"MAE {fmt_mae(m.get('mae_overall'))}, valid JSON {fmt_rate(m.get('valid_json_rate'))}, "
+            f"latency mean {_ms(_get(m, 'latency', 'mean'))} (p95 {_ms(_get(m, 'latency', 'p95'))}), "
+            f"{fmt_usd(m.get('cost_per_1m_routes'))} per 1M routes"
+        )
+    return "\n".join(lines)

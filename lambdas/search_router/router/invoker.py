@@ -1,0 +1,206 @@
+"""One Bedrock call with a hard deadline: Converse (with reasoning) or ConverseStream (weights only).
+
+botocore's own timeouts bound a single socket read, not a call, and its retries are switched off (the
+service retries within its own time budget). So each call runs on a small per-container thread pool and the
+caller waits at most ``timeout_s``; a call that overruns is abandoned (its stream closed) and reported as
+``Timeout``. With ``stream=True`` the answer is read only until every channel's weight is known, then the
+stream is closed: the reasoning is never waited for.
+
+An abandoned call keeps its thread until botocore gives up, which the client configuration bounds
+(``wiring.router_client_config``: connect and read timeouts from ``call_timeout_ms``), and the pool is sized
+for the abandoned calls a burst of slow requests can leave behind (``wiring.invoker_threads``). Should it
+still be full, a call fails at once with ``PoolExhausted`` rather than queueing behind the stuck ones.
+
+Error details: :attr:`ModelCallError.private` marks a detail that may hold request or response text (a
+service message, a botocore error that quotes a parameter): the handler logs it only with
+``router_log_queries`` on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, Final
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from search_router.router.settings import ModelSpec
+from search_router.shared.answer import ParseResult, ParseSuccess, StreamingWeightsReader, parse_routing_answer
+from search_router.shared.channels import ChannelSet
+from search_router.shared.prompts import PromptKind, prompt_for
+
+MAX_TOKENS: Final = 300
+TEMPERATURE: Final = 0.0
+TIMEOUT_CODE: Final = "Timeout"
+POOL_EXHAUSTED_CODE: Final = "PoolExhausted"
+# Errors worth one more try on the same model (transient on the service side or on the way there).
+RETRYABLE_CODES: Final = frozenset(
+    {
+        "ThrottlingException",
+        "ModelNotReadyException",
+        "ServiceUnavailableException",
+        "InternalServerException",
+        "ConnectionError",
+    }
+)
+
+
+class ModelCallError(Exception):
+    """The call failed; ``code`` is the service's error code (``ThrottlingException`` ...), ``Timeout`` for
+    an overrun of the caller's deadline, or a botocore error name."""
+
+    def __init__(self, code: str, detail: str, *, private: bool = True) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.private = private  # the detail may quote the request or the answer
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in RETRYABLE_CODES
+
+
+class _Cancelled(Exception):
+    """The caller stopped waiting; the worker drops what it was reading."""
+
+
+class BedrockInvoker:
+    """Calls a router model and parses its answer with the shared parser. Thread pool created lazily; at most
+    ``max_workers`` calls (abandoned ones included) in flight."""
+
+    def __init__(self, *, channels: ChannelSet, runtime: Callable[[], Any], max_workers: int = 8) -> None:
+        if max_workers < 1:
+            raise ValueError("max_workers must be >= 1")
+        self._channels = channels
+        self._runtime = runtime
+        self._max_workers = max_workers
+        self._prompts = {kind: prompt_for(kind, channels) for kind in PromptKind}
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+
+    @property
+    def max_workers(self) -> int:
+        return self._max_workers
+
+    @property
+    def in_flight(self) -> int:
+        """Calls running on the pool now, the abandoned ones included."""
+        with self._in_flight_lock:
+            return self._in_flight
+
+    def ask(self, model: ModelSpec, query: str, *, stream: bool, timeout_s: float) -> ParseResult:
+        """The parsed answer of ``model`` for ``query``; :class:`ModelCallError` if the call fails or overruns."""
+        request = self._request(model, query)
+        cancel = threading.Event()
+        streams: list[Any] = []
+        work = self._stream_weights if stream else self._converse
+        future = self._submit(work, request, cancel, streams)
+        try:
+            return future.result(timeout=max(timeout_s, 0.0))
+        except FutureTimeout:
+            cancel.set()
+            for open_stream in streams:
+                _close_quietly(open_stream)
+            raise ModelCallError(TIMEOUT_CODE, f"no answer within {timeout_s * 1000:.0f} ms", private=False) from None
+        except ModelCallError:
+            raise
+        except ClientError as error:
+            raise ModelCallError(_client_error_code(error), str(error)) from None
+        # botocore's connection errors name the endpoint URL only; other botocore errors may quote parameters
+        # (ParamValidationError does), service messages may quote the request: those details are private.
+        except (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError) as error:
+            raise ModelCallError("ConnectionError", str(error), private=False) from None
+        except ReadTimeoutError as error:
+            raise ModelCallError(TIMEOUT_CODE, str(error), private=False) from None
+        except BotoCoreError as error:
+            raise ModelCallError(type(error).__name__, str(error)) from None
+        except Exception as error:  # whatever else broke in this call, the next model may still answer
+            raise ModelCallError(type(error).__name__, str(error)) from error
+
+    def _submit(self, work: Callable[..., ParseResult], *args: Any) -> Future[ParseResult]:
+        """Run ``work`` on a free thread, or fail at once: never queue behind calls that were abandoned."""
+        with self._in_flight_lock:
+            if self._in_flight >= self._max_workers:
+                raise ModelCallError(
+                    POOL_EXHAUSTED_CODE,
+                    f"all {self._max_workers} call threads are busy (calls abandoned after their deadline)",
+                    private=False,
+                )
+            self._in_flight += 1
+        try:
+            future = self._pool().submit(work, *args)
+        except BaseException:
+            self._finished(None)
+            raise
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, future: Future[ParseResult] | None) -> None:
+        del future
+        with self._in_flight_lock:
+            self._in_flight -= 1
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            with self._executor_lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="bedrock")
+        return self._executor
+
+    def _request(self, model: ModelSpec, query: str) -> dict[str, Any]:
+        return {
+            "modelId": model.model_id,
+            "system": [{"text": self._prompts[model.prompt_kind]}],
+            "messages": [{"role": "user", "content": [{"text": query}]}],
+            "inferenceConfig": {"maxTokens": MAX_TOKENS, "temperature": TEMPERATURE},
+        }
+
+    def _converse(self, request: dict[str, Any], cancel: threading.Event, streams: list[Any]) -> ParseResult:
+        del cancel, streams  # a unary call cannot be interrupted; the caller just stops waiting
+        response = self._runtime().converse(**request)
+        blocks = response.get("output", {}).get("message", {}).get("content", [])
+        text = "".join(block["text"] for block in blocks if "text" in block)
+        return parse_routing_answer(text, self._channels)
+
+    def _stream_weights(self, request: dict[str, Any], cancel: threading.Event, streams: list[Any]) -> ParseResult:
+        response = self._runtime().converse_stream(**request)
+        event_stream = response["stream"]
+        streams.append(event_stream)
+        reader = StreamingWeightsReader(self._channels)
+        try:
+            for event in event_stream:
+                if cancel.is_set():
+                    raise _Cancelled
+                delta = event.get("contentBlockDelta")
+                if delta is None:
+                    continue
+                decision = reader.feed(delta.get("delta", {}).get("text") or "")
+                if decision is not None:
+                    return ParseSuccess(decision)
+            # The stream ended without complete weights up front: parse the whole text like Converse would.
+            return reader.finish()
+        finally:
+            _close_quietly(event_stream)
+
+
+def _client_error_code(error: ClientError) -> str:
+    code = str(error.response.get("Error", {}).get("Code") or "Unknown")
+    # In-stream errors carry the event-stream member name (``throttlingException``): use the service's spelling.
+    return code[:1].upper() + code[1:]
+
+
+def _close_quietly(event_stream: Any) -> None:
+    with contextlib.suppress(Exception):  # closing an abandoned stream is best effort
+        event_stream.close()
