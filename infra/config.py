@@ -12,11 +12,15 @@ import difflib
 import json
 import math
 import re
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from search_router.contract.run import RunSettings
 from search_router.shared.channels import ChannelConfigError, ChannelSet
 from search_router.shared.model_ids import AUTO_TEACHER, GEO_PREFIXES, base_model_id, is_customization_id
 
@@ -73,6 +77,22 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MODEL_ID = re.compile(r"^(arn:aws[a-z-]*:bedrock:[a-z0-9-]*:\d{0,12}:[a-z-]+/)?[a-z0-9][a-z0-9.:_-]{2,199}$")
 # Keys renamed since an earlier version: a cdk.json that still uses the old name gets told the new one.
 RENAMED_KEYS = {"allowed_teacher_model_ids": "teacher_preference"}
+RUN_DEFAULTS_PREFIX = "run_defaults."  # -c run_defaults.<setting>=<value> overrides one setting of the block
+# Keys of earlier versions whose value is now a setting of the run_defaults block (named as the run names it).
+MOVED_TO_RUN_DEFAULTS = {
+    "train_examples": "num_examples",
+    "eval_examples": "eval_examples",
+    "teacher_model_id": "teacher_model_id",
+    "shard_size": "shard_size",
+    "generation_concurrency": "concurrency",
+    "labeling_threads": "threads",
+    "distillation_poll_seconds": "poll_seconds",
+    "deployment_poll_seconds": "deployment_poll_seconds",
+    "max_distillation_hours": "max_distillation_hours",
+    "judge_enabled": "judge",
+    "keep_failed_artifacts": "keep_failed_artifacts",
+    "max_failed_shards_percent": "max_failed_shards_percent",
+}
 
 
 class ConfigError(ValueError):
@@ -141,10 +161,45 @@ def _as_json(key: str, value: Any) -> Any:
     return value
 
 
-def _teacher_id(key: str, value: Any) -> str:
-    if isinstance(value, str) and value.strip().lower() == AUTO_TEACHER:
-        return AUTO_TEACHER
-    return _as_model_id(key, value)
+def _run_defaults(key: str, value: Any) -> RunSettings:
+    """The run_defaults block, validated by the run's own model (the names, types and bounds Preflight applies)."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, f"must be an object of run settings, got {value!r}")
+    fields = sorted(RunSettings.model_fields)
+    for name in sorted(set(value) - set(fields)):
+        hint = difflib.get_close_matches(name, fields, n=1)
+        suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+        raise ConfigError(f"{key}.{name}", f"is not a run setting{suggestion} The settings: {', '.join(fields)}")
+    for name in fields:
+        # CDK drops JSON nulls from context objects, so a setting that may be null reads as absent
+        if name not in value and not _nullable(RunSettings.model_fields[name].annotation):
+            raise ConfigError(f"{key}.{name}", "is missing (run_defaults must give every run setting)")
+    value = {name: value.get(name) for name in fields}
+    try:
+        return RunSettings.model_validate(value)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not field:  # a rule between settings (eval_examples < num_examples): the message names them
+            raise ConfigError(key, message) from None
+        raise ConfigError(f"{key}.{field}", f"{message} (got {error.get('input')!r})") from None
+
+
+def _nullable(annotation: Any) -> bool:
+    return type(None) in typing.get_args(annotation)
+
+
+def _with_run_default_overrides(context: Mapping[str, Any]) -> dict[str, Any]:
+    """``run_defaults.<setting>`` keys (``cdk synth -c run_defaults.num_examples=2000``) merged into the block."""
+    overrides = {
+        k.removeprefix(RUN_DEFAULTS_PREFIX): v for k, v in context.items() if k.startswith(RUN_DEFAULTS_PREFIX)
+    }
+    merged = {k: v for k, v in context.items() if not k.startswith(RUN_DEFAULTS_PREFIX)}
+    if overrides:
+        block = merged.get("run_defaults")
+        merged["run_defaults"] = {**(block if isinstance(block, Mapping) else {}), **overrides}
+    return merged
 
 
 def _distillation_pairs(key: str, value: Any) -> dict[str, tuple[str, ...]]:
@@ -263,22 +318,12 @@ class AppConfig:
     channels: ChannelSet
     teacher_preference: tuple[str, ...]
     distillation_pairs: Mapping[str, tuple[str, ...]]
-    train_examples: int
-    eval_examples: int
-    shard_size: int
-    generation_concurrency: int
-    labeling_threads: int
-    distillation_poll_seconds: int
-    deployment_poll_seconds: int
-    max_distillation_hours: int
-    judge_enabled: bool
+    run_defaults: RunSettings  # what an execution started with {} does (cdk.json "run_defaults")
     gate: GateThresholds
     eval_candidates: tuple[Candidate, ...]
     eval_baseline_candidate: str
     eval_threads: int
     delete_rejected_deployments: bool
-    keep_failed_artifacts: bool
-    max_failed_shards_percent: int
     data_retention_days: int | None
     prices: Mapping[str, TokenPrice]
     api_auth: str
@@ -523,7 +568,6 @@ _Parser = Callable[[str, Any], Any]
 FIELDS: dict[str, _Parser] = {
     "stack_name": _stack_name,
     "region": lambda k, v: _as_choice(k, v, SUPPORTED_REGIONS),
-    "teacher_model_id": _teacher_id,
     "teacher_preference": _model_id_list,
     "distillation_pairs": _distillation_pairs,
     "student_job_model_id": _as_model_id,
@@ -531,16 +575,7 @@ FIELDS: dict[str, _Parser] = {
     "baseline_model_id": _as_model_id,
     "judge_model_id": _as_model_id,
     "channels": _channels,
-    "train_examples": lambda k, v: _as_int(k, v, 100, 15_000),
-    # A judge job takes at most 1,000 prompts: the held-out set and the judge's calibration record.
-    "eval_examples": lambda k, v: _as_int(k, v, 10, 999),
-    "shard_size": lambda k, v: _as_int(k, v, 10, 5_000),
-    "generation_concurrency": lambda k, v: _as_int(k, v, 1, 40),
-    "labeling_threads": lambda k, v: _as_int(k, v, 1, 64),
-    "distillation_poll_seconds": lambda k, v: _as_int(k, v, 0, 3_600),
-    "deployment_poll_seconds": lambda k, v: _as_int(k, v, 0, 3_600),
-    "max_distillation_hours": lambda k, v: _as_int(k, v, 1, 168),
-    "judge_enabled": _as_bool,
+    "run_defaults": _run_defaults,
     "gate_min_valid_json_rate": lambda k, v: _as_float(k, v, 0.0, 1.0),
     "gate_max_rubric_drop_vs_baseline": lambda k, v: _as_float(k, v, 0.0, 4.0),
     "gate_max_overall_mae": lambda k, v: _as_float(k, v, 0.0, 1.0),
@@ -550,8 +585,6 @@ FIELDS: dict[str, _Parser] = {
     "eval_baseline_candidate": _as_name,
     "eval_threads": lambda k, v: _as_int(k, v, 1, 32),
     "delete_rejected_deployments": _as_bool,
-    "keep_failed_artifacts": _as_bool,
-    "max_failed_shards_percent": lambda k, v: _as_int(k, v, 0, 100),
     "data_retention_days": _retention_days,
     "prices": _prices,
     "api_auth": lambda k, v: _as_choice(k, v, API_AUTH_MODES),
@@ -609,20 +642,25 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
     """Validate a full context mapping (cdk.json merged with overrides) into an :class:`AppConfig`."""
     known = set(FIELDS)
     for key in context:
+        if key in MOVED_TO_RUN_DEFAULTS:
+            raise ConfigError(
+                key, f"moved into the run_defaults block as '{MOVED_TO_RUN_DEFAULTS[key]}'; move it there in cdk.json"
+            )
+        if key.startswith(RUN_DEFAULTS_PREFIX):
+            continue  # -c run_defaults.<setting>=<value>, merged into the block below
         if key in RENAMED_KEYS:
             raise ConfigError(key, f"was renamed to '{RENAMED_KEYS[key]}'; rename it in cdk.json")
         if key not in known and not _is_foreign_key(key):
             hint = difflib.get_close_matches(key, sorted(known), n=1)
             suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
             raise ConfigError(key, f"unknown key{suggestion} Known keys: {', '.join(sorted(known))}")
+    context = _with_run_default_overrides(context)
     values: dict[str, Any] = {}
     for key, parse in FIELDS.items():
         if key not in context:
             raise ConfigError(key, "is missing (cdk.json context must define it)")
         values[key] = parse(key, context[key])
 
-    if values["eval_examples"] >= values["train_examples"]:
-        raise ConfigError("eval_examples", "must be smaller than train_examples")
     for role in ("student_model_id", "baseline_model_id", "judge_model_id"):
         if values[role] not in values["prices"] and not values[role].startswith("arn:"):
             raise ConfigError("prices", f"has no entry for {role} {values[role]!r}; cost estimates need it")
@@ -637,7 +675,7 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
         stack_name=values["stack_name"],
         region=values["region"],
         models=ModelIds(
-            teacher=values["teacher_model_id"],
+            teacher=values["run_defaults"].teacher_model_id,
             student_job=values["student_job_model_id"],
             student=values["student_model_id"],
             baseline=values["baseline_model_id"],
@@ -646,21 +684,11 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
         channels=values["channels"],
         teacher_preference=values["teacher_preference"],
         distillation_pairs=values["distillation_pairs"],
-        train_examples=values["train_examples"],
-        eval_examples=values["eval_examples"],
-        shard_size=values["shard_size"],
-        generation_concurrency=values["generation_concurrency"],
-        labeling_threads=values["labeling_threads"],
-        distillation_poll_seconds=values["distillation_poll_seconds"],
-        deployment_poll_seconds=values["deployment_poll_seconds"],
-        max_distillation_hours=values["max_distillation_hours"],
-        judge_enabled=values["judge_enabled"],
+        run_defaults=values["run_defaults"],
         eval_candidates=values["eval_candidates"],
         eval_baseline_candidate=values["eval_baseline_candidate"],
         eval_threads=values["eval_threads"],
         delete_rejected_deployments=values["delete_rejected_deployments"],
-        keep_failed_artifacts=values["keep_failed_artifacts"],
-        max_failed_shards_percent=values["max_failed_shards_percent"],
         data_retention_days=values["data_retention_days"],
         gate=GateThresholds(
             min_valid_json_rate=values["gate_min_valid_json_rate"],
@@ -702,10 +730,11 @@ def _check_teachers(values: Mapping[str, Any]) -> None:
             "must be the customization id of the base model with its context suffix (e.g. "
             f"'amazon.nova-micro-v1:0:128k'), not an inference profile or an on-demand id; got {student!r}",
         )
-    teacher = values["teacher_model_id"]
+    teacher = values["run_defaults"].teacher_model_id
     if teacher != AUTO_TEACHER and teacher not in preference:
         raise ConfigError(
-            "teacher_model_id", f"must be 'auto' or one of teacher_preference {list(preference)}; got {teacher!r}"
+            "run_defaults.teacher_model_id",
+            f"must be 'auto' or one of teacher_preference {list(preference)}; got {teacher!r}",
         )
     paired = [t for t in preference if base_model_id(student) in pairs.get(base_model_id(t), ())]
     if not paired:
@@ -716,7 +745,7 @@ def _check_teachers(values: Mapping[str, Any]) -> None:
         )
     if teacher != AUTO_TEACHER and teacher not in paired:
         raise ConfigError(
-            "teacher_model_id",
+            "run_defaults.teacher_model_id",
             f"{teacher} is not paired with the student {base_model_id(student)} in distillation_pairs",
         )
     for model in preference:
@@ -729,24 +758,7 @@ def load_config(app_context: Mapping[str, Any] | None = None) -> AppConfig:
     return parse_config({**read_cdk_json_context(), **(app_context or {})})
 
 
-# Seed of query synthesis and the held-out split when the execution input gives none.
-DEFAULT_SEED = 42
-
-
 def pipeline_defaults(config: AppConfig) -> dict[str, object]:
-    """What an execution started with ``{}`` does (every key can be overridden in the input)."""
-    return {
-        "num_examples": config.train_examples,
-        "eval_examples": config.eval_examples,
-        "teacher_model_id": config.models.teacher,
-        "poll_seconds": config.distillation_poll_seconds,
-        "deployment_poll_seconds": config.deployment_poll_seconds,
-        "concurrency": config.generation_concurrency,
-        "threads": config.labeling_threads,
-        "shard_size": config.shard_size,
-        "seed": DEFAULT_SEED,
-        "max_distillation_hours": config.max_distillation_hours,
-        "judge": config.judge_enabled,
-        "keep_failed_artifacts": config.keep_failed_artifacts,
-        "max_failed_shards_percent": config.max_failed_shards_percent,
-    }
+    """What an execution started with ``{}`` does (every key can be overridden in the input): cdk.json's
+    ``run_defaults``, as validated."""
+    return config.run_defaults.model_dump()

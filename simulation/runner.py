@@ -1,7 +1,7 @@
 """One simulated pipeline run, end to end: synth → moto → execution with live progress → ``./out``.
 
 1. Synthesize the real app (cdk-nag included) into a temporary ``cdk.out`` with context overrides for a small
-   run (``train_examples``, ``eval_examples``, ``shard_size``) and no waits between status polls.
+   run (``run_defaults`` ``num_examples``, ``eval_examples``, ``shard_size``) and no waits between status polls.
 2. Inside ``moto.mock_aws`` (Step Functions interpreter on, Lambda without Docker): create the template's
    buckets, topic and parameter, the state machine from the synthesized definition, and route every Lambda
    invoke to the real handler in-process (:class:`simulation.harness.PipelineHarness`).
@@ -97,11 +97,11 @@ class SimulationOptions:
 
     def context_overrides(self) -> dict[str, Any]:
         return {
-            "train_examples": self.examples,
-            "eval_examples": self.eval_examples,
-            "shard_size": self.shard_size,
-            "distillation_poll_seconds": 0,
-            "deployment_poll_seconds": 0,
+            "run_defaults.num_examples": self.examples,
+            "run_defaults.eval_examples": self.eval_examples,
+            "run_defaults.shard_size": self.shard_size,
+            "run_defaults.poll_seconds": 0,
+            "run_defaults.deployment_poll_seconds": 0,
         }
 
     def execution_input(self) -> dict[str, Any]:

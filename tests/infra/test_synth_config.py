@@ -15,8 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bad_value_fails_synth_naming_the_key(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"Invalid configuration 'shard_size': must be an integer in 10\.\.5000"):
-        build_app({"shard_size": "lots"}, outdir=str(tmp_path))
+    with pytest.raises(
+        ConfigError, match=r"Invalid configuration 'run_defaults\.shard_size': Input should be a valid integer"
+    ):
+        build_app({"run_defaults.shard_size": "lots"}, outdir=str(tmp_path))
 
 
 def test_bad_cli_context_fails_the_cdk_app_process(tmp_path: Path) -> None:

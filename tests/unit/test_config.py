@@ -28,7 +28,7 @@ def test_cdk_json_defaults_match_the_documented_defaults() -> None:
     assert config.models.baseline == "us.anthropic.claude-haiku-4-5-20251001-v1:0"
     assert config.models.judge == "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
     assert config.channels.names == ("visual", "audio", "transcription", "metadata")
-    assert (config.train_examples, config.eval_examples) == (10_000, 100)
+    assert (config.run_defaults.num_examples, config.run_defaults.eval_examples) == (10_000, 100)
     assert config.api_auth == "iam"
     assert config.retain_data is False
     assert config.notification_email is None
@@ -38,14 +38,14 @@ def test_cli_strings_are_coerced_like_json_values() -> None:
     # Given values as `cdk deploy -c key=value` passes them: always strings
     config = parse_config(
         _context(
-            train_examples="2000",
+            **{"run_defaults.num_examples": "2000", "run_defaults.judge": "false"},
             retain_data="true",
             gate_max_overall_mae="0.1",
             log_retention_days="90",
             channels=json.dumps([{"name": "visual", "description": "pixels"}, {"name": "mood", "description": "tone"}]),
         )
     )
-    assert config.train_examples == 2000
+    assert (config.run_defaults.num_examples, config.run_defaults.judge) == (2000, False)
     assert config.retain_data is True
     assert config.gate.max_overall_mae == 0.1
     assert config.log_retention_days == 90
@@ -55,16 +55,19 @@ def test_cli_strings_are_coerced_like_json_values() -> None:
 @pytest.mark.parametrize(
     ("key", "value", "expected"),
     [
-        ("train_examples", "abc", "must be an integer in 100..15000"),
-        ("train_examples", 20_000, "must be an integer in 100..15000"),
-        ("train_examples", True, "must be an integer"),
-        ("eval_examples", 5, "must be an integer in 10..999"),
+        ("run_defaults.num_examples", "abc", "Input should be a valid integer"),
+        ("run_defaults.num_examples", 20_000, "Input should be less than or equal to 15000"),
+        ("run_defaults.num_examples", 1.5, "Input should be a valid integer"),
+        ("run_defaults.eval_examples", 5, "Input should be greater than or equal to 10"),
+        ("run_defaults.concurrency", 41, "Input should be less than or equal to 40"),
+        ("run_defaults.judge", "sometimes", "Input should be a valid boolean"),
+        ("run_defaults.queries_s3_uri", "queries.txt", "must be an S3 object URI"),
         ("region", "eu-west-1", "must be one of us-east-1, us-west-2"),
         ("api_auth", "none", "must be one of iam, api_key"),
         ("retain_data", "yes", "must be true or false"),
         ("gate_min_valid_json_rate", 1.5, "must be a number in 0.0..1.0"),
         ("gate_max_overall_mae", "nan", "must be a number"),
-        ("teacher_model_id", "Nova Premier", "must be a Bedrock model id"),
+        ("run_defaults.teacher_model_id", "Nova Premier", "must be 'auto' or a Bedrock model"),
         ("student_job_model_id", "us.amazon.nova-micro-v1:0", "not an inference profile"),
         ("notification_email", "ops-at-example.com", "must be an e-mail address"),
         ("log_retention_days", 10, "must be one of 1, 3, 5, 7"),
@@ -90,23 +93,25 @@ def test_cli_strings_are_coerced_like_json_values() -> None:
 def test_a_bad_value_is_rejected_with_a_message_naming_the_key(key: str, value: Any, expected: str) -> None:
     with pytest.raises(ConfigError) as error:
         parse_config(_context(**{key: value}))
-    assert error.value.key.split(".")[0] == key
+    assert error.value.key == key or error.value.key.split(".")[0] == key
     assert f"'{key}" in str(error.value)
     assert expected in str(error.value)
 
 
 def test_teacher_settings_that_could_never_distil_fail_synth() -> None:
     # an explicit teacher outside the preference list (IAM grants invoke on that list only)
-    with pytest.raises(ConfigError, match="'teacher_model_id': must be 'auto' or one of teacher_preference"):
-        parse_config(_context(teacher_model_id="us.amazon.nova-lite-v1:0"))
+    with pytest.raises(
+        ConfigError, match=r"'run_defaults\.teacher_model_id': must be 'auto' or one of teacher_preference"
+    ):
+        parse_config(_context(**{"run_defaults.teacher_model_id": "us.amazon.nova-lite-v1:0"}))
     # no preferred teacher paired with the student
     with pytest.raises(ConfigError, match="'teacher_preference': no teacher in it is paired with the student"):
         parse_config(_context(distillation_pairs={"amazon.nova-premier-v1:0": ["amazon.nova-lite-v1:0"]}))
     # an explicit teacher that is not paired
-    with pytest.raises(ConfigError, match=r"'teacher_model_id': us\.amazon\.nova-pro-v1:0 is not paired"):
+    with pytest.raises(ConfigError, match=r"'run_defaults.teacher_model_id': us\.amazon\.nova-pro-v1:0 is not paired"):
         parse_config(
             _context(
-                teacher_model_id="us.amazon.nova-pro-v1:0",
+                **{"run_defaults.teacher_model_id": "us.amazon.nova-pro-v1:0"},
                 distillation_pairs={"amazon.nova-premier-v1:0": ["amazon.nova-micro-v1:0"]},
             )
         )
@@ -116,10 +121,9 @@ def test_teacher_settings_that_could_never_distil_fail_synth() -> None:
 
 
 def test_teacher_auto_and_an_explicit_preferred_teacher_are_accepted() -> None:
-    assert parse_config(_context(teacher_model_id="AUTO")).models.teacher == "auto"
-    assert (
-        parse_config(_context(teacher_model_id="us.amazon.nova-pro-v1:0")).models.teacher == "us.amazon.nova-pro-v1:0"
-    )
+    assert parse_config(_context(**{"run_defaults.teacher_model_id": "AUTO"})).models.teacher == "auto"
+    explicit = parse_config(_context(**{"run_defaults.teacher_model_id": "us.amazon.nova-pro-v1:0"}))
+    assert explicit.models.teacher == explicit.run_defaults.teacher_model_id == "us.amazon.nova-pro-v1:0"
     pairs = parse_config(_context(distillation_pairs='{"us.amazon.nova-pro-v1:0": ["amazon.nova-micro-v1:0:128k"]}'))
     assert pairs.distillation_pairs == {"amazon.nova-pro-v1:0": ("amazon.nova-micro-v1:0",)}  # model families
 
@@ -130,8 +134,28 @@ def test_a_renamed_key_says_its_new_name() -> None:
 
 
 def test_an_unknown_key_is_rejected_with_a_suggestion() -> None:
-    with pytest.raises(ConfigError, match=r"'trian_examples': unknown key; did you mean 'train_examples'\?"):
-        parse_config(_context(trian_examples=500))
+    with pytest.raises(ConfigError, match=r"'retian_data': unknown key; did you mean 'retain_data'\?"):
+        parse_config(_context(retian_data=True))
+    with pytest.raises(
+        ConfigError, match=r"'run_defaults\.num_exampels': is not a run setting; did you mean 'num_examples'\?"
+    ):
+        parse_config(_context(**{"run_defaults.num_exampels": 500}))
+
+
+def test_a_key_moved_into_run_defaults_says_where_it_went() -> None:
+    with pytest.raises(ConfigError, match="'train_examples': moved into the run_defaults block as 'num_examples'"):
+        parse_config(_context(train_examples=500))
+    with pytest.raises(
+        ConfigError, match="'generation_concurrency': moved into the run_defaults block as 'concurrency'"
+    ):
+        parse_config(_context(generation_concurrency=4))
+
+
+def test_run_defaults_must_give_every_run_setting() -> None:
+    context = _context()
+    context["run_defaults"] = {k: v for k, v in context["run_defaults"].items() if k != "seed"}
+    with pytest.raises(ConfigError, match=r"'run_defaults\.seed': is missing"):
+        parse_config(context)
 
 
 def test_cdk_owned_context_keys_are_not_project_settings() -> None:
@@ -142,8 +166,8 @@ def test_cdk_owned_context_keys_are_not_project_settings() -> None:
 
 
 def test_held_out_set_must_be_smaller_than_training_set() -> None:
-    with pytest.raises(ConfigError, match="'eval_examples': must be smaller than train_examples"):
-        parse_config(_context(train_examples=100, eval_examples=100))
+    with pytest.raises(ConfigError, match="'run_defaults': eval_examples must be smaller than num_examples"):
+        parse_config(_context(**{"run_defaults.num_examples": 100, "run_defaults.eval_examples": 100}))
 
 
 def test_every_priced_role_has_a_price() -> None:

@@ -32,6 +32,11 @@ DEFAULTS = {
     "seed": 42,
     "max_distillation_hours": 48,
     "judge": True,
+    "queries_s3_uri": None,
+    "mix_user_queries": True,
+    "throttle_budget_seconds": 240,
+    "keep_failed_artifacts": False,
+    "max_failed_shards_percent": 10,
 }
 
 

@@ -12,7 +12,7 @@ from simulation.harness import PipelineHarness
 from simulation.synth import Synthesized
 
 # The stack's own defaults except the waits between status checks (the definition is the same).
-FAST_POLLING = {"distillation_poll_seconds": 0, "deployment_poll_seconds": 0}
+FAST_POLLING = {"run_defaults.poll_seconds": 0, "run_defaults.deployment_poll_seconds": 0}
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 @pytest.fixture(scope="session")
 def synthesized_small(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     """A stack deployed with small sizes, so that an execution started with ``{}`` runs in seconds."""
-    small = {"train_examples": 200, "eval_examples": 20, "shard_size": 50}
+    small = {"run_defaults.num_examples": 200, "run_defaults.eval_examples": 20, "run_defaults.shard_size": 50}
     return Synthesized(tmp_path_factory.mktemp("workflow-small-cdk-out"), {**FAST_POLLING, **small})
 
 

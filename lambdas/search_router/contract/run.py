@@ -2,6 +2,10 @@
 
 The state machine carries ``{"run": RunState}`` from task to task. ``RunSettings`` is the execution input
 merged over the defaults the stack was deployed with (``PIPELINE_DEFAULTS``), so ``{}`` is a valid input.
+
+``RunSettings`` is the one definition of the run's settings: their names, types and bounds. Their default values
+are in one place too, ``cdk.json``'s ``run_defaults`` block (keyed by these field names), which the CDK app
+validates with this very model at synth (``infra/config.py``) and Preflight validates again with the input.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ _SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
 
 
 class RunSettings(BaseModel):
-    """What a run does. Every field can be overridden in the execution input."""
+    """What a run does. Every field can be overridden in the execution input; the defaults are cdk.json's
+    ``run_defaults`` (so no field has a default here)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -32,8 +37,8 @@ class RunSettings(BaseModel):
     eval_examples: int = Field(
         ge=10, le=999, description="held-out examples, never trained on (a judge job holds them + 1 calibration)"
     )
-    queries_s3_uri: str | None = Field(default=None, description="your own queries (txt, jsonl or csv) in S3")
-    mix_user_queries: bool = Field(default=True, description="top up your queries with synthesized ones")
+    queries_s3_uri: str | None = Field(description="your own queries (txt, jsonl or csv) in S3")
+    mix_user_queries: bool = Field(description="top up your queries with synthesized ones")
     teacher_model_id: str = Field(description="'auto' (first usable of teacher_preference) or a teacher id")
     poll_seconds: int = Field(ge=0, le=3_600, description="wait between distillation status checks")
     deployment_poll_seconds: int = Field(ge=0, le=3_600)
@@ -42,21 +47,18 @@ class RunSettings(BaseModel):
     shard_size: int = Field(ge=10, le=5_000)
     seed: int = Field(ge=0, le=2**31 - 1)
     max_distillation_hours: int = Field(ge=1, le=168)
-    judge: bool = Field(default=True, description="run the LLM-as-judge evaluation jobs")
+    judge: bool = Field(description="run the LLM-as-judge evaluation jobs")
     throttle_budget_seconds: int = Field(
-        default=240,
         ge=1,
         le=840,
         description="a labeling shard stops after the teacher has answered nothing (only throttling) this long; "
         "keep it well above one teacher call",
     )
     keep_failed_artifacts: bool = Field(
-        default=False,
         description="when the run fails, times out or is aborted, keep its jobs, custom model and deployment "
         "(to inspect them or redrive past distillation) instead of stopping and deleting them",
     )
     max_failed_shards_percent: int = Field(
-        default=10,
         ge=0,
         le=100,
         description="labeling shards that may still fail after their retries (percent of all shards) before the "

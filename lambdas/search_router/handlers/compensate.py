@@ -133,7 +133,7 @@ def keep_artifacts(defaults: Mapping[str, Any], execution_input: str | None) -> 
         overrides = json.loads(execution_input) if execution_input else {}
         return settings_from_input(dict(defaults), overrides).keep_failed_artifacts
     except (InvalidRunInput, ValueError):
-        return bool(defaults.get("keep_failed_artifacts", False))
+        return bool(defaults.get("keep_failed_artifacts"))  # unreadable: clean up, the side that bills nothing
 
 
 def describe(states: Any, execution_arn: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
