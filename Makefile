@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 CDK_FLAGS := --no-notices
 PYTEST_FLAGS ?=
 
-.PHONY: help install layers test test-unit test-handlers test-infra test-workflow e2e estimate doctor lint format synth deploy destroy diff bootstrap clean simulate
+.PHONY: help install asl layers test test-unit test-handlers test-infra test-workflow e2e estimate doctor lint format synth deploy destroy diff bootstrap clean simulate
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ layers: install ## Build the Lambda layers (pinned boto3/botocore, matplotlib) f
 
 simulate: install layers ## Run the whole pipeline locally against a simulated Bedrock; writes ./out/
 	$(BIN)/python -m simulation $(SIMULATE_ARGS)
+
+asl: ## Print a state machine definition as deployed, retry policies expanded (ASL=stepfunctions/compensation.asl.json)
+	@$(PYTHON) -m infra.asl $(or $(ASL),stepfunctions/pipeline.asl.json)
 
 synth: install layers ## Write the CloudFormation templates to cdk.out (no AWS credentials or Docker needed)
 	$(CDK) synth $(CDK_FLAGS) --quiet

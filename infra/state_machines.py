@@ -1,4 +1,5 @@
-"""What the project's state machines share: an ASL file with ``${...}`` substitutions for the Lambda tasks, logs
+"""What the project's state machines share: an ASL file with ``${...}`` substitutions for the Lambda tasks and
+named retry policies (expanded at synth by :mod:`infra.asl`, so the deployed definition is complete ASL), logs
 to a ``/aws/vendedlogs/states/`` group, X-Ray tracing, invoke rights on exactly their tasks, and an alarm on
 executions that ended badly; and the IAM statements that find, stop and delete the pipeline's run-time Bedrock
 resources (the stack-delete cleanup and the compensation of failed runs)."""
@@ -16,6 +17,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra import asl
 from infra.bedrock_arns import tagged_by
 from infra.nag import acknowledge_resources
 
@@ -45,7 +47,10 @@ def task_state_machine(
     comment: str,
     state_machine_name: str | None = None,
 ) -> tuple[sfn.StateMachine, logs.LogGroup]:
-    """The state machine of ``definition_file`` whose ``${<name>}`` placeholders are the ARNs of ``tasks``."""
+    """The state machine of ``definition_file`` whose ``${<name>}`` placeholders are the ARNs of ``tasks``.
+
+    The definition is deployed inline, with its retry policies expanded: the template carries exactly what
+    ``python -m infra.asl <definition_file>`` prints, and Step Functions (and its console) the complete ASL."""
     log_group = logs.LogGroup(
         scope,
         f"{construct_id}Logs",
@@ -58,7 +63,7 @@ def task_state_machine(
         construct_id,
         state_machine_name=state_machine_name,
         comment=comment,
-        definition_body=sfn.DefinitionBody.from_file(str(definition_file)),
+        definition_body=sfn.DefinitionBody.from_string(asl.render(asl.expand_file(definition_file))),
         definition_substitutions={name: function.function_arn for name, function in tasks.items()},
         tracing_enabled=True,
         logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),

@@ -1,5 +1,5 @@
 """An in-memory Amazon Bedrock (control plane and runtime) behind real boto3 clients, for the tests and for
-``make simulate`` (moved here from ``tests/fakes/bedrock.py``, which re-exports it).
+``make simulate``.
 
 Why real clients: every request goes through botocore's own serializer and parameter validation, so a
 misspelled or missing parameter raises :class:`botocore.exceptions.ParamValidationError` exactly as it would in

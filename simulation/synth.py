@@ -1,5 +1,5 @@
 """Synthesizes the real app (cdk-nag included) the way ``cdk synth`` does, for the infra and workflow tests and
-for ``make simulate`` (moved here from ``tests/synth.py``, which re-exports it)."""
+for ``make simulate``."""
 
 from __future__ import annotations
 

@@ -78,3 +78,28 @@ def test_moto_parses_retry_fields_the_validator_leaves_open(synth: Synthesized) 
         client.create_state_machine(name="valid", definition=json.dumps(deployed_definition(synth)), roleArn=role)
         with pytest.raises(ClientError, match="SOMETIMES"):
             client.create_state_machine(name="broken", definition=json.dumps(broken), roleArn=role)
+
+
+def test_the_evaluation_map_runs_as_many_candidates_at_once_as_the_run_allows(synth: Synthesized) -> None:
+    evaluate = deployed_definition(synth)["States"]["EvaluateCandidates"]
+    # An inline Map (moto starts that many workers; Step Functions runs up to 40 inline iterations at once) whose
+    # bound comes from the run; it never runs more iterations than it has items: min(candidates, the setting).
+    assert evaluate["ItemProcessor"]["ProcessorConfig"] == {"Mode": "INLINE"}
+    assert evaluate["ItemsPath"] == "$.run.candidates"
+    assert evaluate["MaxConcurrencyPath"] == "$.run.settings.evaluation_concurrency"
+    assert "MaxConcurrency" not in evaluate
+
+
+def test_the_default_evaluation_concurrency_is_the_most_candidates_a_stack_may_have() -> None:
+    from infra.config import ConfigError, parse_config, read_cdk_json_context
+    from search_router.contract.run import RunSettings
+
+    field = RunSettings.model_fields["evaluation_concurrency"]
+    bounds = {type(m).__name__: m for m in field.metadata}
+    assert (bounds["Ge"].ge, field.default, bounds["Le"].le) == (1, 6, 6)
+    context = read_cdk_json_context()
+    extra = [{"name": f"extra-{i}", "model": "us.amazon.nova-micro-v1:0", "prompt_kind": "student"} for i in range(4)]
+    six = [*context["eval_candidates"], *extra[:3]]
+    assert len(parse_config({**context, "eval_candidates": six}).eval_candidates) == field.default
+    with pytest.raises(ConfigError, match=r"list of 1\.\.6 "):
+        parse_config({**context, "eval_candidates": [*six, extra[3]]})

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from infra.asl import expand_file
 from simulation.synth import Synthesized
 
 ASL = Path(__file__).resolve().parents[2] / "stepfunctions" / "pipeline.asl.json"
@@ -38,7 +39,7 @@ def _actions(statements: list[dict[str, Any]]) -> set[str]:
 
 
 def test_a_failed_task_stays_the_failed_step_so_a_redrive_continues_from_it() -> None:
-    definition = json.loads(ASL.read_text())
+    definition = expand_file(ASL)
     states = _all_states(definition["States"])
     tasks = {name: s for name, s in states.items() if s["Type"] in ("Task", "Map")}
     assert len(tasks) >= 15
@@ -57,7 +58,7 @@ def test_a_failed_task_stays_the_failed_step_so_a_redrive_continues_from_it() ->
 
 
 def test_labeling_shards_may_fail_up_to_the_runs_tolerance() -> None:
-    states = json.loads(ASL.read_text())["States"]
+    states = expand_file(ASL)["States"]
     label = states["LabelShards"]
     # Failure thresholds exist only for a Distributed Map; each shard is a child execution a redrive can re-run.
     assert label["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
@@ -83,7 +84,7 @@ def test_the_state_machine_may_run_redrive_and_stop_its_own_shard_executions(syn
 
 
 def test_waits_come_from_the_status_checks_and_concurrency_from_the_input() -> None:
-    states = _all_states(json.loads(ASL.read_text())["States"])
+    states = _all_states(expand_file(ASL)["States"])
     waits = {name: s for name, s in states.items() if s["Type"] == "Wait"}
     assert waits["WaitForDistillation"]["SecondsPath"] == "$.distillation_status.next_wait_seconds"
     assert waits["WaitForDeployment"]["SecondsPath"] == "$.deployment_status.next_wait_seconds"
@@ -108,7 +109,7 @@ def test_state_machine_logs_traces_and_times_out(synth: Synthesized) -> None:
     ]
     assert log_group["Properties"]["LogGroupName"].startswith("/aws/vendedlogs/states/")
     assert set(props["DefinitionSubstitutions"]) >= {"PreflightFunctionArn", "ReportFunctionArn", "NotifyFunctionArn"}
-    assert json.loads(ASL.read_text())["TimeoutSeconds"] >= (168 + 24) * 3600
+    assert expand_file(ASL)["TimeoutSeconds"] >= (168 + 24) * 3600
     alarms = [
         a
         for a in synth.resources("AWS::CloudWatch::Alarm").values()

@@ -28,6 +28,7 @@ DEFAULTS = {
     "deployment_poll_seconds": 60,
     "concurrency": 10,
     "threads": 16,
+    "evaluation_concurrency": 6,
     "shard_size": 250,
     "seed": 42,
     "max_distillation_hours": 48,

@@ -1,7 +1,7 @@
 """AWS clients, created once per container with explicit timeouts and retries, and replaceable in tests.
 
 Handlers never call ``boto3.client`` themselves: they ask :data:`CLIENTS`, so a test can install a client
-wired to a fake (see ``tests/fakes``) with :meth:`AwsClients.override`.
+wired to a fake (see ``simulation/bedrock_fake.py``) with :meth:`AwsClients.override`.
 """
 
 from __future__ import annotations

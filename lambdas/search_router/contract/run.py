@@ -44,6 +44,9 @@ class RunSettings(BaseModel):
     deployment_poll_seconds: int = Field(ge=0, le=3_600)
     concurrency: int = Field(ge=1, le=40, description="shards labeled in parallel (Map MaxConcurrency)")
     threads: int = Field(ge=1, le=64, description="teacher calls in flight per shard")
+    evaluation_concurrency: int = Field(
+        ge=1, le=6, description="candidates evaluated in parallel (evaluation Map MaxConcurrency)"
+    )
     shard_size: int = Field(ge=10, le=5_000)
     seed: int = Field(ge=0, le=2**31 - 1)
     max_distillation_hours: int = Field(ge=1, le=168)

@@ -1,0 +1,120 @@
+"""The evaluation Map runs min(candidates, the run's ``evaluation_concurrency``) evaluations at once.
+
+Its ``MaxConcurrencyPath`` reads the setting from the run; moto's interpreter starts that many workers for an
+inline Map, so how many EvaluateCandidate invocations overlap shows what the deployed definition asks for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+
+from simulation.bedrock_fake import BedrockFake
+from simulation.synth import Synthesized
+from tests.workflow.conftest import FAST_POLLING
+from tests.workflow.harness import PipelineHarness
+from tests.workflow.test_evaluation_and_promotion import BASE_STUDENT, BASELINE, scripted_routers
+
+CANDIDATES = 3  # cdk.json's eval_candidates: distilled, base-student, baseline
+# The most candidates a stack may have (eval_candidates: 1..6): more than the Map's old fixed MaxConcurrency of 3.
+SIX_CANDIDATES = [
+    {"name": "distilled", "model": "distilled", "prompt_kind": "student"},
+    {"name": "base-student", "model": BASE_STUDENT, "prompt_kind": "student"},
+    {"name": "base-student-teacher-prompt", "model": BASE_STUDENT, "prompt_kind": "teacher"},
+    {"name": "baseline", "model": BASELINE, "prompt_kind": "teacher"},
+    {"name": "baseline-student-prompt", "model": BASELINE, "prompt_kind": "student"},
+    {"name": "baseline-again", "model": BASELINE, "prompt_kind": "teacher"},
+]
+
+
+@pytest.fixture(scope="module")
+def synthesized_six(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    small = {"train_examples": 200, "eval_examples": 20, "shard_size": 50, "eval_candidates": SIX_CANDIDATES}
+    return Synthesized(tmp_path_factory.mktemp("workflow-six-cdk-out"), {**FAST_POLLING, **small})
+
+
+@pytest.fixture
+def six_candidates(
+    synthesized_six: Synthesized, bedrock: BedrockFake, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[PipelineHarness]:
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
+        harness = PipelineHarness(synthesized_six)
+        harness.install(monkeypatch)
+        yield harness
+
+
+class InFlight:
+    """Counts the evaluations running at once. Each one waits (briefly) until ``expected`` are in flight, so the
+    peak does not depend on how fast a candidate answers: with less concurrency than expected it stays lower."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.now = 0
+        self.peak = 0
+        self.calls = 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def around(self, logical_id: str) -> Iterator[None]:
+        if "EvaluateCandidate" not in logical_id:
+            yield
+            return
+        with self._changed:
+            self.now += 1
+            self.calls += 1
+            self.peak = max(self.peak, self.now)
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: self.now >= self.expected, timeout=5)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.now -= 1
+                self._changed.notify_all()
+
+
+def test_by_default_every_candidate_is_evaluated_at_once(small_pipeline: PipelineHarness, bedrock: BedrockFake) -> None:
+    # Given a run with the default evaluation_concurrency (6, the most candidates a stack may have)
+    bedrock.responder = scripted_routers()
+    evaluations = InFlight(expected=CANDIDATES)
+    small_pipeline.on_invoke = evaluations.around
+    # When it runs
+    execution = small_pipeline.run({"judge": False}, name="all-at-once")
+    # Then its three candidates were evaluated side by side
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert (evaluations.calls, evaluations.peak) == (CANDIDATES, CANDIDATES)
+
+
+def test_six_candidates_are_evaluated_at_once(six_candidates: PipelineHarness, bedrock: BedrockFake) -> None:
+    bedrock.responder = scripted_routers()
+    evaluations = InFlight(expected=len(SIX_CANDIDATES))
+    six_candidates.on_invoke = evaluations.around
+    execution = six_candidates.run({"judge": False}, name="six-at-once")
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert (evaluations.calls, evaluations.peak) == (6, 6)
+    report = six_candidates.s3_json("runs/six-at-once/report/report.json")
+    assert sorted(c["name"] for c in report["candidates"]) == sorted(c["name"] for c in SIX_CANDIDATES)
+
+
+def test_a_run_can_evaluate_one_candidate_at_a_time(small_pipeline: PipelineHarness, bedrock: BedrockFake) -> None:
+    bedrock.responder = scripted_routers()
+    evaluations = InFlight(expected=1)
+    small_pipeline.on_invoke = evaluations.around
+    execution = small_pipeline.run({"judge": False, "evaluation_concurrency": 1}, name="one-at-a-time")
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert (evaluations.calls, evaluations.peak) == (CANDIDATES, 1)
+    report = small_pipeline.s3_json("runs/one-at-a-time/report/report.json")
+    assert len(report["candidates"]) == CANDIDATES
+
+
+def test_an_evaluation_concurrency_out_of_range_fails_in_preflight_naming_it(
+    small_pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    execution = small_pipeline.run({"evaluation_concurrency": 7}, name="too-many", compensate=False)
+    assert execution.status == "FAILED"
+    assert execution.error == "InvalidRunInput"
+    assert "evaluation_concurrency: Input should be less than or equal to 6" in (execution.cause or "")
