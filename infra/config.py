@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from search_router.contract.names import DISTILLED
 from search_router.contract.run import RunSettings
 from search_router.shared.channels import ChannelConfigError, ChannelSet
 from search_router.shared.model_ids import AUTO_TEACHER, GEO_PREFIXES, base_model_id, is_customization_id
@@ -379,7 +380,7 @@ def _model_id_list(key: str, value: Any) -> tuple[str, ...]:
 
 
 _CANDIDATE_NAME = re.compile(r"^[a-z0-9](-?[a-z0-9]){0,30}$")
-DISTILLED_CANDIDATE_MODEL = "distilled"
+DISTILLED_CANDIDATE_MODEL = DISTILLED
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from typing import Any, Final
 
 import boto3
 
+from search_router.contract.names import DISTILLED
 from search_router.pipeline.metrics import rubric_score
 from search_router.pipeline.queries import BALANCED, DOMINANT_SUFFIX, largest_remainder, normalize_query
 from search_router.shared.answer import RoutingDecision, format_answer, parse_routing_answer, round_weights
@@ -56,7 +57,6 @@ from simulation.clock import VirtualClock
 SIMULATED: Final = "SIMULATED"
 
 TEACHER: Final = "teacher"
-DISTILLED: Final = "distilled"
 BASE_STUDENT: Final = "base-student"
 BASELINE: Final = "baseline"
 ROLES: Final = (TEACHER, DISTILLED, BASE_STUDENT, BASELINE)
@@ -407,7 +407,7 @@ class SimulatedModels:
         return round_weights({n: v / total for n, v in noisy.items()}, self.channels)
 
     def distilled_answer(self, query: str) -> str:
-        weights = self._noisy(query, "distilled", spread=0.05, slip=0.12, confusion=0.02)
+        weights = self._noisy(query, DISTILLED, spread=0.05, slip=0.12, confusion=0.02)
         return self._format(weights, self.reasoning(query, weights))
 
     def baseline_answer(self, query: str, model_id: str) -> str:

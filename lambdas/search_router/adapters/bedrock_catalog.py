@@ -21,6 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from search_router.adapters.aws_errors import TRANSIENT_CODES, error_code, error_message
+from search_router.contract.names import DISTILLED
 from search_router.pipeline.model_checks import (
     STUDENT_SIDE,
     Availability,
@@ -127,7 +128,7 @@ class ModelPlan:
     router: tuple[str, ...] = ()  # the router's default model and fallback chain
 
 
-DISTILLED_CANDIDATE = "distilled"  # the evaluation candidate that is the run's own deployment (eval_candidates)
+DISTILLED_CANDIDATE = DISTILLED  # the evaluation candidate that is the run's own deployment (eval_candidates)
 
 
 def plan_from_environment(environ: Mapping[str, str], *, teacher: str, judge: bool) -> ModelPlan:

@@ -18,6 +18,7 @@ from botocore.config import Config
 
 from search_router.adapters import s3io
 from search_router.adapters.clients import CLIENTS
+from search_router.contract.names import DISTILLED
 from search_router.contract.run import RunState, env
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.judge import CALIBRATION_QUERY, calibration_record
@@ -27,7 +28,6 @@ from search_router.shared.answer import RoutingDecision, format_answer, parse_ro
 from search_router.shared.channels import ChannelSet, load_channels
 from search_router.shared.prompts import PromptKind, prompt_for
 
-DISTILLED = "distilled"
 EVAL_CLIENT_CONFIG = Config(
     connect_timeout=5, read_timeout=60, retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=32
 )

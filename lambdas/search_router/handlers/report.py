@@ -15,14 +15,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from search_router.adapters import s3io
 from search_router.adapters.bedrock import stop_evaluation_jobs
+from search_router.contract.names import DISTILLED
 from search_router.contract.run import RunState, env
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.gate import GateThresholds, evaluate_gate
 from search_router.pipeline.metrics import QueryResult
 from search_router.pipeline.report import build_report, headline, render_markdown
 from search_router.shared.channels import load_channels
-
-DISTILLED = "distilled"
 
 
 def _judge_by_candidate(judge: dict[str, Any] | None, enabled: bool) -> dict[str, dict[str, Any]]:

@@ -36,6 +36,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from search_router.contract.names import RouterMetric
 from search_router.handlers.observability import logger, metrics, tracer
 from search_router.router.api_models import (
     InvalidRequestError,
@@ -132,7 +133,7 @@ def _invalid_request(error: RequestValidationError) -> Response:
 @app.exception_handler(RequestUnsupportedContentType)
 def _unsupported_media_type(error: RequestUnsupportedContentType) -> Response:
     del error
-    metrics.add_metric(name="BadRequest", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=RouterMetric.BAD_REQUEST, unit=MetricUnit.Count, value=1)
     return _json_response(
         HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"message": "Content-Type must be application/json (or omitted)"}
     )
@@ -151,9 +152,9 @@ def _unreadable_body(error: UnreadableBodyError) -> Response:
 @app.exception_handler(Exception)
 def _unexpected(error: Exception) -> Response:
     if isinstance(error, ServiceError):  # Powertools' own HTTP errors (404 for an unknown path ...)
-        metrics.add_metric(name="BadRequest", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=RouterMetric.BAD_REQUEST, unit=MetricUnit.Count, value=1)
         return _json_response(error.status_code, {"message": error.msg})
-    metrics.add_metric(name="InternalError", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=RouterMetric.INTERNAL_ERROR, unit=MetricUnit.Count, value=1)
     try:
         service = get_service()
     except Exception as broken:
@@ -165,7 +166,7 @@ def _unexpected(error: Exception) -> Response:
         **_exception_fields(error, service.settings.log_queries),
     )
     outcome = service.default_outcome(error)
-    metrics.add_metric(name="DefaultWeightsUsed", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=RouterMetric.DEFAULT_WEIGHTS_USED, unit=MetricUnit.Count, value=1)
     return _json_response(HTTPStatus.OK, _response(service, outcome).model_dump(mode="json"))
 
 
@@ -187,7 +188,7 @@ def _response(service: RouterService, outcome: RouteOutcome) -> RouteResponse:
 
 
 def _bad_request(problems: list[dict[str, str]]) -> Response:
-    metrics.add_metric(name="BadRequest", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=RouterMetric.BAD_REQUEST, unit=MetricUnit.Count, value=1)
     logger.info("Bad request", problems=problems)
     return _json_response(HTTPStatus.BAD_REQUEST, bad_request_body(problems))
 
@@ -202,7 +203,7 @@ def _record(service: RouterService, outcome: RouteOutcome, request: RouteRequest
     _count_outcome(service, outcome)
     selection = outcome.selection
     if selection is not None and selection.refreshed and selection.problem is not None:
-        _count("ModelParameterInvalid", "problem", selection.problem.value)
+        _count(RouterMetric.MODEL_PARAMETER_INVALID, selection.problem.value)
         logger.error(
             "The model parameter is unusable; routing with the fallback selection",
             parameter=service.settings.model_parameter,
@@ -233,25 +234,25 @@ def _record(service: RouterService, outcome: RouteOutcome, request: RouteRequest
 
 def _count_outcome(service: RouterService, outcome: RouteOutcome) -> None:
     """The business metrics of one routed request (and a log line per circuit that changed state)."""
-    metrics.add_metric(name="RouteLatency", unit=MetricUnit.Milliseconds, value=outcome.latency_ms)
+    metrics.add_metric(name=RouterMetric.ROUTE_LATENCY, unit=MetricUnit.Milliseconds, value=outcome.latency_ms)
     tracer.put_annotation(key="source", value=outcome.source.value)
     for attempt in outcome.attempts:
         if attempt.outcome is AttemptOutcome.MODEL_ERROR:
-            _count("ModelError", "code", attempt.code or "Unknown")
+            _count(RouterMetric.MODEL_ERROR, attempt.code or "Unknown")
         elif attempt.outcome is AttemptOutcome.PARSE_FAILURE:
-            _count("ParseFailure", "reason", attempt.code or "unknown")
+            _count(RouterMetric.PARSE_FAILURE, attempt.code or "unknown")
         elif attempt.outcome is AttemptOutcome.CIRCUIT_OPEN:
-            _count("CircuitOpen", "model", attempt.model_id)
+            _count(RouterMetric.CIRCUIT_OPEN, attempt.model_id)
     for event in outcome.circuit_events:
         _circuit_changed(service, event)
     if outcome.source is Source.CACHE:
-        metrics.add_metric(name="CacheHit", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=RouterMetric.CACHE_HIT, unit=MetricUnit.Count, value=1)
     elif outcome.source is Source.FALLBACK_MODEL:
-        metrics.add_metric(name="FallbackModelUsed", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=RouterMetric.FALLBACK_MODEL_USED, unit=MetricUnit.Count, value=1)
     elif outcome.source is Source.DEFAULT:
-        metrics.add_metric(name="DefaultWeightsUsed", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=RouterMetric.DEFAULT_WEIGHTS_USED, unit=MetricUnit.Count, value=1)
         if outcome.default_reason is DefaultReason.FALLBACK_CAPPED:
-            metrics.add_metric(name="FallbackCapped", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=RouterMetric.FALLBACK_CAPPED, unit=MetricUnit.Count, value=1)
 
 
 def _attempt_fields(attempt: Attempt, log_queries: bool) -> dict[str, Any]:
@@ -272,7 +273,7 @@ def _attempt_fields(attempt: Attempt, log_queries: bool) -> dict[str, Any]:
 
 def _circuit_changed(service: RouterService, event: CircuitEvent) -> None:
     if event.transition is Transition.OPENED:
-        _count("CircuitOpened", "model", event.model_id)
+        _count(RouterMetric.CIRCUIT_OPENED, event.model_id)
         logger.warning(
             "Circuit re-opened: the probe failed" if event.probe else "Circuit opened: the model is skipped",
             model=event.model_id,
@@ -309,8 +310,10 @@ def _stack_without_messages(error: BaseException) -> list[str]:
     return lines
 
 
-def _count(name: str, dimension: str, value: str) -> None:
+def _count(name: RouterMetric, value: str) -> None:
     """A count with its own dimension (an EMF record of its own, so it does not tag the other metrics)."""
+    if name.dimension is None:
+        raise ValueError(f"{name} has no dimension of its own")
     with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
         metric.add_dimension(name="service", value=metrics.service or "router_api")
-        metric.add_dimension(name=dimension, value=value)
+        metric.add_dimension(name=name.dimension, value=value)
