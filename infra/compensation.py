@@ -17,7 +17,6 @@ Alarms (to the notification topic): a compensation that failed or left resources
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from aws_cdk import ArnFormat, Duration, Stack
@@ -44,6 +43,7 @@ from infra.state_machines import (
     task_state_machine,
 )
 from infra.storage import RUNS_PREFIX
+from search_router.contract.environment import CompensationEnvironment
 
 DEFINITION_FILE = Path(__file__).resolve().parent.parent / "stepfunctions" / "compensation.asl.json"
 ENDED_BADLY = ["FAILED", "TIMED_OUT", "ABORTED"]
@@ -92,16 +92,16 @@ class Compensation(Construct):
             resource_name=machine_name,
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        environment = {
-            "STACK_NAME": stack.stack_name,
-            "STATE_MACHINE_ARN": pipeline.state_machine_arn,
-            "DATA_BUCKET": data_bucket.bucket_name,
-            "MODEL_PARAMETER": model_parameter.parameter_name,
-            "SETTLE_SECONDS": str(settle_seconds()),
-            "DEADLINE_SECONDS": str(int(DEADLINE.to_seconds())),
-            "PIPELINE_DEFAULTS": json.dumps(pipeline_defaults(config), separators=(",", ":")),
-            "COMPENSATION_STATE_MACHINE_ARN": machine_arn,
-        }
+        environment = CompensationEnvironment(
+            stack_name=stack.stack_name,
+            state_machine_arn=pipeline.state_machine_arn,
+            data_bucket=data_bucket.bucket_name,
+            model_parameter=model_parameter.parameter_name,
+            settle_seconds=settle_seconds(),
+            deadline_seconds=int(DEADLINE.to_seconds()),
+            pipeline_defaults=pipeline_defaults(config),
+            compensation_state_machine_arn=machine_arn,
+        ).to_environment()
         self.sweep_function = functions.create(
             self,
             "Sweep",

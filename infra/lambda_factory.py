@@ -21,6 +21,7 @@ from infra import LAMBDAS_DIR
 from infra.config import LOG_RETENTION_DAYS, AppConfig, ConfigError
 from infra.layers import charts_layer_dir, sdk_layer_dir
 from infra.nag import acknowledge, acknowledge_wildcards
+from search_router.contract.environment import CommonEnvironment
 
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "**/.ruff_cache"]
 # Lambda rejects functions whose environment variables exceed 4 KB in total.
@@ -100,7 +101,7 @@ class LambdaFactory(Construct):
         return {
             "POWERTOOLS_SERVICE_NAME": service,
             "POWERTOOLS_METRICS_NAMESPACE": Stack.of(self).stack_name,
-            "CHANNELS": self._config.channels.to_json(),
+            **CommonEnvironment(channels=self._config.channels.to_json()).to_environment(),
         }
 
     def create(self, scope: Construct, construct_id: str, spec: FunctionSpec) -> lambda_.Function:

@@ -6,7 +6,6 @@ run-time Bedrock resource ids) is acknowledged for cdk-nag right where it is gra
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from infra.nag import acknowledge_resources, acknowledge_wildcards
 from infra.notifications import Notifications
 from infra.state_machines import ended_badly_alarm, task_state_machine
 from infra.storage import INPUTS_PREFIX, RUNS_PREFIX, TMP_PREFIX
+from search_router.contract.environment import PipelineEnvironment
 
 DEFINITION_FILE = Path(__file__).resolve().parent.parent / "stepfunctions" / "pipeline.asl.json"
 LABEL_SHARDS_MAP = "LabelShards"  # the Distributed Map's Label (its child executions are <machine>/LabelShards:<id>)
@@ -143,45 +143,14 @@ class Pipeline(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self._bucket = data_bucket
-        models = {
-            "student_job": config.models.student_job,
-            "student": config.models.student,
-            "baseline": config.models.baseline,
-            "judge": config.models.judge,
-        }
-        # Preflight also checks the router's models (a refused one degrades the router, not the run).
-        router_models = [m.model_id for m in config.router.models]
-        environment = {
-            "DATA_BUCKET": data_bucket.bucket_name,
-            "STACK_NAME": stack.stack_name,
-            "MODELS": json.dumps({**models, "router": router_models}, separators=(",", ":")),
-            "TEACHER_PREFERENCE": json.dumps(list(config.teacher_preference), separators=(",", ":")),
-            "DISTILLATION_PAIRS": json.dumps(
-                {teacher: list(students) for teacher, students in config.distillation_pairs.items()},
-                separators=(",", ":"),
-            ),
-            "PIPELINE_DEFAULTS": json.dumps(pipeline_defaults(config), separators=(",", ":")),
-            "BEDROCK_ROLE_ARN": bedrock_role.role.role_arn,
-            "TOPIC_ARN": notifications.topic.topic_arn,
-            "CANDIDATES": json.dumps([c.to_dict() for c in config.eval_candidates], separators=(",", ":")),
-            "BASELINE_CANDIDATE": config.eval_baseline_candidate,
-            "EVAL_THREADS": str(config.eval_threads),
-            "PRICES": json.dumps(
-                {k: {"input": v.input, "output": v.output} for k, v in config.prices.items()}, separators=(",", ":")
-            ),
-            "GATE": json.dumps(
-                {
-                    "min_valid_json_rate": config.gate.min_valid_json_rate,
-                    "max_rubric_drop_vs_baseline": config.gate.max_rubric_drop_vs_baseline,
-                    "max_overall_mae": config.gate.max_overall_mae,
-                    "min_judge_score": config.gate.min_judge_score,
-                    "require_judge": config.gate.require_judge,
-                },
-                separators=(",", ":"),
-            ),
-            "MODEL_PARAMETER": model_parameter.parameter_name,
-            "DELETE_REJECTED_DEPLOYMENTS": "true" if config.delete_rejected_deployments else "false",
-        }
+        environment = pipeline_environment(
+            config,
+            data_bucket=data_bucket.bucket_name,
+            stack_name=stack.stack_name,
+            bedrock_role_arn=bedrock_role.role.role_arn,
+            topic_arn=notifications.topic.topic_arn,
+            model_parameter=model_parameter.parameter_name,
+        ).to_environment()
         self.functions: dict[str, lambda_.Function] = {}
         for step in STEPS:
             self.functions[step.substitution] = functions.create(
@@ -250,10 +219,14 @@ class Pipeline(Construct):
         self._objects(fn["ReportFunctionArn"], ["s3:PutObject"], [f"{RUNS_PREFIX}*/report/*"], run_reason)
 
         # --- Bedrock ------------------------------------------------------------------------------------
+        models = config.models
         catalog_models = {
             *config.teacher_preference,
-            *models.values(),
-            *(m for m in router_models if not m.startswith("arn:")),
+            models.student_job,
+            models.student,
+            models.baseline,
+            models.judge,
+            *(m.model_id for m in config.router.models if not m.model_id.startswith("arn:")),
             *(c.model for c in config.eval_candidates if c.model != DISTILLED_CANDIDATE_MODEL),
         }
         self._bedrock(
@@ -526,3 +499,41 @@ class Pipeline(Construct):
             keys = ", ".join(f"{key} = this stack's name" for entries in conditions.values() for key in entries)
             reason = f"{reason} IAM enforces {keys}."
         acknowledge_resources(function.role, resources, reason)  # type: ignore[arg-type]
+
+
+def pipeline_environment(
+    config: AppConfig, *, data_bucket: str, stack_name: str, bedrock_role_arn: str, topic_arn: str, model_parameter: str
+) -> PipelineEnvironment:
+    """The pipeline tasks' environment for ``config`` (the names of deployed resources given; tokens at synth)."""
+    models = {
+        "student_job": config.models.student_job,
+        "student": config.models.student,
+        "baseline": config.models.baseline,
+        "judge": config.models.judge,
+        # Preflight also checks the router's models (a refused one degrades the router, not the run).
+        "router": [m.model_id for m in config.router.models],
+    }
+    return PipelineEnvironment(
+        channels=config.channels.to_json(),
+        data_bucket=data_bucket,
+        stack_name=stack_name,
+        models=models,
+        teacher_preference=list(config.teacher_preference),
+        distillation_pairs={teacher: list(students) for teacher, students in config.distillation_pairs.items()},
+        pipeline_defaults=pipeline_defaults(config),
+        bedrock_role_arn=bedrock_role_arn,
+        topic_arn=topic_arn,
+        candidates=[c.to_dict() for c in config.eval_candidates],
+        baseline_candidate=config.eval_baseline_candidate,
+        eval_threads=config.eval_threads,
+        prices={k: {"input": v.input, "output": v.output} for k, v in config.prices.items()},
+        gate={
+            "min_valid_json_rate": config.gate.min_valid_json_rate,
+            "max_rubric_drop_vs_baseline": config.gate.max_rubric_drop_vs_baseline,
+            "max_overall_mae": config.gate.max_overall_mae,
+            "min_judge_score": config.gate.min_judge_score,
+            "require_judge": config.gate.require_judge,
+        },
+        model_parameter=model_parameter,
+        delete_rejected_deployments=config.delete_rejected_deployments,
+    )

@@ -30,6 +30,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.events.models import EventPattern
 
 from infra.lambda_factory import HANDLERS_PACKAGE
+from search_router.contract.environment import CompensationEnvironment
 from simulation.synth import Synthesized
 
 __all__ = [
@@ -247,7 +248,7 @@ class PipelineHarness:
         self.compensation_pattern = self.resolver.resolve(rule["EventPattern"])
         # Fast polls for tests: the settle time after an abort and the wait between sweeps, in seconds.
         self.function_for("search_router.handlers.compensate.sweep").environment.update(
-            {"SETTLE_SECONDS": "1", "POLL_SECONDS": "1"}
+            {CompensationEnvironment.variable(name): "1" for name in ("settle_seconds", "poll_seconds")}
         )
 
     def _definition(self, props: dict[str, Any]) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 STACK = "TestStack"
@@ -16,11 +14,27 @@ PIPELINE_MODELS = {
 }
 
 
+def pipeline_environment(**changes: str) -> dict[str, str]:
+    """The complete environment the stack gives pipeline functions (infra.pipeline.pipeline_environment, with
+    this stack's cdk.json and test names for the deployed resources), ``changes`` applied by field name."""
+    from infra.config import load_config
+    from infra.pipeline import pipeline_environment as build
+
+    environment = build(
+        load_config(),
+        data_bucket="data-bucket",
+        stack_name=STACK,
+        bedrock_role_arn=f"arn:aws:iam::{ACCOUNT_ID}:role/bedrock",
+        topic_arn=f"arn:aws:sns:us-east-1:{ACCOUNT_ID}:{STACK}-notifications",
+        model_parameter=f"/{STACK}/router/promoted-model",
+    )
+    models = {**environment.models, **PIPELINE_MODELS}
+    return environment.model_copy(update={"models": models, **changes}).to_environment()
+
+
 @pytest.fixture
 def pipeline_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """The environment the stack gives pipeline functions (stack name, bucket, Bedrock role, models)."""
-    monkeypatch.setenv("STACK_NAME", STACK)
-    monkeypatch.setenv("DATA_BUCKET", "data-bucket")
-    monkeypatch.setenv("BEDROCK_ROLE_ARN", f"arn:aws:iam::{ACCOUNT_ID}:role/bedrock")
-    monkeypatch.setenv("MODELS", json.dumps(PIPELINE_MODELS))
+    """The environment the stack gives pipeline functions (stack name, bucket, Bedrock role, models, ...)."""
+    for name, value in pipeline_environment().items():
+        monkeypatch.setenv(name, value)
     return monkeypatch

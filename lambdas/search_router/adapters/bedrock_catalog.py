@@ -13,7 +13,6 @@ other transient errors propagate as the ``ClientError`` they are (the caller ret
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from search_router.adapters.aws_errors import TRANSIENT_CODES, error_code, error_message
+from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.names import DISTILLED
 from search_router.pipeline.model_checks import (
     STUDENT_SIDE,
@@ -132,26 +132,21 @@ DISTILLED_CANDIDATE = DISTILLED  # the evaluation candidate that is the run's ow
 
 
 def plan_from_environment(environ: Mapping[str, str], *, teacher: str, judge: bool) -> ModelPlan:
-    """The models of a deployed stack, from the pipeline functions' environment (``MODELS``,
-    ``TEACHER_PREFERENCE``, ``DISTILLATION_PAIRS``, ``CANDIDATES``), with a run's teacher and judge settings.
+    """The models of a deployed stack, from the pipeline functions' environment (:class:`PipelineEnvironment`),
+    with a run's teacher and judge settings.
     Preflight reads its own environment; the doctor reads the deployed Preflight function's."""
 
-    def load(name: str) -> Any:
-        raw = environ.get(name)
-        if not raw:
-            raise KeyError(f"environment variable {name} is not set; the function was not deployed by this stack")
-        return json.loads(raw)
-
-    models = load("MODELS")
+    environment = PipelineEnvironment.load(environ)
+    models = environment.models
     return ModelPlan(
         teacher=teacher,
-        teacher_preference=tuple(load("TEACHER_PREFERENCE")),
-        distillation_pairs={k: tuple(v) for k, v in load("DISTILLATION_PAIRS").items()},
+        teacher_preference=tuple(environment.teacher_preference),
+        distillation_pairs={k: tuple(v) for k, v in environment.distillation_pairs.items()},
         student_job=models["student_job"],
         student=models["student"],
         baseline=models["baseline"],
         judge=models["judge"] if judge else None,
-        candidates=tuple(c["model"] for c in load("CANDIDATES") if c["model"] != DISTILLED_CANDIDATE),
+        candidates=tuple(c["model"] for c in environment.candidates if c["model"] != DISTILLED_CANDIDATE),
         router=tuple(models.get("router", ())),
     )
 

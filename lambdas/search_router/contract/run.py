@@ -11,8 +11,6 @@ validates with this very model at synth (``infra/config.py``) and Preflight vali
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
 from typing import Any
 
@@ -209,18 +207,3 @@ def next_wait_seconds(base: int, elapsed_s: float, *, cap: int) -> int:
     waited (a tenth of it, up to ``cap``). Keeps every Wait/Check loop to a few hundred iterations however long
     the job runs and however short the interval, far below Step Functions' 25,000-event history limit."""
     return max(base, min(cap, int(max(0.0, elapsed_s) / 10)))
-
-
-def pipeline_defaults() -> dict[str, Any]:
-    """Defaults baked in at deploy time (``PIPELINE_DEFAULTS``, from cdk.json)."""
-    raw = os.environ.get("PIPELINE_DEFAULTS")
-    if not raw:
-        raise RuntimeError("PIPELINE_DEFAULTS is not set; the function was not deployed by this stack")
-    return json.loads(raw)
-
-
-def env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise RuntimeError(f"environment variable {name} is not set; the function was not deployed by this stack")
-    return value

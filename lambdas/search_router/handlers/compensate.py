@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,8 +36,9 @@ from botocore.exceptions import ClientError
 from search_router.adapters.aws_errors import error_code, reraise_transient
 from search_router.adapters.clients import CLIENTS
 from search_router.adapters.runtime_resources import RUN_TAG, STACK_TAG, Leftover, ResourceSweeper, Scope, SweepReport
+from search_router.contract.environment import CompensationEnvironment
 from search_router.contract.errors import InvalidRunInput, TransientError
-from search_router.contract.run import env, run_id_from_execution, settings_from_input
+from search_router.contract.run import run_id_from_execution, settings_from_input
 from search_router.handlers.observability import logger, metrics, task_handler
 
 ENDED_BADLY = ("FAILED", "TIMED_OUT", "ABORTED")
@@ -70,15 +70,16 @@ class CompensationSettings:
 
     @classmethod
     def from_environment(cls) -> CompensationSettings:
+        environment = CompensationEnvironment.load()
         return cls(
-            stack_name=env("STACK_NAME"),
-            state_machine_arn=env("STATE_MACHINE_ARN"),
-            bucket=env("DATA_BUCKET"),
-            model_parameter=env("MODEL_PARAMETER"),
-            settle_seconds=int(env("SETTLE_SECONDS")),
-            deadline_seconds=int(env("DEADLINE_SECONDS")),
-            defaults=json.loads(env("PIPELINE_DEFAULTS")),
-            poll_seconds=int(os.environ.get("POLL_SECONDS") or POLL_SECONDS),
+            stack_name=environment.stack_name,
+            state_machine_arn=environment.state_machine_arn,
+            bucket=environment.data_bucket,
+            model_parameter=environment.model_parameter,
+            settle_seconds=environment.settle_seconds,
+            deadline_seconds=environment.deadline_seconds,
+            defaults=environment.pipeline_defaults,
+            poll_seconds=environment.poll_seconds or POLL_SECONDS,
         )
 
 
@@ -393,9 +394,10 @@ def reconcile(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Scheduled: start the compensation of every recent failure no compensation claimed (a lost event)."""
     settings = CompensationSettings.from_environment()
     states = CLIENTS.get("stepfunctions")
-    compensation = env("COMPENSATION_STATE_MACHINE_ARN")
+    environment = CompensationEnvironment.load()
+    compensation = environment.compensation_state_machine_arn
     started = []
-    grace = timedelta(seconds=int(os.environ.get("RECONCILE_GRACE_SECONDS") or RECONCILE_GRACE.total_seconds()))
+    grace = timedelta(seconds=environment.reconcile_grace_seconds or RECONCILE_GRACE.total_seconds())
     for execution, key in find_unclaimed(
         settings, states=states, s3=CLIENTS.get("s3"), now=datetime.now(UTC), grace=grace
     ):

@@ -13,8 +13,9 @@ from botocore.exceptions import ClientError
 
 from search_router.adapters.bedrock import bedrock_tags, create_once, error_message, reraise_transient
 from search_router.adapters.clients import CLIENTS
+from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import DeploymentFailed
-from search_router.contract.run import RunState, bedrock_name, env, next_wait_seconds
+from search_router.contract.run import RunState, bedrock_name, next_wait_seconds
 from search_router.handlers.observability import logger, metrics, task_handler
 
 # A deployment normally becomes Active within minutes; past this the run fails instead of waiting forever.
@@ -23,7 +24,7 @@ MAX_WAIT_SECONDS = 300
 
 
 def deployment_request(run: RunState, *, model_arn: str) -> dict[str, Any]:
-    stack_name = env("STACK_NAME")
+    stack_name = PipelineEnvironment.load().stack_name
     return {
         "modelDeploymentName": bedrock_name(stack_name, run.run_id),
         "modelArn": model_arn,

@@ -8,7 +8,6 @@ and ``CreateCustomModelDeployment`` refuses a model that is not Active).
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,8 +17,9 @@ from botocore.exceptions import ClientError
 from search_router.adapters import s3io
 from search_router.adapters.bedrock import bedrock_tags, create_once, error_code, error_message, reraise_transient
 from search_router.adapters.clients import CLIENTS
+from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import DistillationFailed, DistillationTimedOut
-from search_router.contract.run import RunState, bedrock_name, env, next_wait_seconds
+from search_router.contract.run import RunState, bedrock_name, next_wait_seconds
 from search_router.handlers.observability import logger, metrics, task_handler
 
 # Longest teacher answer Bedrock generates while preparing the distillation data (tokens).
@@ -33,14 +33,14 @@ MAX_WAIT_SECONDS = 1800
 
 def job_request(run: RunState, *, train_uri: str) -> dict[str, Any]:
     """The exact CreateModelCustomizationJob request for this run."""
-    stack_name = env("STACK_NAME")
-    bucket = env("DATA_BUCKET")
-    models = json.loads(env("MODELS"))
+    stack_name = PipelineEnvironment.load().stack_name
+    bucket = PipelineEnvironment.load().data_bucket
+    models = PipelineEnvironment.load().models
     tags = bedrock_tags(run.tags(stack_name))
     return {
         "jobName": bedrock_name(stack_name, run.run_id),
         "customModelName": bedrock_name(stack_name, run.run_id, "router"),
-        "roleArn": env("BEDROCK_ROLE_ARN"),
+        "roleArn": PipelineEnvironment.load().bedrock_role_arn,
         "clientRequestToken": run.token("distill"),
         "baseModelIdentifier": models["student_job"],
         "customizationType": "DISTILLATION",

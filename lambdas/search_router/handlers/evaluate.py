@@ -18,8 +18,9 @@ from botocore.config import Config
 
 from search_router.adapters import s3io
 from search_router.adapters.clients import CLIENTS
+from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.names import DISTILLED
-from search_router.contract.run import RunState, env
+from search_router.contract.run import RunState
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.judge import CALIBRATION_QUERY, calibration_record
 from search_router.pipeline.labeling import converse_text, error_code, is_retryable
@@ -136,9 +137,9 @@ def evaluation_prefix(run: RunState, candidate_name: str) -> str:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     candidate = event["candidate"]
-    bucket = env("DATA_BUCKET")
-    channels = load_channels(env("CHANNELS"))
-    prices = json.loads(env("PRICES"))
+    bucket = PipelineEnvironment.load().data_bucket
+    channels = load_channels(PipelineEnvironment.load().channels)
+    prices = PipelineEnvironment.load().prices
     model_id = model_for(candidate, (event.get("deployment") or {}).get("deployment_arn"))
     system = prompt_for(PromptKind(candidate["prompt_kind"]), channels)
     heldout_bucket, heldout_key = s3io.parse_s3_uri(event["dataset"]["heldout_uri"])
@@ -146,7 +147,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
     client = CLIENTS.get("bedrock-runtime", config=EVAL_CLIENT_CONFIG)
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000.0 - SAFETY_MARGIN_S
-    threads = max(1, min(int(env("EVAL_THREADS")), len(items)))
+    threads = max(1, min(PipelineEnvironment.load().eval_threads, len(items)))
     with ThreadPoolExecutor(max_workers=threads) as pool:
         results = list(
             pool.map(

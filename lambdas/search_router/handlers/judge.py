@@ -8,7 +8,6 @@ with that reason in the report and the notification.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +24,8 @@ from search_router.adapters.bedrock import (
     stop_evaluation_jobs,
 )
 from search_router.adapters.clients import CLIENTS
-from search_router.contract.run import RunState, env, evaluation_job_name, next_wait_seconds
+from search_router.contract.environment import PipelineEnvironment
+from search_router.contract.run import RunState, evaluation_job_name, next_wait_seconds
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.judge import JUDGE_METRIC, judge_custom_metric, parse_judge_scores
 
@@ -38,15 +38,15 @@ FINAL = ("Completed", "Failed", "Stopped", "Deleting")
 
 
 def job_request(run: RunState, evaluation: dict[str, Any]) -> dict[str, Any]:
-    stack_name = env("STACK_NAME")
-    bucket = env("DATA_BUCKET")
-    judge_model = json.loads(env("MODELS"))["judge"]
+    stack_name = PipelineEnvironment.load().stack_name
+    bucket = PipelineEnvironment.load().data_bucket
+    judge_model = PipelineEnvironment.load().models["judge"]
     name = evaluation["name"]
     evaluator = {"bedrockEvaluatorModels": [{"modelIdentifier": judge_model}]}
     return {
         "jobName": evaluation_job_name(stack_name, run.run_id, name, "judge"),
         "jobDescription": f"LLM-as-judge OverallQuality for candidate {name} of run {run.run_id}",
-        "roleArn": env("BEDROCK_ROLE_ARN"),
+        "roleArn": PipelineEnvironment.load().bedrock_role_arn,
         "clientRequestToken": run.token(f"judge-{name}"),
         "applicationType": "ModelEvaluation",
         "evaluationConfig": {
@@ -99,7 +99,7 @@ def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def _scores(job_arn: str, candidate: str, run: RunState) -> dict[str, Any]:
-    bucket = env("DATA_BUCKET")
+    bucket = PipelineEnvironment.load().data_bucket
     prefix = f"{run.run_prefix}evaluation/judge-output/{candidate}/"
     lines: list[str] = []
     for key in s3io.list_keys(bucket, prefix):

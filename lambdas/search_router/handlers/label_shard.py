@@ -19,7 +19,6 @@ which resumes). Nothing is dropped silently.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections import Counter
@@ -30,8 +29,9 @@ from botocore.config import Config
 
 from search_router.adapters import s3io
 from search_router.adapters.clients import CLIENTS
+from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import TransientError
-from search_router.contract.run import RunState, env
+from search_router.contract.run import RunState
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.checkpoint import Checkpoint, ShardKeys, ShardProgress, add_usage
 from search_router.pipeline.concurrency import AdaptiveConcurrency
@@ -86,7 +86,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     shard = event["shard"]
     index = int(shard["index"])
-    bucket = env("DATA_BUCKET")
+    bucket = PipelineEnvironment.load().data_bucket
     keys = ShardKeys(run.tmp_prefix, index)
     existing = set(s3io.list_keys(bucket, keys.base))
     if keys.stats in existing:  # done by an earlier invocation: answer the same without a call
@@ -94,7 +94,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.info("shard already labeled", shard=index, labeled=stats["labeled"])
         return _summary(stats)
 
-    channels = load_channels(env("CHANNELS"))
+    channels = load_channels(PipelineEnvironment.load().channels)
     queries = [
         Query(text=q["text"], category=q["category"], source=q["source"])
         for q in s3io.get_json(bucket, shard["key"])["queries"]
@@ -119,7 +119,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             channels=channels,
             threads=run.settings.threads,
             deadline=deadline,
-            base_delay_s=float(os.environ.get("TEACHER_BACKOFF_BASE_S", "0.5")),
+            base_delay_s=PipelineEnvironment.load().teacher_backoff_base_s,
             max_throttle_retries=MAX_THROTTLE_RETRIES,
             throttle_budget_s=float(run.settings.throttle_budget_seconds),
             limiter=AdaptiveConcurrency(run.settings.threads),

@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from search_router.adapters.clients import CLIENTS
-from search_router.contract.run import env
+from search_router.contract.environment import PipelineEnvironment
 from search_router.handlers.observability import logger, metrics, task_handler
 
 # SNS Publish: the Subject must be ASCII without line breaks and *fewer than* 100 characters.
@@ -157,10 +157,12 @@ def sns_subject(text: str) -> str:
 
 @task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    stack_name = env("STACK_NAME")
+    stack_name = PipelineEnvironment.load().stack_name
     region = context.invoked_function_arn.split(":")[3] if context.invoked_function_arn.count(":") >= 3 else ""
     subject, message = compose(event, stack_name=stack_name, region=region)
-    response = CLIENTS.get("sns").publish(TopicArn=env("TOPIC_ARN"), Subject=subject, Message=message)
+    response = CLIENTS.get("sns").publish(
+        TopicArn=PipelineEnvironment.load().topic_arn, Subject=subject, Message=message
+    )
     # Failed runs are counted by the compensation (RunsFailed), once per failure, however often this retries.
     metrics.add_metric(
         name="FailureNotificationsSent" if event.get("outcome") == "failed" else "RunsFinished", unit="Count", value=1

@@ -12,7 +12,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from search_router.adapters import s3io
-from search_router.contract.run import RunState, env
+from search_router.contract.environment import PipelineEnvironment
+from search_router.contract.run import RunState
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.queries import REJECTED_CONTROL_CHARACTERS, parse_user_queries, plan_queries
 from search_router.shared.channels import load_channels
@@ -29,8 +30,8 @@ def shard_size_for(total: int, requested: int) -> int:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     settings = run.settings
-    bucket = env("DATA_BUCKET")
-    channels = load_channels(env("CHANNELS"))
+    bucket = PipelineEnvironment.load().data_bucket
+    channels = load_channels(PipelineEnvironment.load().channels)
 
     user_stats: dict[str, Any] | None = None
     user_queries = None

@@ -10,7 +10,6 @@ state to the labeling, the job and the report.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -27,13 +26,12 @@ from search_router.adapters.bedrock_catalog import (
     plan_from_environment,
 )
 from search_router.adapters.clients import CLIENTS
+from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import InvalidRunInput, ModelNotUsable
 from search_router.contract.run import (
     RunSettings,
     RunState,
     RunTeacher,
-    env,
-    pipeline_defaults,
     run_id_from_execution,
     settings_from_input,
 )
@@ -95,12 +93,16 @@ def check_query_file(uri: str, bucket: str) -> dict[str, Any]:
 
 @task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = settings_from_input(pipeline_defaults(), event.get("input"))
-    refusal = teacher_not_allowed(settings.teacher_model_id, json.loads(env("TEACHER_PREFERENCE")))
+    settings = settings_from_input(PipelineEnvironment.load().pipeline_defaults, event.get("input"))
+    refusal = teacher_not_allowed(settings.teacher_model_id, PipelineEnvironment.load().teacher_preference)
     if refusal is not None:
         raise InvalidRunInput(f"teacher_model_id {settings.teacher_model_id}: {refusal}")
     readiness = check_models(settings)
-    query_file = check_query_file(settings.queries_s3_uri, env("DATA_BUCKET")) if settings.queries_s3_uri else None
+    query_file = (
+        check_query_file(settings.queries_s3_uri, PipelineEnvironment.load().data_bucket)
+        if settings.queries_s3_uri
+        else None
+    )
     choice = readiness.teacher
     teacher = RunTeacher(
         model_id=str(choice.model_id),
@@ -112,7 +114,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         execution_arn=event["execution_arn"],
         started_at=event["started_at"],
         settings=settings,
-        candidates=json.loads(env("CANDIDATES")),
+        candidates=PipelineEnvironment.load().candidates,
         teacher=teacher,
     )
     router_problems = [v for v in readiness.router if not v.usable]

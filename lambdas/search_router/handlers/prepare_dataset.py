@@ -16,15 +16,15 @@ that as the reason); the manifest is written on those paths too.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from search_router.adapters import s3io
+from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import PipelineError
-from search_router.contract.run import RunState, env
+from search_router.contract.run import RunState
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.checkpoint import ShardKeys, ShardProgress
 from search_router.pipeline.dataset import (
@@ -123,8 +123,8 @@ def _read_shards(bucket: str, run: RunState, planned: list[dict[str, Any]]) -> t
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     settings = run.settings
-    bucket = env("DATA_BUCKET")
-    channels = load_channels(env("CHANNELS"))
+    bucket = PipelineEnvironment.load().data_bucket
+    channels = load_channels(PipelineEnvironment.load().channels)
     plan = event["plan"]
 
     examples, stats = _read_shards(bucket, run, plan["shards"])
@@ -171,7 +171,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         train=train,
         heldout=heldout,
         teacher_model_id=run.teacher_model_id,
-        student_model_id=json.loads(env("MODELS"))["student_job"],
+        student_model_id=PipelineEnvironment.load().models["student_job"],
         seed=settings.seed,
         labeling={
             **{k: v for k, v in stats.items() if k not in ("invalid", "errors")},

@@ -16,7 +16,8 @@ from botocore.exceptions import ClientError
 
 from search_router.adapters.bedrock import error_code, error_message
 from search_router.adapters.clients import CLIENTS
-from search_router.contract.run import RunState, env
+from search_router.contract.environment import PipelineEnvironment
+from search_router.contract.run import RunState
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.shared.channels import load_channels
 from search_router.shared.prompts import PromptKind
@@ -26,7 +27,7 @@ def promoted_value(run: RunState, event: dict[str, Any]) -> dict[str, Any]:
     return {
         "model_id": event["deployment"]["deployment_arn"],
         "prompt_kind": PromptKind.STUDENT.value,
-        "channels": list(load_channels(env("CHANNELS")).names),
+        "channels": list(load_channels(PipelineEnvironment.load().channels).names),
         "run_id": run.run_id,
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "metrics": event["report"].get("summary", {}),
@@ -53,7 +54,7 @@ def _current(ssm: Any, name: str) -> tuple[dict[str, Any], int] | None:
 def promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     value = promoted_value(run, event)
-    name = env("MODEL_PARAMETER")
+    name = PipelineEnvironment.load().model_parameter
     ssm = CLIENTS.get("ssm")
     # Re-entered (a retry after a timeout, a redrive of a later step): this run's promotion is already in place,
     # and writing it again would add a parameter version (the rollback history) for nothing.
@@ -78,7 +79,7 @@ def reject(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     failures = event["report"].get("failures", [])
     deleted = False
     delete_error = None
-    if env("DELETE_REJECTED_DEPLOYMENTS") == "true":
+    if PipelineEnvironment.load().delete_rejected_deployments == "true":
         try:
             CLIENTS.get("bedrock").delete_custom_model_deployment(customModelDeploymentIdentifier=arn)
             deleted = True

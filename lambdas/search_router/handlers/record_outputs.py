@@ -8,7 +8,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from search_router.adapters import s3io
-from search_router.contract.run import RunState, env
+from search_router.contract.environment import PipelineEnvironment
+from search_router.contract.run import RunState
 from search_router.handlers.observability import logger, task_handler
 
 
@@ -34,6 +35,6 @@ def outputs_document(event: dict[str, Any]) -> dict[str, Any]:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     document = outputs_document(event)
-    uri = s3io.put_json(env("DATA_BUCKET"), f"{run.run_prefix}outputs.json", document)
+    uri = s3io.put_json(PipelineEnvironment.load().data_bucket, f"{run.run_prefix}outputs.json", document)
     logger.info("run outputs recorded", uri=uri)
     return {"outputs_uri": uri}

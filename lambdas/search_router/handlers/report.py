@@ -15,8 +15,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from search_router.adapters import s3io
 from search_router.adapters.bedrock import stop_evaluation_jobs
+from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.names import DISTILLED
-from search_router.contract.run import RunState, env
+from search_router.contract.run import RunState
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.gate import GateThresholds, evaluate_gate
 from search_router.pipeline.metrics import QueryResult
@@ -43,9 +44,9 @@ def _judge_by_candidate(judge: dict[str, Any] | None, enabled: bool) -> dict[str
 @task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
-    bucket = env("DATA_BUCKET")
-    channels = load_channels(env("CHANNELS"))
-    candidates_config = {c["name"]: c for c in json.loads(env("CANDIDATES"))}
+    bucket = PipelineEnvironment.load().data_bucket
+    channels = load_channels(PipelineEnvironment.load().channels)
+    candidates_config = {c["name"]: c for c in PipelineEnvironment.load().candidates}
     judged = _judge_by_candidate(event.get("judge"), run.settings.judge)
     unfinished = [j["job_arn"] for j in (event.get("judge") or {}).get("jobs", []) if j["status"] == "InProgress"]
     if unfinished:  # the judge loop broke off: do not leave its jobs running (and billing)
@@ -74,9 +75,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
 
     distilled = next(c for c in candidates if candidates_config.get(c["name"], {}).get("model") == DISTILLED)
-    baseline_name = env("BASELINE_CANDIDATE")
+    baseline_name = PipelineEnvironment.load().baseline_candidate
     baseline = next((c for c in candidates if c["name"] == baseline_name), None)
-    thresholds = GateThresholds.from_dict(json.loads(env("GATE")))
+    thresholds = GateThresholds.from_dict(PipelineEnvironment.load().gate)
     decision = evaluate_gate(
         distilled["metrics"],
         baseline=baseline["metrics"] if baseline else None,
@@ -93,7 +94,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         candidates=candidates,
         gate=gate,
         dataset=s3io.get_json(manifest_bucket, manifest_key),
-        prices=json.loads(env("PRICES")),
+        prices=PipelineEnvironment.load().prices,
         teacher=run.teacher.model_dump() if run.teacher else {"model_id": run.teacher_model_id},
     )
 
