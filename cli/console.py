@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from search_router.contract.layout import RunLayout
+
 
 def execution_url(region: str, execution_arn: str) -> str:
     return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"
@@ -17,10 +19,5 @@ def s3_folder_url(region: str, bucket: str, prefix: str) -> str:
 
 
 def run_prefix(run_id: str) -> str:
-    """Where a run's lasting objects live (``runs/<run>/``, see ``lambdas/search_router/contract/run.py``)."""
-    return f"runs/{run_id}/"
-
-
-def tmp_prefix(run_id: str) -> str:
-    """Where a run's temporary shards live (``tmp/<run>/``, expired by a lifecycle rule)."""
-    return f"tmp/{run_id}/"
+    """Where a run's lasting objects live (``runs/<run>/``, see ``search_router.contract.layout``)."""
+    return RunLayout(run_id).run_prefix

@@ -15,9 +15,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cli.app import App
-from cli.console import run_prefix
 from cli.errors import NotFoundError
 from cli.runs import recent_executions, run_id_of
+from search_router.contract.layout import RunLayout
 from search_router.contract.run import run_id_from_execution
 from search_router.pipeline.report import render_markdown
 
@@ -46,7 +46,7 @@ class DownloadedReport:
 
 
 def report_prefix(run_id: str) -> str:
-    return f"{run_prefix(run_id)}report/"
+    return RunLayout(run_id).report_prefix
 
 
 def report_keys(app: App, run_id: str) -> list[str]:

@@ -22,10 +22,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cli.app import App, Terminal
-from cli.console import execution_url, run_prefix, tmp_prefix
+from cli.console import execution_url
 from cli.errors import EXIT_OK, EXIT_RUN_FAILED, UsageError
 from cli.runs import resolve_execution
 from cli.text import duration, progress
+from search_router.contract.layout import STATS_SUFFIX, RunLayout
 from search_router.contract.run import run_id_from_execution
 
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
@@ -421,15 +422,15 @@ def build_snapshot(
 def count_labeled_shards(app: App, run_id: str) -> int:
     count = 0
     paginator = app.client("s3").get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=app.outputs.bucket, Prefix=f"{tmp_prefix(run_id)}labeled/"):
-        count += sum(1 for item in page.get("Contents", []) if item["Key"].endswith(".stats.json"))
+    for page in paginator.paginate(Bucket=app.outputs.bucket, Prefix=RunLayout(run_id).labeled_prefix):
+        count += sum(1 for item in page.get("Contents", []) if item["Key"].endswith(STATS_SUFFIX))
     return count
 
 
 def planned_shards(app: App, run_id: str, history: History) -> int | None:
     """The plan's shard count: ``runs/<run>/dataset/plan.json``, else the Map's item count."""
     try:
-        body = app.client("s3").get_object(Bucket=app.outputs.bucket, Key=f"{run_prefix(run_id)}dataset/plan.json")
+        body = app.client("s3").get_object(Bucket=app.outputs.bucket, Key=RunLayout(run_id).plan)
         shards = json.loads(body["Body"].read()).get("shards")
         if isinstance(shards, int):
             return shards

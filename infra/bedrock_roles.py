@@ -9,12 +9,13 @@ from constructs import Construct
 
 from infra.bedrock_arns import invoke_resource_arns
 from infra.nag import acknowledge_resources
-from infra.storage import RUNS_PREFIX
+from search_router.contract.layout import RunLayout
 
 # Where Bedrock reads and writes inside a run folder (runs/<run-id>/...). The pipeline writes to these
 # exact sub-folders; the role can touch nothing else in the bucket.
-BEDROCK_READ_PREFIXES = ("dataset/", "evaluation/judge-input/")
-BEDROCK_WRITE_PREFIXES = ("distillation/", "evaluation/judge-output/")
+_EVERY_RUN = RunLayout.any()
+BEDROCK_READS = (_EVERY_RUN.dataset_prefix, _EVERY_RUN.judge_input_prefix)
+BEDROCK_WRITES = (_EVERY_RUN.distillation_prefix, _EVERY_RUN.judge_output_prefix)
 
 
 class BedrockServiceRole(Construct):
@@ -54,8 +55,8 @@ class BedrockServiceRole(Construct):
             ),
         )
 
-        read_objects = [data_bucket.arn_for_objects(f"{RUNS_PREFIX}*/{p}*") for p in BEDROCK_READ_PREFIXES]
-        write_objects = [data_bucket.arn_for_objects(f"{RUNS_PREFIX}*/{p}*") for p in BEDROCK_WRITE_PREFIXES]
+        read_objects = [data_bucket.arn_for_objects(RunLayout.pattern(p)) for p in BEDROCK_READS]
+        write_objects = [data_bucket.arn_for_objects(RunLayout.pattern(p)) for p in BEDROCK_WRITES]
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadJobInputs",

@@ -42,8 +42,8 @@ from infra.state_machines import (
     runtime_resource_statements,
     task_state_machine,
 )
-from infra.storage import RUNS_PREFIX
 from search_router.contract.environment import CompensationEnvironment
+from search_router.contract.layout import RUNS, RunLayout
 
 DEFINITION_FILE = Path(__file__).resolve().parent.parent / "stepfunctions" / "compensation.asl.json"
 ENDED_BADLY = ["FAILED", "TIMED_OUT", "ABORTED"]
@@ -211,7 +211,8 @@ class Compensation(Construct):
             resource_name=f"{pipeline.state_machine_name}:*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        claims = data_bucket.arn_for_objects(f"{RUNS_PREFIX}*/compensation/*")
+        every = RunLayout.any()
+        claims = data_bucket.arn_for_objects(every.pattern(every.compensation_prefix))
         sweep = self.sweep_function
         for statement in (
             *runtime_resource_statements(self),
@@ -243,7 +244,7 @@ class Compensation(Construct):
                 sid="ListClaims",
                 actions=["s3:ListBucket"],
                 resources=[data_bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{RUNS_PREFIX}*"]}},
+                conditions={"StringLike": {"s3:prefix": [f"{RUNS}*"]}},
             ),
         ):
             reconcile.add_to_role_policy(statement)

@@ -31,8 +31,8 @@ from infra.lambda_factory import FunctionSpec, LambdaFactory
 from infra.nag import acknowledge_resources, acknowledge_wildcards
 from infra.notifications import Notifications
 from infra.state_machines import ended_badly_alarm, task_state_machine
-from infra.storage import INPUTS_PREFIX, RUNS_PREFIX, TMP_PREFIX
 from search_router.contract.environment import PipelineEnvironment
+from search_router.contract.layout import INPUTS, RunLayout
 
 DEFINITION_FILE = Path(__file__).resolve().parent.parent / "stepfunctions" / "pipeline.asl.json"
 LABEL_SHARDS_MAP = "LabelShards"  # the Distributed Map's Label (its child executions are <machine>/LabelShards:<id>)
@@ -175,48 +175,32 @@ class Pipeline(Construct):
         # --- S3: each step reads and writes only its own part of the run layout -------------------------
         inputs_reason = "Users upload their own query files under inputs/ with names of their choosing."
         run_reason = "Run ids are created at run time; the grant is limited to this part of each run's folder."
-        self._objects(fn["PreflightFunctionArn"], ["s3:GetObject"], [f"{INPUTS_PREFIX}*"], inputs_reason)
-        self._list(fn["PreflightFunctionArn"], [f"{INPUTS_PREFIX}*"])  # so a missing file is a 404, not a 403
-        self._objects(fn["PlanQueriesFunctionArn"], ["s3:GetObject"], [f"{INPUTS_PREFIX}*"], inputs_reason)
-        self._objects(
-            fn["PlanQueriesFunctionArn"],
-            ["s3:PutObject"],
-            [f"{TMP_PREFIX}*/plan/*", f"{RUNS_PREFIX}*/dataset/*"],
-            run_reason,
+        every = RunLayout.any()  # the run layout's keys with run id "*": the patterns below
+        inputs, plan, labeled = (
+            f"{INPUTS}*",
+            every.pattern(every.plan_shards_prefix),
+            every.pattern(every.labeled_prefix),
         )
+        dataset, evaluation = every.pattern(every.dataset_prefix), every.pattern(every.evaluation_prefix)
+        judge_output = every.pattern(every.judge_output_prefix)
+        self._objects(fn["PreflightFunctionArn"], ["s3:GetObject"], [inputs], inputs_reason)
+        self._list(fn["PreflightFunctionArn"], [inputs])  # so a missing file is a 404, not a 403
+        self._objects(fn["PlanQueriesFunctionArn"], ["s3:GetObject"], [inputs], inputs_reason)
+        self._objects(fn["PlanQueriesFunctionArn"], ["s3:PutObject"], [plan, dataset], run_reason)
         # A re-invoked shard (retried after running out of time, or redriven) resumes from its checkpoint parts.
-        self._objects(
-            fn["LabelShardFunctionArn"],
-            ["s3:GetObject"],
-            [f"{TMP_PREFIX}*/plan/*", f"{TMP_PREFIX}*/labeled/*"],
-            run_reason,
-        )
-        self._list(fn["LabelShardFunctionArn"], [f"{TMP_PREFIX}*/labeled/*"])
-        self._objects(fn["LabelShardFunctionArn"], ["s3:PutObject"], [f"{TMP_PREFIX}*/labeled/*"], run_reason)
-        self._objects(
-            fn["PrepareDatasetFunctionArn"],
-            ["s3:GetObject"],
-            [f"{TMP_PREFIX}*/labeled/*", f"{RUNS_PREFIX}*/dataset/*"],
-            run_reason,
-        )
-        self._objects(fn["PrepareDatasetFunctionArn"], ["s3:PutObject"], [f"{RUNS_PREFIX}*/dataset/*"], run_reason)
-        self._list(fn["PrepareDatasetFunctionArn"], [f"{TMP_PREFIX}*"])
-        self._objects(fn["RecordOutputsFunctionArn"], ["s3:PutObject"], [f"{RUNS_PREFIX}*/outputs.json"], run_reason)
-        self._objects(fn["EvaluateCandidateFunctionArn"], ["s3:GetObject"], [f"{RUNS_PREFIX}*/dataset/*"], run_reason)
-        self._objects(
-            fn["EvaluateCandidateFunctionArn"], ["s3:PutObject"], [f"{RUNS_PREFIX}*/evaluation/*"], run_reason
-        )
-        self._objects(
-            fn["CheckJudgeFunctionArn"], ["s3:GetObject"], [f"{RUNS_PREFIX}*/evaluation/judge-output/*"], run_reason
-        )
-        self._list(fn["CheckJudgeFunctionArn"], [f"{RUNS_PREFIX}*/evaluation/judge-output/*"])
-        self._objects(
-            fn["ReportFunctionArn"],
-            ["s3:GetObject"],
-            [f"{RUNS_PREFIX}*/evaluation/*", f"{RUNS_PREFIX}*/dataset/*"],
-            run_reason,
-        )
-        self._objects(fn["ReportFunctionArn"], ["s3:PutObject"], [f"{RUNS_PREFIX}*/report/*"], run_reason)
+        self._objects(fn["LabelShardFunctionArn"], ["s3:GetObject"], [plan, labeled], run_reason)
+        self._list(fn["LabelShardFunctionArn"], [labeled])
+        self._objects(fn["LabelShardFunctionArn"], ["s3:PutObject"], [labeled], run_reason)
+        self._objects(fn["PrepareDatasetFunctionArn"], ["s3:GetObject"], [labeled, dataset], run_reason)
+        self._objects(fn["PrepareDatasetFunctionArn"], ["s3:PutObject"], [dataset], run_reason)
+        self._list(fn["PrepareDatasetFunctionArn"], [every.pattern(every.tmp_prefix)])
+        self._objects(fn["RecordOutputsFunctionArn"], ["s3:PutObject"], [every.pattern(every.outputs)], run_reason)
+        self._objects(fn["EvaluateCandidateFunctionArn"], ["s3:GetObject"], [dataset], run_reason)
+        self._objects(fn["EvaluateCandidateFunctionArn"], ["s3:PutObject"], [evaluation], run_reason)
+        self._objects(fn["CheckJudgeFunctionArn"], ["s3:GetObject"], [judge_output], run_reason)
+        self._list(fn["CheckJudgeFunctionArn"], [judge_output])
+        self._objects(fn["ReportFunctionArn"], ["s3:GetObject"], [evaluation, dataset], run_reason)
+        self._objects(fn["ReportFunctionArn"], ["s3:PutObject"], [every.pattern(every.report_prefix)], run_reason)
 
         # --- Bedrock ------------------------------------------------------------------------------------
         models = config.models

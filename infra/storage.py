@@ -6,10 +6,9 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-# Object layout in the data bucket. Every writer and every IAM grant uses these prefixes.
-RUNS_PREFIX = "runs/"  # runs/<run-id>/{dataset,distillation,evaluation,report}/...
-TMP_PREFIX = "tmp/"  # tmp/<run-id>/{plan,labeled}/...: intermediate shard files, expired by lifecycle
-INPUTS_PREFIX = "inputs/"  # user uploads, e.g. their own query files (bring-your-own queries)
+from search_router.contract.layout import INPUTS, RUNS, TMP
+
+# The object layout of the data bucket is search_router.contract.layout (runs/, tmp/, inputs/).
 # Step Functions can redrive an execution for 14 days after it ended; a redriven labeling step reads its shards
 # from tmp/, so they outlive that window.
 REDRIVE_WINDOW_DAYS = 14
@@ -62,7 +61,7 @@ class Storage(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-temporary-shards",
-                    prefix=TMP_PREFIX,
+                    prefix=TMP,
                     expiration=Duration.days(tmp_expiry_days),
                     noncurrent_version_expiration=Duration.days(1),
                 ),
@@ -73,7 +72,7 @@ class Storage(Construct):
                         expiration=Duration.days(data_retention_days),
                         noncurrent_version_expiration=Duration.days(1),
                     )
-                    for prefix in (RUNS_PREFIX, INPUTS_PREFIX)
+                    for prefix in (RUNS, INPUTS)
                     if data_retention_days
                 ),
                 s3.LifecycleRule(id="expire-old-versions", noncurrent_version_expiration=Duration.days(30)),

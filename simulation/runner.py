@@ -33,6 +33,7 @@ import boto3
 from moto import mock_aws
 
 from search_router.adapters.clients import CLIENTS
+from search_router.contract.layout import STATS_SUFFIX, RunLayout
 from search_router.contract.run import run_id_from_execution
 from search_router.pipeline.queries import normalize_query, plan_queries
 from search_router.pipeline.report import CHART_FILES
@@ -244,14 +245,15 @@ def _run_in_moto(
 
     name = f"simulated-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     run_id = run_id_from_execution(name)
+    layout = RunLayout(run_id)
     s3 = boto3.client("s3", region_name=REGION)
 
     def read_counts() -> Counts:
         return Counts(
-            shards_total=_count_keys(s3, harness.bucket, f"tmp/{run_id}/plan/", ".json"),
-            shards_labeled=_count_keys(s3, harness.bucket, f"tmp/{run_id}/labeled/", ".stats.json"),
+            shards_total=_count_keys(s3, harness.bucket, layout.plan_shards_prefix, ".json"),
+            shards_labeled=_count_keys(s3, harness.bucket, layout.labeled_prefix, STATS_SUFFIX),
             candidates_total=len(candidates),
-            candidates_done=_count_keys(s3, harness.bucket, f"runs/{run_id}/evaluation/", "/metrics.json"),
+            candidates_done=_count_keys(s3, harness.bucket, layout.evaluation_prefix, "/metrics.json"),
             answers=sum(models.answers.values()),
         )
 
@@ -272,13 +274,13 @@ def _run_in_moto(
             )
     run_s = time.perf_counter() - run_started
 
-    report = _s3_json(harness, f"runs/{run_id}/report/report.json") or {"run_id": run_id, "candidates": []}
+    report = _s3_json(harness, f"{layout.report_prefix}report.json") or {"run_id": run_id, "candidates": []}
     charts = {
         key: body
         for key, filename in CHART_FILES.items()
-        if (body := _s3_bytes(harness, f"runs/{run_id}/report/{filename}")) is not None
+        if (body := _s3_bytes(harness, f"{layout.report_prefix}{filename}")) is not None
     }
-    manifest = _s3_json(harness, f"runs/{run_id}/dataset/manifest.json")
+    manifest = _s3_json(harness, layout.manifest)
     promoted = _model_parameter(harness)
     details: dict[str, Any] = {
         "command": "make simulate (python -m simulation)",

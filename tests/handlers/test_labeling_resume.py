@@ -17,8 +17,9 @@ import pytest
 
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.errors import TransientError
+from search_router.contract.layout import ShardKeys
 from search_router.contract.run import RunState, settings_from_input
-from search_router.pipeline.checkpoint import DEFAULT_EVERY, ShardKeys, ShardProgress
+from search_router.pipeline.checkpoint import DEFAULT_EVERY, ShardProgress
 from search_router.pipeline.dataset import DatasetTooSmall, TooManyShardsFailed
 from search_router.pipeline.labeling import TeacherUnavailable
 from search_router.pipeline.queries import synthesize_queries

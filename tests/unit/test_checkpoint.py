@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 
+from search_router.contract.layout import ShardKeys, part_number
 from search_router.pipeline.checkpoint import (
     Checkpoint,
-    ShardKeys,
     ShardProgress,
     outcome_from_record,
     outcome_record,
-    part_number,
 )
 from search_router.pipeline.dataset import LabeledExample
 from search_router.pipeline.labeling import (

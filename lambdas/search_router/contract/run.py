@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from search_router.contract.errors import InvalidRunInput
+from search_router.contract.layout import RunLayout
 from search_router.contract.tags import run_tags
 from search_router.pipeline.report import teacher_text
 from search_router.shared.model_ids import AUTO_TEACHER, MODEL_ID_PATTERN
@@ -159,12 +160,17 @@ class RunState(BaseModel):
         return self.settings.teacher_model_id
 
     @property
+    def layout(self) -> RunLayout:
+        """Where this run's objects live (``contract/layout.py``)."""
+        return RunLayout(self.run_id)
+
+    @property
     def run_prefix(self) -> str:
-        return f"runs/{self.run_id}/"
+        return self.layout.run_prefix
 
     @property
     def tmp_prefix(self) -> str:
-        return f"tmp/{self.run_id}/"
+        return self.layout.tmp_prefix
 
     def token(self, purpose: str) -> str:
         """An idempotency token stable for this execution (a redrive reuses it), unique per purpose."""

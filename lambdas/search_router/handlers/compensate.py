@@ -38,6 +38,7 @@ from search_router.adapters.clients import CLIENTS
 from search_router.adapters.runtime_resources import RUN_TAG, STACK_TAG, Leftover, ResourceSweeper, Scope, SweepReport
 from search_router.contract.environment import CompensationEnvironment
 from search_router.contract.errors import InvalidRunInput, TransientError
+from search_router.contract.layout import RunLayout
 from search_router.contract.run import run_id_from_execution, settings_from_input
 from search_router.handlers.observability import logger, metrics, task_handler
 
@@ -47,7 +48,6 @@ UNSETTLED = ("ABORTED", "TIMED_OUT")
 POLL_SECONDS = 30
 MAX_TEXT = 4_000  # error and cause carried in state and notifications (Step Functions keeps state under 256 KB)
 MAX_ITEMS = 50  # resources listed per category
-CLAIM_PREFIX = "compensation/"
 # reconcile(): which executions it looks at, and how long it leaves the EventBridge path to act first.
 RECONCILE_WINDOW = timedelta(days=2)
 RECONCILE_GRACE = timedelta(minutes=15)
@@ -161,7 +161,7 @@ def describe(states: Any, execution_arn: str, defaults: Mapping[str, Any]) -> di
 
 def claim_key(run_id: str, redrive_count: int) -> str:
     """One claim per execution attempt: a redriven execution that fails again is compensated again."""
-    return f"runs/{run_id}/{CLAIM_PREFIX}attempt-{redrive_count}.json"
+    return RunLayout(run_id).compensation_claim(redrive_count)
 
 
 def claim(s3: Any, bucket: str, key: str, body: dict[str, Any]) -> bool:

@@ -45,7 +45,7 @@ def job_request(run: RunState, *, train_uri: str) -> dict[str, Any]:
         "baseModelIdentifier": models["student_job"],
         "customizationType": "DISTILLATION",
         "trainingDataConfig": {"s3Uri": train_uri},
-        "outputDataConfig": {"s3Uri": s3io.s3_uri(bucket, f"{run.run_prefix}distillation/")},
+        "outputDataConfig": {"s3Uri": s3io.s3_uri(bucket, run.layout.distillation_prefix)},
         "customizationConfig": {
             "distillationConfig": {
                 "teacherModelConfig": {

@@ -130,7 +130,7 @@ def judge_dataset(results: list[QueryResult], candidate_name: str, channels: Cha
 
 
 def evaluation_prefix(run: RunState, candidate_name: str) -> str:
-    return f"{run.run_prefix}evaluation/{candidate_name}/"
+    return run.layout.candidate_prefix(candidate_name)
 
 
 @task_handler
@@ -165,7 +165,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics_uri = s3io.put_json(bucket, f"{prefix}metrics.json", summary)
     judge_uri = s3io.put_jsonl(
         bucket,
-        f"{run.run_prefix}evaluation/judge-input/{candidate['name']}.jsonl",
+        run.layout.judge_input(candidate["name"]),
         judge_dataset(results, candidate["name"], channels),
     )
     metrics.add_metric(name="CandidatesEvaluated", unit="Count", value=1)

@@ -66,7 +66,7 @@ def job_request(run: RunState, evaluation: dict[str, Any]) -> dict[str, Any]:
             }
         },
         "inferenceConfig": {"models": [{"precomputedInferenceSource": {"inferenceSourceIdentifier": name}}]},
-        "outputDataConfig": {"s3Uri": s3io.s3_uri(bucket, f"{run.run_prefix}evaluation/judge-output/{name}/")},
+        "outputDataConfig": {"s3Uri": s3io.s3_uri(bucket, run.layout.judge_output(name))},
         "jobTags": bedrock_tags(run.tags(stack_name)),
     }
 
@@ -100,7 +100,7 @@ def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 def _scores(job_arn: str, candidate: str, run: RunState) -> dict[str, Any]:
     bucket = PipelineEnvironment.load().data_bucket
-    prefix = f"{run.run_prefix}evaluation/judge-output/{candidate}/"
+    prefix = run.layout.judge_output(candidate)
     lines: list[str] = []
     for key in s3io.list_keys(bucket, prefix):
         if key.endswith("_output.jsonl"):

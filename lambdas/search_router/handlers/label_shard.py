@@ -31,9 +31,10 @@ from search_router.adapters import s3io
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import TransientError
+from search_router.contract.layout import ShardKeys
 from search_router.contract.run import RunState
 from search_router.handlers.observability import logger, metrics, task_handler
-from search_router.pipeline.checkpoint import Checkpoint, ShardKeys, ShardProgress, add_usage
+from search_router.pipeline.checkpoint import Checkpoint, ShardProgress, add_usage
 from search_router.pipeline.concurrency import AdaptiveConcurrency
 from search_router.pipeline.dataset import write_examples
 from search_router.pipeline.labeling import UNLABELED_DEADLINE, LabelingResult, label_queries
@@ -65,11 +66,11 @@ MAX_THROTTLE_RETRIES = 12
 
 
 def labeled_key(run: RunState, index: int) -> str:
-    return ShardKeys(run.tmp_prefix, index).examples
+    return run.layout.shard(index).examples
 
 
 def stats_key(run: RunState, index: int) -> str:
-    return ShardKeys(run.tmp_prefix, index).stats
+    return run.layout.shard(index).stats
 
 
 def _summary(stats: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +88,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     shard = event["shard"]
     index = int(shard["index"])
     bucket = PipelineEnvironment.load().data_bucket
-    keys = ShardKeys(run.tmp_prefix, index)
+    keys = run.layout.shard(index)
     existing = set(s3io.list_keys(bucket, keys.base))
     if keys.stats in existing:  # done by an earlier invocation: answer the same without a call
         stats = s3io.get_json(bucket, keys.stats)

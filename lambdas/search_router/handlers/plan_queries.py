@@ -58,7 +58,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     shards = []
     for index, start in enumerate(range(0, len(planned), size)):
         chunk = planned[start : start + size]
-        key = f"{run.tmp_prefix}plan/shard-{index:05d}.json"
+        key = run.layout.plan_shard(index)
         s3io.put_json(
             bucket, key, {"queries": [{"text": q.text, "category": q.category, "source": q.source} for q in chunk]}
         )
@@ -76,7 +76,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "per_category": categories,
         "user_queries": user_stats,
     }
-    s3io.put_json(bucket, f"{run.run_prefix}dataset/plan.json", plan)
+    s3io.put_json(bucket, run.layout.plan, plan)
     metrics.add_metric(name="QueriesPlanned", unit="Count", value=len(planned))
     logger.info("queries planned", extra={k: v for k, v in plan.items() if k != "user_queries"})
     return {"shards": shards, "planned": len(planned), "requested": settings.total_queries, "shard_size": size}

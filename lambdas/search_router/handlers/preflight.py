@@ -28,6 +28,7 @@ from search_router.adapters.bedrock_catalog import (
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import InvalidRunInput, ModelNotUsable
+from search_router.contract.layout import INPUTS
 from search_router.contract.run import (
     RunSettings,
     RunState,
@@ -71,7 +72,7 @@ def check_query_file(uri: str, bucket: str) -> dict[str, Any]:
         raise InvalidRunInput(
             f"queries_s3_uri must point into this stack's data bucket (s3://{bucket}/inputs/...), got {uri}"
         )
-    if not key.startswith("inputs/"):
+    if not key.startswith(INPUTS):
         raise InvalidRunInput(f"queries_s3_uri must be under s3://{bucket}/inputs/, got {uri}")
     if not key.endswith((".txt", ".jsonl", ".csv")):
         raise InvalidRunInput(f"queries_s3_uri must end in .txt, .jsonl or .csv, got {uri}")

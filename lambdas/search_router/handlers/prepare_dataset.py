@@ -24,9 +24,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from search_router.adapters import s3io
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import PipelineError
+from search_router.contract.layout import ShardKeys
 from search_router.contract.run import RunState
 from search_router.handlers.observability import logger, metrics, task_handler
-from search_router.pipeline.checkpoint import ShardKeys, ShardProgress
+from search_router.pipeline.checkpoint import ShardProgress
 from search_router.pipeline.dataset import (
     MAX_RECORDS,
     MIN_RECORDS,
@@ -78,9 +79,9 @@ def _read_shards(bucket: str, run: RunState, planned: list[dict[str, Any]]) -> t
     totals = {"unlabeled": 0, **dict.fromkeys(_TOTALS, 0)}
     invalid_samples: list[dict[str, str]] = []
     failed: list[dict[str, Any]] = []
-    existing = set(s3io.list_keys(bucket, f"{run.tmp_prefix}labeled/"))
+    existing = set(s3io.list_keys(bucket, run.layout.labeled_prefix))
     for shard in sorted(planned, key=lambda item: int(item["index"])):
-        keys = ShardKeys(run.tmp_prefix, int(shard["index"]))
+        keys = run.layout.shard(int(shard["index"]))
         if keys.stats in existing:
             examples.extend(read_examples(s3io.get_text(bucket, keys.examples)))
             stats = s3io.get_json(bucket, keys.stats)
@@ -147,17 +148,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="LabelingShardsFailed", unit="Count", value=failed)
 
     training_text = training_jsonl(train, channels)
-    dataset_prefix = f"{run.run_prefix}dataset/"
+    layout = run.layout
     files: dict[str, str] = {}
     enough = len(train) >= MIN_RECORDS
     if enough and tolerated:
         report = validate_training_jsonl(training_text, channels)
         if not report.ok:
             raise PipelineError(f"the training file failed validation: {'; '.join(report.errors[:5])}")
-        files["train"] = s3io.put_text(bucket, f"{dataset_prefix}train.jsonl", training_text, "application/x-ndjson")
-        files["heldout"] = s3io.put_jsonl(
-            bucket, f"{dataset_prefix}heldout.jsonl", [heldout_record(e) for e in heldout]
-        )
+        files["train"] = s3io.put_text(bucket, layout.train, training_text, "application/x-ndjson")
+        files["heldout"] = s3io.put_jsonl(bucket, layout.heldout, [heldout_record(e) for e in heldout])
     # The manifest is written on every path, so a run that fails here still says what happened to each query.
     manifest = build_manifest(
         channels=channels,
@@ -184,7 +183,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "trainable": enough and tolerated,
         },
     )
-    manifest_uri = s3io.put_json(bucket, f"{dataset_prefix}manifest.json", manifest)
+    manifest_uri = s3io.put_json(bucket, layout.manifest, manifest)
     if not tolerated:
         raise TooManyShardsFailed(
             failed=failed,

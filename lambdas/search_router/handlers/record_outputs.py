@@ -35,6 +35,6 @@ def outputs_document(event: dict[str, Any]) -> dict[str, Any]:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     document = outputs_document(event)
-    uri = s3io.put_json(PipelineEnvironment.load().data_bucket, f"{run.run_prefix}outputs.json", document)
+    uri = s3io.put_json(PipelineEnvironment.load().data_bucket, run.layout.outputs, document)
     logger.info("run outputs recorded", uri=uri)
     return {"outputs_uri": uri}

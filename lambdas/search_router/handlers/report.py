@@ -98,7 +98,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         teacher=run.teacher.model_dump() if run.teacher else {"model_id": run.teacher_model_id},
     )
 
-    prefix = f"{run.run_prefix}report/"
+    prefix = run.layout.report_prefix
     chart_uris: dict[str, str] = {}
     try:
         from search_router.pipeline.charts import render_charts  # matplotlib: imported only here

@@ -26,7 +26,6 @@ Pure: S3 access is the caller's (``write`` callback; parts passed in as dicts).
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import Counter
@@ -34,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from search_router.contract.layout import invocation_token
 from search_router.pipeline.dataset import LabeledExample
 from search_router.pipeline.labeling import ERROR, INVALID, LABELED, MAX_INVALID_SAMPLES, LabelingUsage, QueryOutcome
 
@@ -43,57 +43,7 @@ DEFAULT_EVERY: Final = 25
 DEFAULT_EVERY_S: Final = 15.0
 """Seconds between two checkpoint parts while outcomes keep coming."""
 
-_PART_NAME = re.compile(r"/part-(\d{5,})-([A-Za-z0-9]+)\.json$")
-_INVOCATION = re.compile(r"[^A-Za-z0-9]+")
 _USAGE_FIELDS: Final = ("calls", "retries", "throttled", "input_tokens", "output_tokens")
-
-
-@dataclass(frozen=True)
-class ShardKeys:
-    """The S3 keys of one shard's labeling output (see the module docstring)."""
-
-    tmp_prefix: str
-    index: int
-
-    @property
-    def base(self) -> str:
-        return f"{self.tmp_prefix}labeled/shard-{self.index:05d}"
-
-    @property
-    def examples(self) -> str:
-        return f"{self.base}.jsonl"
-
-    @property
-    def stats(self) -> str:
-        return f"{self.base}.stats.json"
-
-    @property
-    def error(self) -> str:
-        return f"{self.base}.error.json"
-
-    @property
-    def parts_prefix(self) -> str:
-        return f"{self.base}/"
-
-    def part(self, number: int, invocation: str) -> str:
-        return f"{self.parts_prefix}part-{number:05d}-{invocation_token(invocation)}.json"
-
-    def part_keys(self, keys: Iterable[str]) -> list[str]:
-        """This shard's part keys among ``keys``, in write order."""
-        mine = [k for k in keys if k.startswith(self.parts_prefix) and _PART_NAME.search(k)]
-        return sorted(mine, key=part_number)
-
-
-def invocation_token(invocation: str) -> str:
-    """Letters and digits of ``invocation`` (a Lambda request id), at most 12: part names stay short and unique."""
-    return (_INVOCATION.sub("", invocation) or "x")[:12]
-
-
-def part_number(key: str) -> int:
-    match = _PART_NAME.search(key)
-    if match is None:
-        raise ValueError(f"{key!r} is not a checkpoint part key")
-    return int(match.group(1))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,190 @@
+"""Where a run's objects live in the data bucket: every key and prefix, defined once.
+
+::
+
+    inputs/...                                           your uploads (query files); never written by the pipeline
+    runs/<run>/dataset/plan.json                         the plan (PlanQueries)
+    runs/<run>/dataset/{train.jsonl,heldout.jsonl,manifest.json}   the dataset (PrepareDataset)
+    runs/<run>/distillation/                             the customization job's output (Bedrock)
+    runs/<run>/outputs.json                              the job, model and deployment of the run (RecordOutputs)
+    runs/<run>/evaluation/<candidate>/                   a candidate's results and metrics (EvaluateCandidate)
+    runs/<run>/evaluation/judge-input/<candidate>.jsonl  a judge job's prompts (EvaluateCandidate; read by Bedrock)
+    runs/<run>/evaluation/judge-output/<candidate>/      a judge job's results (Bedrock; read by CheckJudge)
+    runs/<run>/report/                                   report.json, report.md and the charts (Report)
+    runs/<run>/compensation/attempt-<redrive>.json       the claim of a failure's compensation
+    tmp/<run>/plan/shard-NNNNN.json                      the shards' queries (PlanQueries); expired by lifecycle
+    tmp/<run>/labeled/shard-NNNNN{.jsonl,.stats.json,.error.json,/part-*.json}   a shard's labels (ShardKeys)
+
+The IAM grants of the stack are derived from the same definitions: :meth:`RunLayout.pattern` turns a key of
+:data:`ANY_RUN` into the ``runs/*/...`` pattern a policy names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+RUNS: Final = "runs/"
+TMP: Final = "tmp/"
+INPUTS: Final = "inputs/"
+ANY_RUN: Final = "*"
+"""The run id of :meth:`RunLayout.any`: its keys are IAM resource patterns (``runs/*/dataset/``)."""
+
+_INVOCATION = re.compile(r"[^A-Za-z0-9]+")
+_PART_NAME = re.compile(r"/part-(\d{5,})-([A-Za-z0-9]+)\.json$")
+
+
+def invocation_token(invocation: str) -> str:
+    """Letters and digits of ``invocation`` (a Lambda request id), at most 12: part names stay short and unique."""
+    return (_INVOCATION.sub("", invocation) or "x")[:12]
+
+
+@dataclass(frozen=True)
+class ShardKeys:
+    """The S3 keys of one shard's labeling output (``pipeline/checkpoint.py`` writes and reads them)."""
+
+    tmp_prefix: str
+    index: int
+
+    @property
+    def base(self) -> str:
+        return f"{self.tmp_prefix}labeled/shard-{self.index:05d}"
+
+    @property
+    def examples(self) -> str:
+        return f"{self.base}.jsonl"
+
+    @property
+    def stats(self) -> str:
+        """Written last: the shard is done."""
+        return f"{self.base}.stats.json"
+
+    @property
+    def error(self) -> str:
+        return f"{self.base}.error.json"
+
+    @property
+    def parts_prefix(self) -> str:
+        return f"{self.base}/"
+
+    def part(self, number: int, invocation: str) -> str:
+        return f"{self.parts_prefix}part-{number:05d}-{invocation_token(invocation)}.json"
+
+    def part_keys(self, keys: Iterable[str]) -> list[str]:
+        """This shard's part keys among ``keys``, in write order."""
+        mine = [k for k in keys if k.startswith(self.parts_prefix) and _PART_NAME.search(k)]
+        return sorted(mine, key=part_number)
+
+
+def part_number(key: str) -> int:
+    """The number of a checkpoint part, from its key (:meth:`ShardKeys.part`)."""
+    match = _PART_NAME.search(key)
+    if match is None:
+        raise ValueError(f"{key!r} is not a checkpoint part key")
+    return int(match.group(1))
+
+
+STATS_SUFFIX: Final = ".stats.json"
+"""How a finished shard's stats object ends (``cli status`` counts them)."""
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The keys of one run (``run_id``), or with :meth:`any` the patterns that match every run's."""
+
+    run_id: str
+
+    @classmethod
+    def any(cls) -> RunLayout:
+        return cls(ANY_RUN)
+
+    @staticmethod
+    def pattern(prefix: str) -> str:
+        """A key or prefix of :meth:`any` as an object pattern: ``runs/*/dataset/`` → ``runs/*/dataset/*``."""
+        return prefix if prefix.endswith((".json", ".jsonl")) else f"{prefix}*"
+
+    # --- runs/<run>/ ---------------------------------------------------------------------------------
+    @property
+    def run_prefix(self) -> str:
+        return f"{RUNS}{self.run_id}/"
+
+    @property
+    def dataset_prefix(self) -> str:
+        return f"{self.run_prefix}dataset/"
+
+    @property
+    def plan(self) -> str:
+        return f"{self.dataset_prefix}plan.json"
+
+    @property
+    def train(self) -> str:
+        return f"{self.dataset_prefix}train.jsonl"
+
+    @property
+    def heldout(self) -> str:
+        return f"{self.dataset_prefix}heldout.jsonl"
+
+    @property
+    def manifest(self) -> str:
+        return f"{self.dataset_prefix}manifest.json"
+
+    @property
+    def distillation_prefix(self) -> str:
+        return f"{self.run_prefix}distillation/"
+
+    @property
+    def outputs(self) -> str:
+        return f"{self.run_prefix}outputs.json"
+
+    @property
+    def evaluation_prefix(self) -> str:
+        return f"{self.run_prefix}evaluation/"
+
+    def candidate_prefix(self, candidate: str) -> str:
+        return f"{self.evaluation_prefix}{candidate}/"
+
+    @property
+    def judge_input_prefix(self) -> str:
+        return f"{self.evaluation_prefix}judge-input/"
+
+    def judge_input(self, candidate: str) -> str:
+        return f"{self.judge_input_prefix}{candidate}.jsonl"
+
+    @property
+    def judge_output_prefix(self) -> str:
+        return f"{self.evaluation_prefix}judge-output/"
+
+    def judge_output(self, candidate: str) -> str:
+        return f"{self.judge_output_prefix}{candidate}/"
+
+    @property
+    def report_prefix(self) -> str:
+        return f"{self.run_prefix}report/"
+
+    @property
+    def compensation_prefix(self) -> str:
+        return f"{self.run_prefix}compensation/"
+
+    def compensation_claim(self, redrive_count: int) -> str:
+        return f"{self.compensation_prefix}attempt-{redrive_count}.json"
+
+    # --- tmp/<run>/ ----------------------------------------------------------------------------------
+    @property
+    def tmp_prefix(self) -> str:
+        return f"{TMP}{self.run_id}/"
+
+    @property
+    def plan_shards_prefix(self) -> str:
+        return f"{self.tmp_prefix}plan/"
+
+    def plan_shard(self, index: int) -> str:
+        return f"{self.plan_shards_prefix}shard-{index:05d}.json"
+
+    @property
+    def labeled_prefix(self) -> str:
+        return f"{self.tmp_prefix}labeled/"
+
+    def shard(self, index: int) -> ShardKeys:
+        return ShardKeys(self.tmp_prefix, index)
