@@ -20,21 +20,28 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return Synthesized(tmp_path_factory.mktemp("workflow-cdk-out"), FAST_POLLING)
 
 
+# A stack deployed with small sizes, so that an execution started with {} runs in seconds.
+SMALL_STACK = {"run_defaults.num_examples": 200, "run_defaults.eval_examples": 20, "run_defaults.shard_size": 50}
+
+
 @pytest.fixture(scope="session")
 def synthesized_small(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    """A stack deployed with small sizes, so that an execution started with ``{}`` runs in seconds."""
-    small = {"run_defaults.num_examples": 200, "run_defaults.eval_examples": 20, "run_defaults.shard_size": 50}
-    return Synthesized(tmp_path_factory.mktemp("workflow-small-cdk-out"), {**FAST_POLLING, **small})
+    return Synthesized(tmp_path_factory.mktemp("workflow-small-cdk-out"), {**FAST_POLLING, **SMALL_STACK})
+
+
+def running(synthesized: Synthesized, monkeypatch: pytest.MonkeyPatch) -> Iterator[PipelineHarness]:
+    """The harness of ``synthesized``, in moto with its Step Functions interpreter on (a fixture's body)."""
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
+        harness = PipelineHarness(synthesized)
+        harness.install(monkeypatch)
+        yield harness
 
 
 @pytest.fixture
 def small_pipeline(
     synthesized_small: Synthesized, bedrock: BedrockFake, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[PipelineHarness]:
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
-        harness = PipelineHarness(synthesized_small)
-        harness.install(monkeypatch)
-        yield harness
+    yield from running(synthesized_small, monkeypatch)
 
 
 @pytest.fixture

@@ -11,12 +11,11 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from moto import mock_aws
 
 from simulation.bedrock_fake import BedrockFake
+from simulation.harness import PipelineHarness
 from simulation.synth import Synthesized
-from tests.workflow.conftest import FAST_POLLING
-from tests.workflow.harness import PipelineHarness
+from tests.workflow.conftest import FAST_POLLING, SMALL_STACK, running
 from tests.workflow.test_evaluation_and_promotion import BASE_STUDENT, BASELINE, scripted_routers
 
 CANDIDATES = 3  # cdk.json's eval_candidates: distilled, base-student, baseline
@@ -33,18 +32,15 @@ SIX_CANDIDATES = [
 
 @pytest.fixture(scope="module")
 def synthesized_six(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    small = {"train_examples": 200, "eval_examples": 20, "shard_size": 50, "eval_candidates": SIX_CANDIDATES}
-    return Synthesized(tmp_path_factory.mktemp("workflow-six-cdk-out"), {**FAST_POLLING, **small})
+    six = {**FAST_POLLING, **SMALL_STACK, "eval_candidates": SIX_CANDIDATES}
+    return Synthesized(tmp_path_factory.mktemp("workflow-six-cdk-out"), six)
 
 
 @pytest.fixture
 def six_candidates(
     synthesized_six: Synthesized, bedrock: BedrockFake, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[PipelineHarness]:
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
-        harness = PipelineHarness(synthesized_six)
-        harness.install(monkeypatch)
-        yield harness
+    yield from running(synthesized_six, monkeypatch)
 
 
 class InFlight:
