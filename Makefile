@@ -12,7 +12,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 CDK_FLAGS := --no-notices
-PYTEST_FLAGS ?=
+PYTEST_FLAGS ?= -n 2
 
 .PHONY: help install asl layers test test-unit test-handlers test-infra test-workflow e2e estimate doctor lint format synth deploy destroy diff bootstrap clean simulate
 
