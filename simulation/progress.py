@@ -163,6 +163,10 @@ class Progress:
     def finish(self, description: Mapping[str, Any]) -> None:
         """The last refresh; on a terminal the bar stays on the screen, on its own line."""
         self.update(description, force=True)
+        self.stop()
+
+    def stop(self) -> None:
+        """End rich's live display (the cursor shows again); the bar stays as last drawn. Idempotent."""
         if self._live:
             self._display.stop()
             self._live = False

@@ -105,7 +105,9 @@ def test_on_a_terminal_rich_redraws_the_bar_in_place_under_the_finished_states(
 ) -> None:
     monkeypatch.setenv("COLUMNS", "160")  # a terminal wide enough for the whole row
     execution, out = Execution(), io.StringIO()
-    run(execution, progress_of(execution, out, interactive=True))
+    progress = progress_of(execution, out, interactive=True)
+    run(execution, progress)
+    progress.stop()  # what the runner does in any case: a second stop draws nothing
     text = out.getvalue()
 
     # rich's live display: the cursor hidden while it runs, the bar erased and redrawn, the cursor back at the end
