@@ -13,16 +13,31 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 CDK_FLAGS := --no-notices
 PYTEST_FLAGS ?= -n 2
+# Lock files: every Python package, transitive ones included, at one version with the sha256 of its files.
+# `make install` and the layer builds install them with pip --require-hashes; `make lock` writes them (with uv).
+LOCKS := locks
+DEV_LOCK := $(LOCKS)/dev.txt
+PIP_LOCK := $(LOCKS)/pip.txt
+UV_LOCK := $(LOCKS)/uv.txt
+PIP_VERSION := 26.3
+UV_VERSION := 0.13.8
+LOCK_PYTHON := 3.11
+LOCK_VENV := .venv-lock
+UV := $(LOCK_VENV)/bin/uv
+LOCK_FLAGS ?=
+UV_COMPILE = $(UV) pip compile --quiet --generate-hashes $(LOCK_FLAGS)
+LAYER_RUNTIMES := python3.12 python3.13
+LAYER_ARCHITECTURES := arm64 x86_64
 
-.PHONY: help install asl layers test test-unit test-handlers test-infra test-workflow e2e estimate doctor lint format synth deploy destroy diff bootstrap clean simulate
+.PHONY: help install asl lock layers test test-unit test-handlers test-infra test-workflow e2e estimate doctor lint format synth deploy destroy diff bootstrap clean simulate
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): $(PIP_LOCK) $(DEV_LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(PIP_LOCK)
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
 	@# The Lambda code, one package (lambdas/search_router), importable from the venv like an editable install
 	$(BIN)/python -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "search_router.pth").write_text(str(pathlib.Path("lambdas").resolve()) + "\n")'
 	@touch $(STAMP)
@@ -30,7 +45,28 @@ $(STAMP): requirements.txt requirements-dev.txt
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-install: $(STAMP) node_modules/.package-lock.json ## Create .venv and install pinned Python and Node dependencies
+install: $(STAMP) node_modules/.package-lock.json ## Create .venv and install the locked Python (hashes) and Node dependencies
+
+$(UV): $(UV_LOCK)
+	@test -x $(LOCK_VENV)/bin/python || $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --require-hashes -r $(UV_LOCK)
+	@touch $(UV)
+
+lock: $(UV) ## Re-resolve the lock files (venv, layers) with hashes from the requirements*.txt pins (uv in .venv-lock)
+	$(UV_COMPILE) --universal --python-version $(LOCK_PYTHON) requirements-dev.txt -o $(DEV_LOCK) \
+	  --custom-compile-command "make lock (the venv: requirements-dev.txt, Python $(LOCK_PYTHON)+, any platform)"
+	echo "pip==$(PIP_VERSION)" | $(UV_COMPILE) --universal --python-version $(LOCK_PYTHON) - -o $(PIP_LOCK) \
+	  --custom-compile-command "make lock (PIP_VERSION: the pip that make install installs first)"
+	echo "uv==$(UV_VERSION)" | $(UV_COMPILE) --universal --python-version $(LOCK_PYTHON) - -o $(UV_LOCK) \
+	  --custom-compile-command "make lock (UV_VERSION: the lock tool, which only make lock installs)"
+	@set -euo pipefail; for runtime in $(LAYER_RUNTIMES); do for arch in $(LAYER_ARCHITECTURES); do \
+	  case $$arch in arm64) platform=aarch64-manylinux_2_28;; x86_64) platform=x86_64-manylinux_2_28;; esac; \
+	  for layer in sdk charts; do \
+	    lock=$(LOCKS)/layer-$$layer-$$runtime-$$arch.txt; echo "$$lock ($$platform, CPython $${runtime#python})"; \
+	    $(PYTHON) -m infra.layers requirements $$layer | $(UV_COMPILE) --python-platform $$platform \
+	      --python-version $${runtime#python} --only-binary :all: - -o $$lock --custom-compile-command \
+	      "make lock (the $$layer layer for $$platform, CPython $${runtime#python}, wheels only)"; \
+	  done; done; done
 
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
@@ -67,7 +103,7 @@ estimate: install ## Tokens and dollars of a pipeline run and per 1M routes (off
 doctor: install ## Check the AWS account before deploying or starting a run (read-only; your AWS credentials)
 	$(BIN)/python -m cli doctor $(DOCTOR_ARGS)
 
-layers: install ## Build the Lambda layers (pinned boto3/botocore, matplotlib) for the Lambda platform (pip --platform, no Docker)
+layers: install ## Build the Lambda layers (boto3/botocore, matplotlib) from their locks for the Lambda platform (pip --platform, no Docker)
 	$(BIN)/python -m infra.layers $$($(BIN)/python -c "from infra.config import load_config as l; c=l(); print(c.python_runtime, c.lambda_architecture)")
 
 simulate: install layers ## Run the whole pipeline locally against a simulated Bedrock; writes ./out/

@@ -1,7 +1,7 @@
 """What every command needs from its surroundings, created lazily and injectable for tests.
 
-- :class:`Terminal`: output streams, the confirmation prompt, the clock and ``sleep`` (so ``status --watch``
-  can be driven by a test clock).
+- :class:`Terminal`: output streams (and the rich console drawing on ``out``), the confirmation prompt, the
+  clock and ``sleep`` (so ``status --watch`` can be driven by a test clock).
 - :class:`App`: the validated ``cdk.json`` configuration, the boto3 session for the stack's Region, clients
   with explicit timeouts, and the stack's CloudFormation outputs (:class:`StackOutputs`), which is how every
   resource is found: nothing is looked up by a hard-coded name.
@@ -21,8 +21,10 @@ from typing import Any, TextIO
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from rich.console import Console, RenderableType
 
 import infra  # noqa: F401  (puts lambdas/ on sys.path: the CLI reuses the shared domain package)
+from cli import text as rendering
 from cli.errors import NotFoundError, UsageError
 from infra.config import AppConfig, ConfigError, load_config
 
@@ -76,13 +78,18 @@ class Terminal:
         self.err.write(text + "\n")
         self.err.flush()
 
+    @cached_property
+    def console(self) -> Console:
+        """rich, drawing on ``out``: colour and redraws on a terminal, plain text anywhere else."""
+        return rendering.console(self.out)
+
+    def show(self, *renderables: RenderableType) -> None:
+        """Tables, bars and texts, drawn by rich (:func:`cli.text.show`)."""
+        rendering.show(self.console, *renderables)
+
     def supports_unicode(self) -> bool:
         encoding = (getattr(self.out, "encoding", None) or "utf-8").lower().replace("-", "")
         return encoding in ("utf8", "utf16", "utf32")
-
-    def is_tty(self) -> bool:
-        isatty = getattr(self.out, "isatty", None)
-        return bool(isatty and isatty())
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,11 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from rich.console import Group
+
 from cli.app import App
 from cli.start import local_pipeline_defaults, validate
-from cli.text import table
+from cli.text import lines, table
 from infra.config import AppConfig
 from search_router.pipeline.judge import INSTRUCTIONS, RATING_SCALE
 from search_router.pipeline.metrics import Price
@@ -321,9 +323,10 @@ def _usd(value: float | None) -> str:
     return "no price" if value is None else fmt_usd(value)
 
 
-def render(result: Estimate, rates: Rates = RATES) -> list[str]:
+def render(result: Estimate, rates: Rates = RATES) -> Group:
+    """The estimate as rich renders it: the sizes, the run's cost table, the routing cost table, the notes."""
     s = result.sizes
-    lines = [
+    head = [
         f"Estimate for one pipeline run: {result.num_examples} training + {result.eval_examples} held-out examples, "
         f"teacher {result.teacher}, student {result.student_job}, judge {'on' if result.judge else 'off'}.",
         f"Tokens at ~{rates.chars_per_token:g} characters per token: teacher prompt {s.teacher_prompt:.0f}, "
@@ -344,8 +347,8 @@ def render(result: Estimate, rates: Rates = RATES) -> list[str]:
         for item in result.items
     ]
     rows.append(["Total", "", "", "", "", fmt_usd(result.total_usd)])
-    lines += table(["step", "model", "calls", "input tokens", "output tokens", "USD"], rows, right=(2, 3, 4, 5))
-    lines += [
+    run_table = table(["step", "model", "calls", "input tokens", "output tokens", "USD"], rows, right=(2, 3, 4, 5))
+    middle = [
         "",
         f"While the distilled model exists: storage ~{fmt_usd(result.storage_usd_per_month)}/month *; "
         "its on-demand deployment bills per token (the 'distilled' price), no hourly charge *.",
@@ -365,12 +368,12 @@ def render(result: Estimate, rates: Rates = RATES) -> list[str]:
         ]
         for r in result.routes
     ]
-    lines += table(
+    route_table = table(
         ["router", "model", "prompt", "input tok", "output tok", "USD / 1M", "no reasoning"],
         route_rows,
         right=(3, 4, 5, 6),
     )
-    lines += [
+    notes = [
         "",
         "* unconfirmed: Bedrock's distillation data processing (teacher calls assumed one per training record, "
         f"{rates.distillation_epochs} training epochs), training and storage rates, the judge's prompt overhead "
@@ -379,8 +382,8 @@ def render(result: Estimate, rates: Rates = RATES) -> list[str]:
         "(Rates); model token prices in cdk.json (prices).",
     ]
     if result.missing_prices:
-        lines.append(f"No price configured for: {', '.join(result.missing_prices)} (add them to cdk.json 'prices').")
-    return lines
+        notes.append(f"No price configured for: {', '.join(result.missing_prices)} (add them to cdk.json 'prices').")
+    return Group(*lines(head), run_table, *lines(middle), route_table, *lines(notes))
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -419,5 +422,5 @@ def run(app: App, args: argparse.Namespace) -> int:
         judge=settings.judge,
         seed=settings.seed,
     )
-    app.terminal.print("\n".join(render(result)))
+    app.terminal.show(render(result))
     return 0

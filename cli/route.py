@@ -21,10 +21,13 @@ from urllib.parse import urlparse
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import NoCredentialsError
+from rich.console import Group
+from rich.padding import Padding
+from rich.table import Table
 
 from cli.app import App
 from cli.errors import AuthError, CliError, UsageError
-from cli.text import bar
+from cli.text import FractionBar
 
 SERVICE = "execute-api"
 TIMEOUT_S = 30.0
@@ -118,22 +121,27 @@ def route_query(
     return RouteResult(status=status, body=parsed, round_trip_ms=round_trip_ms, url=target, auth=auth)
 
 
-def render(query: str, result: RouteResult, *, unicode: bool = True) -> list[str]:
-    weights = result.weights
-    width = max((len(name) for name in weights), default=0)
-    lines = [f"Query: {query}", ""]
-    for name, value in weights.items():
-        lines.append(f"  {name.ljust(width)}  {bar(float(value), BAR_WIDTH, unicode=unicode)}  {float(value):.2f}")
+def render(query: str, result: RouteResult) -> Group:
+    """The query, a bar chart of its channel weights (rich bars), then model, source, latency and reasoning."""
+    chart = Table.grid(padding=(0, 2))
+    chart.add_column()
+    chart.add_column()
+    chart.add_column(justify="right")
+    for name, value in result.weights.items():
+        chart.add_row(name, FractionBar(float(value), BAR_WIDTH), f"{float(value):.2f}")
     body = result.body
-    lines.append("")
-    lines.append(f"  model    {body.get('model')}")
-    lines.append(f"  source   {body.get('source')}")
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("model", str(body.get("model")))
+    facts.add_row("source", str(body.get("source")))
     latency = body.get("latency_ms")
     router = f"{float(latency):.0f} ms in the router, " if isinstance(latency, int | float) else ""
-    lines.append(f"  latency  {router}{result.round_trip_ms:.0f} ms round trip ({result.auth})")
+    facts.add_row("latency", f"{router}{result.round_trip_ms:.0f} ms round trip ({result.auth})")
     if body.get("reasoning"):
-        lines.append(f"  reason   {body['reasoning']}")
-    return lines
+        facts.add_row("reason", str(body["reasoning"]))
+    indent = (0, 0, 0, 2)
+    return Group(f"Query: {query}", "", Padding(chart, indent, expand=False), "", Padding(facts, indent, expand=False))
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -158,5 +166,5 @@ def run(app: App, args: argparse.Namespace) -> int:
     if args.json:
         app.terminal.print(json.dumps(result.body, indent=2, ensure_ascii=False))
     else:
-        app.terminal.print("\n".join(render(args.query, result, unicode=app.terminal.supports_unicode())))
+        app.terminal.show(render(args.query, result))
     return 0

@@ -6,8 +6,9 @@ the pipeline's phases (:data:`PHASES`, named after the states of ``stepfunctions
 each phase shows comes from its states' outputs (``StateExited`` events), e.g. the latest
 ``CheckDistillation`` output gives the distillation job's sub-status.
 
-``--watch`` redraws a snapshot every ``--interval`` seconds until the execution ends; the clock, ``sleep`` and
-the output stream come from :class:`cli.app.Terminal`, so a test drives it without waiting.
+``--watch`` shows a new snapshot every ``--interval`` seconds until the execution ends: on a terminal rich redraws
+it in place (:class:`rich.live.Live`); to a pipe or a file each snapshot is printed after a timestamp line. The
+clock, ``sleep`` and the output stream come from :class:`cli.app.Terminal`, so a test drives it without waiting.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
+from rich.console import Group, RenderableType
+from rich.live import Live
+from rich.padding import Padding
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
 
-from cli.app import App, Terminal
+from cli.app import App
 from cli.console import execution_url
 from cli.errors import EXIT_OK, EXIT_RUN_FAILED, UsageError
 from cli.runs import resolve_execution
@@ -29,7 +36,6 @@ from cli.text import duration, progress
 from search_router.contract.layout import STATS_SUFFIX, RunLayout
 from search_router.contract.run import run_id_from_execution
 
-CLEAR_SCREEN = "\x1b[H\x1b[2J"
 MIN_INTERVAL_S = 5.0
 ENDED_BADLY = ("FAILED", "TIMED_OUT", "ABORTED")
 _LABEL_MAP = "LabelShards"
@@ -463,34 +469,49 @@ def snapshot(app: App, execution_arn: str) -> Snapshot:
 # Rendering
 # ---------------------------------------------------------------------------------------------------------
 _MARKS = {"done": "[x]", "running": "[>]", "failed": "[!]", "pending": "[ ]", "skipped": "[-]"}
+_MARK_STYLES = {"done": "green", "running": "bold cyan", "failed": "bold red", "pending": "dim", "skipped": "dim"}
+_STATUS_STYLES = {"SUCCEEDED": "bold green", "RUNNING": "bold cyan"}
 
 
-def render(snap: Snapshot, *, unicode: bool = True, region: str | None = None) -> list[str]:
-    lines = [f"Run {snap.run_id}  {snap.status}  elapsed {duration(snap.elapsed.total_seconds())}"]
-    lines.append(f"  execution {snap.execution_arn}")
+def render(snap: Snapshot, *, region: str | None = None) -> Group:
+    """The run's header, a row per phase (rich's progress bar while labeling) and how it ended."""
+    header = Text.assemble(
+        f"Run {snap.run_id}  ",
+        (snap.status, _STATUS_STYLES.get(snap.status, "bold red")),
+        f"  elapsed {duration(snap.elapsed.total_seconds())}",
+    )
+    facts = Table.grid(padding=(0, 1))
+    facts.add_column(min_width=9)
+    facts.add_column(overflow="fold")  # an ARN or a URL breaks at the terminal's edge, not at a word
+    facts.add_row("execution", snap.execution_arn)
     if region:
-        lines.append(f"  console   {execution_url(region, snap.execution_arn)}")
+        url = execution_url(region, snap.execution_arn)
+        facts.add_row("console", Text(url, style=Style(link=url)))
     if snap.status == "RUNNING" and snap.current_state:
-        lines.append(f"  now in    {snap.current_state}")
-    lines.append("")
-    width = max(len(p.title) for p in PHASES)
+        facts.add_row("now in", snap.current_state)
+    phases = Table.grid(padding=(0, 2))
+    phases.add_column()
+    phases.add_column(justify="right", min_width=8)
+    phases.add_column()
     for view in snap.phases:
         took = ""
         if view.started is not None and view.state in ("done", "running", "failed"):
             end = view.ended if view.state == "done" and view.ended else (snap.stopped or snap.now)
             took = duration((end - view.started).total_seconds())
-        detail = view.detail
+        detail: RenderableType = view.detail
         if view.phase.key == "label" and view.state == "running" and snap.labeling:
             done, total = snap.labeling
-            detail = progress(done, total, "shards", unicode=unicode)
+            eta = ""
             if view.started is not None and 0 < done < total:
                 spent = (snap.now - view.started).total_seconds()
-                detail += f"  ETA {duration(spent / done * (total - done))}"
-        line = f"  {_MARKS[view.state]} {view.phase.title.ljust(width)}  {took:>8}  {detail}"
-        lines.append(line.rstrip())
-    lines.append("")
-    lines += _final_lines(snap)
-    return lines
+                eta = f"  ETA {duration(spent / done * (total - done))}"
+            detail = progress(done, total, "shards", suffix=eta)
+        title = Text.assemble((_MARKS[view.state], _MARK_STYLES[view.state]), f" {view.phase.title}")
+        phases.add_row(title, took, detail)
+    indent = (0, 0, 0, 2)
+    return Group(
+        header, Padding(facts, indent, expand=False), "", Padding(phases, indent, expand=False), "", *_final_lines(snap)
+    )
 
 
 def _final_lines(snap: Snapshot) -> list[str]:
@@ -510,25 +531,35 @@ def _final_lines(snap: Snapshot) -> list[str]:
     return [f"RUNNING for {took}"]
 
 
-def draw(terminal: Terminal, snap: Snapshot, *, region: str | None, clear: bool) -> None:
-    text = "\n".join(render(snap, unicode=terminal.supports_unicode(), region=region))
-    if clear:
-        terminal.out.write(CLEAR_SCREEN)
-    else:
-        terminal.out.write(f"--- {snap.now:%Y-%m-%d %H:%M:%S} UTC ---\n")
-    terminal.print(text)
+def watch(app: App, execution_arn: str, *, interval: float) -> Snapshot:
+    """A snapshot every ``interval`` seconds until the execution ends; returns the final one.
 
-
-def watch(app: App, execution_arn: str, *, interval: float, clear: bool | None = None) -> Snapshot:
-    """Redraw every ``interval`` seconds until the execution ends; returns the final snapshot."""
+    On a terminal rich redraws the snapshot in place (:class:`rich.live.Live`, refreshed at each poll only); to
+    anything else each snapshot is printed in full after a ``--- <time> UTC ---`` line: periodic plain text.
+    """
     terminal = app.terminal
-    clear = terminal.is_tty() if clear is None else clear
-    while True:
-        snap = snapshot(app, execution_arn)
-        draw(terminal, snap, region=app.region, clear=clear)
-        if snap.finished:
-            return snap
-        terminal.sleep(interval)
+    snap = snapshot(app, execution_arn)
+    if not terminal.console.is_terminal:
+        while True:
+            terminal.print(f"--- {snap.now:%Y-%m-%d %H:%M:%S} UTC ---")
+            terminal.show(render(snap, region=app.region))
+            if snap.finished:
+                return snap
+            terminal.sleep(interval)
+            snap = snapshot(app, execution_arn)
+    live = Live(
+        render(snap, region=app.region),
+        console=terminal.console,
+        auto_refresh=False,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+    with live:
+        while not snap.finished:
+            terminal.sleep(interval)
+            snap = snapshot(app, execution_arn)
+            live.update(render(snap, region=app.region), refresh=True)
+    return snap
 
 
 def wait_for(app: App, execution_arn: str, *, timeout_s: float, interval: float) -> Snapshot:
@@ -565,5 +596,5 @@ def run(app: App, args: argparse.Namespace) -> int:
         snap = watch(app, execution["executionArn"], interval=args.interval)
     else:
         snap = snapshot(app, execution["executionArn"])
-        app.terminal.print("\n".join(render(snap, unicode=app.terminal.supports_unicode(), region=app.region)))
+        app.terminal.show(render(snap, region=app.region))
     return EXIT_RUN_FAILED if snap.failed else EXIT_OK

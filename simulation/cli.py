@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from rich.padding import Padding
+
+from cli.text import console, show, table
 from search_router.pipeline.report import teacher_text
 from simulation.models import SIMULATED
 from simulation.runner import (
@@ -87,19 +90,23 @@ def summary(result: SimulationResult, out: TextIO) -> None:
     out.write(f"\n{SIMULATED} results (run {result.run_id}, execution {result.status}):\n")
     if report.get("teacher"):
         out.write(f"  teacher: {teacher_text(report['teacher'])}\n")
-    out.write(
-        f"  {'candidate':<14} {'judge*':>7} {'rubric':>7} {'MAE':>7} {'valid JSON':>11} {'latency mean*':>14} "
-        f"{'p95*':>8}\n"
-    )
+    rows = []
     for candidate in report.get("candidates", []):
         m = candidate.get("metrics", {})
         latency = m.get("latency") or {}
-        out.write(
-            f"  {candidate['name']:<14} {_fmt((candidate.get('judge') or {}).get('score'), '.2f'):>7} "
-            f"{_fmt(m.get('rubric_mean'), '.2f'):>7} {_fmt(m.get('mae_overall'), '.3f'):>7} "
-            f"{_fmt(m.get('valid_json_rate'), '.1%'):>11} {_fmt(latency.get('mean'), ',.0f'):>11} ms "
-            f"{_fmt(latency.get('p95'), ',.0f'):>5} ms\n"
+        rows.append(
+            [
+                candidate["name"],
+                _fmt((candidate.get("judge") or {}).get("score"), ".2f"),
+                _fmt(m.get("rubric_mean"), ".2f"),
+                _fmt(m.get("mae_overall"), ".3f"),
+                _fmt(m.get("valid_json_rate"), ".1%"),
+                f"{_fmt(latency.get('mean'), ',.0f')} ms",
+                f"{_fmt(latency.get('p95'), ',.0f')} ms",
+            ]
         )
+    headers = ["candidate", "judge*", "rubric", "MAE", "valid JSON", "latency mean*", "p95*"]
+    show(console(out), Padding(table(headers, rows, right=range(1, 7)), (0, 0, 0, 2), expand=False))
     out.write("  * simulated: judge = deterministic rubric, latency = assumed distribution on a virtual clock\n")
     for failure in gate.get("failures", []) or []:
         out.write(f"  gate failure: {failure}\n")

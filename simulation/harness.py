@@ -5,7 +5,7 @@ every Lambda handler (dispatched in-process by function ARN → ``Handler`` of t
 with that function's environment variables), S3/SNS/SSM (moto) and the Bedrock clients (the botocore-
 validating :class:`simulation.bedrock_fake.BedrockFake`). What is not: Lambda's sandbox and IAM.
 
-Used by the workflow tests (``tests/workflow/harness.py`` re-exports this module) and by ``make simulate``.
+Used by the workflow tests and by ``make simulate``.
 Call it inside ``moto.mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda":
 {"use_docker": False}})``, then route Lambda invokes to the handlers with :meth:`PipelineHarness.install`
 (pytest's ``monkeypatch``) or the :meth:`PipelineHarness.installed` context manager.

@@ -4,21 +4,27 @@ While moto's interpreter runs the execution in its background thread, :meth:`Pro
 poll of ``DescribeExecution``) reads the execution history and the data bucket:
 
 * a line per finished Task/Map state, with its duration and what it did;
-* a bar with the current top-level state, shards labeled / total (``tmp/<run>/labeled/*.stats.json`` against
-  ``tmp/<run>/plan/shard-*.json``), candidates evaluated (``runs/<run>/evaluation/*/metrics.json``), the simulated
-  models' answers so far and the elapsed time. On a terminal the bar redraws in place; otherwise (CI, a pipe)
-  it prints a new line whenever the state or a count changes.
+* a progress bar (:class:`rich.progress.Progress`) with the current top-level state, shards labeled / total
+  (``tmp/<run>/labeled/*.stats.json`` against ``tmp/<run>/plan/shard-*.json``), candidates evaluated
+  (``runs/<run>/evaluation/*/metrics.json``), the simulated models' answers so far and the elapsed time. On a
+  terminal rich redraws it in place under the finished states' lines; otherwise (CI, a pipe) the same row is
+  printed as a plain line whenever the state or a count changes.
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TextIO
+
+from rich.progress import BarColumn, TextColumn
+from rich.progress import Progress as ProgressDisplay
+from rich.text import Text
+
+from cli.text import BAR_STYLE, console, show
 
 BAR_WIDTH: Final = 24
 REFRESH_S: Final = 0.25
@@ -85,10 +91,11 @@ class Counts:
 
 
 class Progress:
-    """Renders the progress of one execution to ``stream``.
+    """Renders the progress of one execution to ``stream``, with rich.
 
     ``read_counts`` returns the current :class:`Counts` (S3 and the simulated models); ``history`` the execution
     history so far; ``top_level`` names the top-level states of the definition (inner Map states are not shown).
+    ``interactive`` overrides whether ``stream`` is a terminal (rich decides by default).
     """
 
     def __init__(
@@ -104,8 +111,8 @@ class Progress:
         self._history = history
         self._read_counts = read_counts
         self._top_level = dict(top_level)  # name -> Type
-        self._stream = stream or sys.stdout
-        self._interactive = self._stream.isatty() if interactive is None else interactive
+        self._console = console(stream or sys.stdout, terminal=interactive)
+        self._interactive = self._console.is_terminal
         self._clock = clock
         self._started = clock()
         self._last_refresh = float("-inf")
@@ -114,8 +121,20 @@ class Progress:
         self._state = "starting"
         self._percent = 0.0
         self._last_key: tuple[Any, ...] | None = None
-        self._bar_shown = False
         self.counts = Counts()
+        self._display = ProgressDisplay(
+            BarColumn(bar_width=BAR_WIDTH, complete_style=BAR_STYLE, finished_style="green"),
+            TextColumn("{task.percentage:3.0f}%", markup=False),
+            TextColumn("{task.fields[state]:<18}", markup=False),
+            TextColumn("{task.fields[details]}", markup=False),
+            console=self._console,
+            auto_refresh=False,  # redrawn at each update: the polls set the pace
+            redirect_stdout=False,
+            redirect_stderr=False,
+            get_time=clock,
+        )
+        self._task = self._display.add_task("execution", total=100, state=self._state, details="")
+        self._live = False
 
     @property
     def elapsed_s(self) -> float:
@@ -142,12 +161,15 @@ class Progress:
         self._draw_bar()
 
     def finish(self, description: Mapping[str, Any]) -> None:
-        """The last refresh; leaves the bar on its own line."""
+        """The last refresh; on a terminal the bar stays on the screen, on its own line."""
         self.update(description, force=True)
-        if self._interactive and self._bar_shown:
-            self._stream.write("\n")
-            self._stream.flush()
-            self._bar_shown = False
+        self.stop()
+
+    def stop(self) -> None:
+        """End rich's live display (the cursor shows again); the bar stays as last drawn. Idempotent."""
+        if self._live:
+            self._display.stop()
+            self._live = False
 
     def _on_event(self, event: Mapping[str, Any]) -> None:
         kind = str(event.get("type", ""))
@@ -162,10 +184,10 @@ class Progress:
             if name in self._top_level and self._top_level[name] in ("Task", "Map"):
                 started = self._entered.get(name)
                 seconds = (event["timestamp"] - started).total_seconds() if started else 0.0
-                self._line(f"  ✓ {name:<19} {seconds:6.2f} s  {DONE.get(name, '')}")
+                self._line("✓", "green", f"{name:<19} {seconds:6.2f} s  {DONE.get(name, '')}")
         elif kind in ("ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"):
             details = event.get("executionFailedEventDetails") or {}
-            self._line(f"  ✗ {kind}: {details.get('error', '')} {str(details.get('cause', ''))[:300]}")
+            self._line("✗", "bold red", f"{kind}: {details.get('error', '')} {str(details.get('cause', ''))[:300]}")
 
     # ------------------------------------------------------------------------------------------------- drawing
     def _fraction_in_state(self) -> float:
@@ -176,11 +198,7 @@ class Progress:
             return counts.candidates_done / counts.candidates_total
         return 0.0
 
-    def bar_text(self) -> str:
-        span = SPANS.get(self._state, 0)
-        percent = max(self._percent, MILESTONES.get(self._state, 0) + span * self._fraction_in_state())
-        self._percent = min(100.0, percent)
-        filled = round(BAR_WIDTH * self._percent / 100)
+    def _details(self) -> str:
         counts = self.counts
         details = []
         if counts.shards_total:
@@ -189,27 +207,25 @@ class Progress:
             details.append(f"candidates {counts.candidates_done}/{counts.candidates_total} evaluated")
         details.append(f"{counts.answers:,} model answers")
         details.append(f"{self.elapsed_s:5.1f} s")
-        bar = f"[{'█' * filled}{'░' * (BAR_WIDTH - filled)}] {self._percent:3.0f}%"
-        return f"{bar}  {self._state:<18}  " + " · ".join(details)
+        return " · ".join(details)
 
     def _draw_bar(self) -> None:
-        text = self.bar_text()
-        if self._interactive:  # one line, redrawn in place: never wider than the terminal
-            width = shutil.get_terminal_size((120, 24)).columns - 1
-            self._stream.write("\r\033[K" + text[:width])
-            self._stream.flush()
-            self._bar_shown = True
+        span = SPANS.get(self._state, 0)
+        percent = max(self._percent, MILESTONES.get(self._state, 0) + span * self._fraction_in_state())
+        self._percent = min(100.0, percent)
+        self._display.update(self._task, completed=self._percent, state=self._state, details=self._details())
+        if self._interactive:  # rich's live display: redrawn in place, never wider than the terminal
+            if not self._live:
+                self._display.start()
+                self._live = True
+            self._display.refresh()
             return
         counts = self.counts
         key = (self._state, counts.shards_labeled, counts.shards_total, counts.candidates_done)
         if key != self._last_key:
             self._last_key = key
-            self._stream.write(text + "\n")
-            self._stream.flush()
+            show(self._console, self._display.get_renderable())
 
-    def _line(self, text: str) -> None:
-        if self._interactive and self._bar_shown:
-            self._stream.write("\r\033[K")
-            self._bar_shown = False
-        self._stream.write(text + "\n")
-        self._stream.flush()
+    def _line(self, mark: str, style: str, text: str) -> None:
+        """A line above the bar (rich keeps the live bar below what is printed)."""
+        show(self._console, Text.assemble("  ", (mark, style), " ", text))

@@ -264,8 +264,11 @@ def _run_in_moto(
         say(f"Started execution {name} with input {json.dumps(options.execution_input())} in moto's interpreter")
         progress = Progress(history=lambda: harness.history(arn), read_counts=read_counts, top_level=top_level,
                             stream=stream, interactive=interactive)  # fmt: skip
-        execution = harness.wait(arn, timeout_s=options.timeout_s, poll_s=0.1, on_poll=progress.update)
-        progress.finish(execution.description)
+        try:
+            execution = harness.wait(arn, timeout_s=options.timeout_s, poll_s=0.1, on_poll=progress.update)
+            progress.finish(execution.description)
+        finally:  # a timeout or Ctrl-C must not leave a terminal without its cursor
+            progress.stop()
         # A run that ended badly is compensated, as the stack's EventBridge rule would start it.
         execution.compensation = harness.compensate(execution)
         if execution.compensation is not None:

@@ -75,6 +75,13 @@ class FakeClock:
             callback()
 
 
+@pytest.fixture(autouse=True)
+def terminal_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich reads these to force or refuse colour and to size a terminal: each test sets what it needs."""
+    for name in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS", "LINES", "TERM"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @dataclass
 class CliRun:
     code: int
@@ -687,7 +694,26 @@ def test_status_of_a_promoted_run_says_so(sfn: StepFunctionsFake) -> None:
     assert "[>]" not in result.out and "[ ]" not in result.out
 
 
-def test_status_watch_redraws_until_the_run_ends(sfn: StepFunctionsFake) -> None:
+# What rich's live display writes to a terminal: it hides the cursor, then before each new frame goes back to the
+# first line of the one on screen, erasing every line on the way; colours, styles and links are not text.
+HIDE_CURSOR, SHOW_CURSOR = "\x1b[?25l", "\x1b[?25h"
+ERASE_FRAME = re.compile(r"\r((?:\x1b\[2K\x1b\[1A)*)\x1b\[2K")
+STYLING = re.compile(r"\x1b\[[0-9;]*m|\x1b\]8;[^\x1b]*\x1b\\")
+
+
+def plain_text_problems(text: str) -> list[str]:
+    """What would keep ``text`` from reading as plain text in a pipe or a log (nothing: it does)."""
+    problems = []
+    if "\x1b" in text:
+        problems.append("an escape sequence")
+    if re.search(r"[\x00-\x08\x0b-\x1f\x7f]", text):
+        problems.append("a control character (carriage return, backspace, ...)")
+    if any(line != line.rstrip() for line in text.splitlines()):
+        problems.append("blanks at the end of a line")
+    return problems
+
+
+def test_status_watch_redraws_until_the_run_ends(sfn: StepFunctionsFake, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a run that labels, then distils, then finishes, one stage per poll
     name = "watched"
     stages = [
@@ -708,16 +734,24 @@ def test_status_watch_redraws_until_the_run_ends(sfn: StepFunctionsFake) -> None
 
     clock.on_sleep.append(next_stage)
 
-    # When status --watch runs (output to a terminal)
+    # When status --watch runs (output to a terminal of 200 x 60)
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("LINES", "60")
     screen = TtyBuffer()
     result = run_cli(
         "status", "--watch", "--interval", "60", clock=clock, clients={"stepfunctions": sfn.client}, out=screen
     )
 
-    # Then it drew three frames, clearing the screen before each, slept the interval between them, and stopped
+    # Then it drew three frames in place, each erasing the one before, slept the interval between them, and stopped
     assert result.code == 0, result.err
-    frames = result.out.split("\x1b[H\x1b[2J")[1:]
-    assert len(frames) == 3
+    assert result.out.startswith(HIDE_CURSOR) and result.out.endswith(SHOW_CURSOR)
+    painted = ERASE_FRAME.split(STYLING.sub("", result.out.removeprefix(HIDE_CURSOR).removesuffix(SHOW_CURSOR)))
+    frames, erased = painted[0::2], painted[1::2]
+    # (rich paints the last frame once more as the live display stops, and leaves it on the screen)
+    assert len(frames) == 4 and frames[3].rstrip("\n") == frames[2]
+    frames = frames[:3]
+    for before, moved_up in zip(frames, erased, strict=False):
+        assert moved_up.count("\x1b[1A") == before.count("\n"), "each redraw goes back over the whole frame"
     assert clock.sleeps == [60.0, 60.0]
     assert "1/4" in frames[0] and "now in    LabelShards" in frames[0]
     assert "now in    WaitForDistillation" in frames[1] and "training InProgress" in frames[1]
@@ -734,6 +768,41 @@ def test_status_watch_to_a_pipe_prints_timestamped_frames(sfn: StepFunctionsFake
     assert "\x1b[" not in result.out
     assert result.out.startswith(f"--- {clock.time:%Y-%m-%d %H:%M:%S} UTC ---")
     assert clock.sleeps == []
+
+
+def test_status_watch_to_a_pipe_prints_a_plain_snapshot_per_poll(sfn: StepFunctionsFake) -> None:
+    # Given a run that labels, then distils, then finishes, one stage per poll
+    name = "logged"
+    stages = [until_labeling(name, shards=4, done=1), until_distillation(name, checks=1)]
+    finished = to_the_end(name, promoted=True)
+    execution = sfn.add(FakeExecution(name, T0, events=stages[0].events))
+    put_json(f"runs/{name}/dataset/plan.json", {"shards": 4})
+    put_json(f"tmp/{name}/labeled/shard-00000.stats.json", {})
+    clock = FakeClock(T0 + timedelta(minutes=5))
+
+    def next_stage() -> None:
+        if len(clock.sleeps) < len(stages):
+            execution.events = stages[len(clock.sleeps)].events
+        else:
+            execution.status, execution.events, execution.stop = "SUCCEEDED", finished.events, finished.time
+
+    clock.on_sleep.append(next_stage)
+
+    # When status --watch prints to a pipe (CI's log, `| tee`)
+    result = run_cli("status", "--watch", "--interval", "60", clock=clock, clients={"stepfunctions": sfn.client})
+
+    # Then there is no live redraw: each poll appends one complete, timestamped snapshot in plain text
+    assert result.code == 0, result.err
+    assert plain_text_problems(result.out) == []
+    stamps = re.findall(r"^--- (.+) UTC ---$", result.out, re.MULTILINE)
+    start = T0 + timedelta(minutes=5)
+    assert stamps == [f"{start + timedelta(seconds=60 * i):%Y-%m-%d %H:%M:%S}" for i in range(3)]
+    snapshots = re.split(r"^--- .+ UTC ---\n", result.out, flags=re.MULTILINE)[1:]
+    assert all(snap.startswith(f"Run {name}  ") for snap in snapshots)
+    assert "1/4 shards  25%" in snapshots[0] and "now in    LabelShards" in snapshots[0]
+    assert "now in    WaitForDistillation" in snapshots[1]
+    assert "SUCCEEDED in" in snapshots[2] and "the distilled model was promoted" in snapshots[2]
+    assert clock.sleeps == [60.0, 60.0]
 
 
 def test_wait_for_polls_quietly_until_the_run_ends_or_the_deadline(sfn: StepFunctionsFake) -> None:
@@ -910,6 +979,50 @@ def test_route_reports_a_bad_request_with_the_apis_message(route_server: RouteSe
     assert result.code == EXIT_USAGE
     assert "query must not be empty or blank" in result.err
     assert route_server.requests[0].headers["x-api-key"] == "k"
+
+
+def test_what_rich_draws_is_plain_text_in_a_pipe_and_styled_on_a_terminal(
+    sfn: StepFunctionsFake, route_server: RouteServer
+) -> None:
+    # Given a run labeling shards (status draws a progress bar), the router (route draws a bar chart) and the
+    # estimate (two tables)
+    name = "drawn"
+    sfn.add(FakeExecution(name, T0, events=until_labeling(name, shards=4, done=0).events))
+    put_json(f"runs/{name}/dataset/plan.json", {"shards": 4})
+    put_json(f"tmp/{name}/labeled/shard-00000.stats.json", {})
+    readable = {
+        "status": r"^  \[>\] Label with the teacher +\d+m \d\ds  [━╸]+ +1/4 shards  25%  ETA \dh \d\dm$",
+        "route": r"^  visual +█{24} +0\.80$",
+        "estimate": r"^Total +\$\d+\.\d\d$",
+    }
+    commands = {
+        "status": ("status", name),
+        "route": ("route", "sunset over mountains", "--url", route_server.url),
+        "estimate": ("estimate",),
+    }
+    for command, argv in commands.items():
+        # When the command prints to a pipe (a buffer that is no terminal)
+        piped = run_cli(*argv, clients={"stepfunctions": sfn.client})
+
+        # Then it is plain text, lines whole and readable: no escape sequence, no control character, no padding
+        assert piped.code == 0, piped.err
+        assert plain_text_problems(piped.out) == [], (command, piped.out)
+        assert re.search(readable[command], piped.out, re.MULTILINE), (command, piped.out)
+
+        # And to a terminal rich draws the same thing with colours and styles (the plain text is rich degrading)
+        styled = run_cli(*argv, clients={"stepfunctions": sfn.client}, out=TtyBuffer())
+        assert styled.code == 0, styled.err
+        assert re.search(r"\x1b\[[0-9;]+m", styled.out), command
+
+
+def test_the_cli_writes_plain_text_to_a_captured_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    # The default terminal writes to sys.stdout: captured here, as by a pipe or a file
+    assert main(["estimate", "--examples", "1000", "--eval", "50"]) == 0
+    out = capsys.readouterr().out
+    assert plain_text_problems(out) == []
+    assert re.search(r"^step +model +calls +input tokens +output tokens +USD$", out, re.MULTILINE)
+    assert re.search(r"^─+$", out, re.MULTILINE)  # the header's rule, whole
+    assert re.search(r"^Teacher labeling +us\.amazon\.nova-premier-v1:0 +1,050 ", out, re.MULTILINE)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -4,13 +4,16 @@ helpers."""
 from __future__ import annotations
 
 import dataclasses
+import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from rich.console import RenderableType
+from rich.table import Table
 
 from cli.estimate import RATES, Estimate, LineItem, Rates, estimate, render, token_sizes
 from cli.status import parse_history
-from cli.text import bar, duration, progress, table
+from cli.text import FractionBar, console, duration, plain, progress, show, table
 from infra.config import load_config
 from search_router.pipeline.metrics import Price
 from search_router.shared.prompts import student_prompt, teacher_prompt
@@ -141,13 +144,13 @@ def test_a_model_without_a_price_is_reported_not_guessed() -> None:
     result = run_estimate(teacher="us.meta.llama3-3-70b-instruct-v1:0")
     assert item(result, "Teacher labeling").usd is None
     assert "us.meta.llama3-3-70b-instruct-v1:0" in result.missing_prices
-    text = "\n".join(render(result))
+    text = plain(render(result))
     assert "no price" in text
     assert "No price configured for: us.meta.llama3-3-70b-instruct-v1:0" in text
 
 
 def test_render_shows_a_table_with_a_total_and_flags_assumptions() -> None:
-    text = "\n".join(render(run_estimate()))
+    text = plain(render(run_estimate()))
     assert "Distillation: teacher inference *" in text
     assert "* unconfirmed" in text and "cli/estimate.py" in text
     assert "Routing cost per 1M routes" in text
@@ -163,14 +166,32 @@ def test_rates_document_their_unconfirmed_assumptions() -> None:
 # ---------------------------------------------------------------------------------------------------------
 # Text helpers and history parsing
 # ---------------------------------------------------------------------------------------------------------
+class AsciiBuffer(io.StringIO):
+    """An output that can only encode ASCII (rich's ``ascii_only``)."""
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "ascii"
+
+
+def cells(renderable: RenderableType, *, ascii_only: bool = False) -> str:
+    """Exactly the cells ``renderable`` fills on a line (a marker after it keeps its trailing blanks)."""
+    row = Table.grid()
+    row.add_row(renderable, "|")
+    out = AsciiBuffer() if ascii_only else io.StringIO()
+    show(console(out), row)
+    return out.getvalue().rstrip("\n").removesuffix("|")
+
+
 def test_bars_have_a_fixed_width_and_eighth_cell_resolution() -> None:
-    assert bar(0.0, 10) == "░" * 10
-    assert bar(1.0, 10) == "█" * 10
-    assert bar(0.8, 30).count("█") == 24 and len(bar(0.8, 30)) == 30
-    assert bar(0.05, 10) == "▌" + "░" * 9  # 4 eighths of one cell
-    assert bar(0.5, 10, unicode=False) == "#####....."
-    assert bar(float("nan"), 4) == "░░░░" and bar(7.0, 4) == "████"
-    assert progress(1, 4, "shards", width=8, unicode=False) == "[##......] 1/4 shards  25%"
+    assert cells(FractionBar(0.0, 10)) == " " * 10
+    assert cells(FractionBar(1.0, 10)) == "█" * 10
+    assert cells(FractionBar(0.8, 30)).count("█") == 24 and len(cells(FractionBar(0.8, 30))) == 30
+    assert cells(FractionBar(0.05, 10)) == "▌" + " " * 9  # 4 eighths of one cell
+    assert cells(FractionBar(0.5, 10), ascii_only=True) == "-----" + " " * 5
+    assert cells(FractionBar(float("nan"), 4)) == " " * 4 and cells(FractionBar(7.0, 4)) == "████"
+    assert cells(progress(1, 4, "shards", width=8)) == "━━" + " " * 6 + " 1/4 shards  25%"
+    assert cells(progress(1, 4, "shards", width=8), ascii_only=True) == "--" + " " * 6 + " 1/4 shards  25%"
 
 
 @pytest.mark.parametrize(
@@ -182,8 +203,12 @@ def test_durations_are_short(seconds: float, text: str) -> None:
 
 
 def test_tables_pad_columns_and_align_numbers_right() -> None:
-    lines = table(["name", "usd"], [["a", "$1.00"], ["longer", "$10.00"]], right=(1,))
-    assert lines == ["name       usd", "------  ------", "a        $1.00", "longer  $10.00"]
+    drawn = table(["name", "usd"], [["a", "$1.00"], ["longer", "$10.00"]], right=(1,))
+    assert plain(drawn).splitlines() == ["name       usd", "──────────────", "a        $1.00", "longer  $10.00"]
+    ascii_out = AsciiBuffer()
+    show(console(ascii_out), drawn)
+    rule = ascii_out.getvalue().splitlines()[1]  # where blocks cannot be encoded, rich draws the rule in ASCII
+    assert rule and set(rule) <= {"-", "+"}
 
 
 def test_history_events_inside_map_iterations_are_not_top_level_states() -> None:

@@ -136,17 +136,19 @@ def plan_from_environment(environ: Mapping[str, str], *, teacher: str, judge: bo
     with a run's teacher and judge settings.
     Preflight reads its own environment; the doctor reads the deployed Preflight function's."""
 
-    environment = PipelineEnvironment.load(environ)
-    models = environment.models
+    def read(name: str) -> Any:
+        return PipelineEnvironment.read(environ, name)
+
+    models = read("models")
     return ModelPlan(
         teacher=teacher,
-        teacher_preference=tuple(environment.teacher_preference),
-        distillation_pairs={k: tuple(v) for k, v in environment.distillation_pairs.items()},
+        teacher_preference=tuple(read("teacher_preference")),
+        distillation_pairs={k: tuple(v) for k, v in read("distillation_pairs").items()},
         student_job=models["student_job"],
         student=models["student"],
         baseline=models["baseline"],
         judge=models["judge"] if judge else None,
-        candidates=tuple(c["model"] for c in environment.candidates if c["model"] != DISTILLED_CANDIDATE),
+        candidates=tuple(c["model"] for c in read("candidates") if c["model"] != DISTILLED_CANDIDATE),
         router=tuple(models.get("router", ())),
     )
 

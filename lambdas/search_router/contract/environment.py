@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from types import UnionType
 from typing import Any, ClassVar, Self, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 __all__ = [
     "CommonEnvironment",
@@ -55,6 +55,22 @@ class FunctionEnvironment(BaseModel):
                 continue  # an optional knob left at its default is not written
             out[self.variable(name)] = _encode(value)
         return out
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str], name: str) -> Any:
+        """One field from another function's environment (the doctor reads a deployed function's), validated
+        like :meth:`load` validates it; the other variables need not be there."""
+        variable = cls.variable(name)
+        text = environ.get(variable)
+        if not text:
+            raise EnvironmentInvalid(
+                f"environment variable {variable} is not set; the function was not deployed by this stack"
+            )
+        annotation: Any = cls.model_fields[name].annotation
+        try:
+            return TypeAdapter(annotation).validate_python(_decode(annotation, variable, text))
+        except ValidationError as exc:
+            raise EnvironmentInvalid(f"environment variable {variable} is invalid: {exc.errors()[0]['msg']}") from None
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Self:
