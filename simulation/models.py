@@ -47,7 +47,9 @@ import boto3
 
 from search_router.pipeline.metrics import rubric_score
 from search_router.pipeline.queries import BALANCED, DOMINANT_SUFFIX, largest_remainder, normalize_query
-from search_router.shared.answer import RoutingDecision, format_answer, parse_routing_answer, round_weights
+from search_router.shared.answer.decision import RoutingDecision
+from search_router.shared.answer.formatting import format_answer, round_weights
+from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import Channel, ChannelSet
 from search_router.shared.prompts import keyword_like_channel, student_prompt
 from simulation.bedrock_fake import ConverseReply, ConverseRequest, EvaluationJobRequest

@@ -27,7 +27,8 @@ from search_router.pipeline.dataset import (
     write_examples,
 )
 from search_router.pipeline.queries import normalize_query, parse_user_queries
-from search_router.shared.answer import format_answer, parse_routing_answer
+from search_router.shared.answer.formatting import format_answer
+from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import DEFAULT_CHANNELS
 from search_router.shared.prompts import student_prompt, teacher_prompt
 

@@ -14,7 +14,7 @@ from matplotlib import image as mpimg
 from search_router.pipeline import labeling
 from search_router.pipeline.dataset import TRAINING_SUM_TOLERANCE
 from search_router.pipeline.queries import normalize_query, plan_queries
-from search_router.shared.answer import parse_routing_answer
+from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import DEFAULT_CHANNELS
 from simulation.cli import main
 from simulation.models import SimulatedModels

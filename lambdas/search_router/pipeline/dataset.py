@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from search_router.pipeline.queries import UserQueries, largest_remainder, normalize_query
-from search_router.shared.answer import RoutingDecision, format_answer, parse_routing_answer
+from search_router.shared.answer.decision import RoutingDecision
+from search_router.shared.answer.formatting import format_answer
+from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import ChannelSet
 from search_router.shared.prompts import student_prompt, teacher_prompt
 

@@ -34,7 +34,7 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from search_router.pipeline.concurrency import OVERLOAD_ERRORS, AdaptiveConcurrency, ConcurrencyLimiter, Permit
 from search_router.pipeline.dataset import TRAINING_SUM_TOLERANCE, LabeledExample
 from search_router.pipeline.queries import Query
-from search_router.shared.answer import parse_routing_answer
+from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import ChannelSet
 from search_router.shared.prompts import teacher_prompt
 
@@ -440,7 +440,7 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
 
     * Prompt: :func:`~search_router.shared.prompts.teacher_prompt` as system, the query as the user turn,
       ``temperature`` and ``max_tokens`` as inference config.
-    * Validation: :func:`~search_router.shared.answer.parse_routing_answer` with sum tolerance
+    * Validation: :func:`~search_router.shared.answer.parser.parse_routing_answer` with sum tolerance
       :data:`~search_router.pipeline.dataset.TRAINING_SUM_TOLERANCE` (0.01). An invalid answer is asked again up to
       ``max_invalid_retries`` times, then dropped and counted by reason.
     * Retryable errors (:data:`RETRYABLE_ERRORS`, network timeouts): up to ``max_throttle_retries`` retries per

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeAlias
 
-from search_router.shared.answer import ParseFailureReason, ParseResult
+from search_router.shared.answer.decision import ParseFailureReason, ParseResult
 from search_router.shared.channels import Channel, ChannelSet
 
 EPSILON = 1e-9
@@ -153,7 +153,8 @@ class QueryResult:
         input_tokens: int = 0,
         output_tokens: int = 0,
     ) -> QueryResult:
-        """The result of an answered call, from :func:`search_router.shared.answer.parse_routing_answer`'s result."""
+        """The result of an answered call, from
+        :func:`~search_router.shared.answer.parser.parse_routing_answer`'s result."""
         return cls(
             query=query,
             category=category,

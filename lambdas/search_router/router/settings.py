@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from search_router.shared.answer import RoutingDecision
+from search_router.shared.answer.decision import RoutingDecision
 from search_router.shared.channels import ChannelConfigError, ChannelSet, load_channels
 from search_router.shared.prompts import PromptKind
 
