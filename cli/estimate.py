@@ -22,7 +22,7 @@ from cli.text import table
 from infra.config import AppConfig
 from search_router.pipeline.judge import INSTRUCTIONS, RATING_SCALE
 from search_router.pipeline.metrics import Price
-from search_router.pipeline.queries import plan_queries
+from search_router.pipeline.queries.planning import plan_queries
 from search_router.pipeline.report import fmt_usd
 from search_router.shared.answer.decision import RoutingDecision
 from search_router.shared.answer.formatting import format_answer

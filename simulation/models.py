@@ -46,7 +46,8 @@ from typing import Any, Final
 import boto3
 
 from search_router.pipeline.metrics import rubric_score
-from search_router.pipeline.queries import BALANCED, DOMINANT_SUFFIX, largest_remainder, normalize_query
+from search_router.pipeline.queries.mix import BALANCED, DOMINANT_SUFFIX, largest_remainder
+from search_router.pipeline.queries.query import normalize_query
 from search_router.shared.answer.decision import RoutingDecision
 from search_router.shared.answer.formatting import format_answer, round_weights
 from search_router.shared.answer.parser import parse_routing_answer

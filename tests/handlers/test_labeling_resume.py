@@ -21,7 +21,7 @@ from search_router.contract.run import RunState, settings_from_input
 from search_router.pipeline.checkpoint import DEFAULT_EVERY, ShardKeys, ShardProgress
 from search_router.pipeline.dataset import DatasetTooSmall, TooManyShardsFailed
 from search_router.pipeline.labeling import TeacherUnavailable
-from search_router.pipeline.queries import synthesize_queries
+from search_router.pipeline.queries.synthesis import synthesize_queries
 from search_router.shared.channels import DEFAULT_CHANNELS
 from simulation.bedrock_fake import BedrockFake, ConverseRequest, FakeError, default_responder
 from tests.unit.test_run_naming import DEFAULTS

@@ -29,7 +29,7 @@ from search_router.pipeline.labeling import (
     QueryOutcome,
     label_queries,
 )
-from search_router.pipeline.queries import synthesize_queries
+from search_router.pipeline.queries.synthesis import synthesize_queries
 from search_router.shared.channels import DEFAULT_CHANNELS
 from simulation.bedrock_fake import BedrockFake, ConverseRequest, FakeError
 

@@ -20,7 +20,8 @@ from search_router.pipeline.labeling import (
     converse_text,
     label_queries,
 )
-from search_router.pipeline.queries import Query, synthesize_queries
+from search_router.pipeline.queries.query import Query
+from search_router.pipeline.queries.synthesis import synthesize_queries
 from search_router.shared.channels import DEFAULT_CHANNELS
 from search_router.shared.prompts import teacher_prompt
 from simulation.bedrock_fake import BedrockFake, ConverseRequest, FakeError

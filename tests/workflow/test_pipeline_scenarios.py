@@ -10,7 +10,7 @@ import unicodedata
 import boto3
 import pytest
 
-from search_router.pipeline.queries import normalize_query
+from search_router.pipeline.queries.query import normalize_query
 from simulation.bedrock_fake import BedrockFake, ConverseRequest, default_responder
 from simulation.harness import REGION, PipelineHarness
 

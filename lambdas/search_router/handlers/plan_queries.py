@@ -14,7 +14,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from search_router.adapters import s3io
 from search_router.contract.run import RunState, env
 from search_router.handlers.observability import logger, metrics, task_handler
-from search_router.pipeline.queries import REJECTED_CONTROL_CHARACTERS, parse_user_queries, plan_queries
+from search_router.pipeline.queries.planning import plan_queries
+from search_router.pipeline.queries.user_files import REJECTED_CONTROL_CHARACTERS, parse_user_queries
 from search_router.shared.channels import load_channels
 
 # Keep the Map's item list (and so the state) small whatever the shard size asked for.

@@ -33,7 +33,7 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from search_router.pipeline.concurrency import OVERLOAD_ERRORS, AdaptiveConcurrency, ConcurrencyLimiter, Permit
 from search_router.pipeline.dataset import TRAINING_SUM_TOLERANCE, LabeledExample
-from search_router.pipeline.queries import Query
+from search_router.pipeline.queries.query import Query
 from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import ChannelSet
 from search_router.shared.prompts import teacher_prompt
