@@ -53,7 +53,7 @@ from search_router.shared.answer.formatting import format_answer, round_weights
 from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import Channel, ChannelSet
 from search_router.shared.prompts import keyword_like_channel, student_prompt
-from simulation.bedrock_fake import ConverseReply, ConverseRequest, EvaluationJobRequest
+from simulation.bedrock.values import ConverseReply, ConverseRequest, EvaluationJobRequest
 from simulation.clock import VirtualClock
 
 SIMULATED: Final = "SIMULATED"

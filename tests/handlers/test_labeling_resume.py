@@ -23,7 +23,8 @@ from search_router.pipeline.dataset import DatasetTooSmall, TooManyShardsFailed
 from search_router.pipeline.labeling import TeacherUnavailable
 from search_router.pipeline.queries.synthesis import synthesize_queries
 from search_router.shared.channels import DEFAULT_CHANNELS
-from simulation.bedrock_fake import BedrockFake, ConverseRequest, FakeError, default_responder
+from simulation.bedrock.values import ConverseRequest, FakeError, default_responder
+from simulation.bedrock_fake import BedrockFake
 from tests.unit.test_run_naming import DEFAULTS
 
 BUCKET = "data-bucket"
