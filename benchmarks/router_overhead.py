@@ -199,9 +199,8 @@ def _quiet() -> Iterator[None]:
 def measure_overhead(requests: int) -> dict[str, dict[str, float]]:
     os.environ.update(ENVIRONMENT)
     os.environ.update(_router_environment())
-    from router_api import handler
-
     from search_router.adapters.clients import CLIENTS
+    from search_router.handlers import router_api as handler
 
     runtime = ZeroLatencyRuntime()
     CLIENTS.override("bedrock-runtime", runtime)
@@ -303,9 +302,8 @@ def measure_import() -> dict[str, Any]:
 def measure_streaming() -> dict[str, float]:
     os.environ.update(ENVIRONMENT)
     os.environ.update(_router_environment(timeout_ms=10_000, call_timeout_ms=10_000, cache_size=0))
-    from router_api import handler
-
     from search_router.adapters.clients import CLIENTS
+    from search_router.handlers import router_api as handler
     from simulation.bedrock_fake import BedrockFake
 
     reasoning = (

@@ -58,7 +58,7 @@ class _TimeWithVirtualPerfCounter:
 @contextlib.contextmanager
 def virtual_latency(clock: VirtualClock) -> Iterator[VirtualClock]:
     """Let :mod:`search_router.pipeline.labeling` measure Converse latency on ``clock`` inside the ``with`` block."""
-    from routing import labeling
+    from search_router.pipeline import labeling
 
     namespace = vars(labeling)  # the module's ``time`` global, swapped for the block only
     original = namespace["time"]
