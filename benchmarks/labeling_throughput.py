@@ -47,7 +47,7 @@ import boto3  # noqa: E402 - after the path set-up, like the project's imports
 from search_router.handlers.label_shard import MAX_THROTTLE_RETRIES, SAFETY_MARGIN_S  # noqa: E402
 from search_router.pipeline.concurrency import AdaptiveConcurrency, ConcurrencyLimiter, FixedConcurrency  # noqa: E402
 from search_router.pipeline.labeling import LabelingResult, label_queries  # noqa: E402
-from search_router.pipeline.queries import synthesize_queries  # noqa: E402
+from search_router.pipeline.queries.synthesis import synthesize_queries  # noqa: E402
 from search_router.shared.channels import DEFAULT_CHANNELS  # noqa: E402
 from simulation.quota import RequestQuota  # noqa: E402
 

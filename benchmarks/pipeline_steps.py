@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambdas"))
 
 from search_router.pipeline.dataset import LabeledExample, split_heldout, training_jsonl, validate_training_jsonl
-from search_router.pipeline.queries import plan_queries
+from search_router.pipeline.queries.planning import plan_queries
 from search_router.shared.channels import DEFAULT_CHANNELS
 
 LAMBDA_LIMIT_S = 900

@@ -2,10 +2,11 @@
 
 No AWS call is made (no credentials needed). Token counts come from the project's own text: the teacher and
 student prompts (:mod:`search_router.shared.prompts`), the mean length of the queries the synthesizer plans for this
-seed (:mod:`search_router.pipeline.queries`), the canonical answer format (:mod:`search_router.shared.answer`) and the
-judge's instructions (:mod:`search_router.pipeline.judge`), at ~4 characters per token. Model token prices are the
-configuration's ``prices`` (cdk.json). Every other rate or assumption is in :class:`Rates` below, the only place to
-change them; the ones AWS does not document precisely are marked unconfirmed and flagged with ``*`` in the output.
+seed (:mod:`search_router.pipeline.queries`), the canonical answer format
+(:mod:`search_router.shared.answer.formatting`) and the judge's instructions (:mod:`search_router.pipeline.judge`), at
+~4 characters per token. Model token prices are the configuration's ``prices`` (cdk.json). Every other rate or
+assumption is in :class:`Rates` below, the only place to change them; the ones AWS does not document precisely are
+marked unconfirmed and flagged with ``*`` in the output.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from cli.text import lines, table
 from infra.config import AppConfig
 from search_router.pipeline.judge import INSTRUCTIONS, RATING_SCALE
 from search_router.pipeline.metrics import Price
-from search_router.pipeline.queries import plan_queries
+from search_router.pipeline.queries.planning import plan_queries
 from search_router.pipeline.report import fmt_usd
-from search_router.shared.answer import RoutingDecision, format_answer
+from search_router.shared.answer.decision import RoutingDecision
+from search_router.shared.answer.formatting import format_answer
 from search_router.shared.channels import ChannelSet
 from search_router.shared.model_ids import AUTO_TEACHER
 from search_router.shared.prompts import prompt_for, student_prompt, teacher_prompt

@@ -365,30 +365,61 @@ def build_snapshot(
     """A snapshot from ``DescribeExecution`` and the history (pure: no AWS calls)."""
     history = parse_history(events)
     status = description["status"]
-    current = history.current
-    entered_phases = {PHASE_OF_STATE.get(name) for name, _ in history.entered}
-    keys = [phase.key for phase in PHASES]
+    error, cause = _failure(history, description)
+    gate = _get(history.output("Report"), "report", "gate_passed")
+    return Snapshot(
+        execution_arn=description["executionArn"],
+        name=description["name"],
+        run_id=_run_id(history, description),
+        status=status,
+        started=description["startDate"],
+        stopped=description.get("stopDate"),
+        now=now,
+        current_state=history.current,
+        phases=_phase_views(history, status, now, labeling),
+        labeling=labeling,
+        error=error,
+        cause=_cause_text(cause),
+        outcome=_get(history.output("Promote") or history.output("Reject"), "decision", "outcome"),
+        gate_passed=gate if isinstance(gate, bool) else None,
+    )
 
-    # A failed task stays the execution's last state (the pipeline has no failure path: a redrive continues from
-    # it, and the compensation state machine announces the failure), so the phase that failed is its phase.
-    failing = status in ENDED_BADLY
+
+def _run_id(history: History, description: dict[str, Any]) -> str:
+    return str(_get(history.output("Preflight"), "run", "run_id") or run_id_from_execution(description["name"]))
+
+
+def _failed_phase(history: History, status: str) -> str | None:
+    """The phase that failed, for an execution that ended badly.
+
+    A failed task stays the execution's last state (the pipeline has no failure path: a redrive continues from
+    it, and the compensation state machine announces the failure), so the phase that failed is its phase.
+    """
+    if status not in ENDED_BADLY:
+        return None
     last_state = history.current
-    failed_phase = (PHASE_OF_STATE.get(last_state, "preflight") if last_state else "preflight") if failing else None
-    current_phase = PHASE_OF_STATE.get(current) if current else None
+    return PHASE_OF_STATE.get(last_state, "preflight") if last_state else "preflight"
+
+
+def _phase_views(history: History, status: str, now: datetime, labeling: tuple[int, int] | None) -> list[PhaseView]:
+    """Every phase with its state (failed, running, done, skipped or pending), times and detail."""
+    keys = [phase.key for phase in PHASES]
+    failed_phase = _failed_phase(history, status)
+    current_phase = PHASE_OF_STATE.get(history.current) if history.current else None
     if failed_phase is not None:
         reference = keys.index(failed_phase)
     elif status == "RUNNING" and current_phase is not None:
         reference = keys.index(current_phase)
     else:
         reference = len(keys) if status == "SUCCEEDED" else 0
-
+    entered_phases = {PHASE_OF_STATE.get(name) for name, _ in history.entered}
     details = _details(history, status, now, labeling)
     views: list[PhaseView] = []
     for index, phase in enumerate(PHASES):
         view = PhaseView(phase, detail=details.get(phase.key, ""), started=history.first_entry(phase.states))
         if phase.key == failed_phase:
             view.state = "failed"
-        elif phase.key == current_phase and status == "RUNNING" and not failing:
+        elif phase.key == current_phase and status == "RUNNING":
             view.state = "running"
         elif phase.key in entered_phases:
             view.state = "done"
@@ -396,33 +427,23 @@ def build_snapshot(
         elif index < reference:
             view.state = "skipped"
         views.append(view)
+    return views
 
+
+def _failure(history: History, description: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The error and cause of an execution: the execution's own, else (when it ended badly) the last failed
+    task's, else what the last state caught."""
     error, cause = history.failure or (description.get("error"), description.get("cause"))
-    if failing and not error and history.task_failure:
+    if description["status"] not in ENDED_BADLY or error:
+        return error, cause
+    if history.task_failure:
         error, cause = history.task_failure
-    if failing and not error and last_state:
+    last_state = history.current
+    if not error and last_state:
         caught = _get(history.output(last_state), "error")
         if isinstance(caught, dict):
             error, cause = caught.get("Error"), caught.get("Cause")
-    run_id = _get(history.output("Preflight"), "run", "run_id") or run_id_from_execution(description["name"])
-    decision = _get(history.output("Promote") or history.output("Reject"), "decision", "outcome")
-    gate = _get(history.output("Report"), "report", "gate_passed")
-    return Snapshot(
-        execution_arn=description["executionArn"],
-        name=description["name"],
-        run_id=str(run_id),
-        status=status,
-        started=description["startDate"],
-        stopped=description.get("stopDate"),
-        now=now,
-        current_state=current,
-        phases=views,
-        labeling=labeling,
-        error=error,
-        cause=_cause_text(cause),
-        outcome=decision,
-        gate_passed=gate if isinstance(gate, bool) else None,
-    )
+    return error, cause
 
 
 def count_labeled_shards(app: App, run_id: str) -> int:
@@ -452,13 +473,13 @@ def snapshot(app: App, execution_arn: str) -> Snapshot:
     description = sfn.describe_execution(executionArn=execution_arn)
     events = read_history(sfn, execution_arn)
     history = parse_history(events)
-    run_id = _get(history.output("Preflight"), "run", "run_id") or run_id_from_execution(description["name"])
+    run_id = _run_id(history, description)
     labeling: tuple[int, int] | None = None
     # Each shard is a child execution of the Distributed Map (absent from this history): count what S3 holds.
     if _LABEL_MAP in history.exits or history.current == _LABEL_MAP:
-        total_shards = planned_shards(app, str(run_id), history)
+        total_shards = planned_shards(app, run_id, history)
         if total_shards:
-            done = min(count_labeled_shards(app, str(run_id)), total_shards)
+            done = min(count_labeled_shards(app, run_id), total_shards)
             if not done and _LABEL_MAP in history.exits:
                 done = total_shards  # the Map finished and tmp/ has expired since (lifecycle)
             labeling = (done, total_shards)

@@ -639,8 +639,8 @@ def read_cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
         return dict(json.load(handle).get("context", {}))
 
 
-def parse_config(context: Mapping[str, Any]) -> AppConfig:
-    """Validate a full context mapping (cdk.json merged with overrides) into an :class:`AppConfig`."""
+def _check_keys(context: Mapping[str, Any]) -> None:
+    """Every key is a project setting, a run_defaults override or CDK's own; moved and renamed keys say where."""
     known = set(FIELDS)
     for key in context:
         if key in MOVED_TO_RUN_DEFAULTS:
@@ -648,13 +648,18 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
                 key, f"moved into the run_defaults block as '{MOVED_TO_RUN_DEFAULTS[key]}'; move it there in cdk.json"
             )
         if key.startswith(RUN_DEFAULTS_PREFIX):
-            continue  # -c run_defaults.<setting>=<value>, merged into the block below
+            continue  # -c run_defaults.<setting>=<value>, merged into the block
         if key in RENAMED_KEYS:
             raise ConfigError(key, f"was renamed to '{RENAMED_KEYS[key]}'; rename it in cdk.json")
         if key not in known and not _is_foreign_key(key):
             hint = difflib.get_close_matches(key, sorted(known), n=1)
             suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
             raise ConfigError(key, f"unknown key{suggestion} Known keys: {', '.join(sorted(known))}")
+
+
+def parse_config(context: Mapping[str, Any]) -> AppConfig:
+    """Validate a full context mapping (cdk.json merged with overrides) into an :class:`AppConfig`."""
+    _check_keys(context)
     context = _with_run_default_overrides(context)
     values: dict[str, Any] = {}
     for key, parse in FIELDS.items():

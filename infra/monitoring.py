@@ -25,16 +25,19 @@ dashboard shows it rather than duplicating it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aws_cdk import Aws, CfnOutput, Duration, Stack
+from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.config import AppConfig
+from infra.config import AlarmThresholds, AppConfig
 from infra.routing_api import RoutingApi
+from search_router.contract.names import RouterMetric
 
 PERIOD = Duration.minutes(5)
 EVALUATION_PERIODS = 3
@@ -50,6 +53,26 @@ COMPENSATE_SERVICE = "compensate"
 PREPARE_DATASET_SERVICE = "prepare_dataset"
 LABEL_SHARD_SERVICE = "label_shard"
 ROUTER_5XX_THRESHOLD = 1  # the router answers model trouble with 200 + fallback; any 5xx is a defect or outage
+
+
+@dataclass(frozen=True)
+class _RouterMetrics:
+    """The router's metrics: the API stage's and the router function's own."""
+
+    requests: cloudwatch.IMetric
+    latency_p50: cloudwatch.IMetric
+    latency_p99: cloudwatch.IMetric
+    integration_p99: cloudwatch.IMetric
+    errors_4xx: cloudwatch.IMetric
+    errors_5xx: cloudwatch.IMetric
+    routed: cloudwatch.Metric
+    route_latency_p99: cloudwatch.Metric
+    cache_hits: cloudwatch.Metric
+    fallback_models: cloudwatch.Metric
+    default_weights: cloudwatch.Metric
+    bad_requests: cloudwatch.Metric
+    internal_errors: cloudwatch.Metric
+    answers: dict[str, cloudwatch.IMetric]
 
 
 class Monitoring(Construct):
@@ -71,41 +94,68 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._namespace = Stack.of(self).stack_name  # POWERTOOLS_METRICS_NAMESPACE (lambda_factory)
-        stage = routing_api.api.deployment_stage
-        thresholds = config.alarms
+        router = self._router_metrics(routing_api.api.deployment_stage)
 
-        # --- router metrics ----------------------------------------------------------------------------------
-        requests = stage.metric_count(period=PERIOD, statistic="Sum", label="Requests")
-        latency_p50 = stage.metric_latency(period=PERIOD, statistic="p50", label="p50")
-        latency_p99 = stage.metric_latency(period=PERIOD, statistic="p99", label="p99")
-        integration_p99 = stage.metric_integration_latency(period=PERIOD, statistic="p99", label="integration p99")
-        errors_4xx = stage.metric_client_error(period=PERIOD, statistic="Sum", label="4xx")
-        errors_5xx = stage.metric_server_error(period=PERIOD, statistic="Sum", label="5xx")
-        routed = self._router_metric("RouteLatency", "SampleCount", "Routed requests")
-        route_latency_p99 = self._router_metric("RouteLatency", "p99", "router p99 (in function)")
-        cache_hits = self._router_metric("CacheHit", "Sum", "Cache hits")
-        fallback_models = self._router_metric("FallbackModelUsed", "Sum", "Fallback model")
-        default_weights = self._router_metric("DefaultWeightsUsed", "Sum", "Default weights")
-        bad_requests = self._router_metric("BadRequest", "Sum", "Bad requests")
-        internal_errors = self._router_metric("InternalError", "Sum", "Internal errors")
-        answers = {"routed": routed, "fallback": fallback_models, "defaults": default_weights, "cache": cache_hits}
-        fallback_rate = cloudwatch.MathExpression(
-            expression="100 * (FILL(fallback, 0) + FILL(defaults, 0)) / routed",
-            using_metrics=answers,
-            period=PERIOD,
-            label="Fallback rate (%)",
+        router_alarms = self._router_alarms(router, config.alarms)
+        for alarm in router_alarms:
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+        self.alarms: list[cloudwatch.IAlarm] = [*router_alarms, pipeline_failure_alarm, *pipeline_alarms]
+
+        self.dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"{config.stack_name}-operations",
+            default_interval=Duration.hours(3),
         )
-        cache_hit_rate = cloudwatch.MathExpression(
-            expression="100 * FILL(cache, 0) / routed", using_metrics=answers, period=PERIOD, label="Cache hit rate (%)"
+        self._add_router_rows(router, config)
+        self._add_router_guard_rows(router, routing_api.function.log_group.log_group_name)
+        self._add_pipeline_rows(state_machine, compensation_state_machine, pipeline_failure_alarm)
+        self.dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(title="Alarms (notify the SNS topic)", alarms=self.alarms, width=24)
         )
 
-        # --- alarms --------------------------------------------------------------------------------------------
+        output = CfnOutput(
+            self,
+            "DashboardUrl",
+            value=f"https://{Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region={Aws.REGION}"
+            f"#dashboards/dashboard/{config.stack_name}-operations",
+            description="CloudWatch dashboard of the router and the pipeline",
+        )
+        output.override_logical_id("DashboardUrl")
+
+    # ------------------------------------------------------------------------------------------- router metrics
+    def _router_metrics(self, stage: apigateway.Stage) -> _RouterMetrics:
+        """The API stage's metrics and the router function's own (``answers``: what the fallback rate uses)."""
+        routed = self._router_metric(RouterMetric.ROUTE_LATENCY, "SampleCount", "Routed requests")
+        cache_hits = self._router_metric(RouterMetric.CACHE_HIT, "Sum", "Cache hits")
+        fallback_models = self._router_metric(RouterMetric.FALLBACK_MODEL_USED, "Sum", "Fallback model")
+        default_weights = self._router_metric(RouterMetric.DEFAULT_WEIGHTS_USED, "Sum", "Default weights")
+        return _RouterMetrics(
+            requests=stage.metric_count(period=PERIOD, statistic="Sum", label="Requests"),
+            latency_p50=stage.metric_latency(period=PERIOD, statistic="p50", label="p50"),
+            latency_p99=stage.metric_latency(period=PERIOD, statistic="p99", label="p99"),
+            integration_p99=stage.metric_integration_latency(period=PERIOD, statistic="p99", label="integration p99"),
+            errors_4xx=stage.metric_client_error(period=PERIOD, statistic="Sum", label="4xx"),
+            errors_5xx=stage.metric_server_error(period=PERIOD, statistic="Sum", label="5xx"),
+            routed=routed,
+            route_latency_p99=self._router_metric(RouterMetric.ROUTE_LATENCY, "p99", "router p99 (in function)"),
+            cache_hits=cache_hits,
+            fallback_models=fallback_models,
+            default_weights=default_weights,
+            bad_requests=self._router_metric(RouterMetric.BAD_REQUEST, "Sum", "Bad requests"),
+            internal_errors=self._router_metric(RouterMetric.INTERNAL_ERROR, "Sum", "Internal errors"),
+            answers={"routed": routed, "fallback": fallback_models, "defaults": default_weights, "cache": cache_hits},
+        )
+
+    # ---------------------------------------------------------------------------------------------------- alarms
+    def _router_alarms(self, router: _RouterMetrics, thresholds: AlarmThresholds) -> list[cloudwatch.Alarm]:
+        """5xx, fallback rate, p99 latency, and Preflight's refused router models."""
         self.router_5xx_alarm = cloudwatch.Alarm(
             self,
             "Router5xx",
             alarm_description="The routing API answered with 5xx (the router never turns model trouble into a 5xx: "
             "a misconfiguration, a timeout or an outage)",
-            metric=errors_5xx,
+            metric=router.errors_5xx,
             threshold=ROUTER_5XX_THRESHOLD,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -120,7 +170,7 @@ class Monitoring(Construct):
             metric=cloudwatch.MathExpression(
                 expression=f"IF(routed >= {MIN_REQUESTS_FOR_RATE_ALARM}, "
                 "(FILL(fallback, 0) + FILL(defaults, 0)) / routed, 0)",
-                using_metrics=answers,
+                using_metrics=router.answers,
                 period=PERIOD,
                 label="Fallback rate",
             ),
@@ -134,7 +184,7 @@ class Monitoring(Construct):
             self,
             "RouterLatencyP99",
             alarm_description=f"p99 latency of POST /route above {thresholds.p99_latency_ms} ms (alarm_p99_latency_ms)",
-            metric=latency_p99,
+            metric=router.latency_p99,
             threshold=thresholds.p99_latency_ms,
             evaluation_periods=EVALUATION_PERIODS,
             datapoints_to_alarm=DATAPOINTS_TO_ALARM,
@@ -161,18 +211,24 @@ class Monitoring(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        router_alarms = [self.router_5xx_alarm, self.fallback_rate_alarm, self.latency_alarm, self.router_models_alarm]
-        for alarm in router_alarms:
-            alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
-        self.alarms: list[cloudwatch.IAlarm] = [*router_alarms, pipeline_failure_alarm, *pipeline_alarms]
+        return [self.router_5xx_alarm, self.fallback_rate_alarm, self.latency_alarm, self.router_models_alarm]
 
-        # --- dashboard -------------------------------------------------------------------------------------------
-        log_group = routing_api.function.log_group.log_group_name
-        self.dashboard = cloudwatch.Dashboard(
-            self,
-            "Dashboard",
-            dashboard_name=f"{config.stack_name}-operations",
-            default_interval=Duration.hours(3),
+    # ------------------------------------------------------------------------------------------------- dashboard
+    def _add_router_rows(self, router: _RouterMetrics, config: AppConfig) -> None:
+        """The router's header, traffic (requests, latency, errors) and answers (fallback and cache rates, sources,
+        model errors and unusable answers)."""
+        thresholds = config.alarms
+        fallback_rate = cloudwatch.MathExpression(
+            expression="100 * (FILL(fallback, 0) + FILL(defaults, 0)) / routed",
+            using_metrics=router.answers,
+            period=PERIOD,
+            label="Fallback rate (%)",
+        )
+        cache_hit_rate = cloudwatch.MathExpression(
+            expression="100 * FILL(cache, 0) / routed",
+            using_metrics=router.answers,
+            period=PERIOD,
+            label="Cache hit rate (%)",
         )
         self.dashboard.add_widgets(
             cloudwatch.TextWidget(
@@ -183,15 +239,18 @@ class Monitoring(Construct):
             )
         )
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Requests", left=[requests, routed], width=8),
+            cloudwatch.GraphWidget(title="Requests", left=[router.requests, router.routed], width=8),
             cloudwatch.GraphWidget(
                 title="Latency (ms)",
-                left=[latency_p50, latency_p99, integration_p99, route_latency_p99],
+                left=[router.latency_p50, router.latency_p99, router.integration_p99, router.route_latency_p99],
                 left_annotations=[cloudwatch.HorizontalAnnotation(value=thresholds.p99_latency_ms, label="p99 alarm")],
                 width=8,
             ),
             cloudwatch.GraphWidget(
-                title="Errors", left=[errors_4xx, errors_5xx], right=[bad_requests, internal_errors], width=8
+                title="Errors",
+                left=[router.errors_4xx, router.errors_5xx],
+                right=[router.bad_requests, router.internal_errors],
+                width=8,
             ),
         )
         self.dashboard.add_widgets(
@@ -205,32 +264,40 @@ class Monitoring(Construct):
                 width=8,
             ),
             cloudwatch.GraphWidget(
-                title="Answers by source", left=[routed, cache_hits, fallback_models, default_weights], width=8
+                title="Answers by source",
+                left=[router.routed, router.cache_hits, router.fallback_models, router.default_weights],
+                width=8,
             ),
             cloudwatch.GraphWidget(
                 title="Model errors and unusable answers",
                 left=[
-                    self._search("ModelError", "code", "Model error"),
-                    self._search("ParseFailure", "reason", "Parse failure"),
+                    self._search(RouterMetric.MODEL_ERROR, "Model error"),
+                    self._search(RouterMetric.PARSE_FAILURE, "Parse failure"),
                 ],
                 width=8,
             ),
         )
+
+    def _add_router_guard_rows(self, router: _RouterMetrics, log_group: str) -> None:
+        """The router's guards (circuit breaker, cost guard, refused promoted model) and latency by model."""
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Circuit breaker: calls skipped / circuits opened, by model",
-                left=[self._search("CircuitOpen", "model", "Skipped (open)")],
-                right=[self._search("CircuitOpened", "model", "Opened")],
+                left=[self._search(RouterMetric.CIRCUIT_OPEN, "Skipped (open)")],
+                right=[self._search(RouterMetric.CIRCUIT_OPENED, "Opened")],
                 width=8,
             ),
             cloudwatch.GraphWidget(
                 title="Cost guard: expensive fallbacks used and capped",
-                left=[fallback_models, self._router_metric("FallbackCapped", "Sum", "Capped (default weights)")],
+                left=[
+                    router.fallback_models,
+                    self._router_metric(RouterMetric.FALLBACK_CAPPED, "Sum", "Capped (default weights)"),
+                ],
                 width=8,
             ),
             cloudwatch.GraphWidget(
                 title="Promoted-model parameter refused, by problem",
-                left=[self._search("ModelParameterInvalid", "problem", "Refused")],
+                left=[self._search(RouterMetric.MODEL_PARAMETER_INVALID, "Refused")],
                 width=8,
             ),
         )
@@ -260,6 +327,14 @@ class Monitoring(Construct):
                 width=12,
             ),
         )
+
+    def _add_pipeline_rows(
+        self,
+        state_machine: sfn.StateMachine,
+        compensation_state_machine: sfn.IStateMachine,
+        pipeline_failure_alarm: cloudwatch.IAlarm,
+    ) -> None:
+        """The pipeline's executions and faults: compensations, runtime resources removed or left, labeling."""
         self.dashboard.add_widgets(
             cloudwatch.TextWidget(markdown="## Distillation pipeline (Step Functions)", width=24, height=1)
         )
@@ -316,20 +391,9 @@ class Monitoring(Construct):
                 width=8,
             ),
         )
-        self.dashboard.add_widgets(
-            cloudwatch.AlarmStatusWidget(title="Alarms (notify the SNS topic)", alarms=self.alarms, width=24)
-        )
 
-        output = CfnOutput(
-            self,
-            "DashboardUrl",
-            value=f"https://{Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region={Aws.REGION}"
-            f"#dashboards/dashboard/{config.stack_name}-operations",
-            description="CloudWatch dashboard of the router and the pipeline",
-        )
-        output.override_logical_id("DashboardUrl")
-
-    def _router_metric(self, name: str, statistic: str, label: str) -> cloudwatch.Metric:
+    # ------------------------------------------------------------------------------------------------- helpers
+    def _router_metric(self, name: RouterMetric, statistic: str, label: str) -> cloudwatch.Metric:
         return self._service_metric(ROUTER_SERVICE, name, label, statistic)
 
     def _service_metric(self, service: str, name: str, label: str, statistic: str = "Sum") -> cloudwatch.Metric:
@@ -343,8 +407,11 @@ class Monitoring(Construct):
             label=label,
         )
 
-    def _search(self, name: str, dimension: str, label: str) -> cloudwatch.MathExpression:
+    def _search(self, name: RouterMetric, label: str) -> cloudwatch.MathExpression:
         """Every series of a router count that carries its own dimension (``code``, ``reason``)."""
+        dimension = name.dimension
+        if dimension is None:
+            raise ValueError(f"{name} has no dimension of its own")
         return cloudwatch.MathExpression(
             expression=f'SEARCH(\'{{{self._namespace},service,{dimension}}} MetricName="{name}" '
             f"service=\"{ROUTER_SERVICE}\"', 'Sum', {int(PERIOD.to_seconds())})",

@@ -47,11 +47,14 @@ import boto3
 
 from search_router.contract.names import DISTILLED
 from search_router.pipeline.metrics import rubric_score
-from search_router.pipeline.queries import BALANCED, DOMINANT_SUFFIX, largest_remainder, normalize_query
-from search_router.shared.answer import RoutingDecision, format_answer, parse_routing_answer, round_weights
+from search_router.pipeline.queries.mix import BALANCED, DOMINANT_SUFFIX, largest_remainder
+from search_router.pipeline.queries.query import normalize_query
+from search_router.shared.answer.decision import RoutingDecision
+from search_router.shared.answer.formatting import format_answer, round_weights
+from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import Channel, ChannelSet
 from search_router.shared.prompts import keyword_like_channel, student_prompt
-from simulation.bedrock_fake import ConverseReply, ConverseRequest, EvaluationJobRequest
+from simulation.bedrock.values import ConverseReply, ConverseRequest, EvaluationJobRequest
 from simulation.clock import VirtualClock
 
 SIMULATED: Final = "SIMULATED"

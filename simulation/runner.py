@@ -35,7 +35,8 @@ from moto import mock_aws
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.layout import STATS_SUFFIX, RunLayout
 from search_router.contract.run import run_id_from_execution
-from search_router.pipeline.queries import normalize_query, plan_queries
+from search_router.pipeline.queries.planning import plan_queries
+from search_router.pipeline.queries.query import normalize_query
 from search_router.pipeline.report import CHART_FILES
 from search_router.shared.channels import ChannelSet, load_channels
 from simulation.bedrock_fake import BedrockFake

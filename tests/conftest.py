@@ -23,6 +23,11 @@ from typing import Any
 
 import pytest
 
+# Powertools' Metrics reads its namespace when the handlers' observability module is first imported, which a test
+# module may do while pytest collects it, before any fixture runs: the namespace must be there from the start.
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Test")
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "test")
+
 # moto must be imported before any botocore session is created: it adds its hook to botocore's BUILTIN_HANDLERS,
 # which every new session copies.
 from moto import mock_aws

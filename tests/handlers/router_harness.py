@@ -23,7 +23,8 @@ from search_router.handlers.observability import logger, metrics
 from search_router.router.settings import load_settings, to_environment
 from search_router.router.wiring import build_service
 from search_router.shared.channels import DEFAULT_CHANNELS
-from simulation.bedrock_fake import ACCOUNT_ID, BedrockFake, ConverseRequest, FakeError
+from simulation.bedrock.values import ACCOUNT_ID, ConverseRequest, FakeError
+from simulation.bedrock_fake import BedrockFake
 
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "events"
 PARAMETER_NAME = "/test/router/promoted-model"

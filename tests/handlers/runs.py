@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from search_router.contract.run import RunState, settings_from_input
-from simulation.bedrock_fake import ACCOUNT_ID, REGION
+from simulation.bedrock.values import ACCOUNT_ID, REGION
 from tests.unit.test_run_naming import DEFAULTS
 
 

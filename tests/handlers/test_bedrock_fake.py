@@ -17,20 +17,17 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError, HTTPClientError, ParamValidationError
 
 from search_router.adapters.clients import CLIENTS, PIPELINE_CONFIG
-from simulation.bedrock_fake import (
+from simulation.bedrock.rules import (
     AVAILABILITY_MODEL_ID,
     CLIENT_REQUEST_TOKEN,
     CUSTOM_MODEL_NAME,
     CUSTOMIZATION_JOB_NAME,
     DEPLOYMENT_NAME,
     EVALUATION_JOB_NAME,
-    BedrockFake,
-    ConverseReply,
-    ConverseRequest,
-    EvaluationJobRequest,
-    FakeError,
     NameRule,
 )
+from simulation.bedrock.values import ConverseReply, ConverseRequest, EvaluationJobRequest, FakeError
+from simulation.bedrock_fake import BedrockFake
 from tests.conftest import NetworkBlockedError
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/BedrockDistillationRole"

@@ -21,7 +21,8 @@ from botocore.awsrequest import AWSResponse
 
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.run import RunState, settings_from_input
-from simulation.bedrock_fake import ACCOUNT_ID, REGION, BedrockFake
+from simulation.bedrock.values import ACCOUNT_ID, REGION
+from simulation.bedrock_fake import BedrockFake
 from tests.handlers.runs import run_state
 from tests.unit.test_run_naming import DEFAULTS
 

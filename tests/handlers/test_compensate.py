@@ -16,7 +16,8 @@ import pytest
 from moto import mock_aws
 
 from search_router.adapters.clients import CLIENTS
-from simulation.bedrock_fake import ACCOUNT_ID, REGION, BedrockFake
+from simulation.bedrock.values import ACCOUNT_ID, REGION
+from simulation.bedrock_fake import BedrockFake
 from tests.handlers.runs import run_state
 from tests.unit.test_run_naming import DEFAULTS
 

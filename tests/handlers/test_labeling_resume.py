@@ -22,9 +22,10 @@ from search_router.contract.run import RunState, settings_from_input
 from search_router.pipeline.checkpoint import DEFAULT_EVERY, ShardProgress
 from search_router.pipeline.dataset import DatasetTooSmall, TooManyShardsFailed
 from search_router.pipeline.labeling import TeacherUnavailable
-from search_router.pipeline.queries import synthesize_queries
+from search_router.pipeline.queries.synthesis import synthesize_queries
 from search_router.shared.channels import DEFAULT_CHANNELS
-from simulation.bedrock_fake import BedrockFake, ConverseRequest, FakeError, default_responder
+from simulation.bedrock.values import ConverseRequest, FakeError, default_responder
+from simulation.bedrock_fake import BedrockFake
 from tests.unit.test_run_naming import DEFAULTS
 
 BUCKET = "data-bucket"

@@ -10,7 +10,7 @@ import pytest
 from search_router.handlers import router_api as handler
 from search_router.shared.channels import DEFAULT_CHANNELS
 from search_router.shared.prompts import student_prompt, teacher_prompt
-from simulation.bedrock_fake import ConverseRequest
+from simulation.bedrock.values import ConverseRequest
 from tests.handlers.router_harness import (
     PRIMARY,
     VALID_ANSWER,

@@ -16,7 +16,8 @@ from search_router.router.settings import ModelSpec, load_settings, to_environme
 from search_router.router.wiring import build_service, invoker_threads, router_client_config
 from search_router.shared.channels import DEFAULT_CHANNELS
 from search_router.shared.prompts import PromptKind
-from simulation.bedrock_fake import BedrockFake, ConverseRequest, FakeError
+from simulation.bedrock.values import ConverseRequest, FakeError
+from simulation.bedrock_fake import BedrockFake
 from tests.handlers.router_harness import (
     DEFAULT_WEIGHTS,
     FALLBACK,

@@ -17,7 +17,7 @@ import pytest
 from search_router.handlers import router_api as handler
 from search_router.handlers.observability import tracer
 from search_router.router.service import RouterService
-from simulation.bedrock_fake import ConverseRequest, FakeError
+from simulation.bedrock.values import ConverseRequest, FakeError
 from tests.handlers.router_harness import (
     FALLBACK,
     FALLBACK_ANSWER,

@@ -11,9 +11,10 @@ import pytest
 
 from search_router.handlers import router_api as handler
 from search_router.router.service import RouterService
-from search_router.shared.answer import parse_routing_answer, round_weights
+from search_router.shared.answer.formatting import round_weights
+from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import DEFAULT_CHANNELS
-from simulation.bedrock_fake import ConverseRequest, FakeError
+from simulation.bedrock.values import ConverseRequest, FakeError
 from tests.handlers.router_harness import (
     DEFAULT_WEIGHTS,
     EVENTS_DIR,

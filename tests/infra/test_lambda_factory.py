@@ -147,3 +147,15 @@ def test_the_lambda_asset_is_one_package_and_each_function_is_named_after_its_ha
         assert function["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == module
     with pytest.raises(ValueError, match=r"is not a function of search_router\.handlers"):
         service_name("routing.handler.handler")
+
+
+def test_the_lambda_asset_ships_the_query_vocabulary_data_file(synth: Synthesized) -> None:
+    from search_router.pipeline.queries.vocabulary import DATA_FILE
+
+    # Given the staged assets of the functions (the folder lambdas/, as cdk synth stages it)
+    staged = [path for path in synth.outdir.glob("asset.*") if (path / "search_router" / "handlers").is_dir()]
+
+    # Then the synthesizer's vocabulary travels with its modules
+    assert staged
+    for asset in staged:
+        assert (asset / "search_router" / "pipeline" / "queries" / DATA_FILE).is_file()

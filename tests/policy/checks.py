@@ -21,7 +21,7 @@ from simulation.harness import TemplateResolver
 from tests.policy.evaluate import Request, Statement, allowed
 from tests.policy.recorder import Call
 from tests.policy.requirements import Need, needs_of, service_role_needs, trust_context
-from tests.policy.sar import GLOBAL_CONDITION_KEYS, ServiceAuthorizationReference
+from tests.policy.sar import GLOBAL_CONDITION_KEYS, Action, ServiceAuthorizationReference
 from tests.policy.template import function_roles, key_policies, role_statements, topic_key, topic_policies
 
 SAR = ServiceAuthorizationReference.load()
@@ -50,6 +50,17 @@ def _statement_findings(role: str, statement: Statement) -> list[str]:
     if statement.effect != "Allow":
         return findings
     every = [a for actions in expanded.values() for a in actions]
+    return [
+        *findings,
+        *_resource_findings(where, statement, every),
+        *_condition_findings(where, statement, every),
+        *_unmatched_action_findings(where, statement, expanded),
+    ]
+
+
+def _resource_findings(where: str, statement: Statement, every: list[Action]) -> list[str]:
+    """Every granted resource is of a type some granted action uses; ``"*"`` only for actions without one."""
+    findings = []
     for resource in statement.resources:
         if resource == "*":
             scoped = sorted({a.full_name for a in every if not a.unscopable})
@@ -58,6 +69,12 @@ def _statement_findings(role: str, statement: Statement) -> list[str]:
             continue
         if not any(a.types_matching(resource) for a in every):
             findings.append(f"{where}: {resource} is of no resource type that {sorted(a.full_name for a in every)} use")
+    return findings
+
+
+def _condition_findings(where: str, statement: Statement, every: list[Action]) -> list[str]:
+    """Every condition key (global keys aside) is one the SAR lists for the granted actions."""
+    findings = []
     for key in sorted({k for entries in statement.conditions.values() for k in entries}):
         if key in GLOBAL_CONDITION_KEYS:
             continue
@@ -67,6 +84,12 @@ def _statement_findings(role: str, statement: Statement) -> list[str]:
                 f"{where}: condition key {key} is not one the SAR lists for {unsupported} (or their resource types): "
                 "the request never carries it, and the condition never holds"
             )
+    return findings
+
+
+def _unmatched_action_findings(where: str, statement: Statement, expanded: Mapping[str, list[Action]]) -> list[str]:
+    """Every granted action is granted on a resource of a type it uses."""
+    findings = []
     for pattern, actions in expanded.items():
         usable = [
             a

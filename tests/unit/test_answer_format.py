@@ -8,13 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from search_router.shared.answer import (
-    ParseSuccess,
-    RoutingDecision,
-    format_answer,
-    parse_routing_answer,
-    round_weights,
-)
+from search_router.shared.answer.decision import ParseSuccess, RoutingDecision
+from search_router.shared.answer.formatting import format_answer, round_weights
+from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import DEFAULT_CHANNELS, Channel, ChannelSet
 
 THREE = ChannelSet((Channel("scene", "what is shown"), Channel("speech", "what is said"), Channel("mood", "feeling")))

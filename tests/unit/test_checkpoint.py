@@ -28,9 +28,10 @@ from search_router.pipeline.labeling import (
     QueryOutcome,
     label_queries,
 )
-from search_router.pipeline.queries import synthesize_queries
+from search_router.pipeline.queries.synthesis import synthesize_queries
 from search_router.shared.channels import DEFAULT_CHANNELS
-from simulation.bedrock_fake import BedrockFake, ConverseRequest, FakeError
+from simulation.bedrock.values import ConverseRequest, FakeError
+from simulation.bedrock_fake import BedrockFake
 
 TEACHER = "us.amazon.nova-pro-v1:0"
 VALID = '{"visual":0.6,"audio":0.1,"transcription":0.1,"metadata":0.2,"reasoning":"Mostly scenery."}'

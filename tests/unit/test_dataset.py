@@ -26,8 +26,10 @@ from search_router.pipeline.dataset import (
     validate_training_jsonl,
     write_examples,
 )
-from search_router.pipeline.queries import normalize_query, parse_user_queries
-from search_router.shared.answer import format_answer, parse_routing_answer
+from search_router.pipeline.queries.query import normalize_query
+from search_router.pipeline.queries.user_files import parse_user_queries
+from search_router.shared.answer.formatting import format_answer
+from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import DEFAULT_CHANNELS
 from search_router.shared.prompts import student_prompt, teacher_prompt
 

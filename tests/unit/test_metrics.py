@@ -16,7 +16,7 @@ from search_router.pipeline.metrics import (
     percentile,
     rubric_score,
 )
-from search_router.shared.answer import parse_routing_answer
+from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import DEFAULT_CHANNELS
 
 CHANNELS = DEFAULT_CHANNELS  # visual, audio, transcription, metadata

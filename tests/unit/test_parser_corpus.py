@@ -10,14 +10,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from search_router.shared.answer import (
+from search_router.shared.answer.decision import (
     MAX_REASONING_CHARS,
     ParseFailure,
     ParseFailureReason,
     ParseResult,
     ParseSuccess,
-    parse_routing_answer,
 )
+from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import DEFAULT_CHANNELS, Channel, ChannelSet
 
 R = ParseFailureReason

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from search_router.shared.answer import ParseSuccess, parse_routing_answer
+from search_router.shared.answer.decision import ParseSuccess
+from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import DEFAULT_CHANNELS, Channel, ChannelSet
 from search_router.shared.prompts import PromptKind, keyword_like_channel, prompt_for, student_prompt, teacher_prompt
 

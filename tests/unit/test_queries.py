@@ -7,22 +7,11 @@ import time
 
 import pytest
 
-from search_router.pipeline.queries import (
-    DEFAULT_MIX,
-    MAX_QUERY_CHARS,
-    Query,
-    UserQueries,
-    capacity,
-    categories,
-    default_mix,
-    largest_remainder,
-    normalize_query,
-    parse_user_queries,
-    plan_queries,
-    resolve_mix,
-    synthesize,
-    synthesize_queries,
-)
+from search_router.pipeline.queries.mix import DEFAULT_MIX, categories, default_mix, largest_remainder, resolve_mix
+from search_router.pipeline.queries.planning import plan_queries
+from search_router.pipeline.queries.query import Query, normalize_query
+from search_router.pipeline.queries.synthesis import capacity, synthesize, synthesize_queries
+from search_router.pipeline.queries.user_files import MAX_QUERY_CHARS, UserQueries, parse_user_queries
 from search_router.shared.channels import DEFAULT_CHANNELS, ChannelSet
 
 CUSTOM = ChannelSet.from_obj(

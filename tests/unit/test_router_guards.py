@@ -20,7 +20,7 @@ from search_router.router.invoker import ModelCallError
 from search_router.router.model_source import ModelSelection
 from search_router.router.service import RouterService, Source
 from search_router.router.settings import AccountScope, ModelSpec, RouterSettings
-from search_router.shared.answer import ParseResult, ParseSuccess, RoutingDecision
+from search_router.shared.answer.decision import ParseResult, ParseSuccess, RoutingDecision
 from search_router.shared.channels import DEFAULT_CHANNELS
 from search_router.shared.prompts import PromptKind
 

@@ -6,13 +6,9 @@ import time
 
 import pytest
 
-from search_router.shared.answer import (
-    ParseFailureReason,
-    ParseSuccess,
-    RoutingDecision,
-    StreamingWeightsReader,
-    parse_routing_answer,
-)
+from search_router.shared.answer.decision import ParseFailureReason, ParseSuccess, RoutingDecision
+from search_router.shared.answer.parser import parse_routing_answer
+from search_router.shared.answer.streaming import StreamingWeightsReader
 from search_router.shared.channels import DEFAULT_CHANNELS, Channel, ChannelSet
 
 R = ParseFailureReason

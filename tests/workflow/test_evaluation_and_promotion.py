@@ -16,7 +16,8 @@ import pytest
 from matplotlib import image as mpimg
 
 from search_router.pipeline.judge import CALIBRATION_CATEGORY
-from simulation.bedrock_fake import BedrockFake, ConverseRequest, EvaluationJobRequest
+from simulation.bedrock.values import ConverseRequest, EvaluationJobRequest
+from simulation.bedrock_fake import BedrockFake
 from simulation.harness import REGION, PipelineHarness
 
 TEACHER = "us.amazon.nova-pro-v1:0"  # what teacher_model_id "auto" picks: Nova Premier is LEGACY

@@ -25,7 +25,8 @@ import pytest
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
 from search_router.contract.errors import TransientError
-from simulation.bedrock_fake import BedrockFake, ConverseRequest, default_responder
+from simulation.bedrock.values import ConverseRequest, default_responder
+from simulation.bedrock_fake import BedrockFake
 from simulation.harness import PipelineHarness
 
 SMALL = {"num_examples": 200, "eval_examples": 20, "shard_size": 50, "seed": 11}  # 5 shards: 50 x 4 + 20

@@ -10,8 +10,9 @@ import unicodedata
 import boto3
 import pytest
 
-from search_router.pipeline.queries import normalize_query
-from simulation.bedrock_fake import BedrockFake, ConverseRequest, default_responder
+from search_router.pipeline.queries.query import normalize_query
+from simulation.bedrock.values import ConverseRequest, default_responder
+from simulation.bedrock_fake import BedrockFake
 from simulation.harness import REGION, PipelineHarness
 
 SMALL = {"num_examples": 200, "eval_examples": 20, "shard_size": 50, "seed": 11}

@@ -13,8 +13,9 @@ from matplotlib import image as mpimg
 
 from search_router.pipeline import labeling
 from search_router.pipeline.dataset import TRAINING_SUM_TOLERANCE
-from search_router.pipeline.queries import normalize_query, plan_queries
-from search_router.shared.answer import parse_routing_answer
+from search_router.pipeline.queries.planning import plan_queries
+from search_router.pipeline.queries.query import normalize_query
+from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import DEFAULT_CHANNELS
 from simulation.cli import main
 from simulation.models import SimulatedModels

@@ -25,7 +25,9 @@ from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.judge import CALIBRATION_QUERY, calibration_record
 from search_router.pipeline.labeling import converse_text, error_code, is_retryable
 from search_router.pipeline.metrics import Price, QueryResult, compute_metrics
-from search_router.shared.answer import RoutingDecision, format_answer, parse_routing_answer
+from search_router.shared.answer.decision import RoutingDecision
+from search_router.shared.answer.formatting import format_answer
+from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import ChannelSet, load_channels
 from search_router.shared.prompts import PromptKind, prompt_for
 

@@ -38,7 +38,7 @@ from search_router.pipeline.checkpoint import Checkpoint, ShardProgress, add_usa
 from search_router.pipeline.concurrency import AdaptiveConcurrency
 from search_router.pipeline.dataset import write_examples
 from search_router.pipeline.labeling import UNLABELED_DEADLINE, LabelingResult, label_queries
-from search_router.pipeline.queries import Query
+from search_router.pipeline.queries.query import Query
 from search_router.shared.channels import load_channels
 
 TEACHER_CONNECT_TIMEOUT_S: Final = 5

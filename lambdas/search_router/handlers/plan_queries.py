@@ -15,7 +15,8 @@ from search_router.adapters import s3io
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.run import RunState
 from search_router.handlers.observability import logger, metrics, task_handler
-from search_router.pipeline.queries import REJECTED_CONTROL_CHARACTERS, parse_user_queries, plan_queries
+from search_router.pipeline.queries.planning import plan_queries
+from search_router.pipeline.queries.user_files import REJECTED_CONTROL_CHARACTERS, parse_user_queries
 from search_router.shared.channels import load_channels
 
 # Keep the Map's item list (and so the state) small whatever the shard size asked for.

@@ -50,7 +50,7 @@ from search_router.router.request_body import UnreadableBodyError, decode_body, 
 from search_router.router.service import Attempt, AttemptOutcome, DefaultReason, RouteOutcome, RouterService, Source
 from search_router.router.settings import ENV_CORS_ORIGINS, SettingsError, load_settings
 from search_router.router.wiring import build_service
-from search_router.shared.answer import round_weights
+from search_router.shared.answer.formatting import round_weights
 
 WEIGHT_DECIMALS = 4
 CORS_HEADERS = [

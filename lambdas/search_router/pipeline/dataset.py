@@ -15,8 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from search_router.pipeline.queries import UserQueries, largest_remainder, normalize_query
-from search_router.shared.answer import RoutingDecision, format_answer, parse_routing_answer
+from search_router.pipeline.queries.mix import largest_remainder
+from search_router.pipeline.queries.query import normalize_query
+from search_router.pipeline.queries.user_files import UserQueries
+from search_router.shared.answer.decision import RoutingDecision
+from search_router.shared.answer.formatting import format_answer
+from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import ChannelSet
 from search_router.shared.prompts import student_prompt, teacher_prompt
 
@@ -532,8 +536,8 @@ def build_manifest(
     failed calls by error code; ``duplicates`` examples removed by de-duplication; ``unlabeled`` queries never
     labeled (by reason in ``labeling.unlabeled_by_reason``: ``deadline``, ``throttled``, ``shard_failed``);
     ``train`` / ``heldout`` the final splits; ``user_queries`` the user file's
-    :class:`~search_router.pipeline.queries.UserQueries` (or its stats); ``labeling`` optional labeling stats (tokens,
-    retries, elapsed, shards planned / failed / resumed); ``extra`` any further fields (merged last).
+    :class:`~search_router.pipeline.queries.user_files.UserQueries` (or its stats); ``labeling`` optional labeling
+    stats (tokens, retries, elapsed, shards planned / failed / resumed); ``extra`` any further fields (merged last).
 
     Layout::
 

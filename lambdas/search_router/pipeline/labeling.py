@@ -33,8 +33,9 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from search_router.pipeline.concurrency import OVERLOAD_ERRORS, AdaptiveConcurrency, ConcurrencyLimiter, Permit
 from search_router.pipeline.dataset import TRAINING_SUM_TOLERANCE, LabeledExample
-from search_router.pipeline.queries import Query
-from search_router.shared.answer import parse_routing_answer
+from search_router.pipeline.queries.query import Query
+from search_router.shared.answer.decision import ParseFailure, RoutingDecision
+from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import ChannelSet
 from search_router.shared.prompts import teacher_prompt
 
@@ -412,7 +413,147 @@ def _message(exc: BaseException) -> str:
     return str(exc)
 
 
-def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its worker, its result
+@dataclass(frozen=True)
+class _Labeler:
+    """What every worker thread of one :func:`label_queries` call runs: one query to its outcome."""
+
+    run: _Run
+    gate: ConcurrencyLimiter
+    client: Any
+    model_id: str
+    system: str
+    channels: ChannelSet
+    max_tokens: int
+    temperature: float
+    max_invalid_retries: int
+    max_throttle_retries: int
+    base_delay_s: float
+    max_delay_s: float
+    deadline: float | None
+    throttle_budget_s: float | None
+    limiter_poll_s: float
+    on_outcome: OutcomeListener | None
+
+    def work(self, item: tuple[int, Query]) -> QueryOutcome:
+        position, query = item
+        outcome = self.label_one(query)
+        if self.on_outcome is not None and outcome.final:
+            self.on_outcome(position, outcome, self.run.usage())
+        return outcome
+
+    def label_one(self, query: Query) -> QueryOutcome:
+        invalid_attempts = 0
+        throttle_attempts = 0
+        while True:
+            permit = self._permit_or_stop()
+            if isinstance(permit, QueryOutcome):
+                return permit
+            try:
+                answer = self._call(permit, query)
+            except Exception as exc:
+                outcome = self._after_error(exc, query, throttle_attempts)  # a retry's backoff holds the permit
+                if outcome is not None:
+                    return outcome
+                throttle_attempts += 1
+                continue
+            finally:
+                permit.release()  # on every path (after the backoff when retrying); a no-op once answered
+            self.run.answered_call(answer.input_tokens, answer.output_tokens)
+            parsed = parse_routing_answer(answer.text, self.channels, sum_tolerance=TRAINING_SUM_TOLERANCE)
+            if parsed.ok:
+                return _labeled(query, parsed.decision)
+            if invalid_attempts < self.max_invalid_retries:
+                invalid_attempts += 1
+                self.run.retry(throttled=False)
+                continue
+            self.run.drop_invalid(query, parsed.reason.value, parsed.detail, answer.text)
+            return _invalid(query, parsed, answer.text)
+
+    def _out_of_time(self, extra_s: float = 0.0) -> bool:
+        return self.deadline is not None and self.run.clock() + extra_s >= self.deadline
+
+    def _stopped(self) -> QueryOutcome | None:
+        if self.run.throttled_too_long(self.throttle_budget_s):
+            return QueryOutcome(UNLABELED, reason=UNLABELED_THROTTLED)
+        if self.run.stop.is_set() or self._out_of_time():
+            return QueryOutcome(UNLABELED, reason=UNLABELED_DEADLINE)
+        return None
+
+    def _permit_or_stop(self) -> Permit | QueryOutcome:
+        while True:
+            if (stop := self._stopped()) is not None:
+                return stop
+            permit = self.gate.acquire(timeout=self.limiter_poll_s)
+            if permit is None:
+                continue
+            if (stop := self._stopped()) is not None:  # waited for the permit past a stop
+                permit.release()
+                return stop
+            return permit
+
+    def _call(self, permit: Permit, query: Query) -> ConverseOutcome:
+        """One Converse call on ``permit``: answered → signalled and freed; throttled → signalled, the slot kept
+        for the backoff (the caller frees it); any other error → freed."""
+        self.run.count_call()
+        try:
+            answer = converse_text(
+                self.client,
+                model_id=self.model_id,
+                system=self.system,
+                user=query.text,
+                max_tokens=self.max_tokens,
+                temperature=self.temperature,
+            )
+        except Exception as exc:
+            if is_overload(exc):
+                permit.overloaded()
+            raise
+        permit.answered()
+        return answer
+
+    def _after_error(self, exc: BaseException, query: Query, attempt: int) -> QueryOutcome | None:
+        """What a failed call leads to: ``None`` once the backoff before the next attempt is slept (still
+        holding the slot: the backoff counts against the limit), else the query's outcome."""
+        retryable = is_retryable(exc)
+        if retryable and attempt < self.max_throttle_retries:
+            delay = self.run.jitter(attempt, self.base_delay_s, self.max_delay_s)
+            if self.run.throttled_too_long(self.throttle_budget_s):
+                self.run.throttled_final()
+                return QueryOutcome(UNLABELED, reason=UNLABELED_THROTTLED)
+            if self._out_of_time(delay):
+                self.run.throttled_final()
+                return QueryOutcome(UNLABELED, reason=UNLABELED_DEADLINE)
+            self.run.retry(throttled=True)
+            self.run.sleep(delay)
+            return None
+        if retryable:
+            self.run.throttled_final()
+        self.run.fail(exc, retryable=retryable)
+        return QueryOutcome(ERROR, query=query.text, code=error_code(exc), message=_message(exc)[:MAX_SAMPLE_TEXT])
+
+
+def _labeled(query: Query, decision: RoutingDecision) -> QueryOutcome:
+    example = LabeledExample(
+        query=query.text,
+        category=query.category,
+        source=query.source,
+        weights=dict(decision.weights),
+        reasoning=decision.reasoning,
+    )
+    return QueryOutcome(LABELED, query=query.text, example=example)
+
+
+def _invalid(query: Query, parsed: ParseFailure, text: str) -> QueryOutcome:
+    return QueryOutcome(
+        INVALID,
+        query=query.text,
+        reason=parsed.reason.value,
+        detail=parsed.detail[:MAX_SAMPLE_TEXT],
+        text=text[:MAX_SAMPLE_TEXT],
+    )
+
+
+def label_queries(
     queries: Sequence[Query],
     *,
     client: Any,
@@ -440,7 +581,7 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
 
     * Prompt: :func:`~search_router.shared.prompts.teacher_prompt` as system, the query as the user turn,
       ``temperature`` and ``max_tokens`` as inference config.
-    * Validation: :func:`~search_router.shared.answer.parse_routing_answer` with sum tolerance
+    * Validation: :func:`~search_router.shared.answer.parser.parse_routing_answer` with sum tolerance
       :data:`~search_router.pipeline.dataset.TRAINING_SUM_TOLERANCE` (0.01). An invalid answer is asked again up to
       ``max_invalid_retries`` times, then dropped and counted by reason.
     * Retryable errors (:data:`RETRYABLE_ERRORS`, network timeouts): up to ``max_throttle_retries`` retries per
@@ -469,7 +610,6 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
         raise ValueError(f"threads must be >= 1, got {threads}")
     if max_invalid_retries < 0 or max_throttle_retries < 0:
         raise ValueError("retry counts must be >= 0")
-    system = teacher_prompt(channels)
     run = _Run(
         rng=rng or random.Random(),  # noqa: S311 - jitter, not security
         sleep=sleep,
@@ -477,116 +617,35 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
         fail_fast_after=max(1, fail_fast_after),
     )
     gate: ConcurrencyLimiter = limiter if limiter is not None else AdaptiveConcurrency(threads)
-
-    def out_of_time(extra_s: float = 0.0) -> bool:
-        return deadline is not None and clock() + extra_s >= deadline
-
-    def stopped() -> QueryOutcome | None:
-        if run.throttled_too_long(throttle_budget_s):
-            return QueryOutcome(UNLABELED, reason=UNLABELED_THROTTLED)
-        if run.stop.is_set() or out_of_time():
-            return QueryOutcome(UNLABELED, reason=UNLABELED_DEADLINE)
-        return None
-
-    def permit_or_stop() -> Permit | QueryOutcome:
-        while True:
-            if (stop := stopped()) is not None:
-                return stop
-            permit = gate.acquire(timeout=limiter_poll_s)
-            if permit is None:
-                continue
-            if (stop := stopped()) is not None:  # waited for the permit past a stop
-                permit.release()
-                return stop
-            return permit
-
-    def call(permit: Permit, query: Query) -> ConverseOutcome:
-        """One Converse call on ``permit``: answered → signalled and freed; throttled → signalled, the slot kept
-        for the backoff (the caller frees it); any other error → freed."""
-        run.count_call()
-        try:
-            answer = converse_text(
-                client,
-                model_id=model_id,
-                system=system,
-                user=query.text,
-                max_tokens=max_tokens,
-                temperature=temperature,
-            )
-        except Exception as exc:
-            if is_overload(exc):
-                permit.overloaded()
-            raise
-        permit.answered()
-        return answer
-
-    def label_one(query: Query) -> QueryOutcome:
-        invalid_attempts = 0
-        throttle_attempts = 0
-        while True:
-            permit = permit_or_stop()
-            if isinstance(permit, QueryOutcome):
-                return permit
-            try:
-                answer = call(permit, query)
-            except Exception as exc:
-                retryable = is_retryable(exc)
-                if retryable and throttle_attempts < max_throttle_retries:
-                    delay = run.jitter(throttle_attempts, base_delay_s, max_delay_s)
-                    throttle_attempts += 1
-                    if run.throttled_too_long(throttle_budget_s):
-                        run.throttled_final()
-                        return QueryOutcome(UNLABELED, reason=UNLABELED_THROTTLED)
-                    if out_of_time(delay):
-                        run.throttled_final()
-                        return QueryOutcome(UNLABELED, reason=UNLABELED_DEADLINE)
-                    run.retry(throttled=True)
-                    run.sleep(delay)  # still holding the slot: the backoff counts against the limit
-                    continue
-                if retryable:
-                    run.throttled_final()
-                run.fail(exc, retryable=retryable)
-                code = error_code(exc)
-                return QueryOutcome(ERROR, query=query.text, code=code, message=_message(exc)[:MAX_SAMPLE_TEXT])
-            finally:
-                permit.release()  # on every path (after the backoff when retrying); a no-op once answered
-            run.answered_call(answer.input_tokens, answer.output_tokens)
-            parsed = parse_routing_answer(answer.text, channels, sum_tolerance=TRAINING_SUM_TOLERANCE)
-            if parsed.ok:
-                decision = parsed.decision
-                example = LabeledExample(
-                    query=query.text,
-                    category=query.category,
-                    source=query.source,
-                    weights=dict(decision.weights),
-                    reasoning=decision.reasoning,
-                )
-                return QueryOutcome(LABELED, query=query.text, example=example)
-            if invalid_attempts < max_invalid_retries:
-                invalid_attempts += 1
-                run.retry(throttled=False)
-                continue
-            run.drop_invalid(query, parsed.reason.value, parsed.detail, answer.text)
-            return QueryOutcome(
-                INVALID,
-                query=query.text,
-                reason=parsed.reason.value,
-                detail=parsed.detail[:MAX_SAMPLE_TEXT],
-                text=answer.text[:MAX_SAMPLE_TEXT],
-            )
-
-    def work(item: tuple[int, Query]) -> QueryOutcome:
-        position, query = item
-        outcome = label_one(query)
-        if on_outcome is not None and outcome.final:
-            on_outcome(position, outcome, run.usage())
-        return outcome
-
+    labeler = _Labeler(
+        run=run,
+        gate=gate,
+        client=client,
+        model_id=model_id,
+        system=teacher_prompt(channels),
+        channels=channels,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        max_invalid_retries=max_invalid_retries,
+        max_throttle_retries=max_throttle_retries,
+        base_delay_s=base_delay_s,
+        max_delay_s=max_delay_s,
+        deadline=deadline,
+        throttle_budget_s=throttle_budget_s,
+        limiter_poll_s=limiter_poll_s,
+        on_outcome=on_outcome,
+    )
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="label") as pool:
-        outcomes = list(pool.map(work, enumerate(queries)))
+        outcomes = list(pool.map(labeler.work, enumerate(queries)))
     elapsed = time.perf_counter() - started
+    _raise_if_unavailable(run, queries, outcomes)
+    return _result(run, gate, queries, outcomes, elapsed)
 
+
+def _raise_if_unavailable(run: _Run, queries: Sequence[Query], outcomes: list[QueryOutcome]) -> None:
+    """:class:`TeacherUnavailable` when the run stopped on it, or when every answered-for query ended with the
+    same non-retryable error and nothing was ever answered."""
     if run.unavailable is not None:
         raise run.unavailable
     final_codes = set(run.errors)
@@ -599,6 +658,11 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
         code = next(iter(final_codes))
         if code not in run.retryable_codes:
             raise TeacherUnavailable(code, run.error_messages[code])
+
+
+def _result(
+    run: _Run, gate: ConcurrencyLimiter, queries: Sequence[Query], outcomes: list[QueryOutcome], elapsed: float
+) -> LabelingResult:
     return LabelingResult(
         examples=[outcome.example for outcome in outcomes if outcome.example is not None],
         invalid=run.invalid,

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeAlias
 
-from search_router.shared.answer import ParseFailureReason, ParseResult
+from search_router.shared.answer.decision import ParseFailureReason, ParseResult
 from search_router.shared.channels import Channel, ChannelSet
 
 EPSILON = 1e-9
@@ -153,7 +153,8 @@ class QueryResult:
         input_tokens: int = 0,
         output_tokens: int = 0,
     ) -> QueryResult:
-        """The result of an answered call, from :func:`search_router.shared.answer.parse_routing_answer`'s result."""
+        """The result of an answered call, from
+        :func:`~search_router.shared.answer.parser.parse_routing_answer`'s result."""
         return cls(
             query=query,
             category=category,
@@ -372,15 +373,63 @@ def compute_metrics(results: Sequence[QueryResult], channels: Channels, *, price
         _check_reference(result.reference, names)
     # (prediction, reference) of each schema-valid answer
     valid = [(r.weights, r.reference) for r in answered if r.weights is not None and _usable(r.weights, names)]
+    return {
+        "channels": list(names),
+        "n": n,
+        **_validity(results, answered, valid),
+        **_accuracy(valid, names, n),
+        **_rubric(results, names),
+        **_latency_and_cost(answered, price),
+        **_failure_counts(results, answered),
+    }
 
+
+Pairs: TypeAlias = Sequence[tuple[Mapping[str, float], Mapping[str, float]]]
+"""(prediction, reference) of each schema-valid answer."""
+
+
+def _validity(results: Sequence[QueryResult], answered: list[QueryResult], valid: Pairs) -> dict[str, Any]:
+    """How many answers arrived, held JSON, and held every channel's weight (and their rates over ``n``)."""
+    n = len(results)
+    valid_json = sum(r.valid_json for r in results)
+    return {
+        "answered": len(answered),
+        "answered_rate": _rate(len(answered), n),
+        "valid_json": valid_json,
+        "valid_json_rate": _rate(valid_json, n),
+        "schema_valid": len(valid),
+        "schema_valid_rate": _rate(len(valid), n),
+    }
+
+
+def _accuracy(valid: Pairs, names: tuple[str, ...], n: int) -> dict[str, Any]:
+    """Errors against the references (schema-valid answers only), dominant-channel and within-tolerance rates."""
     per_query_errors = [abs_errors(pred, ref, names) for pred, ref in valid]
-    mae_per_channel = {name: _mean([errors[name] for errors in per_query_errors]) for name in names}
     per_query_mean = [math.fsum(errors.values()) / len(names) for errors in per_query_errors]
     worst = [max(errors.values()) for errors in per_query_errors]
     dominant_hits = sum(dominant_channel(pred, names) == dominant_channel(ref, names) for pred, ref in valid)
+    return {
+        "mae_per_channel": {name: _mean([errors[name] for errors in per_query_errors]) for name in names},
+        "mae_overall": _mean(per_query_mean),
+        "max_abs_error": max(worst) if worst else None,
+        "dominant_accuracy": _rate(dominant_hits, n),
+        "within_005_rate": _rate(sum(w <= WITHIN_TIGHT + EPSILON for w in worst), n),
+        "within_010_rate": _rate(sum(w <= WITHIN_LOOSE + EPSILON for w in worst), n),
+    }
+
+
+def _rubric(results: Sequence[QueryResult], names: tuple[str, ...]) -> dict[str, Any]:
+    """The 1-5 rubric over every query (an unanswered one scores 1)."""
     scores = [rubric_score(r.weights if r.answered else None, r.reference, names) for r in results]
     distribution = Counter(scores)
+    return {
+        "rubric_mean": _mean([float(s) for s in scores]),
+        "rubric_distribution": {str(score): distribution.get(score, 0) for score in RUBRIC_SCORES},
+    }
 
+
+def _latency_and_cost(answered: list[QueryResult], price: Price | None) -> dict[str, Any]:
+    """Latency, tokens and (with a price) the cost of routing, over answered calls."""
     latencies = [float(r.latency_ms) for r in answered if r.latency_ms is not None]
     service_latencies = [float(r.service_latency_ms) for r in answered if r.service_latency_ms is not None]
     input_mean = _mean([float(r.input_tokens) for r in answered])
@@ -390,30 +439,19 @@ def compute_metrics(results: Sequence[QueryResult], channels: Channels, *, price
         if price is not None and input_mean is not None and output_mean is not None
         else None
     )
-
     return {
-        "channels": list(names),
-        "n": n,
-        "answered": len(answered),
-        "answered_rate": _rate(len(answered), n),
-        "valid_json": sum(r.valid_json for r in results),
-        "valid_json_rate": _rate(sum(r.valid_json for r in results), n),
-        "schema_valid": len(valid),
-        "schema_valid_rate": _rate(len(valid), n),
-        "mae_per_channel": mae_per_channel,
-        "mae_overall": _mean(per_query_mean),
-        "max_abs_error": max(worst) if worst else None,
-        "dominant_accuracy": _rate(dominant_hits, n),
-        "within_005_rate": _rate(sum(w <= WITHIN_TIGHT + EPSILON for w in worst), n),
-        "within_010_rate": _rate(sum(w <= WITHIN_LOOSE + EPSILON for w in worst), n),
-        "rubric_mean": _mean([float(s) for s in scores]),
-        "rubric_distribution": {str(score): distribution.get(score, 0) for score in RUBRIC_SCORES},
         "latency": latency_summary(latencies),
         "service_latency_mean": _mean(service_latencies),
         "tokens": {"input_mean": input_mean, "output_mean": output_mean},
         "price": price.to_dict() if price is not None else None,
         "cost_per_1k_routes": cost_per_route * 1_000 if cost_per_route is not None else None,
         "cost_per_1m_routes": cost_per_route * 1_000_000 if cost_per_route is not None else None,
+    }
+
+
+def _failure_counts(results: Sequence[QueryResult], answered: list[QueryResult]) -> dict[str, Any]:
+    """Unanswered queries by error kind and unusable answers by parse-failure reason."""
+    return {
         "errors_by_kind": dict(sorted(Counter(r.error_kind for r in results if r.error_kind is not None).items())),
         "parse_failures_by_reason": dict(
             sorted(Counter(r.parse_failure for r in answered if r.weights is None and r.parse_failure).items())

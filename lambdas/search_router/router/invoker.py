@@ -35,7 +35,9 @@ from botocore.exceptions import (
 )
 
 from search_router.router.settings import ModelSpec
-from search_router.shared.answer import ParseResult, ParseSuccess, StreamingWeightsReader, parse_routing_answer
+from search_router.shared.answer.decision import ParseResult, ParseSuccess
+from search_router.shared.answer.parser import parse_routing_answer
+from search_router.shared.answer.streaming import StreamingWeightsReader
 from search_router.shared.channels import ChannelSet
 from search_router.shared.prompts import PromptKind, prompt_for
 

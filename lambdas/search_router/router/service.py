@@ -42,7 +42,7 @@ from search_router.router.guards import Admission, CircuitBreakers, CircuitEvent
 from search_router.router.invoker import POOL_EXHAUSTED_CODE, TIMEOUT_CODE, ModelCallError
 from search_router.router.model_source import ModelSelection
 from search_router.router.settings import ModelSpec, RouterSettings
-from search_router.shared.answer import ParseFailure, ParseResult, RoutingDecision
+from search_router.shared.answer.decision import ParseFailure, ParseResult, RoutingDecision
 
 MAX_ATTEMPTS_PER_MODEL: Final = 2
 BACKOFF_SECONDS: Final = 0.025

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from search_router.contract.environment import CommonEnvironment
-from search_router.shared.answer import RoutingDecision
+from search_router.shared.answer.decision import RoutingDecision
 from search_router.shared.channels import ChannelConfigError, ChannelSet, load_channels
 from search_router.shared.prompts import PromptKind
 

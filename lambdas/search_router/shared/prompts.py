@@ -11,7 +11,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-from search_router.shared.answer import RoutingDecision, format_answer
+from search_router.shared.answer.decision import RoutingDecision
+from search_router.shared.answer.formatting import format_answer
 from search_router.shared.channels import Channel, ChannelSet
 
 EXAMPLE_DOMINANT_WEIGHT: Final = 0.8
