@@ -79,7 +79,7 @@ class CompensationSettings:
             settle_seconds=environment.settle_seconds,
             deadline_seconds=environment.deadline_seconds,
             defaults=environment.pipeline_defaults,
-            poll_seconds=environment.poll_seconds or POLL_SECONDS,
+            poll_seconds=POLL_SECONDS if environment.poll_seconds is None else environment.poll_seconds,
         )
 
 
@@ -397,7 +397,9 @@ def reconcile(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     environment = CompensationEnvironment.load()
     compensation = environment.compensation_state_machine_arn
     started = []
-    grace = timedelta(seconds=environment.reconcile_grace_seconds or RECONCILE_GRACE.total_seconds())
+    grace = RECONCILE_GRACE
+    if environment.reconcile_grace_seconds is not None:  # 0 is a valid grace (the tests use it)
+        grace = timedelta(seconds=environment.reconcile_grace_seconds)
     for execution, key in find_unclaimed(
         settings, states=states, s3=CLIENTS.get("s3"), now=datetime.now(UTC), grace=grace
     ):

@@ -79,7 +79,7 @@ def reject(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     failures = event["report"].get("failures", [])
     deleted = False
     delete_error = None
-    if PipelineEnvironment.load().delete_rejected_deployments == "true":
+    if PipelineEnvironment.load().delete_rejected_deployments:
         try:
             CLIENTS.get("bedrock").delete_custom_model_deployment(customModelDeploymentIdentifier=arn)
             deleted = True
