@@ -8,7 +8,7 @@ Modules: :mod:`~simulation.runner` (one run, end to end), :mod:`~simulation.cli`
 :mod:`~simulation.models` (simulated teacher, students, baseline and judge), :mod:`~simulation.clock`
 (simulated latency on a virtual clock), :mod:`~simulation.progress` (live progress), :mod:`~simulation.output`
 (``./out``), and the offline-execution machinery shared with the tests: :mod:`~simulation.harness`,
-:mod:`~simulation.bedrock_fake`, :mod:`~simulation.synth`.
+:mod:`~simulation.bedrock_fake` (with its parts in :mod:`simulation.bedrock`), :mod:`~simulation.synth`.
 """
 
 from pathlib import Path
