@@ -155,9 +155,8 @@ def teacher(aws: None, bedrock: BedrockFake, pipeline_env: pytest.MonkeyPatch) -
 def test_the_safety_margin_outlasts_one_teacher_call_and_leaves_the_shard_its_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from label_shard import handler as label_shard
-
     from infra.pipeline import STEPS
+    from search_router.handlers import label_shard
 
     config = label_shard.TEACHER_CLIENT_CONFIG
     # one attempt (label_queries retries, the limiter sees every throttling answer), so one call is at most
@@ -174,7 +173,7 @@ def test_the_safety_margin_outlasts_one_teacher_call_and_leaves_the_shard_its_ti
 
 
 def test_the_teacher_client_is_built_with_that_configuration(teacher: Teacher, monkeypatch: pytest.MonkeyPatch) -> None:
-    from label_shard import handler as label_shard
+    from search_router.handlers import label_shard
 
     shards = Shards(make_run())
     shards.add_shard(5, seed=1)

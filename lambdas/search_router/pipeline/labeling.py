@@ -15,6 +15,10 @@ grows while the teacher answers and halves when it throttles (:mod:`search_route
 shard follows the teacher's quota. Every query that reaches a final outcome (labeled, invalid or error) is reported to
 ``on_outcome`` as it happens, with the usage so far: the label shard checkpoints them to S3 and a re-invoked shard
 labels only the rest.
+
+The call itself is made by the caller's :class:`Converse` (for Bedrock,
+:class:`search_router.adapters.converse.BedrockConverse`), which says of a failed call whether it is retryable and
+whether it is an overload: this module sees plain data only.
 """
 
 from __future__ import annotations
@@ -26,32 +30,15 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
-
-from search_router.pipeline.concurrency import OVERLOAD_ERRORS, AdaptiveConcurrency, ConcurrencyLimiter, Permit
+from search_router.pipeline.concurrency import AdaptiveConcurrency, ConcurrencyLimiter, Permit
 from search_router.pipeline.dataset import TRAINING_SUM_TOLERANCE, LabeledExample
 from search_router.pipeline.queries import Query
 from search_router.shared.answer import parse_routing_answer
 from search_router.shared.channels import ChannelSet
+from search_router.shared.model_calls import ModelCallError
 from search_router.shared.prompts import teacher_prompt
-
-RETRYABLE_ERRORS: Final = frozenset(
-    {
-        "ThrottlingException",
-        "ServiceUnavailableException",
-        "ModelNotReadyException",
-        "ModelTimeoutException",
-        "InternalServerException",
-    }
-)
-"""Error codes worth retrying with backoff. Everything else (AccessDenied, Validation, ResourceNotFound,
-ModelError ...) is final for that query."""
-
-_TRANSPORT_ERRORS: Final = (BotocoreConnectionError, ConnectTimeoutError, ReadTimeoutError)
-"""Network-level botocore errors, retried like throttling (their class name is the error code)."""
 
 MAX_INVALID_SAMPLES: Final = 20
 MAX_SAMPLE_TEXT: Final = 500
@@ -83,61 +70,14 @@ class ConverseOutcome:
     stop_reason: str | None
 
 
-def converse_text(
-    client: Any,
-    *,
-    model_id: str,
-    system: str,
-    user: str,
-    max_tokens: int,
-    temperature: float,
-) -> ConverseOutcome:
-    """One ``bedrock-runtime`` Converse call with a system prompt and a single user turn.
+class Converse(Protocol):
+    """One Converse call to ``model_id``: a system prompt, one user turn. Raises
+    :class:`~search_router.shared.model_calls.ModelCallError` when it fails, classified by the adapter
+    (:class:`search_router.adapters.converse.BedrockConverse`): retryable or not, an overload or not."""
 
-    The answer is ``output.message.content`` — a *list* of blocks; the text blocks are joined (a model may put
-    a reasoning block before the text). An empty ``system`` is not sent (the service rejects empty text).
-    Errors propagate as botocore raises them.
-    """
-    params: dict[str, Any] = {
-        "modelId": model_id,
-        "messages": [{"role": "user", "content": [{"text": user}]}],
-        "inferenceConfig": {"maxTokens": max_tokens, "temperature": temperature},
-    }
-    if system:
-        params["system"] = [{"text": system}]
-    started = time.perf_counter()
-    response = client.converse(**params)
-    latency_ms = (time.perf_counter() - started) * 1000.0
-    content = ((response.get("output") or {}).get("message") or {}).get("content") or []
-    text = "".join(block["text"] for block in content if isinstance(block, dict) and isinstance(block.get("text"), str))
-    usage = response.get("usage") or {}
-    metrics = response.get("metrics") or {}
-    return ConverseOutcome(
-        text=text,
-        input_tokens=int(usage.get("inputTokens", 0)),
-        output_tokens=int(usage.get("outputTokens", 0)),
-        latency_ms=latency_ms,
-        service_latency_ms=metrics.get("latencyMs"),
-        stop_reason=response.get("stopReason"),
-    )
-
-
-def error_code(exc: BaseException) -> str:
-    """The service error code of a botocore ``ClientError``; the class name of any other exception."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code") or type(exc).__name__)
-    return type(exc).__name__
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Throttling/transient service errors and network timeouts are retried; everything else is final."""
-    return isinstance(exc, _TRANSPORT_ERRORS) or (isinstance(exc, ClientError) and error_code(exc) in RETRYABLE_ERRORS)
-
-
-def is_overload(exc: BaseException) -> bool:
-    """The teacher said "too many requests" (:data:`~search_router.pipeline.concurrency.OVERLOAD_ERRORS`): fewer calls
-    in flight."""
-    return isinstance(exc, ClientError) and error_code(exc) in OVERLOAD_ERRORS
+    def __call__(
+        self, *, model_id: str, system: str, user: str, max_tokens: int, temperature: float
+    ) -> ConverseOutcome: ...
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -388,9 +328,9 @@ class _Run:
                     }
                 )
 
-    def fail(self, exc: BaseException, *, retryable: bool) -> None:
-        code = error_code(exc)
-        message = _message(exc)
+    def fail(self, exc: ModelCallError, *, retryable: bool) -> None:
+        code = exc.code
+        message = exc.detail
         with self.lock:
             self.errors[code] += 1
             self.error_messages.setdefault(code, message[:MAX_SAMPLE_TEXT])
@@ -406,16 +346,10 @@ class _Run:
                 self.stop.set()
 
 
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Message") or exc)
-    return str(exc)
-
-
 def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its worker, its result
     queries: Sequence[Query],
     *,
-    client: Any,
+    teacher: Converse,
     model_id: str,
     channels: ChannelSet,
     threads: int = 16,
@@ -443,9 +377,10 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
     * Validation: :func:`~search_router.shared.answer.parse_routing_answer` with sum tolerance
       :data:`~search_router.pipeline.dataset.TRAINING_SUM_TOLERANCE` (0.01). An invalid answer is asked again up to
       ``max_invalid_retries`` times, then dropped and counted by reason.
-    * Retryable errors (:data:`RETRYABLE_ERRORS`, network timeouts): up to ``max_throttle_retries`` retries per
-      query after ``rng.uniform(0, min(max_delay_s, base_delay_s * 2**attempt))`` seconds (exponential backoff,
-      full jitter). Other errors end the query and are counted by code.
+    * Retryable errors (``ModelCallError.retryable``: for Bedrock,
+      :data:`~search_router.adapters.aws_errors.TEACHER_RETRY_CODES` and network timeouts): up to
+      ``max_throttle_retries`` retries per query after ``rng.uniform(0, min(max_delay_s, base_delay_s * 2**attempt))``
+      seconds (exponential backoff, full jitter). Other errors end the query and are counted by code.
     * Calls in flight: ``limiter`` (default :class:`~search_router.pipeline.concurrency.AdaptiveConcurrency` with
       ``threads`` as its ceiling: it halves on throttling and grows while the teacher answers). A worker waits for a
       permit before every call, and gives it back before any backoff sleep. ``FixedConcurrency(threads)`` is the old
@@ -461,7 +396,9 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
     * ``on_outcome(position, outcome, usage)`` is called from the worker as soon as a query has a final outcome
       (labeled, invalid or error; not for unlabeled ones), e.g. to checkpoint it.
 
-    ``client`` is a ``bedrock-runtime`` client (or anything with a compatible ``converse``). Thread-safe
+    ``teacher`` makes the Converse call (:class:`search_router.adapters.converse.BedrockConverse` over a
+    ``bedrock-runtime`` client): a failed call raises :class:`~search_router.shared.model_calls.ModelCallError`,
+    which says whether it is retryable and whether it is an overload (the limiter halves). Thread-safe
     counters; the result's ``examples`` keep input order. ``limiter_poll_s`` is how often (real seconds) a worker
     waiting for a permit looks at the deadline and the stop conditions.
     """
@@ -505,16 +442,15 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
         for the backoff (the caller frees it); any other error → freed."""
         run.count_call()
         try:
-            answer = converse_text(
-                client,
+            answer = teacher(
                 model_id=model_id,
                 system=system,
                 user=query.text,
                 max_tokens=max_tokens,
                 temperature=temperature,
             )
-        except Exception as exc:
-            if is_overload(exc):
+        except ModelCallError as exc:
+            if exc.overload:
                 permit.overloaded()
             raise
         permit.answered()
@@ -529,8 +465,8 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
                 return permit
             try:
                 answer = call(permit, query)
-            except Exception as exc:
-                retryable = is_retryable(exc)
+            except ModelCallError as exc:
+                retryable = exc.retryable
                 if retryable and throttle_attempts < max_throttle_retries:
                     delay = run.jitter(throttle_attempts, base_delay_s, max_delay_s)
                     throttle_attempts += 1
@@ -546,8 +482,7 @@ def label_queries(  # noqa: PLR0915 - one thread-pool run: its options, its work
                 if retryable:
                     run.throttled_final()
                 run.fail(exc, retryable=retryable)
-                code = error_code(exc)
-                return QueryOutcome(ERROR, query=query.text, code=code, message=_message(exc)[:MAX_SAMPLE_TEXT])
+                return QueryOutcome(ERROR, query=query.text, code=exc.code, message=exc.detail[:MAX_SAMPLE_TEXT])
             finally:
                 permit.release()  # on every path (after the backoff when retrying); a no-op once answered
             run.answered_call(answer.input_tokens, answer.output_tokens)
