@@ -1,5 +1,5 @@
 """The adapters' error classification (one ``error_code``, one named set of codes per kind of call), the model-call
-errors they hand the domain."""
+errors they hand the domain, and the SSM parameter reader."""
 
 from __future__ import annotations
 
@@ -23,8 +23,11 @@ from search_router.adapters.aws_errors import (
     error_message,
     reraise_transient,
 )
+from search_router.adapters.bedrock_runtime import call_error
 from search_router.adapters.converse import BedrockConverse, converse_failure
+from search_router.adapters.ssm import parameter_reader
 from search_router.contract.errors import TransientError
+from search_router.router.model_source import ParameterNotFound, ParameterUnavailable
 from search_router.shared.model_calls import ModelCallError
 
 
@@ -116,3 +119,33 @@ def test_bedrock_converse_raises_what_failed_as_a_model_call_error() -> None:
     assert caught.value.code == "ValidationException"
     assert caught.value.detail == "Input is too long for requested model."
     assert not caught.value.retryable and isinstance(caught.value.__cause__, ClientError)
+
+
+# --- the router's model calls ---------------------------------------------------------------------------------------
+def test_the_router_retries_exactly_its_own_codes() -> None:
+    assert call_error("ThrottlingException", "x").retryable
+    assert call_error("ConnectionError", "x", private=False).retryable
+    assert not call_error("ModelTimeoutException", "x").retryable  # a slow model: the next model, not again
+    assert not call_error("Timeout", "x").retryable and not call_error("PoolExhausted", "x").retryable
+    assert call_error("AccessDeniedException", "x").private and not call_error("Timeout", "x", private=False).private
+
+
+# --- the promotion parameter ----------------------------------------------------------------------------------------
+class Ssm:
+    def __init__(self, outcome: Any) -> None:
+        self.outcome = outcome
+
+    def get_parameter(self, Name: str) -> dict[str, Any]:
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return {"Parameter": {"Name": Name, "Value": self.outcome}}
+
+
+def test_the_parameter_reader_returns_the_value_or_says_why_not() -> None:
+    assert parameter_reader(lambda: Ssm('{"model_id": "m"}'), "/p")() == '{"model_id": "m"}'
+    with pytest.raises(ParameterNotFound):
+        parameter_reader(lambda: Ssm(client_error("ParameterNotFound", operation="GetParameter")), "/p")()
+    with pytest.raises(ParameterUnavailable, match=r"^AccessDeniedException: "):
+        parameter_reader(lambda: Ssm(client_error("AccessDeniedException", operation="GetParameter")), "/p")()
+    with pytest.raises(ParameterUnavailable, match=r"^EndpointConnectionError: "):
+        parameter_reader(lambda: Ssm(EndpointConnectionError(endpoint_url="https://ssm")), "/p")()
