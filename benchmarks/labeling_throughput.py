@@ -44,6 +44,7 @@ sys.path.insert(1, str(ROOT))
 
 import boto3  # noqa: E402 - after the path set-up, like the project's imports
 
+from search_router.adapters.converse import BedrockConverse  # noqa: E402
 from search_router.handlers.label_shard import MAX_THROTTLE_RETRIES, SAFETY_MARGIN_S  # noqa: E402
 from search_router.pipeline.concurrency import AdaptiveConcurrency, ConcurrencyLimiter, FixedConcurrency  # noqa: E402
 from search_router.pipeline.labeling import LabelingResult, label_queries  # noqa: E402
@@ -97,7 +98,7 @@ def run(concurrency: int, n_queries: int, latency_s: float) -> tuple[float, int]
     started = time.perf_counter()
     result = label_queries(
         queries,
-        client=teacher,
+        teacher=BedrockConverse(teacher),
         model_id="simulated-teacher",
         channels=DEFAULT_CHANNELS,
         threads=concurrency,
@@ -214,7 +215,7 @@ def quota_run(
         started = clock.now()
         result = label_queries(
             queries,
-            client=teacher,
+            teacher=BedrockConverse(teacher),
             model_id="simulated-teacher",
             channels=DEFAULT_CHANNELS,
             threads=SHARD_THREADS,

@@ -1,14 +1,14 @@
 """Simulated model latency on a virtual clock, so that a fast local run reports the simulated latencies.
 
 The evaluation measures each candidate's latency on the client, with ``time.perf_counter()`` around the
-Converse call (:func:`search_router.pipeline.labeling.converse_text`). A simulated model that slept its full latency
+Converse call (:func:`search_router.adapters.converse.converse_text`). A simulated model that slept its full latency
 would make ``make simulate`` take minutes; one that slept a scaled-down latency would make the report show the scaled
-numbers. Instead, while :func:`virtual_latency` is active, the ``time`` that :mod:`search_router.pipeline.labeling`
+numbers. Instead, while :func:`virtual_latency` is active, the ``time`` that :mod:`search_router.adapters.converse`
 sees has a ``perf_counter`` that runs ahead, per thread, by the simulated latency the fake did not sleep for real
 (:meth:`VirtualClock.advance`, called by :class:`simulation.models.SimulatedModels`). A measured call then lasts
 its simulated latency plus the real in-process overhead (a millisecond or two).
 
-Only ``search_router.pipeline.labeling``'s module reference is swapped, and only for the duration of the run: no other
+Only ``search_router.adapters.converse``'s module reference is swapped, and only for the duration of the run: no other
 code sees the virtual clock, and the domain code is not changed for the simulation. Per-thread offsets keep each
 thread's ``perf_counter`` monotonic; intervals are only ever measured within one thread.
 """
@@ -57,10 +57,10 @@ class _TimeWithVirtualPerfCounter:
 
 @contextlib.contextmanager
 def virtual_latency(clock: VirtualClock) -> Iterator[VirtualClock]:
-    """Let :mod:`search_router.pipeline.labeling` measure Converse latency on ``clock`` inside the ``with`` block."""
-    from search_router.pipeline import labeling
+    """Let :mod:`search_router.adapters.converse` measure Converse latency on ``clock`` inside the ``with`` block."""
+    from search_router.adapters import converse
 
-    namespace = vars(labeling)  # the module's ``time`` global, swapped for the block only
+    namespace = vars(converse)  # the module's ``time`` global, swapped for the block only
     original = namespace["time"]
     namespace["time"] = _TimeWithVirtualPerfCounter(clock)
     try:

@@ -20,8 +20,8 @@ import pytest
 
 from search_router.handlers import router_api as handler
 from search_router.handlers.observability import logger, metrics
+from search_router.handlers.router_api import build_service
 from search_router.router.settings import load_settings, to_environment
-from search_router.router.wiring import build_service
 from search_router.shared.channels import DEFAULT_CHANNELS
 from simulation.bedrock.values import ACCOUNT_ID, ConverseRequest, FakeError
 from simulation.bedrock_fake import BedrockFake

@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 
+from search_router.adapters.bedrock_runtime import BedrockInvoker, router_client_config
 from search_router.handlers import router_api as handler
-from search_router.router.invoker import BedrockInvoker, ModelCallError
+from search_router.handlers.router_api import build_service
 from search_router.router.settings import ModelSpec, load_settings, to_environment
-from search_router.router.wiring import build_service, invoker_threads, router_client_config
+from search_router.router.sizing import invoker_threads
 from search_router.shared.channels import DEFAULT_CHANNELS
+from search_router.shared.model_calls import ModelCallError
 from search_router.shared.prompts import PromptKind
 from simulation.bedrock.values import ConverseRequest, FakeError
 from simulation.bedrock_fake import BedrockFake

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from search_router.adapters.converse import BedrockConverse
 from search_router.contract.layout import ShardKeys, part_number
 from search_router.pipeline.checkpoint import (
     Checkpoint,
@@ -228,7 +229,7 @@ def test_a_shard_stopped_by_its_deadline_resumes_without_asking_again_and_counts
         )
         result = label_queries(
             [items[i] for i in pending],
-            client=bedrock.runtime,
+            teacher=BedrockConverse(bedrock.runtime),
             model_id=TEACHER,
             channels=DEFAULT_CHANNELS,
             threads=4,

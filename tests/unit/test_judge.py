@@ -21,6 +21,7 @@ from search_router.pipeline.judge import (
     calibration_record,
     judge_custom_metric,
     parse_judge_scores,
+    read_judge,
 )
 
 
@@ -100,3 +101,54 @@ def test_the_calibration_record_is_a_judge_dataset_line() -> None:
     assert record["modelResponses"] == [{"response": CALIBRATION_RESPONSE, "modelIdentifier": "distilled"}]
     with pytest.raises(json.JSONDecodeError):
         json.loads(CALIBRATION_RESPONSE)  # the rubric's 1: not parseable
+
+
+# --- the report's reading of the judge step ------------------------------------------------------------------------
+def test_a_finished_judge_gives_each_candidate_its_own_verdict() -> None:
+    state = {
+        "jobs": [
+            {"candidate": "distilled", "status": "ok", "score": 4.2, "job_arn": "arn:1"},
+            {"candidate": "baseline", "status": "missing", "score": None, "reason": "no scores", "job_arn": "arn:2"},
+        ]
+    }
+    judged = read_judge(state, enabled=True)
+    assert judged.for_candidate("distilled") == {"score": 4.2, "status": "ok", "reason": None}
+    assert judged.for_candidate("baseline") == {"score": None, "status": "missing", "reason": "no scores"}
+    assert judged.unfinished == []
+
+
+def test_jobs_the_poll_loop_left_running_are_missing_and_listed_to_be_stopped() -> None:
+    state = {"jobs": [{"candidate": "distilled", "status": "InProgress", "score": None, "job_arn": "arn:1"}]}
+    judged = read_judge(state, enabled=True)
+    assert judged.for_candidate("distilled") == {"score": None, "status": "missing", "reason": "judge unfinished"}
+    assert judged.unfinished == ["arn:1"]
+    # stopped even when the run has the judge off (they bill while they run)
+    assert read_judge(state, enabled=False).unfinished == ["arn:1"]
+
+
+def test_a_failed_judge_step_is_the_reason_for_every_candidate() -> None:
+    failed = {"error": {"Error": "States.TaskFailed", "Cause": "x" * 1000}}
+    verdict = read_judge(failed, enabled=True).for_candidate("any")
+    assert verdict["status"] == "missing" and verdict["score"] is None
+    assert verdict["reason"] == "the judge step failed: " + "x" * 300
+    assert read_judge({"error": {"Error": "States.Timeout"}}, enabled=True).for_candidate("a")["reason"] == (
+        "the judge step failed: States.Timeout"
+    )
+
+
+def test_a_judge_step_that_did_not_run_is_missing_when_asked_for_and_skipped_when_not() -> None:
+    assert read_judge(None, enabled=True).for_candidate("distilled") == {
+        "score": None,
+        "status": "missing",
+        "reason": "the judge step did not run",
+    }
+    assert read_judge(None, enabled=False).for_candidate("distilled") == {
+        "score": None,
+        "status": "skipped",
+        "reason": "judge off",
+    }
+
+
+def test_a_candidate_the_judge_did_not_see_is_judge_off() -> None:
+    state = {"jobs": [{"candidate": "distilled", "status": "ok", "score": 4.0, "job_arn": "arn:1"}]}
+    assert read_judge(state, enabled=True).for_candidate("other")["status"] == "skipped"

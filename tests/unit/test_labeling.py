@@ -13,13 +13,10 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 from botocore.validate import validate_parameters
 
+from search_router.adapters.aws_errors import TEACHER_RETRY_CODES as RETRYABLE_ERRORS
+from search_router.adapters.converse import BedrockConverse, converse_text
 from search_router.pipeline.dataset import DatasetTooSmall, ensure_trainable
-from search_router.pipeline.labeling import (
-    RETRYABLE_ERRORS,
-    TeacherUnavailable,
-    converse_text,
-    label_queries,
-)
+from search_router.pipeline.labeling import TeacherUnavailable, label_queries
 from search_router.pipeline.queries.query import Query
 from search_router.pipeline.queries.synthesis import synthesize_queries
 from search_router.shared.channels import DEFAULT_CHANNELS
@@ -46,7 +43,9 @@ def plain(texts: list[str]) -> list[Query]:
 def label(fake: BedrockFake, items: list[Query], **kw: Any) -> Any:
     kw.setdefault("sleep", no_sleep)
     kw.setdefault("rng", random.Random(0))
-    return label_queries(items, client=fake.runtime, model_id=TEACHER, channels=DEFAULT_CHANNELS, **kw)
+    return label_queries(
+        items, teacher=BedrockConverse(fake.runtime), model_id=TEACHER, channels=DEFAULT_CHANNELS, **kw
+    )
 
 
 def calls_for(fake: BedrockFake, text: str) -> int:
@@ -393,7 +392,7 @@ def test_stats_are_json_serialisable_and_consistent(bedrock: BedrockFake) -> Non
 
 def test_argument_validation() -> None:
     with pytest.raises(ValueError, match="threads must be >= 1"):
-        label_queries([], client=object(), model_id=TEACHER, channels=DEFAULT_CHANNELS, threads=0)
+        label_queries([], teacher=BedrockConverse(object()), model_id=TEACHER, channels=DEFAULT_CHANNELS, threads=0)
 
 
 # ------------------------------------------------------------------------------------------------ converse_text
@@ -459,6 +458,8 @@ def test_converse_text_omits_an_empty_system_prompt_and_propagates_errors() -> N
 
 def test_label_queries_works_with_a_plain_validating_client() -> None:
     client = ValidatingRuntime({"output": {"message": {"role": "assistant", "content": [{"text": VALID}]}}})
-    result = label_queries(plain(["a", "b", "c"]), client=client, model_id=TEACHER, channels=DEFAULT_CHANNELS)
+    result = label_queries(
+        plain(["a", "b", "c"]), teacher=BedrockConverse(client), model_id=TEACHER, channels=DEFAULT_CHANNELS
+    )
     assert [e.query for e in result.examples] == ["a", "b", "c"]
     assert result.input_tokens == 0  # no usage in the response: counted as zero, not a crash

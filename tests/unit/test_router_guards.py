@@ -16,12 +16,12 @@ from search_router.router.guards import (
     FallbackCap,
     Transition,
 )
-from search_router.router.invoker import ModelCallError
 from search_router.router.model_source import ModelSelection
 from search_router.router.service import RouterService, Source
 from search_router.router.settings import AccountScope, ModelSpec, RouterSettings
 from search_router.shared.answer.decision import ParseResult, ParseSuccess, RoutingDecision
 from search_router.shared.channels import DEFAULT_CHANNELS
+from search_router.shared.model_calls import ModelCallError
 from search_router.shared.prompts import PromptKind
 
 MODEL = "us.amazon.nova-micro-v1:0"
@@ -340,7 +340,7 @@ def test_a_full_call_pool_is_not_the_models_fault(clock: Clock) -> None:
 
 
 def test_throttling_after_its_retry_counts_once_per_request(clock: Clock) -> None:
-    invoker = _Invoker(MODEL, ModelCallError("ThrottlingException", "slow down"))
+    invoker = _Invoker(MODEL, ModelCallError("ThrottlingException", "slow down", retryable=True))
     service = _service(clock, invoker)
     first = service.route("q1", include_reasoning=True)
     assert invoker.calls == 2  # retried once

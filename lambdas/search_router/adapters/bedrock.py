@@ -1,27 +1,16 @@
-"""Bedrock control-plane helpers for pipeline tasks: error classification and tag shapes."""
+"""Bedrock control-plane helpers for pipeline tasks: create once (or find what an earlier attempt created), stop
+evaluation jobs, tag shapes. Errors are classified by :mod:`search_router.adapters.aws_errors`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from search_router.adapters.aws_errors import TRANSIENT_CODES, error_code, error_message, reraise_transient
+from search_router.adapters.aws_errors import ClientError, error_code, error_message, reraise_transient
 from search_router.adapters.clients import CLIENTS
 from search_router.handlers.observability import logger
 
-__all__ = [
-    "TRANSIENT_CODES",
-    "bedrock_tags",
-    "create_once",
-    "error_code",
-    "error_message",
-    "find_by_name",
-    "name_taken",
-    "reraise_transient",
-    "stop_evaluation_jobs",
-]
+__all__ = ["bedrock_tags", "create_once", "find_by_name", "name_taken", "stop_evaluation_jobs"]
 
 # What a create call that ran before (a retry after a timeout, a redrive) finds by name: (List operation,
 # summaries key, name field, ARN field).

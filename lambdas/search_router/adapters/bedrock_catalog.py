@@ -17,9 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from search_router.adapters.aws_errors import TRANSIENT_CODES, error_code, error_message
+from search_router.adapters.aws_errors import TRANSIENT_CODES, ClientError, error_code, error_message
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.names import DISTILLED
 from search_router.pipeline.model_checks import (

@@ -1,11 +1,12 @@
 """AWS clients, created once per container with explicit timeouts and retries, and replaceable in tests.
 
 Handlers never call ``boto3.client`` themselves: they ask :data:`CLIENTS`, so a test can install a client
-wired to a fake (see ``simulation/bedrock_fake.py``) with :meth:`AwsClients.override`.
+wired to a fake (``simulation.bedrock_fake``) with :meth:`AwsClients.override`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from typing import Any
@@ -22,18 +23,28 @@ PIPELINE_CONFIG = Config(
 )
 
 
+def config_key(config: Config) -> str:
+    """What a client configuration sets, as a hashable value: equal configurations, equal keys."""
+    options = {name: getattr(config, name, None) for name in sorted(Config.OPTION_DEFAULTS)}
+    return json.dumps(options, sort_keys=True, default=repr)
+
+
 class AwsClients:
-    """A per-process cache of boto3 clients keyed by (service, profile name)."""
+    """A per-process cache of boto3 clients keyed by (service, profile name, client configuration): a client made
+    with one configuration (timeouts, retries, pool size) is never handed to a caller that asked for another."""
 
     def __init__(self) -> None:
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, str, str], Any] = {}
         self._overrides: dict[str, Any] = {}
+        self._keys: dict[int, tuple[Config, str]] = {}  # id(config) -> (config, its key): computed once per object
         self._lock = threading.Lock()
 
     def get(self, service: str, *, profile: str = "default", config: Config | None = None) -> Any:
+        """The client of ``service`` made with ``config`` (default :data:`PIPELINE_CONFIG`), created on first use."""
         if service in self._overrides:
             return self._overrides[service]
-        key = (service, profile)
+        config = config or PIPELINE_CONFIG
+        key = (service, profile, self._config_key(config))
         client = self._clients.get(key)
         if client is None:
             with self._lock:
@@ -42,10 +53,18 @@ class AwsClients:
                     client = boto3.client(
                         service,
                         region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
-                        config=config or PIPELINE_CONFIG,
+                        config=config,
                     )
                     self._clients[key] = client
         return client
+
+    def _config_key(self, config: Config) -> str:
+        """:func:`config_key`, remembered per configuration object (they are built once and not changed after)."""
+        known = self._keys.get(id(config))
+        if known is None or known[0] is not config:
+            known = (config, config_key(config))  # holding the object keeps its id from being reused
+            self._keys[id(config)] = known
+        return known[1]
 
     def override(self, service: str, client: Any) -> None:
         """Use ``client`` for every later ``get(service)`` (tests)."""
@@ -55,6 +74,7 @@ class AwsClients:
         with self._lock:
             self._clients.clear()
             self._overrides.clear()
+            self._keys.clear()
 
 
 CLIENTS = AwsClients()

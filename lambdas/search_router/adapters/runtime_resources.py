@@ -24,9 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from search_router.adapters.aws_errors import TRANSIENT_CODES, error_code, error_message
+from search_router.adapters.aws_errors import TRANSIENT_CODES, ClientError, error_code, error_message
 from search_router.contract.tags import RUN_TAG, STACK_TAG
 from search_router.handlers.observability import logger
 

@@ -29,9 +29,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 
-from search_router.adapters.bedrock import error_message
+from search_router.adapters.aws_errors import ClientError, error_message
 from search_router.adapters.clients import CLIENTS
 from search_router.adapters.runtime_resources import (
     EXECUTION,

@@ -31,9 +31,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 
-from search_router.adapters.aws_errors import error_code, reraise_transient
+from search_router.adapters.aws_errors import ClientError, error_code, reraise_transient
 from search_router.adapters.clients import CLIENTS
 from search_router.adapters.runtime_resources import RUN_TAG, STACK_TAG, Leftover, ResourceSweeper, Scope, SweepReport
 from search_router.contract.environment import CompensationEnvironment

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 
 from search_router.adapters import s3io
-from search_router.adapters.bedrock import bedrock_tags, create_once, error_code, error_message, reraise_transient
+from search_router.adapters.aws_errors import ClientError, error_code, error_message, reraise_transient
+from search_router.adapters.bedrock import bedrock_tags, create_once
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import DistillationFailed, DistillationTimedOut

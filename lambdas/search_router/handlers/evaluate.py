@@ -14,29 +14,27 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
 from search_router.adapters import s3io
 from search_router.adapters.clients import CLIENTS
+from search_router.adapters.converse import EVAL_CLIENT_CONFIG, BedrockConverse
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.names import DISTILLED
 from search_router.contract.run import RunState
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.judge import CALIBRATION_QUERY, calibration_record
-from search_router.pipeline.labeling import converse_text, error_code, is_retryable
 from search_router.pipeline.metrics import Price, QueryResult, compute_metrics
 from search_router.shared.answer.decision import RoutingDecision
 from search_router.shared.answer.formatting import format_answer
 from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import ChannelSet, load_channels
+from search_router.shared.model_calls import ModelCallError
 from search_router.shared.prompts import PromptKind, prompt_for
 
-EVAL_CLIENT_CONFIG = Config(
-    connect_timeout=5, read_timeout=60, retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=32
-)
-# A deployment that just became Active may answer ModelNotReadyException or throttle for a while: retry with
-# full-jitter backoff (up to 20 s a wait) for as long as the Lambda's deadline allows, so service warm-up is not
-# scored as model quality. What still fails is recorded with its error code (and shows in the report).
+# A deployment that just became Active may answer ModelNotReadyException or throttle for a while: retry what the
+# adapter calls retryable (aws_errors.TEACHER_RETRY_CODES, network errors) with full-jitter backoff (up to 20 s a wait)
+# for as long as the Lambda's deadline allows, so service warm-up is not scored as model quality. What still fails is
+# recorded with its error code (and shows in the report).
 MAX_ATTEMPTS = 10
 MAX_BACKOFF_S = 20.0
 SAFETY_MARGIN_S = 60.0
@@ -67,24 +65,26 @@ def answer_one(
     rng: random.Random | None = None,
     deadline: float | None = None,
 ) -> QueryResult:
-    """Ask one held-out query; retry transient errors a few times, then record the error."""
+    """Ask one held-out query (``client``: a ``bedrock-runtime`` client); retry transient errors a few times, then
+    record the error."""
     rng = rng or random.Random()  # noqa: S311 - jitter, not security
+    converse = BedrockConverse(client)
     for attempt in range(MAX_ATTEMPTS):
         try:
-            outcome = converse_text(
-                client, model_id=model_id, system=system, user=item["query"], max_tokens=MAX_TOKENS, temperature=0.0
+            outcome = converse(
+                model_id=model_id, system=system, user=item["query"], max_tokens=MAX_TOKENS, temperature=0.0
             )
-        except Exception as exc:
+        except ModelCallError as exc:
             pause = rng.uniform(0, min(MAX_BACKOFF_S, 0.5 * 2**attempt))
             in_time = deadline is None or time.monotonic() + pause < deadline
-            if is_retryable(exc) and attempt + 1 < MAX_ATTEMPTS and in_time:
+            if exc.retryable and attempt + 1 < MAX_ATTEMPTS and in_time:
                 sleep(pause)
                 continue
             return QueryResult(
                 query=item["query"],
                 category=item.get("category"),
                 reference=item["reference"],
-                error_kind=error_code(exc),
+                error_kind=exc.code,
             )
         return QueryResult.from_parse(
             query=item["query"],

@@ -12,17 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 
 from search_router.adapters import s3io
-from search_router.adapters.bedrock import (
-    TRANSIENT_CODES,
-    bedrock_tags,
-    create_once,
-    error_code,
-    error_message,
-    stop_evaluation_jobs,
-)
+from search_router.adapters.aws_errors import TRANSIENT_CODES, ClientError, error_code, error_message
+from search_router.adapters.bedrock import bedrock_tags, create_once, stop_evaluation_jobs
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.run import RunState, evaluation_job_name, next_wait_seconds

@@ -25,10 +25,10 @@ from collections import Counter
 from typing import Any, Final
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
 from search_router.adapters import s3io
 from search_router.adapters.clients import CLIENTS
+from search_router.adapters.converse import TEACHER_CALL_TIMEOUT_S, TEACHER_CLIENT_CONFIG, BedrockConverse
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import TransientError
 from search_router.contract.layout import ShardKeys
@@ -41,19 +41,8 @@ from search_router.pipeline.labeling import UNLABELED_DEADLINE, LabelingResult, 
 from search_router.pipeline.queries.query import Query
 from search_router.shared.channels import load_channels
 
-TEACHER_CONNECT_TIMEOUT_S: Final = 5
-TEACHER_READ_TIMEOUT_S: Final = 60
-TEACHER_MAX_ATTEMPTS: Final = 1
-# Teacher calls: retries are done by label_queries (with jitter, and seen by the concurrency limiter), so botocore
-# does not retry on its own: a botocore retry would hide the throttling from the limiter and stretch one call.
-TEACHER_CLIENT_CONFIG = Config(
-    connect_timeout=TEACHER_CONNECT_TIMEOUT_S,
-    read_timeout=TEACHER_READ_TIMEOUT_S,
-    retries={"max_attempts": TEACHER_MAX_ATTEMPTS, "mode": "standard"},
-    max_pool_connections=64,
-)
-TEACHER_CALL_TIMEOUT_S: Final = TEACHER_MAX_ATTEMPTS * (TEACHER_CONNECT_TIMEOUT_S + TEACHER_READ_TIMEOUT_S)
-"""The longest one teacher call can take before botocore gives up on it (one attempt: connect + read)."""
+# Teacher calls (TEACHER_CLIENT_CONFIG): one attempt each, at most TEACHER_CALL_TIMEOUT_S long; label_queries retries
+# (with jitter, seen by the concurrency limiter).
 WRITE_ALLOWANCE_S: Final = 20.0
 """Time kept for the last checkpoint part and the shard's output files."""
 SAFETY_MARGIN_S: Final = TEACHER_CALL_TIMEOUT_S + WRITE_ALLOWANCE_S
@@ -115,7 +104,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         result = label_queries(
             [queries[i] for i in pending],
-            client=CLIENTS.get("bedrock-runtime", config=TEACHER_CLIENT_CONFIG),
+            teacher=BedrockConverse(CLIENTS.get("bedrock-runtime", config=TEACHER_CLIENT_CONFIG)),
             model_id=run.teacher_model_id,
             channels=channels,
             threads=run.settings.threads,

@@ -14,10 +14,9 @@ import os
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 
 from search_router.adapters import s3io
-from search_router.adapters.bedrock import error_code, reraise_transient
+from search_router.adapters.aws_errors import ClientError, error_code, reraise_transient
 from search_router.adapters.bedrock_catalog import (
     BedrockCatalog,
     ModelPlan,

@@ -22,6 +22,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from search_router.adapters import s3io
+from search_router.adapters.aws_errors import TEACHER_RETRY_CODES
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import PipelineError
 from search_router.contract.layout import ShardKeys
@@ -41,7 +42,7 @@ from search_router.pipeline.dataset import (
     training_jsonl,
     validate_training_jsonl,
 )
-from search_router.pipeline.labeling import RETRYABLE_ERRORS, UNLABELED_SHARD_FAILED, UNLABELED_THROTTLED
+from search_router.pipeline.labeling import UNLABELED_SHARD_FAILED, UNLABELED_THROTTLED
 from search_router.shared.channels import load_channels
 
 MAX_REPORTED_FAILED_SHARDS = 100
@@ -199,7 +200,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         calls=stats["calls"],
         throttled=stats["throttled"],
         unlabeled_throttled=stats["unlabeled_by_reason"].get(UNLABELED_THROTTLED, 0),
-        errors_throttled=sum(n for code, n in stats["errors"].items() if code in RETRYABLE_ERRORS),
+        errors_throttled=sum(n for code, n in stats["errors"].items() if code in TEACHER_RETRY_CODES),
         unlabeled_failed_shards=shard_failed,
         failed_shards=failed,
     )

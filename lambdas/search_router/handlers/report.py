@@ -20,37 +20,22 @@ from search_router.contract.names import DISTILLED
 from search_router.contract.run import RunState
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.gate import GateThresholds, evaluate_gate
+from search_router.pipeline.judge import read_judge
 from search_router.pipeline.metrics import QueryResult
 from search_router.pipeline.report import build_report, headline, render_markdown
 from search_router.shared.channels import load_channels
 
 
-def _judge_by_candidate(judge: dict[str, Any] | None, enabled: bool) -> dict[str, dict[str, Any]]:
-    if not enabled:
-        return {}
-    error = (judge or {}).get("error")
-    reason = f"the judge step failed: {str(error.get('Cause') or error.get('Error'))[:300]}" if error else None
-    if judge is None or "jobs" not in judge:
-        return {"*": {"score": None, "status": "missing", "reason": reason or "the judge step did not run"}}
-    judged = {}
-    for job in judge["jobs"]:
-        if job["status"] == "InProgress":  # the poll loop broke off: no score
-            judged[job["candidate"]] = {"score": None, "status": "missing", "reason": reason or "judge unfinished"}
-        else:
-            judged[job["candidate"]] = {"score": job.get("score"), "status": job["status"], "reason": job.get("reason")}
-    return judged
-
-
 @task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
-    bucket = PipelineEnvironment.load().data_bucket
-    channels = load_channels(PipelineEnvironment.load().channels)
-    candidates_config = {c["name"]: c for c in PipelineEnvironment.load().candidates}
-    judged = _judge_by_candidate(event.get("judge"), run.settings.judge)
-    unfinished = [j["job_arn"] for j in (event.get("judge") or {}).get("jobs", []) if j["status"] == "InProgress"]
-    if unfinished:  # the judge loop broke off: do not leave its jobs running (and billing)
-        stop_evaluation_jobs(unfinished)
+    environment = PipelineEnvironment.load()
+    bucket = environment.data_bucket
+    channels = load_channels(environment.channels)
+    candidates_config = {c["name"]: c for c in environment.candidates}
+    judged = read_judge(event.get("judge"), enabled=run.settings.judge)
+    if judged.unfinished:  # the judge loop broke off: do not leave its jobs running (and billing)
+        stop_evaluation_jobs(judged.unfinished)
 
     candidates: list[dict[str, Any]] = []
     results: dict[str, list[QueryResult]] = {}
@@ -63,14 +48,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             for line in s3io.get_text(results_bucket, results_key).splitlines()
             if line.strip()
         ]
-        judge = judged.get(name) or judged.get("*") or {"score": None, "status": "skipped", "reason": "judge off"}
         candidates.append(
             {
                 "name": name,
                 "model_id": evaluation["model_id"],
                 "prompt_kind": evaluation["prompt_kind"],
                 "metrics": s3io.get_json(metrics_bucket, metrics_key),
-                "judge": judge,
+                "judge": judged.for_candidate(name),
             }
         )
 

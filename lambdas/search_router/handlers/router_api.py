@@ -1,5 +1,8 @@
 """``POST /route``: validate the request, route it, log and count what happened, shape the response.
 
+The composition root of the router: :func:`build_service` puts the domain (``search_router.router``) together with
+its adapters (the Bedrock invoker, the SSM parameter reader, the cached clients), once per container.
+
 Status codes are decided here and only here: 400 for a request that breaks the contract (the message names
 the field) or whose body cannot be read (not base64, not UTF-8, nested too deeply, an integer too long:
 ``request_body``), 200 with valid weights for everything else, including every model problem. A 5xx happens
@@ -18,7 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import traceback
+from collections.abc import Callable
 from functools import cached_property
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -36,6 +41,9 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from search_router.adapters.bedrock_runtime import BedrockInvoker, router_client_config
+from search_router.adapters.clients import CLIENTS
+from search_router.adapters.ssm import parameter_reader
 from search_router.contract.names import RouterMetric
 from search_router.handlers.observability import logger, metrics, tracer
 from search_router.router.api_models import (
@@ -46,13 +54,15 @@ from search_router.router.api_models import (
     describe_validation_errors,
 )
 from search_router.router.guards import CircuitEvent, Transition
+from search_router.router.model_source import PromotedModelSource
 from search_router.router.request_body import UnreadableBodyError, decode_body, normalize_content_type, parse_json_body
 from search_router.router.service import Attempt, AttemptOutcome, DefaultReason, RouteOutcome, RouterService, Source
-from search_router.router.settings import ENV_CORS_ORIGINS, SettingsError, load_settings
-from search_router.router.wiring import build_service
+from search_router.router.settings import ENV_CORS_ORIGINS, RouterSettings, SettingsError, load_settings
+from search_router.router.sizing import invoker_threads
 from search_router.shared.answer.formatting import round_weights
 
 WEIGHT_DECIMALS = 4
+CLIENT_PROFILE = "router"  # the router's own clients (its configuration), apart from any other in the process
 CORS_HEADERS = [
     "Authorization",
     "Content-Type",
@@ -96,6 +106,33 @@ app = _RouteResolver(
 )
 
 _service: RouterService | None = None
+
+
+def build_service(settings: RouterSettings, *, clock: Callable[[], float] = time.monotonic) -> RouterService:
+    """The router from its settings: its AWS clients (once per container, :func:`router_client_config`), the
+    promoted-model source over SSM, the Bedrock invoker with its call pool."""
+    config = router_client_config(settings)
+
+    def runtime() -> Any:
+        return CLIENTS.get("bedrock-runtime", profile=CLIENT_PROFILE, config=config)
+
+    def ssm() -> Any:
+        return CLIENTS.get("ssm", profile=CLIENT_PROFILE, config=config)
+
+    return RouterService(
+        settings,
+        invoker=BedrockInvoker(channels=settings.channels, runtime=runtime, max_workers=invoker_threads(settings)),
+        model_source=PromotedModelSource(
+            parameter_name=settings.model_parameter,
+            channels=settings.channels,
+            default_model=settings.default_model,
+            ttl_seconds=settings.model_ttl_seconds,
+            read_parameter=parameter_reader(ssm, settings.model_parameter),
+            clock=clock,
+            scope=settings.scope,
+        ),
+        clock=clock,
+    )
 
 
 def get_service() -> RouterService:

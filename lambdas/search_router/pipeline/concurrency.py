@@ -8,9 +8,11 @@ share a link it cannot see):
 
 * it starts low (``initial``, 2 by default) and, until the first throttling answer, grows by one call for every
   answered call ("slow start": the limit doubles every round trip);
-* a throttling answer (:data:`OVERLOAD_ERRORS`: ``ThrottlingException``, HTTP 429, or
-  ``ServiceUnavailableException``) halves the limit (never below ``floor``, 1) — once per congestion event: the
-  other calls that were already in flight when it was halved do not halve it again;
+* a throttling answer (an overload, for Bedrock :data:`~search_router.adapters.aws_errors.THROTTLING_CODES`:
+  ``ThrottlingException``, HTTP 429, or ``ServiceUnavailableException``; other retryable errors, a model not ready,
+  a model timeout, a network timeout, are retried by the labeler but leave the limit alone) halves the limit (never
+  below ``floor``, 1) — once per congestion event: the other calls that were already in flight when it was halved
+  do not halve it again;
 * after that it grows by one call per window of answered calls (``+1/limit`` per answer), up to ``ceiling``
   (the configured threads).
 
@@ -30,11 +32,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Final, Protocol
-
-OVERLOAD_ERRORS: Final = frozenset({"ThrottlingException", "ServiceUnavailableException"})
-"""Error codes that mean "too many requests": the limiter halves on them. Other retryable errors (a model not
-ready, a model timeout, network timeouts) are retried by the labeler but leave the limit alone."""
+from typing import Any, Protocol
 
 
 class Permit:
@@ -61,7 +59,7 @@ class Permit:
         self.release()
 
     def overloaded(self) -> None:
-        """The call was throttled (:data:`OVERLOAD_ERRORS`). The slot stays taken until :meth:`release`."""
+        """The call was throttled (an overload: "too many requests"). The slot stays taken until :meth:`release`."""
         self._signal("overloaded")
 
     def release(self) -> None:

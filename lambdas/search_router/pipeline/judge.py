@@ -1,4 +1,5 @@
-"""The LLM-as-judge metric: its definition (instructions + 1-5 rating scale) and its result parsing.
+"""The LLM-as-judge metric: its definition (instructions + 1-5 rating scale), its result parsing, and the
+report's reading of the judge step (:func:`read_judge`).
 
 The instructions use Bedrock's template variables ``{{prompt}}``, ``{{prediction}}`` and
 ``{{ground_truth}}``; the ground truth is the teacher's weights. The scale is the reference rubric.
@@ -10,7 +11,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 JUDGE_METRIC = "OverallQuality"
 MAX_INSTRUCTIONS = 5000
@@ -176,3 +177,48 @@ def parse_judge_scores(lines: Iterable[str]) -> JudgeScores:
             "following the rubric, so its scores are not used",
         )
     return JudgeScores([_to_rating(v, scale) for v in present], len(values), scale, calibration)
+
+
+# What the judge step left, as the report reads it. Its state (``{"jobs": [{"candidate", "status", "score", "reason",
+# "job_arn"}]}``, or ``{"error": {"Error", "Cause"}}`` when the step failed and the state machine caught it) becomes
+# one ``{"score", "status", "reason"}`` per candidate.
+JUDGE_OFF: Final = {"score": None, "status": "skipped", "reason": "judge off"}
+MAX_FAILURE_CHARS: Final = 300
+ANY_CANDIDATE: Final = "*"
+
+
+@dataclass(frozen=True)
+class JudgeReadout:
+    """The judge's verdict per candidate (:data:`ANY_CANDIDATE` when one verdict stands for every candidate) and
+    the judge jobs still running (the poll loop broke off: they bill until stopped)."""
+
+    by_candidate: Mapping[str, Mapping[str, Any]]
+    unfinished: list[str]
+
+    def for_candidate(self, name: str) -> dict[str, Any]:
+        """``{"score", "status", "reason"}`` of ``name``: its own, the one for every candidate, or "judge off"."""
+        return dict(self.by_candidate.get(name) or self.by_candidate.get(ANY_CANDIDATE) or JUDGE_OFF)
+
+
+def read_judge(judge: Mapping[str, Any] | None, *, enabled: bool) -> JudgeReadout:
+    """The report's reading of the judge step's state ``judge`` (None: the step did not run) for a run whose judge
+    is ``enabled``: a candidate without a usable score is ``missing`` with the reason (the step's failure, an
+    unfinished job, or the job's own reason)."""
+    jobs = list((judge or {}).get("jobs", []))
+    unfinished = [str(job["job_arn"]) for job in jobs if job["status"] == "InProgress"]
+    if not enabled:
+        return JudgeReadout({}, unfinished)
+    error = (judge or {}).get("error")
+    reason = None
+    if error:
+        reason = f"the judge step failed: {str(error.get('Cause') or error.get('Error'))[:MAX_FAILURE_CHARS]}"
+    if judge is None or "jobs" not in judge:
+        missing = {"score": None, "status": "missing", "reason": reason or "the judge step did not run"}
+        return JudgeReadout({ANY_CANDIDATE: missing}, unfinished)
+    judged: dict[str, dict[str, Any]] = {}
+    for job in jobs:
+        if job["status"] == "InProgress":  # the poll loop broke off: no score
+            judged[job["candidate"]] = {"score": None, "status": "missing", "reason": reason or "judge unfinished"}
+        else:
+            judged[job["candidate"]] = {"score": job.get("score"), "status": job["status"], "reason": job.get("reason")}
+    return JudgeReadout(judged, unfinished)

@@ -15,6 +15,10 @@ grows while the teacher answers and halves when it throttles (:mod:`search_route
 shard follows the teacher's quota. Every query that reaches a final outcome (labeled, invalid or error) is reported to
 ``on_outcome`` as it happens, with the usage so far: the label shard checkpoints them to S3 and a re-invoked shard
 labels only the rest.
+
+The call itself is made by the caller's :class:`Converse` (for Bedrock,
+:class:`search_router.adapters.converse.BedrockConverse`), which says of a failed call whether it is retryable and
+whether it is an overload: this module sees plain data only.
 """
 
 from __future__ import annotations
@@ -26,33 +30,16 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
-
-from search_router.pipeline.concurrency import OVERLOAD_ERRORS, AdaptiveConcurrency, ConcurrencyLimiter, Permit
+from search_router.pipeline.concurrency import AdaptiveConcurrency, ConcurrencyLimiter, Permit
 from search_router.pipeline.dataset import TRAINING_SUM_TOLERANCE, LabeledExample
 from search_router.pipeline.queries.query import Query
 from search_router.shared.answer.decision import ParseFailure, RoutingDecision
 from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import ChannelSet
+from search_router.shared.model_calls import ModelCallError
 from search_router.shared.prompts import teacher_prompt
-
-RETRYABLE_ERRORS: Final = frozenset(
-    {
-        "ThrottlingException",
-        "ServiceUnavailableException",
-        "ModelNotReadyException",
-        "ModelTimeoutException",
-        "InternalServerException",
-    }
-)
-"""Error codes worth retrying with backoff. Everything else (AccessDenied, Validation, ResourceNotFound,
-ModelError ...) is final for that query."""
-
-_TRANSPORT_ERRORS: Final = (BotocoreConnectionError, ConnectTimeoutError, ReadTimeoutError)
-"""Network-level botocore errors, retried like throttling (their class name is the error code)."""
 
 MAX_INVALID_SAMPLES: Final = 20
 MAX_SAMPLE_TEXT: Final = 500
@@ -84,61 +71,14 @@ class ConverseOutcome:
     stop_reason: str | None
 
 
-def converse_text(
-    client: Any,
-    *,
-    model_id: str,
-    system: str,
-    user: str,
-    max_tokens: int,
-    temperature: float,
-) -> ConverseOutcome:
-    """One ``bedrock-runtime`` Converse call with a system prompt and a single user turn.
+class Converse(Protocol):
+    """One Converse call to ``model_id``: a system prompt, one user turn. Raises
+    :class:`~search_router.shared.model_calls.ModelCallError` when it fails, classified by the adapter
+    (:class:`search_router.adapters.converse.BedrockConverse`): retryable or not, an overload or not."""
 
-    The answer is ``output.message.content`` — a *list* of blocks; the text blocks are joined (a model may put
-    a reasoning block before the text). An empty ``system`` is not sent (the service rejects empty text).
-    Errors propagate as botocore raises them.
-    """
-    params: dict[str, Any] = {
-        "modelId": model_id,
-        "messages": [{"role": "user", "content": [{"text": user}]}],
-        "inferenceConfig": {"maxTokens": max_tokens, "temperature": temperature},
-    }
-    if system:
-        params["system"] = [{"text": system}]
-    started = time.perf_counter()
-    response = client.converse(**params)
-    latency_ms = (time.perf_counter() - started) * 1000.0
-    content = ((response.get("output") or {}).get("message") or {}).get("content") or []
-    text = "".join(block["text"] for block in content if isinstance(block, dict) and isinstance(block.get("text"), str))
-    usage = response.get("usage") or {}
-    metrics = response.get("metrics") or {}
-    return ConverseOutcome(
-        text=text,
-        input_tokens=int(usage.get("inputTokens", 0)),
-        output_tokens=int(usage.get("outputTokens", 0)),
-        latency_ms=latency_ms,
-        service_latency_ms=metrics.get("latencyMs"),
-        stop_reason=response.get("stopReason"),
-    )
-
-
-def error_code(exc: BaseException) -> str:
-    """The service error code of a botocore ``ClientError``; the class name of any other exception."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code") or type(exc).__name__)
-    return type(exc).__name__
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Throttling/transient service errors and network timeouts are retried; everything else is final."""
-    return isinstance(exc, _TRANSPORT_ERRORS) or (isinstance(exc, ClientError) and error_code(exc) in RETRYABLE_ERRORS)
-
-
-def is_overload(exc: BaseException) -> bool:
-    """The teacher said "too many requests" (:data:`~search_router.pipeline.concurrency.OVERLOAD_ERRORS`): fewer calls
-    in flight."""
-    return isinstance(exc, ClientError) and error_code(exc) in OVERLOAD_ERRORS
+    def __call__(
+        self, *, model_id: str, system: str, user: str, max_tokens: int, temperature: float
+    ) -> ConverseOutcome: ...
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -389,9 +329,9 @@ class _Run:
                     }
                 )
 
-    def fail(self, exc: BaseException, *, retryable: bool) -> None:
-        code = error_code(exc)
-        message = _message(exc)
+    def fail(self, exc: ModelCallError, *, retryable: bool) -> None:
+        code = exc.code
+        message = exc.detail
         with self.lock:
             self.errors[code] += 1
             self.error_messages.setdefault(code, message[:MAX_SAMPLE_TEXT])
@@ -407,19 +347,13 @@ class _Run:
                 self.stop.set()
 
 
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Message") or exc)
-    return str(exc)
-
-
 @dataclass(frozen=True)
 class _Labeler:
     """What every worker thread of one :func:`label_queries` call runs: one query to its outcome."""
 
     run: _Run
     gate: ConcurrencyLimiter
-    client: Any
+    teacher: Converse
     model_id: str
     system: str
     channels: ChannelSet
@@ -450,7 +384,7 @@ class _Labeler:
                 return permit
             try:
                 answer = self._call(permit, query)
-            except Exception as exc:
+            except ModelCallError as exc:
                 outcome = self._after_error(exc, query, throttle_attempts)  # a retry's backoff holds the permit
                 if outcome is not None:
                     return outcome
@@ -496,25 +430,24 @@ class _Labeler:
         for the backoff (the caller frees it); any other error → freed."""
         self.run.count_call()
         try:
-            answer = converse_text(
-                self.client,
+            answer = self.teacher(
                 model_id=self.model_id,
                 system=self.system,
                 user=query.text,
                 max_tokens=self.max_tokens,
                 temperature=self.temperature,
             )
-        except Exception as exc:
-            if is_overload(exc):
+        except ModelCallError as exc:
+            if exc.overload:
                 permit.overloaded()
             raise
         permit.answered()
         return answer
 
-    def _after_error(self, exc: BaseException, query: Query, attempt: int) -> QueryOutcome | None:
+    def _after_error(self, exc: ModelCallError, query: Query, attempt: int) -> QueryOutcome | None:
         """What a failed call leads to: ``None`` once the backoff before the next attempt is slept (still
         holding the slot: the backoff counts against the limit), else the query's outcome."""
-        retryable = is_retryable(exc)
+        retryable = exc.retryable
         if retryable and attempt < self.max_throttle_retries:
             delay = self.run.jitter(attempt, self.base_delay_s, self.max_delay_s)
             if self.run.throttled_too_long(self.throttle_budget_s):
@@ -529,7 +462,7 @@ class _Labeler:
         if retryable:
             self.run.throttled_final()
         self.run.fail(exc, retryable=retryable)
-        return QueryOutcome(ERROR, query=query.text, code=error_code(exc), message=_message(exc)[:MAX_SAMPLE_TEXT])
+        return QueryOutcome(ERROR, query=query.text, code=exc.code, message=exc.detail[:MAX_SAMPLE_TEXT])
 
 
 def _labeled(query: Query, decision: RoutingDecision) -> QueryOutcome:
@@ -556,7 +489,7 @@ def _invalid(query: Query, parsed: ParseFailure, text: str) -> QueryOutcome:
 def label_queries(
     queries: Sequence[Query],
     *,
-    client: Any,
+    teacher: Converse,
     model_id: str,
     channels: ChannelSet,
     threads: int = 16,
@@ -584,9 +517,10 @@ def label_queries(
     * Validation: :func:`~search_router.shared.answer.parser.parse_routing_answer` with sum tolerance
       :data:`~search_router.pipeline.dataset.TRAINING_SUM_TOLERANCE` (0.01). An invalid answer is asked again up to
       ``max_invalid_retries`` times, then dropped and counted by reason.
-    * Retryable errors (:data:`RETRYABLE_ERRORS`, network timeouts): up to ``max_throttle_retries`` retries per
-      query after ``rng.uniform(0, min(max_delay_s, base_delay_s * 2**attempt))`` seconds (exponential backoff,
-      full jitter). Other errors end the query and are counted by code.
+    * Retryable errors (``ModelCallError.retryable``: for Bedrock,
+      :data:`~search_router.adapters.aws_errors.TEACHER_RETRY_CODES` and network timeouts): up to
+      ``max_throttle_retries`` retries per query after ``rng.uniform(0, min(max_delay_s, base_delay_s * 2**attempt))``
+      seconds (exponential backoff, full jitter). Other errors end the query and are counted by code.
     * Calls in flight: ``limiter`` (default :class:`~search_router.pipeline.concurrency.AdaptiveConcurrency` with
       ``threads`` as its ceiling: it halves on throttling and grows while the teacher answers). A worker waits for a
       permit before every call, and gives it back before any backoff sleep. ``FixedConcurrency(threads)`` is the old
@@ -602,7 +536,9 @@ def label_queries(
     * ``on_outcome(position, outcome, usage)`` is called from the worker as soon as a query has a final outcome
       (labeled, invalid or error; not for unlabeled ones), e.g. to checkpoint it.
 
-    ``client`` is a ``bedrock-runtime`` client (or anything with a compatible ``converse``). Thread-safe
+    ``teacher`` makes the Converse call (:class:`search_router.adapters.converse.BedrockConverse` over a
+    ``bedrock-runtime`` client): a failed call raises :class:`~search_router.shared.model_calls.ModelCallError`,
+    which says whether it is retryable and whether it is an overload (the limiter halves). Thread-safe
     counters; the result's ``examples`` keep input order. ``limiter_poll_s`` is how often (real seconds) a worker
     waiting for a permit looks at the deadline and the stop conditions.
     """
@@ -620,7 +556,7 @@ def label_queries(
     labeler = _Labeler(
         run=run,
         gate=gate,
-        client=client,
+        teacher=teacher,
         model_id=model_id,
         system=teacher_prompt(channels),
         channels=channels,

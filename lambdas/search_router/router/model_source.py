@@ -25,8 +25,6 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from search_router.router.settings import AccountScope, ModelSpec
 from search_router.shared.channels import ChannelSet
 
@@ -69,6 +67,14 @@ class ModelSelection:
     problem: PromotionProblem | None = None
     detail: str | None = None
     refreshed: bool = False
+
+
+class ParameterNotFound(LookupError):
+    """The promotion parameter does not exist (nothing was promoted yet)."""
+
+
+class ParameterUnavailable(Exception):
+    """The promotion parameter could not be read this time (throttling, permissions, the network ...)."""
 
 
 def foreign_arn_problem(model_id: str, scope: AccountScope) -> str | None:
@@ -126,7 +132,10 @@ def _optional_str(value: Any) -> str | None:
 
 
 class PromotedModelSource:
-    """Reads the promotion parameter at most once per ``ttl_seconds`` (``clock`` is injectable)."""
+    """Reads the promotion parameter at most once per ``ttl_seconds`` (``clock`` is injectable).
+
+    ``read_parameter`` returns the parameter's value, or raises :class:`ParameterNotFound` or
+    :class:`ParameterUnavailable` (:func:`search_router.adapters.ssm.parameter_reader` reads it from SSM)."""
 
     def __init__(
         self,
@@ -135,7 +144,7 @@ class PromotedModelSource:
         channels: ChannelSet,
         default_model: ModelSpec,
         ttl_seconds: float,
-        ssm: Callable[[], Any],
+        read_parameter: Callable[[], str],
         clock: Callable[[], float],
         scope: AccountScope | None = None,
     ) -> None:
@@ -144,7 +153,7 @@ class PromotedModelSource:
         self._scope = scope
         self._default = default_model
         self._ttl = ttl_seconds
-        self._ssm = ssm
+        self._read_parameter = read_parameter
         self._clock = clock
         self._lock = threading.Lock()
         self._selection: ModelSelection | None = None
@@ -163,17 +172,13 @@ class PromotedModelSource:
 
     def _read(self) -> ModelSelection:
         try:
-            response = self._ssm().get_parameter(Name=self._parameter_name)
-            promotion = parse_promotion(response["Parameter"]["Value"], self._channels, self._scope)
+            promotion = parse_promotion(self._read_parameter(), self._channels, self._scope)
         except PromotionError as error:
             return self._default_selection(error.problem, error.detail)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "Unknown")
-            if code == "ParameterNotFound":
-                return self._default_selection(PromotionProblem.PARAMETER_NOT_FOUND, self._parameter_name)
-            return self._keep_last(f"{code}: {error}")
-        except BotoCoreError as error:
-            return self._keep_last(f"{type(error).__name__}: {error}")
+        except ParameterNotFound:
+            return self._default_selection(PromotionProblem.PARAMETER_NOT_FOUND, self._parameter_name)
+        except ParameterUnavailable as error:
+            return self._keep_last(str(error))
         selection = ModelSelection(model=promotion.model, from_parameter=True, run_id=promotion.run_id, refreshed=True)
         self._last_good = selection
         return selection

@@ -10,8 +10,10 @@ Always returns valid weights (every channel, each in [0, 1], summing to 1) and s
   unexpected failed (``default_reason`` says which).
 
 Each model gets up to :data:`MAX_ATTEMPTS_PER_MODEL` calls for transient errors (throttling, not ready,
-unavailable), with a short jittered backoff, never past the deadline; a timeout, a hard error (access
-denied, validation, not found, model error) or an unusable answer moves on to the next model at once.
+unavailable: what the invoker calls ``retryable``, for Bedrock
+:data:`~search_router.adapters.aws_errors.ROUTER_RETRY_CODES`), with a short jittered backoff, never past the
+deadline; a timeout, a hard error (access denied, validation, not found, model error) or an unusable answer moves on
+to the next model at once.
 
 Two guards keep faults cheap (``guards``):
 
@@ -39,15 +41,17 @@ from typing import Final, Protocol
 
 from search_router.router.cache import TtlLruCache
 from search_router.router.guards import Admission, CircuitBreakers, CircuitEvent, FallbackCap
-from search_router.router.invoker import POOL_EXHAUSTED_CODE, TIMEOUT_CODE, ModelCallError
 from search_router.router.model_source import ModelSelection
 from search_router.router.settings import ModelSpec, RouterSettings
 from search_router.shared.answer.decision import ParseFailure, ParseResult, RoutingDecision
+from search_router.shared.model_calls import ModelCallError
 
 MAX_ATTEMPTS_PER_MODEL: Final = 2
 BACKOFF_SECONDS: Final = 0.025
 MIN_CALL_SECONDS: Final = 0.02  # do not start a call with less time than this left
 DEFAULT_MODEL_LABEL: Final = "default-weights"
+TIMEOUT_CODE: Final = "Timeout"  # the call overran its deadline (the invoker stopped waiting for it)
+POOL_EXHAUSTED_CODE: Final = "PoolExhausted"  # every call thread was busy: no call was made
 
 
 class Source(StrEnum):
@@ -101,6 +105,10 @@ class RouteOutcome:
 
 
 class Invoker(Protocol):
+    """Calls a model (:class:`search_router.adapters.bedrock_runtime.BedrockInvoker`): the parsed answer, or
+    :class:`~search_router.shared.model_calls.ModelCallError` (``retryable`` for errors worth one more try on the same
+    model; ``Timeout`` or ``PoolExhausted`` when the call overran or could not start)."""
+
     def ask(self, model: ModelSpec, query: str, *, stream: bool, timeout_s: float) -> ParseResult: ...
 
 

@@ -1,4 +1,5 @@
-"""One Bedrock call with a hard deadline: Converse (with reasoning) or ConverseStream (weights only).
+"""The router's model calls: one Bedrock call with a hard deadline, Converse (with reasoning) or ConverseStream
+(weights only), and the router's Bedrock client configuration.
 
 botocore's own timeouts bound a single socket read, not a call, and its retries are switched off (the
 service retries within its own time budget). So each call runs on a small per-container thread pool and the
@@ -7,10 +8,12 @@ caller waits at most ``timeout_s``; a call that overruns is abandoned (its strea
 stream is closed: the reasoning is never waited for.
 
 An abandoned call keeps its thread until botocore gives up, which the client configuration bounds
-(``wiring.router_client_config``: connect and read timeouts from ``call_timeout_ms``), and the pool is sized
-for the abandoned calls a burst of slow requests can leave behind (``wiring.invoker_threads``). Should it
+(:func:`router_client_config`: connect and read timeouts from ``call_timeout_ms``), and the pool is sized
+for the abandoned calls a burst of slow requests can leave behind (``sizing.invoker_threads``). Should it
 still be full, a call fails at once with ``PoolExhausted`` rather than queueing behind the stuck ones.
 
+Every failure is raised as :class:`~search_router.shared.model_calls.ModelCallError`, retryable exactly for
+:data:`~search_router.adapters.aws_errors.ROUTER_RETRY_CODES` (the service retries those once on the same model).
 Error details: :attr:`ModelCallError.private` marks a detail that may hold request or response text (a
 service message, a botocore error that quotes a parameter): the handler logs it only with
 ``router_log_queries`` on.
@@ -25,6 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Final
 
+from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -34,42 +38,39 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from search_router.router.settings import ModelSpec
+from search_router.adapters.aws_errors import CONNECTION_ERROR, ROUTER_RETRY_CODES, error_code
+from search_router.router.service import POOL_EXHAUSTED_CODE, TIMEOUT_CODE
+from search_router.router.settings import ModelSpec, RouterSettings
+from search_router.router.sizing import invoker_threads
 from search_router.shared.answer.decision import ParseResult, ParseSuccess
 from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.answer.streaming import StreamingWeightsReader
 from search_router.shared.channels import ChannelSet
+from search_router.shared.model_calls import ModelCallError
 from search_router.shared.prompts import PromptKind, prompt_for
 
 MAX_TOKENS: Final = 300
 TEMPERATURE: Final = 0.0
-TIMEOUT_CODE: Final = "Timeout"
-POOL_EXHAUSTED_CODE: Final = "PoolExhausted"
-# Errors worth one more try on the same model (transient on the service side or on the way there).
-RETRYABLE_CODES: Final = frozenset(
-    {
-        "ThrottlingException",
-        "ModelNotReadyException",
-        "ServiceUnavailableException",
-        "InternalServerException",
-        "ConnectionError",
-    }
-)
+MAX_CONNECT_TIMEOUT_SECONDS: Final = 1.0
 
 
-class ModelCallError(Exception):
-    """The call failed; ``code`` is the service's error code (``ThrottlingException`` ...), ``Timeout`` for
-    an overrun of the caller's deadline, or a botocore error name."""
+def router_client_config(settings: RouterSettings) -> Config:
+    """Short timeouts that bound an abandoned call (connect at most 1 s, read the call timeout), no botocore
+    retries (``total_max_attempts=1``: the service retries within its budget), kept-alive connections, one
+    pooled connection per invoker thread."""
+    call_seconds = settings.call_timeout_ms / 1000
+    return Config(
+        connect_timeout=min(MAX_CONNECT_TIMEOUT_SECONDS, call_seconds),
+        read_timeout=call_seconds,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        tcp_keepalive=True,
+        max_pool_connections=invoker_threads(settings),
+    )
 
-    def __init__(self, code: str, detail: str, *, private: bool = True) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.code = code
-        self.detail = detail
-        self.private = private  # the detail may quote the request or the answer
 
-    @property
-    def retryable(self) -> bool:
-        return self.code in RETRYABLE_CODES
+def call_error(code: str, detail: str, *, private: bool = True) -> ModelCallError:
+    """A failed router call: retryable exactly when ``code`` is one of :data:`ROUTER_RETRY_CODES`."""
+    return ModelCallError(code, detail, retryable=code in ROUTER_RETRY_CODES, private=private)
 
 
 class _Cancelled(Exception):
@@ -115,27 +116,27 @@ class BedrockInvoker:
             cancel.set()
             for open_stream in streams:
                 _close_quietly(open_stream)
-            raise ModelCallError(TIMEOUT_CODE, f"no answer within {timeout_s * 1000:.0f} ms", private=False) from None
+            raise call_error(TIMEOUT_CODE, f"no answer within {timeout_s * 1000:.0f} ms", private=False) from None
         except ModelCallError:
             raise
         except ClientError as error:
-            raise ModelCallError(_client_error_code(error), str(error)) from None
+            raise call_error(error_code(error), str(error)) from None
         # botocore's connection errors name the endpoint URL only; other botocore errors may quote parameters
         # (ParamValidationError does), service messages may quote the request: those details are private.
         except (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError) as error:
-            raise ModelCallError("ConnectionError", str(error), private=False) from None
+            raise call_error(CONNECTION_ERROR, str(error), private=False) from None
         except ReadTimeoutError as error:
-            raise ModelCallError(TIMEOUT_CODE, str(error), private=False) from None
+            raise call_error(TIMEOUT_CODE, str(error), private=False) from None
         except BotoCoreError as error:
-            raise ModelCallError(type(error).__name__, str(error)) from None
+            raise call_error(type(error).__name__, str(error)) from None
         except Exception as error:  # whatever else broke in this call, the next model may still answer
-            raise ModelCallError(type(error).__name__, str(error)) from error
+            raise call_error(type(error).__name__, str(error)) from error
 
     def _submit(self, work: Callable[..., ParseResult], *args: Any) -> Future[ParseResult]:
         """Run ``work`` on a free thread, or fail at once: never queue behind calls that were abandoned."""
         with self._in_flight_lock:
             if self._in_flight >= self._max_workers:
-                raise ModelCallError(
+                raise call_error(
                     POOL_EXHAUSTED_CODE,
                     f"all {self._max_workers} call threads are busy (calls abandoned after their deadline)",
                     private=False,
@@ -195,12 +196,6 @@ class BedrockInvoker:
             return reader.finish()
         finally:
             _close_quietly(event_stream)
-
-
-def _client_error_code(error: ClientError) -> str:
-    code = str(error.response.get("Error", {}).get("Code") or "Unknown")
-    # In-stream errors carry the event-stream member name (``throttlingException``): use the service's spelling.
-    return code[:1].upper() + code[1:]
 
 
 def _close_quietly(event_stream: Any) -> None:
