@@ -278,7 +278,7 @@ def _run_in_moto(
             )
     run_s = time.perf_counter() - run_started
 
-    report = _s3_json(harness, f"{layout.report_prefix}report.json") or {"run_id": run_id, "candidates": []}
+    report = _s3_json(harness, layout.report_json) or {"run_id": run_id, "candidates": []}
     charts = {
         key: body
         for key, filename in CHART_FILES.items()

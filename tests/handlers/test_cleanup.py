@@ -165,8 +165,10 @@ class World:
                 fake.control.get_custom_model_deployment(customModelDeploymentIdentifier=run.deployment_arn)
             assert fake.deployment(run.deployment_arn)["status"] == deployment
         if judge:
-            evaluation = {"name": "distilled", "judge_input_uri": f"s3://data-bucket/runs/{run_id}/judge.jsonl"}
-            run.judge_arn = fake.control.create_evaluation_job(**judge_request(state, evaluation))["jobArn"]
+            judge_input = f"s3://data-bucket/runs/{run_id}/judge.jsonl"
+            run.judge_arn = fake.control.create_evaluation_job(**judge_request(state, "distilled", judge_input))[
+                "jobArn"
+            ]
         if running:
             run.execution_arn = CLIENTS.get("stepfunctions").start_execution(
                 stateMachineArn=self.state_machine, name=run_id

@@ -108,7 +108,8 @@ class Shards:
     def prepare(self) -> dict[str, Any]:
         from search_router.handlers.prepare_dataset import handler
 
-        plan = {"planned": sum(s["count"] for s in self.plan), "shards": self.plan}
+        planned = sum(s["count"] for s in self.plan)
+        plan = {"planned": planned, "requested": planned, "shard_size": self.plan[0]["count"], "shards": self.plan}
         return handler({"run": self.run, "plan": plan}, Context())
 
     def keys(self, index: int) -> ShardKeys:

@@ -109,7 +109,8 @@ def test_a_job_running_past_the_limit_is_stopped_and_fails_the_run(
     bedrock.control.get_model_customization_job = aged  # type: ignore[method-assign]
     # When the job is checked, Then it is stopped and the run fails with advice
     with pytest.raises(DistillationTimedOut, match="max_distillation_hours=1"):
-        check({"run": run_state, "distillation": {"job_arn": arn}}, Context())
+        job = {"job_arn": arn, "job_name": request["jobName"], "custom_model_name": request["customModelName"]}
+        check({"run": run_state, "distillation": job}, Context())
     assert bedrock.calls_to("StopModelCustomizationJob") == [{"jobIdentifier": arn}]
 
 
@@ -136,7 +137,8 @@ def test_a_deployment_stuck_in_creating_fails_the_run(
     bedrock.control.get_custom_model_deployment = aged  # type: ignore[method-assign]
     # When it is checked while still Creating, Then the run fails instead of waiting forever
     with pytest.raises(DeploymentFailed, match=r"still Creating after 4\.0 h"):
-        check({"run": run_state, "deployment": {"deployment_arn": arn}}, Context())
+        deployment = {"deployment_arn": arn, "deployment_name": "stuck", "model_arn": model_arn}
+        check({"run": run_state, "deployment": deployment}, Context())
 
 
 def test_a_failure_refused_in_preflight_is_announced_with_its_cause_and_a_fix() -> None:

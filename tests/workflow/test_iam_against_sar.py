@@ -151,10 +151,12 @@ def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytes
            "customModelName": "overrunning", "clientRequestToken": "overrunning"}
     )["jobArn"]  # fmt: skip
     bedrock.backdate(job_arn, hours=run["settings"]["max_distillation_hours"] + 1)
+    distillation = {
+        **_last_event(harness, "search_router.handlers.distillation.check")["distillation"],
+        "job_arn": job_arn,
+    }
     with pytest.raises(AssertionError, match="DistillationTimedOut"):
-        _invoke(
-            harness, "search_router.handlers.distillation.check", {"run": run, "distillation": {"job_arn": job_arn}}
-        )
+        _invoke(harness, "search_router.handlers.distillation.check", {"run": run, "distillation": distillation})
     judge_request = _last_event_request(bedrock, "CreateEvaluationJob")
     judge_arn = bedrock.control.create_evaluation_job(
         **{**judge_request, "jobName": "overrunning-judge", "clientRequestToken": "overrunning-judge"}

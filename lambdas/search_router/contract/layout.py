@@ -145,6 +145,13 @@ class RunLayout:
     def candidate_prefix(self, candidate: str) -> str:
         return f"{self.evaluation_prefix}{candidate}/"
 
+    def candidate_results(self, candidate: str) -> str:
+        """One line per held-out query: the candidate's answer, its parse and its error against the teacher."""
+        return f"{self.candidate_prefix(candidate)}results.jsonl"
+
+    def candidate_metrics(self, candidate: str) -> str:
+        return f"{self.candidate_prefix(candidate)}metrics.json"
+
     @property
     def judge_input_prefix(self) -> str:
         return f"{self.evaluation_prefix}judge-input/"
@@ -162,6 +169,18 @@ class RunLayout:
     @property
     def report_prefix(self) -> str:
         return f"{self.run_prefix}report/"
+
+    @property
+    def report_json(self) -> str:
+        return f"{self.report_prefix}report.json"
+
+    @property
+    def report_markdown(self) -> str:
+        return f"{self.report_prefix}report.md"
+
+    def report_chart(self, file_name: str) -> str:
+        """A chart of the report (``latency.png`` ...)."""
+        return f"{self.report_prefix}{file_name}"
 
     @property
     def compensation_prefix(self) -> str:

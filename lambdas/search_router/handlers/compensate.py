@@ -39,6 +39,7 @@ from search_router.contract.environment import CompensationEnvironment
 from search_router.contract.errors import InvalidRunInput, TransientError
 from search_router.contract.layout import RunLayout
 from search_router.contract.run import run_id_from_execution, settings_from_input
+from search_router.contract.tasks import SweepInput
 from search_router.handlers.observability import logger, metrics, task_handler
 
 ENDED_BADLY = ("FAILED", "TIMED_OUT", "ABORTED")
@@ -314,15 +315,16 @@ def poll(
 
 @task_handler
 def sweep(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    task = SweepInput.model_validate(event)
     return poll(
-        event["event"],
-        event.get("previous") or {},
+        task.event,
+        task.previous or {},
         CompensationSettings.from_environment(),
         states=CLIENTS.get("stepfunctions"),
         bedrock=CLIENTS.get("bedrock"),
         s3=CLIENTS.get("s3"),
         ssm=CLIENTS.get("ssm"),
-        claimant=str(event.get("compensation_execution") or ""),
+        claimant=task.compensation_execution,
     )
 
 

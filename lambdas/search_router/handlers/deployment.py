@@ -16,6 +16,7 @@ from search_router.adapters.clients import CLIENTS
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import DeploymentFailed
 from search_router.contract.run import RunState, bedrock_name, next_wait_seconds
+from search_router.contract.tasks import CheckDeploymentInput, Deployment, DeploymentStatus, StartDeploymentInput
 from search_router.handlers.observability import logger, metrics, task_handler
 
 # A deployment normally becomes Active within minutes; past this the run fails instead of waiting forever.
@@ -36,8 +37,12 @@ def deployment_request(run: RunState, *, model_arn: str) -> dict[str, Any]:
 
 @task_handler
 def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run = RunState.model_validate(event["run"])
-    request = deployment_request(run, model_arn=event["distillation_status"]["output_model_arn"])
+    task = StartDeploymentInput.model_validate(event)
+    if task.distillation_status.output_model_arn is None:
+        raise DeploymentFailed(
+            "the distillation produced no model to deploy (distillation_status has no output_model_arn)"
+        )
+    request = deployment_request(task.run, model_arn=task.distillation_status.output_model_arn)
     bedrock = CLIENTS.get("bedrock")
     try:
         arn, created = create_once(
@@ -53,16 +58,15 @@ def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         ) from None
     if created:
         logger.info("deployment requested", deployment_arn=arn)
-    return {
-        "deployment_arn": arn,
-        "deployment_name": request["modelDeploymentName"],
-        "model_arn": request["modelArn"],
-    }
+    return Deployment(
+        deployment_arn=arn, deployment_name=request["modelDeploymentName"], model_arn=request["modelArn"]
+    ).to_state()
 
 
 @task_handler
 def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    arn = event["deployment"]["deployment_arn"]
+    task = CheckDeploymentInput.model_validate(event)
+    arn = task.deployment.deployment_arn
     try:
         deployment = CLIENTS.get("bedrock").get_custom_model_deployment(customModelDeploymentIdentifier=arn)
     except ClientError as exc:
@@ -85,6 +89,5 @@ def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         raise DeploymentFailed(
             f"deployment {arn} still Creating after {hours:.1f} h; check the Bedrock console and start a new run"
         )
-    run = RunState.model_validate(event["run"])
-    wait = next_wait_seconds(run.settings.deployment_poll_seconds, hours * 3600, cap=MAX_WAIT_SECONDS)
-    return {"status": status, "next_wait_seconds": wait}
+    wait = next_wait_seconds(task.run.settings.deployment_poll_seconds, hours * 3600, cap=MAX_WAIT_SECONDS)
+    return DeploymentStatus(status=status, next_wait_seconds=wait).to_state()

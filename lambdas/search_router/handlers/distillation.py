@@ -20,6 +20,12 @@ from search_router.adapters.clients import CLIENTS
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import DistillationFailed, DistillationTimedOut
 from search_router.contract.run import RunState, bedrock_name, next_wait_seconds
+from search_router.contract.tasks import (
+    CheckDistillationInput,
+    DistillationJob,
+    DistillationStatus,
+    StartDistillationInput,
+)
 from search_router.handlers.observability import logger, metrics, task_handler
 
 # Longest teacher answer Bedrock generates while preparing the distillation data (tokens).
@@ -61,8 +67,9 @@ def job_request(run: RunState, *, train_uri: str) -> dict[str, Any]:
 
 @task_handler
 def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run = RunState.model_validate(event["run"])
-    request = job_request(run, train_uri=event["dataset"]["train_uri"])
+    task = StartDistillationInput.model_validate(event)
+    run = task.run
+    request = job_request(run, train_uri=task.dataset.train_uri)
     bedrock = CLIENTS.get("bedrock")
     # A retry or a redrive after the job was created: the same clientRequestToken returns it, and should the
     # service refuse the name instead, the job is found by its name (unique per account and Region).
@@ -76,11 +83,9 @@ def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if created:
         metrics.add_metric(name="DistillationJobsStarted", unit="Count", value=1)
         logger.info("distillation job started", job_arn=job_arn, job_name=request["jobName"])
-    return {
-        "job_arn": job_arn,
-        "job_name": request["jobName"],
-        "custom_model_name": request["customModelName"],
-    }
+    return DistillationJob(
+        job_arn=job_arn, job_name=request["jobName"], custom_model_name=request["customModelName"]
+    ).to_state()
 
 
 def _elapsed_hours(created: datetime | None) -> float:
@@ -116,8 +121,9 @@ def _model_status(bedrock: Any, job: dict[str, Any]) -> str | None:
 
 @task_handler
 def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run = RunState.model_validate(event["run"])
-    job_arn = event["distillation"]["job_arn"]
+    task = CheckDistillationInput.model_validate(event)
+    run = task.run
+    job_arn = task.distillation.job_arn
     bedrock = CLIENTS.get("bedrock")
     try:
         job = bedrock.get_model_customization_job(jobIdentifier=job_arn)
@@ -164,4 +170,4 @@ def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if loss is not None:
             result["training_loss"] = loss
         metrics.add_metric(name="DistillationJobsCompleted", unit="Count", value=1)
-    return result
+    return DistillationStatus(**result).to_state()

@@ -20,7 +20,7 @@ from search_router.adapters.clients import CLIENTS
 from search_router.adapters.converse import EVAL_CLIENT_CONFIG, BedrockConverse
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.names import DISTILLED
-from search_router.contract.run import RunState
+from search_router.contract.tasks import Candidate, Deployment, EvaluateCandidateInput, Evaluation
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.judge import CALIBRATION_QUERY, calibration_record
 from search_router.pipeline.metrics import Price, QueryResult, compute_metrics
@@ -41,16 +41,16 @@ SAFETY_MARGIN_S = 60.0
 MAX_TOKENS = 300
 
 
-def model_for(candidate: dict[str, Any], deployment_arn: str | None) -> str:
-    if candidate["model"] == DISTILLED:
-        if not deployment_arn:
-            raise ValueError(f"candidate {candidate['name']} needs this run's deployment, which does not exist")
-        return deployment_arn
-    return str(candidate["model"])
+def model_for(candidate: Candidate, deployment: Deployment | None) -> str:
+    if candidate.model == DISTILLED:
+        if deployment is None:
+            raise ValueError(f"candidate {candidate.name} needs this run's deployment, which does not exist")
+        return deployment.deployment_arn
+    return candidate.model
 
 
-def price_for(candidate: dict[str, Any], prices: dict[str, Any]) -> Price | None:
-    entry = prices.get(candidate["model"]) or prices.get(candidate["name"])
+def price_for(candidate: Candidate, prices: dict[str, Any]) -> Price | None:
+    entry = prices.get(candidate.model) or prices.get(candidate.name)
     return Price.from_dict(entry) if entry else None
 
 
@@ -131,20 +131,16 @@ def judge_dataset(results: list[QueryResult], candidate_name: str, channels: Cha
     return [*(judge_record(r, candidate_name, channels) for r in results), calibration]
 
 
-def evaluation_prefix(run: RunState, candidate_name: str) -> str:
-    return run.layout.candidate_prefix(candidate_name)
-
-
 @task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run = RunState.model_validate(event["run"])
-    candidate = event["candidate"]
+    task = EvaluateCandidateInput.model_validate(event)
+    run, candidate = task.run, task.candidate
     bucket = PipelineEnvironment.load().data_bucket
     channels = load_channels(PipelineEnvironment.load().channels)
     prices = PipelineEnvironment.load().prices
-    model_id = model_for(candidate, (event.get("deployment") or {}).get("deployment_arn"))
-    system = prompt_for(PromptKind(candidate["prompt_kind"]), channels)
-    heldout_bucket, heldout_key = s3io.parse_s3_uri(event["dataset"]["heldout_uri"])
+    model_id = model_for(candidate, task.deployment)
+    system = prompt_for(PromptKind(candidate.prompt_kind), channels)
+    heldout_bucket, heldout_key = s3io.parse_s3_uri(task.dataset.heldout_uri)
     items = [json.loads(line) for line in s3io.get_text(heldout_bucket, heldout_key).splitlines() if line.strip()]
 
     client = CLIENTS.get("bedrock-runtime", config=EVAL_CLIENT_CONFIG)
@@ -162,30 +158,29 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     price = price_for(candidate, prices)
     summary = compute_metrics(results, channels, price=price)
 
-    prefix = evaluation_prefix(run, candidate["name"])
-    results_uri = s3io.put_jsonl(bucket, f"{prefix}results.jsonl", [r.to_dict() for r in results])
-    metrics_uri = s3io.put_json(bucket, f"{prefix}metrics.json", summary)
+    results_uri = s3io.put_jsonl(bucket, run.layout.candidate_results(candidate.name), [r.to_dict() for r in results])
+    metrics_uri = s3io.put_json(bucket, run.layout.candidate_metrics(candidate.name), summary)
     judge_uri = s3io.put_jsonl(
         bucket,
-        run.layout.judge_input(candidate["name"]),
-        judge_dataset(results, candidate["name"], channels),
+        run.layout.judge_input(candidate.name),
+        judge_dataset(results, candidate.name, channels),
     )
     metrics.add_metric(name="CandidatesEvaluated", unit="Count", value=1)
     logger.info(
         "candidate evaluated",
-        candidate=candidate["name"],
+        candidate=candidate.name,
         model_id=model_id,
         valid_json_rate=summary.get("valid_json_rate"),
         mae_overall=summary.get("mae_overall"),
         rubric_mean=summary.get("rubric_mean"),
     )
-    return {
-        "name": candidate["name"],
-        "model_id": model_id,
-        "prompt_kind": candidate["prompt_kind"],
-        "results_uri": results_uri,
-        "metrics_uri": metrics_uri,
-        "judge_input_uri": judge_uri,
-        "valid_json_rate": summary.get("valid_json_rate"),
-        "mae_overall": summary.get("mae_overall"),
-    }
+    return Evaluation(
+        name=candidate.name,
+        model_id=model_id,
+        prompt_kind=candidate.prompt_kind,
+        results_uri=results_uri,
+        metrics_uri=metrics_uri,
+        judge_input_uri=judge_uri,
+        valid_json_rate=summary.get("valid_json_rate"),
+        mae_overall=summary.get("mae_overall"),
+    ).to_state()

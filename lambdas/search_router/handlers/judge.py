@@ -19,6 +19,13 @@ from search_router.adapters.bedrock import bedrock_tags, create_once, stop_evalu
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.run import RunState, evaluation_job_name, next_wait_seconds
+from search_router.contract.tasks import (
+    JUDGE_IN_PROGRESS,
+    CheckJudgeInput,
+    JudgeJob,
+    JudgeState,
+    StartJudgeInput,
+)
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.judge import JUDGE_METRIC, judge_custom_metric, parse_judge_scores
 
@@ -30,11 +37,11 @@ MIN_SCORED_SHARE = 0.9
 FINAL = ("Completed", "Failed", "Stopped", "Deleting")
 
 
-def job_request(run: RunState, evaluation: dict[str, Any]) -> dict[str, Any]:
+def job_request(run: RunState, name: str, judge_input_uri: str) -> dict[str, Any]:
+    """The CreateEvaluationJob request that judges candidate ``name``'s answers (``judge_input_uri``)."""
     stack_name = PipelineEnvironment.load().stack_name
     bucket = PipelineEnvironment.load().data_bucket
     judge_model = PipelineEnvironment.load().models["judge"]
-    name = evaluation["name"]
     evaluator = {"bedrockEvaluatorModels": [{"modelIdentifier": judge_model}]}
     return {
         "jobName": evaluation_job_name(stack_name, run.run_id, name, "judge"),
@@ -49,7 +56,7 @@ def job_request(run: RunState, evaluation: dict[str, Any]) -> dict[str, Any]:
                         "taskType": "General",
                         "dataset": {
                             "name": f"heldout-{name}"[:63],
-                            "datasetLocation": {"s3Uri": evaluation["judge_input_uri"]},
+                            "datasetLocation": {"s3Uri": judge_input_uri},
                         },
                         "metricNames": [JUDGE_METRIC],
                     }
@@ -64,34 +71,35 @@ def job_request(run: RunState, evaluation: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _missing(name: str, reason: str) -> dict[str, Any]:
-    return {"candidate": name, "status": "missing", "reason": reason, "score": None}
+def _missing(name: str, reason: str) -> JudgeJob:
+    return JudgeJob(candidate=name, status="missing", reason=reason, score=None)
 
 
 @task_handler
 def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run = RunState.model_validate(event["run"])
+    task = StartJudgeInput.model_validate(event)
+    run = task.run
     bedrock = CLIENTS.get("bedrock")
     jobs = []
-    for evaluation in event["evaluations"]:
-        request = job_request(run, evaluation)
+    for evaluation in task.evaluations:
+        request = job_request(run, evaluation.name, evaluation.judge_input_uri)
         try:
             # Re-entered after the job was created (a retry, a redrive): create_once finds that job.
             arn, _ = create_once(bedrock, "evaluation", request["jobName"], bedrock.create_evaluation_job, request)
         except ClientError as exc:
-            logger.warning("judge job not created", candidate=evaluation["name"], code=error_code(exc))
-            jobs.append(_missing(evaluation["name"], f"could not create the judge job: {error_message(exc)}"))
+            logger.warning("judge job not created", candidate=evaluation.name, code=error_code(exc))
+            jobs.append(_missing(evaluation.name, f"could not create the judge job: {error_message(exc)}"))
             continue
-        jobs.append({"candidate": evaluation["name"], "status": "InProgress", "job_arn": arn, "score": None})
-    return {
-        "done": all(j["status"] != "InProgress" for j in jobs),
-        "jobs": jobs,
-        "started_at": datetime.now(UTC).isoformat(),
-        "next_wait_seconds": run.settings.poll_seconds,
-    }
+        jobs.append(JudgeJob(candidate=evaluation.name, status="InProgress", job_arn=arn, score=None))
+    return JudgeState(
+        done=all(j.status != JUDGE_IN_PROGRESS for j in jobs),
+        jobs=jobs,
+        started_at=datetime.now(UTC).isoformat(),
+        next_wait_seconds=run.settings.poll_seconds,
+    ).to_state()
 
 
-def _scores(job_arn: str, candidate: str, run: RunState) -> dict[str, Any]:
+def _scores(job_arn: str, candidate: str, run: RunState) -> JudgeJob:
     bucket = PipelineEnvironment.load().data_bucket
     prefix = run.layout.judge_output(candidate)
     lines: list[str] = []
@@ -110,58 +118,60 @@ def _scores(job_arn: str, candidate: str, run: RunState) -> dict[str, Any]:
             candidate,
             f"only {len(judged.ratings)} of {judged.records} judged records carry an {JUDGE_METRIC} score; not trusted",
         )
-    return {
-        "candidate": candidate,
-        "status": "ok",
-        "job_arn": job_arn,
-        "score": sum(judged.ratings) / len(judged.ratings),
-        "scored": len(judged.ratings),
-        "records": judged.records,
-        "scale": judged.scale,
-        "calibration": judged.calibration,
-    }
+    return JudgeJob(
+        candidate=candidate,
+        status="ok",
+        job_arn=job_arn,
+        score=sum(judged.ratings) / len(judged.ratings),
+        scored=len(judged.ratings),
+        records=judged.records,
+        scale=judged.scale,
+        calibration=judged.calibration,
+    )
 
 
 @task_handler
 def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run = RunState.model_validate(event["run"])
-    state = event["judge"]
+    task = CheckJudgeInput.model_validate(event)
+    run, state = task.run, task.judge
+    if state.started_at is None or state.jobs is None:
+        raise ValueError("CheckJudge needs the judge state StartJudge wrote (started_at and jobs)")
     bedrock = CLIENTS.get("bedrock")
-    started = datetime.fromisoformat(state["started_at"])
+    started = datetime.fromisoformat(state.started_at)
     overdue = (datetime.now(UTC) - started).total_seconds() / 3600.0 > MAX_JUDGE_HOURS
     jobs = []
-    for job in state["jobs"]:
-        if job["status"] != "InProgress":
+    for job in state.jobs:
+        if job.status != JUDGE_IN_PROGRESS or job.job_arn is None:
             jobs.append(job)
             continue
         try:
-            described = bedrock.get_evaluation_job(jobIdentifier=job["job_arn"])
+            described = bedrock.get_evaluation_job(jobIdentifier=job.job_arn)
         except ClientError as exc:
             if error_code(exc) in TRANSIENT_CODES:
                 jobs.append(job)  # look again at the next poll
                 continue
-            jobs.append(_missing(job["candidate"], f"could not read the judge job: {error_message(exc)}"))
+            jobs.append(_missing(job.candidate, f"could not read the judge job: {error_message(exc)}"))
             continue
         status = described["status"]
         if status == "Completed":
-            jobs.append(_scores(job["job_arn"], job["candidate"], run))
+            jobs.append(_scores(job.job_arn, job.candidate, run))
         elif status in FINAL:
             reasons = "; ".join(described.get("failureMessages", [])) or "no message given"
-            jobs.append(_missing(job["candidate"], f"judge job {status}: {reasons}"))
+            jobs.append(_missing(job.candidate, f"judge job {status}: {reasons}"))
         elif overdue:
-            stop_evaluation_jobs([job["job_arn"]])
-            jobs.append(_missing(job["candidate"], f"judge job still {status} after {MAX_JUDGE_HOURS:.0f} h; stopped"))
+            stop_evaluation_jobs([job.job_arn])
+            jobs.append(_missing(job.candidate, f"judge job still {status} after {MAX_JUDGE_HOURS:.0f} h; stopped"))
         else:
             jobs.append(job)
-    done = all(j["status"] != "InProgress" for j in jobs)
+    done = all(j.status != JUDGE_IN_PROGRESS for j in jobs)
     if done:
-        missing = sum(1 for j in jobs if j["status"] == "missing")
+        missing = sum(1 for j in jobs if j.status == "missing")
         metrics.add_metric(name="JudgeJobsMissing", unit="Count", value=missing)
-    logger.info("judge status", jobs=[{k: j.get(k) for k in ("candidate", "status", "score")} for j in jobs])
+    logger.info("judge status", jobs=[{"candidate": j.candidate, "status": j.status, "score": j.score} for j in jobs])
     elapsed_s = (datetime.now(UTC) - started).total_seconds()
-    return {
-        "done": done,
-        "jobs": jobs,
-        "started_at": state["started_at"],
-        "next_wait_seconds": next_wait_seconds(run.settings.poll_seconds, elapsed_s, cap=MAX_WAIT_SECONDS),
-    }
+    return JudgeState(
+        done=done,
+        jobs=jobs,
+        started_at=state.started_at,
+        next_wait_seconds=next_wait_seconds(run.settings.poll_seconds, elapsed_s, cap=MAX_WAIT_SECONDS),
+    ).to_state()

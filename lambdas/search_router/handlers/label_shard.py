@@ -33,6 +33,7 @@ from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import TransientError
 from search_router.contract.layout import ShardKeys
 from search_router.contract.run import RunState
+from search_router.contract.tasks import LabelShardInput, ShardSummary
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.checkpoint import Checkpoint, ShardProgress, add_usage
 from search_router.pipeline.concurrency import AdaptiveConcurrency
@@ -63,19 +64,16 @@ def stats_key(run: RunState, index: int) -> str:
 
 
 def _summary(stats: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "index": stats["shard"],
-        "labeled": stats["labeled"],
-        "invalid": stats["invalid_total"],
-        "unlabeled": stats["unlabeled"],
-    }
+    return ShardSummary(
+        index=stats["shard"], labeled=stats["labeled"], invalid=stats["invalid_total"], unlabeled=stats["unlabeled"]
+    ).to_state()
 
 
 @task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run = RunState.model_validate(event["run"])
-    shard = event["shard"]
-    index = int(shard["index"])
+    task = LabelShardInput.model_validate(event)
+    run, shard = task.run, task.shard
+    index = shard.index
     bucket = PipelineEnvironment.load().data_bucket
     keys = run.layout.shard(index)
     existing = set(s3io.list_keys(bucket, keys.base))
@@ -87,7 +85,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     channels = load_channels(PipelineEnvironment.load().channels)
     queries = [
         Query(text=q["text"], category=q["category"], source=q["source"])
-        for q in s3io.get_json(bucket, shard["key"])["queries"]
+        for q in s3io.get_json(bucket, shard.key)["queries"]
     ]
     texts = [q.text for q in queries]
     progress = ShardProgress.merge((s3io.get_json(bucket, k) for k in keys.part_keys(existing)), texts)

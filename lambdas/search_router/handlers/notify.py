@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.environment import PipelineEnvironment
+from search_router.contract.tasks import Notification, NotifyInput
 from search_router.handlers.observability import logger, metrics, task_handler
 
 # SNS Publish: the Subject must be ASCII without line breaks and *fewer than* 100 characters.
@@ -159,13 +160,14 @@ def sns_subject(text: str) -> str:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     stack_name = PipelineEnvironment.load().stack_name
     region = context.invoked_function_arn.split(":")[3] if context.invoked_function_arn.count(":") >= 3 else ""
-    subject, message = compose(event, stack_name=stack_name, region=region)
+    task = NotifyInput.model_validate(event)
+    subject, message = compose(task.to_state(), stack_name=stack_name, region=region)
     response = CLIENTS.get("sns").publish(
         TopicArn=PipelineEnvironment.load().topic_arn, Subject=subject, Message=message
     )
     # Failed runs are counted by the compensation (RunsFailed), once per failure, however often this retries.
     metrics.add_metric(
-        name="FailureNotificationsSent" if event.get("outcome") == "failed" else "RunsFinished", unit="Count", value=1
+        name="FailureNotificationsSent" if task.outcome == "failed" else "RunsFinished", unit="Count", value=1
     )
     logger.info("notification sent", subject=subject, message_id=response["MessageId"])
-    return {"message_id": response["MessageId"], "subject": subject}
+    return Notification(message_id=response["MessageId"], subject=subject).to_state()

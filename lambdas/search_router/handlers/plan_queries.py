@@ -12,17 +12,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from search_router.adapters import s3io
 from search_router.contract.environment import PipelineEnvironment
-from search_router.contract.run import RunState
+from search_router.contract.tasks import RunTask, ShardPlan, ShardRef
 from search_router.handlers.observability import logger, metrics, task_handler
+from search_router.pipeline.queries.plan_output import QueryPlan, UserFileStats, shard_document
 from search_router.pipeline.queries.planning import plan_queries
 from search_router.pipeline.queries.user_files import parse_user_queries
-from search_router.pipeline.queries.plan_output import QueryPlan, UserFileStats, shard_document
 from search_router.shared.channels import load_channels
 
 
 @task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run = RunState.model_validate(event["run"])
+    run = RunTask.model_validate(event).run
     settings = run.settings
     bucket = PipelineEnvironment.load().data_bucket
     channels = load_channels(PipelineEnvironment.load().channels)
@@ -48,15 +48,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     for index, chunk in enumerate(plan.shards()):
         key = run.layout.plan_shard(index)
         s3io.put_json(bucket, key, shard_document(chunk))
-        shards.append({"index": index, "key": key, "count": len(chunk)})
+        shards.append(ShardRef(index=index, key=key, count=len(chunk)))
 
     summary = plan.summary()
     s3io.put_json(bucket, run.layout.plan, summary)
     metrics.add_metric(name="QueriesPlanned", unit="Count", value=len(planned))
     logger.info("queries planned", extra={k: v for k, v in summary.items() if k != "user_queries"})
-    return {
-        "shards": shards,
-        "planned": len(planned),
-        "requested": settings.total_queries,
-        "shard_size": plan.shard_size,
-    }
+    return ShardPlan(
+        shards=shards, planned=len(planned), requested=settings.total_queries, shard_size=plan.shard_size
+    ).to_state()

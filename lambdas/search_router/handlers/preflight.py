@@ -35,6 +35,7 @@ from search_router.contract.run import (
     run_id_from_execution,
     settings_from_input,
 )
+from search_router.contract.tasks import PreflightFindings, PreflightInput, PreflightOutput
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.model_checks import teacher_not_allowed
 
@@ -93,7 +94,8 @@ def check_query_file(uri: str, bucket: str) -> dict[str, Any]:
 
 @task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = settings_from_input(PipelineEnvironment.load().pipeline_defaults, event.get("input"))
+    task = PreflightInput.model_validate(event)
+    settings = settings_from_input(PipelineEnvironment.load().pipeline_defaults, task.input)
     refusal = teacher_not_allowed(settings.teacher_model_id, PipelineEnvironment.load().teacher_preference)
     if refusal is not None:
         raise InvalidRunInput(f"teacher_model_id {settings.teacher_model_id}: {refusal}")
@@ -110,9 +112,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         refused=[{"model_id": v.requirement.model_id, "reason": v.reason()} for v in choice.considered if not v.usable],
     )
     run = RunState(
-        run_id=run_id_from_execution(event["execution_name"]),
-        execution_arn=event["execution_arn"],
-        started_at=event["started_at"],
+        run_id=run_id_from_execution(task.execution_name),
+        execution_arn=task.execution_arn,
+        started_at=task.started_at,
         settings=settings,
         candidates=PipelineEnvironment.load().candidates,
         teacher=teacher,
@@ -129,12 +131,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         settings=settings.model_dump(),
         warnings=[w for v in readiness.verdicts for w in v.warnings],
     )
-    return {
-        "run": run.model_dump(),
-        "preflight": {
-            "teacher": choice.to_dict(),
-            "models": [v.to_dict() for v in readiness.verdicts],
-            "router_models": [v.to_dict() for v in readiness.router],
-            "query_file": query_file,
-        },
-    }
+    return PreflightOutput(
+        run=run,
+        preflight=PreflightFindings(
+            teacher=choice.to_dict(),
+            models=[v.to_dict() for v in readiness.verdicts],
+            router_models=[v.to_dict() for v in readiness.router],
+            query_file=query_file,
+        ),
+    ).to_state()

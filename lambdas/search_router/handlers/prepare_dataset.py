@@ -17,6 +17,7 @@ that as the reason); the manifest is written on those paths too.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -27,6 +28,7 @@ from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import PipelineError
 from search_router.contract.layout import ShardKeys
 from search_router.contract.run import RunState
+from search_router.contract.tasks import Dataset, PrepareDatasetInput, ShardRef
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.checkpoint import ShardProgress
 from search_router.pipeline.dataset import (
@@ -70,7 +72,7 @@ def _failed_shard(bucket: str, keys: ShardKeys, count: int, existing: set[str]) 
     return progress, summary
 
 
-def _read_shards(bucket: str, run: RunState, planned: list[dict[str, Any]]) -> tuple[list[Any], dict[str, Any]]:
+def _read_shards(bucket: str, run: RunState, planned: Sequence[ShardRef]) -> tuple[list[Any], dict[str, Any]]:
     examples: list[Any] = []
     invalid: Counter[str] = Counter()
     errors: Counter[str] = Counter()
@@ -81,8 +83,8 @@ def _read_shards(bucket: str, run: RunState, planned: list[dict[str, Any]]) -> t
     invalid_samples: list[dict[str, str]] = []
     failed: list[dict[str, Any]] = []
     existing = set(s3io.list_keys(bucket, run.layout.labeled_prefix))
-    for shard in sorted(planned, key=lambda item: int(item["index"])):
-        keys = run.layout.shard(int(shard["index"]))
+    for shard in sorted(planned, key=lambda item: item.index):
+        keys = run.layout.shard(shard.index)
         if keys.stats in existing:
             examples.extend(read_examples(s3io.get_text(bucket, keys.examples)))
             stats = s3io.get_json(bucket, keys.stats)
@@ -92,7 +94,7 @@ def _read_shards(bucket: str, run: RunState, planned: list[dict[str, Any]]) -> t
             resumed_shards += int(int(stats.get("invocations") or 1) > 1)
             totals["unlabeled"] += int(stats.get("unlabeled") or 0)
         else:
-            progress, summary = _failed_shard(bucket, keys, int(shard["count"]), existing)
+            progress, summary = _failed_shard(bucket, keys, shard.count, existing)
             failed.append(summary)
             examples.extend(progress.examples())
             stats = progress.counts()
@@ -123,13 +125,13 @@ def _read_shards(bucket: str, run: RunState, planned: list[dict[str, Any]]) -> t
 
 @task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run = RunState.model_validate(event["run"])
+    task = PrepareDatasetInput.model_validate(event)
+    run, plan = task.run, task.plan
     settings = run.settings
     bucket = PipelineEnvironment.load().data_bucket
     channels = load_channels(PipelineEnvironment.load().channels)
-    plan = event["plan"]
 
-    examples, stats = _read_shards(bucket, run, plan["shards"])
+    examples, stats = _read_shards(bucket, run, plan.shards)
     train, heldout, duplicates = split_heldout(examples, settings.eval_examples, seed=settings.seed)
     train = train[:MAX_RECORDS]
     counts = {
@@ -162,7 +164,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     manifest = build_manifest(
         channels=channels,
         requested=settings.total_queries,
-        planned=plan["planned"],
+        planned=plan.planned,
         labeled=len(examples),
         invalid=stats["invalid"],
         errors=stats["errors"],
@@ -209,11 +211,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="TrainingExamples", unit="Count", value=len(train))
     metrics.add_metric(name="DroppedTeacherAnswers", unit="Count", value=counts["invalid"])
     logger.info("dataset prepared", train=len(train), heldout=len(heldout), **{k: v for k, v in counts.items()})
-    return {
-        "train_uri": train_uri,
-        "heldout_uri": heldout_uri,
-        "manifest_uri": manifest_uri,
-        "train_records": len(train),
-        "heldout_records": len(heldout),
+    return Dataset(
+        train_uri=train_uri,
+        heldout_uri=heldout_uri,
+        manifest_uri=manifest_uri,
+        train_records=len(train),
+        heldout_records=len(heldout),
         **{k: v for k, v in counts.items() if k != "requested"},
-    }
+    ).to_state()

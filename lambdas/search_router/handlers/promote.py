@@ -16,21 +16,23 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from search_router.adapters.aws_errors import ClientError, error_code, error_message
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.environment import PipelineEnvironment
-from search_router.contract.run import RunState
+from search_router.contract.tasks import DecisionInput, Promoted, Rejected
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.shared.channels import load_channels
 from search_router.shared.prompts import PromptKind
 
 
-def promoted_value(run: RunState, event: dict[str, Any]) -> dict[str, Any]:
+def promoted_value(task: DecisionInput) -> dict[str, Any]:
+    """The promotion parameter's value: the document the router reads (``router/model_source.py``)."""
+    run = task.run
     return {
-        "model_id": event["deployment"]["deployment_arn"],
+        "model_id": task.deployment.deployment_arn,
         "prompt_kind": PromptKind.STUDENT.value,
         "channels": list(load_channels(PipelineEnvironment.load().channels).names),
         "run_id": run.run_id,
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "metrics": event["report"].get("summary", {}),
-        "report_uri": event["report"].get("markdown_uri"),
+        "metrics": task.report.summary,
+        "report_uri": task.report.markdown_uri,
     }
 
 
@@ -51,8 +53,7 @@ def _current(ssm: Any, name: str) -> tuple[dict[str, Any], int] | None:
 
 @task_handler
 def promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run = RunState.model_validate(event["run"])
-    value = promoted_value(run, event)
+    value = promoted_value(DecisionInput.model_validate(event))
     name = PipelineEnvironment.load().model_parameter
     ssm = CLIENTS.get("ssm")
     # Re-entered (a retry after a timeout, a redrive of a later step): this run's promotion is already in place,
@@ -60,22 +61,25 @@ def promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     current = _current(ssm, name)
     if current is not None and (current[0].get("model_id"), current[0].get("run_id")) == (
         value["model_id"],
-        run.run_id,
+        value["run_id"],
     ):
         logger.info("model already promoted", parameter=name, version=current[1], model_id=value["model_id"])
-        return {"outcome": "promoted", "parameter": name, "version": current[1], "model_id": value["model_id"]}
+        return Promoted(outcome="promoted", parameter=name, version=current[1], model_id=value["model_id"]).to_state()
     response = ssm.put_parameter(
         Name=name, Value=json.dumps(value, separators=(",", ":")), Type="String", Overwrite=True
     )
     metrics.add_metric(name="ModelsPromoted", unit="Count", value=1)
     logger.info("model promoted", parameter=name, version=response["Version"], model_id=value["model_id"])
-    return {"outcome": "promoted", "parameter": name, "version": response["Version"], "model_id": value["model_id"]}
+    return Promoted(
+        outcome="promoted", parameter=name, version=response["Version"], model_id=value["model_id"]
+    ).to_state()
 
 
 @task_handler
 def reject(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    arn = event["deployment"]["deployment_arn"]
-    failures = event["report"].get("failures", [])
+    task = DecisionInput.model_validate(event)
+    arn = task.deployment.deployment_arn
+    failures = task.report.failures
     deleted = False
     delete_error = None
     if PipelineEnvironment.load().delete_rejected_deployments:
@@ -90,4 +94,6 @@ def reject(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 logger.warning("rejected deployment not deleted", deployment_arn=arn, error=delete_error)
     metrics.add_metric(name="ModelsRejected", unit="Count", value=1)
     logger.info("model rejected", deployment_arn=arn, failures=failures, deleted=deleted)
-    return {"outcome": "rejected", "failures": failures, "deployment_deleted": deleted, "delete_error": delete_error}
+    return Rejected(
+        outcome="rejected", failures=failures, deployment_deleted=deleted, delete_error=delete_error
+    ).to_state()
