@@ -145,13 +145,27 @@ def token_sizes(channels: ChannelSet, seed: int, rates: Rates = RATES) -> TokenS
     )
 
 
-def _price(config: AppConfig, model: str, missing: list[str]) -> Price | None:
-    entry = config.prices.get(model)
-    if entry is None:
-        if model not in missing:
-            missing.append(model)
-        return None
-    return Price(entry.input, entry.output)
+class _Prices:
+    """The configuration's token prices; ``missing`` names every model asked for that has none."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self._prices = config.prices
+        self.missing: list[str] = []
+
+    def of(self, model: str) -> Price | None:
+        entry = self._prices.get(model)
+        if entry is None:
+            if model not in self.missing:
+                self.missing.append(model)
+            return None
+        return Price(entry.input, entry.output)
+
+    def item(
+        self, step: str, model: str, calls: int, input_tokens: float, output_tokens: float, *, unconfirmed: bool = False
+    ) -> LineItem:
+        """A step's calls of ``model`` at its price (``usd`` None without one)."""
+        usd = _cost(self.of(model), input_tokens, output_tokens)
+        return LineItem(step, model, calls, input_tokens, output_tokens, usd, unconfirmed)
 
 
 def _cost(price: Price | None, input_tokens: float, output_tokens: float) -> float | None:
@@ -170,7 +184,7 @@ def estimate(
 ) -> Estimate:
     channels = config.channels
     sizes = token_sizes(channels, seed, rates)
-    missing: list[str] = []
+    prices = _Prices(config)
     items: list[LineItem] = []
     teacher_note = None
     if teacher == AUTO_TEACHER:
@@ -183,31 +197,19 @@ def estimate(
     # Teacher labeling: every planned query (training + held-out) once, with the detailed teacher prompt.
     calls = num_examples + eval_examples
     tin, tout = calls * (sizes.teacher_prompt + sizes.query), calls * sizes.answer
-    items.append(
-        LineItem("Teacher labeling", teacher, calls, tin, tout, _cost(_price(config, teacher, missing), tin, tout))
-    )
+    items.append(prices.item("Teacher labeling", teacher, calls, tin, tout))
 
     # Distillation: the teacher answers the training records' prompts (compact student prompt + query) ...
     calls = round(num_examples * rates.distillation_teacher_calls_per_record)
     answer = rates.distillation_teacher_output_tokens or sizes.answer
     din, dout = calls * (sizes.student_prompt + sizes.query), calls * answer
-    items.append(
-        LineItem(
-            "Distillation: teacher inference",
-            teacher,
-            calls,
-            din,
-            dout,
-            _cost(_price(config, teacher, missing), din, dout),
-            unconfirmed=True,
-        )
-    )
+    items.append(prices.item("Distillation: teacher inference", teacher, calls, din, dout, unconfirmed=True))
     # ... and the student is trained on the records (system + user + assistant) for some epochs.
     student_job = config.models.student_job
     trained = num_examples * (sizes.student_prompt + sizes.query + sizes.answer) * rates.distillation_epochs
     training_price = rates.training_price(student_job)
     if training_price is None:
-        missing.append(f"{student_job} (training)")
+        prices.missing.append(f"{student_job} (training)")
     items.append(
         LineItem(
             f"Distillation: training ({rates.distillation_epochs} epochs)",
@@ -224,7 +226,7 @@ def estimate(
     routes: list[RouteCost] = []
     for candidate in config.eval_candidates:
         prompt = _tokens(prompt_for(candidate.prompt_kind, channels), rates)
-        price = _price(config, candidate.model, missing)
+        price = prices.of(candidate.model)
         ein, eout = eval_examples * (prompt + sizes.query), eval_examples * sizes.answer
         items.append(
             LineItem(
@@ -243,23 +245,13 @@ def estimate(
             sizes.judge_instructions + sizes.query + sizes.answer + sizes.weights_only + rates.judge_overhead_tokens
         )
         jin, jout = calls * per_call, calls * rates.judge_output_tokens
-        judge_model = config.models.judge
-        items.append(
-            LineItem(
-                f"LLM judge ({len(config.eval_candidates)} candidates)",
-                judge_model,
-                calls,
-                jin,
-                jout,
-                _cost(_price(config, judge_model, missing), jin, jout),
-                unconfirmed=True,
-            )
-        )
+        step = f"LLM judge ({len(config.eval_candidates)} candidates)"
+        items.append(prices.item(step, config.models.judge, calls, jin, jout, unconfirmed=True))
 
     default = config.router.default_model
     if (default.model_id, default.prompt_kind) not in {(c.model, c.prompt_kind) for c in config.eval_candidates}:
         prompt = _tokens(prompt_for(default.prompt_kind, channels), rates)
-        price = _price(config, default.model_id, missing)
+        price = prices.of(default.model_id)
         routes.append(
             _route_cost(
                 "router default", default.model_id, default.prompt_kind, prompt=prompt, sizes=sizes, price=price
@@ -276,7 +268,7 @@ def estimate(
         items=items,
         routes=routes,
         storage_usd_per_month=rates.custom_model_storage_usd_per_month,
-        missing_prices=missing,
+        missing_prices=prices.missing,
         teacher_note=teacher_note,
     )
 

@@ -109,31 +109,34 @@ class ConfigError(ValueError):
 # ---------------------------------------------------------------------------------------------------
 
 
-def _as_int(key: str, value: Any, lo: int, hi: int) -> int:
+def _from_text(key: str, value: Any, parse: Callable[[str], Any], expected: str) -> Any:
+    """A numeric ``value`` with a string (``-c key=value``) parsed by ``parse``; a bool, or a string ``parse``
+    refuses, raises :class:`ConfigError` saying the key ``must be <expected>``."""
     if isinstance(value, bool):
-        raise ConfigError(key, f"must be an integer in {lo}..{hi}, got {value!r}")
+        raise ConfigError(key, f"must be {expected}, got {value!r}")
     if isinstance(value, str):
         try:
-            value = int(value.strip())
+            return parse(value.strip())
         except ValueError:
-            raise ConfigError(key, f"must be an integer in {lo}..{hi}, got {value!r}") from None
+            raise ConfigError(key, f"must be {expected}, got {value!r}") from None
+    return value
+
+
+def _as_int(key: str, value: Any, lo: int, hi: int) -> int:
+    expected = f"an integer in {lo}..{hi}"
+    value = _from_text(key, value, int, expected)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(key, f"must be an integer in {lo}..{hi}, got {value!r}")
+        raise ConfigError(key, f"must be {expected}, got {value!r}")
     return value
 
 
 def _as_float(key: str, value: Any, lo: float, hi: float) -> float:
-    if isinstance(value, bool):
-        raise ConfigError(key, f"must be a number in {lo}..{hi}, got {value!r}")
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise ConfigError(key, f"must be a number in {lo}..{hi}, got {value!r}") from None
+    expected = f"a number in {lo}..{hi}"
+    value = _from_text(key, value, float, expected)
     if not isinstance(value, int | float) or not math.isfinite(value) or not lo <= value <= hi:
-        raise ConfigError(key, f"must be a number in {lo}..{hi}, got {value!r}")
+        raise ConfigError(key, f"must be {expected}, got {value!r}")
     return float(value)
 
 

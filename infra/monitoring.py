@@ -161,35 +161,25 @@ class Monitoring(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self.fallback_rate_alarm = cloudwatch.Alarm(
-            self,
+        self.fallback_rate_alarm = self._sustained_alarm(
             "RouterFallbackRate",
-            alarm_description=f"More than {thresholds.fallback_rate:.0%} of routed requests were answered by a "
+            f"More than {thresholds.fallback_rate:.0%} of routed requests were answered by a "
             f"fallback model or the default weights (alarm_fallback_rate; ignored below "
             f"{MIN_REQUESTS_FOR_RATE_ALARM} requests per {PERIOD.to_minutes()} min)",
-            metric=cloudwatch.MathExpression(
+            cloudwatch.MathExpression(
                 expression=f"IF(routed >= {MIN_REQUESTS_FOR_RATE_ALARM}, "
                 "(FILL(fallback, 0) + FILL(defaults, 0)) / routed, 0)",
                 using_metrics=router.answers,
                 period=PERIOD,
                 label="Fallback rate",
             ),
-            threshold=thresholds.fallback_rate,
-            evaluation_periods=EVALUATION_PERIODS,
-            datapoints_to_alarm=DATAPOINTS_TO_ALARM,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            thresholds.fallback_rate,
         )
-        self.latency_alarm = cloudwatch.Alarm(
-            self,
+        self.latency_alarm = self._sustained_alarm(
             "RouterLatencyP99",
-            alarm_description=f"p99 latency of POST /route above {thresholds.p99_latency_ms} ms (alarm_p99_latency_ms)",
-            metric=router.latency_p99,
-            threshold=thresholds.p99_latency_ms,
-            evaluation_periods=EVALUATION_PERIODS,
-            datapoints_to_alarm=DATAPOINTS_TO_ALARM,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            f"p99 latency of POST /route above {thresholds.p99_latency_ms} ms (alarm_p99_latency_ms)",
+            router.latency_p99,
+            thresholds.p99_latency_ms,
         )
         # Preflight checks the router's models on every run; a refused one degrades the router (fallbacks, then the
         # default weights) without failing the run, so it is an alarm rather than a run failure.
@@ -212,6 +202,23 @@ class Monitoring(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         return [self.router_5xx_alarm, self.fallback_rate_alarm, self.latency_alarm, self.router_models_alarm]
+
+    def _sustained_alarm(
+        self, construct_id: str, description: str, metric: cloudwatch.IMetric, threshold: float
+    ) -> cloudwatch.Alarm:
+        """An alarm when ``metric`` is above ``threshold`` in :data:`DATAPOINTS_TO_ALARM` of the last
+        :data:`EVALUATION_PERIODS` periods (no data is no breach)."""
+        return cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=EVALUATION_PERIODS,
+            datapoints_to_alarm=DATAPOINTS_TO_ALARM,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
 
     # ------------------------------------------------------------------------------------------------- dashboard
     def _add_router_rows(self, router: _RouterMetrics, config: AppConfig) -> None:
@@ -342,9 +349,7 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Executions",
                 left=[
-                    state_machine.metric_started(period=PERIOD, label="Started"),
-                    state_machine.metric_succeeded(period=PERIOD, label="Succeeded"),
-                    state_machine.metric_failed(period=PERIOD, label="Failed"),
+                    *_execution_counts(state_machine),
                     state_machine.metric_timed_out(period=PERIOD, label="Timed out"),
                     state_machine.metric_aborted(period=PERIOD, label="Aborted"),
                 ],
@@ -364,11 +369,7 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Compensations (executions)",
-                left=[
-                    compensation_state_machine.metric_started(period=PERIOD, label="Started"),
-                    compensation_state_machine.metric_succeeded(period=PERIOD, label="Succeeded"),
-                    compensation_state_machine.metric_failed(period=PERIOD, label="Failed"),
-                ],
+                left=_execution_counts(compensation_state_machine),
                 width=8,
             ),
             cloudwatch.GraphWidget(
@@ -418,3 +419,12 @@ class Monitoring(Construct):
             label=f"{label} ${{PROP('Dim.{dimension}')}}",  # a dynamic label: one series per code / reason
             period=PERIOD,
         )
+
+
+def _execution_counts(machine: sfn.IStateMachine) -> list[cloudwatch.IMetric]:
+    """The started, succeeded and failed executions of ``machine``, per :data:`PERIOD`."""
+    return [
+        machine.metric_started(period=PERIOD, label="Started"),
+        machine.metric_succeeded(period=PERIOD, label="Succeeded"),
+        machine.metric_failed(period=PERIOD, label="Failed"),
+    ]

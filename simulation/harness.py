@@ -48,6 +48,20 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 _ENV_LOCK = threading.RLock()
 
+# Fn::GetAtt <resource>.Arn by resource type, from the resource's physical value (its Ref); a topic's and a state
+# machine's Ref already is their ARN.
+_ARN_OF_NAME: dict[str, Callable[[str], str]] = {
+    "AWS::Lambda::Function": lambda name: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}",
+    "AWS::IAM::Role": lambda name: f"arn:aws:iam::{ACCOUNT}:role/{name}",
+    "AWS::S3::Bucket": lambda name: f"arn:aws:s3:::{name}",
+    "AWS::SSM::Parameter": lambda name: f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{name.removeprefix('/')}",
+    "AWS::SNS::Topic": lambda name: name,
+    "AWS::StepFunctions::StateMachine": lambda name: name,
+    "AWS::Logs::LogGroup": lambda name: f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*",
+    "AWS::KMS::Key": lambda name: f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{name}",
+    "AWS::SQS::Queue": lambda name: f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}",
+}
+
 
 @dataclass
 class FunctionInfo:
@@ -128,26 +142,11 @@ class TemplateResolver:
             return self.physical[logical_id]
         raise KeyError(f"no physical value for Ref {logical_id}")
 
-    def get_att(self, logical_id: str, attribute: str) -> str:  # noqa: PLR0911 - one ARN format per resource type
+    def get_att(self, logical_id: str, attribute: str) -> str:
         resource_type = self.template["Resources"][logical_id]["Type"]
         name = self.ref(logical_id)
-        if attribute == "Arn":
-            if resource_type == "AWS::Lambda::Function":
-                return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
-            if resource_type == "AWS::IAM::Role":
-                return f"arn:aws:iam::{ACCOUNT}:role/{name}"
-            if resource_type == "AWS::S3::Bucket":
-                return f"arn:aws:s3:::{name}"
-            if resource_type == "AWS::SSM::Parameter":
-                return f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{name if name.startswith('/') else '/' + name}"
-            if resource_type in ("AWS::SNS::Topic", "AWS::StepFunctions::StateMachine"):
-                return name
-            if resource_type == "AWS::Logs::LogGroup":
-                return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*"
-            if resource_type == "AWS::KMS::Key":
-                return f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{name}"
-            if resource_type == "AWS::SQS::Queue":
-                return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+        if attribute == "Arn" and resource_type in _ARN_OF_NAME:
+            return _ARN_OF_NAME[resource_type](name)
         if attribute == "Name" and resource_type == "AWS::StepFunctions::StateMachine":
             return name.rsplit(":", 1)[-1]
         raise KeyError(f"no value for Fn::GetAtt {logical_id}.{attribute} ({resource_type})")
