@@ -46,6 +46,23 @@ def _fail(breakers: CircuitBreakers, times: int, key: str = MODEL) -> list[Circu
     return events
 
 
+def _probe_out(clock: ManualClock) -> CircuitBreakers:
+    """Breakers (3 failures, 30 s open) whose circuit for MODEL opened and, 30 s later, let the probe through."""
+    breakers = _breakers(clock)
+    _fail(breakers, 3)
+    clock.advance(30)
+    assert breakers.admit(MODEL) is Admission.PROBE
+    return breakers
+
+
+def _assert_next_probe_30_seconds_later(breakers: CircuitBreakers, clock: ManualClock) -> None:
+    """MODEL is still skipped 29 s from now and probed again at 30 s."""
+    clock.advance(29)
+    assert breakers.admit(MODEL) is Admission.REJECTED
+    clock.advance(1)
+    assert breakers.admit(MODEL) is Admission.PROBE
+
+
 # --- circuit breaker ---------------------------------------------------------------------------------------------
 def test_the_circuit_opens_after_n_consecutive_failures(clock: ManualClock) -> None:
     breakers = _breakers(clock)
@@ -82,10 +99,7 @@ def test_an_open_circuit_skips_the_model_for_exactly_open_seconds(clock: ManualC
 
 
 def test_half_open_lets_exactly_one_probe_through(clock: ManualClock) -> None:
-    breakers = _breakers(clock)
-    _fail(breakers, 3)
-    clock.advance(30)
-    assert breakers.admit(MODEL) is Admission.PROBE
+    breakers = _probe_out(clock)
     # while the probe is out, every other request still skips the model
     for _ in range(5):
         assert breakers.admit(MODEL) is Admission.REJECTED
@@ -94,10 +108,7 @@ def test_half_open_lets_exactly_one_probe_through(clock: ManualClock) -> None:
 
 
 def test_a_successful_probe_closes_the_circuit(clock: ManualClock) -> None:
-    breakers = _breakers(clock)
-    _fail(breakers, 3)
-    clock.advance(30)
-    assert breakers.admit(MODEL) is Admission.PROBE
+    breakers = _probe_out(clock)
     assert breakers.succeeded(MODEL) == CircuitEvent(MODEL, Transition.CLOSED, probe=True)
     assert breakers.state(MODEL) is CircuitState.CLOSED
     assert breakers.admit(MODEL) is Admission.ALLOWED
@@ -107,37 +118,22 @@ def test_a_successful_probe_closes_the_circuit(clock: ManualClock) -> None:
 
 
 def test_a_failed_probe_reopens_the_circuit_for_open_seconds(clock: ManualClock) -> None:
-    breakers = _breakers(clock, open_seconds=30)
-    _fail(breakers, 3)
-    clock.advance(30)
-    assert breakers.admit(MODEL) is Admission.PROBE
+    breakers = _probe_out(clock)
     assert breakers.failed(MODEL) == CircuitEvent(MODEL, Transition.OPENED, failures=4, probe=True)
-    clock.advance(29)
-    assert breakers.admit(MODEL) is Admission.REJECTED
-    clock.advance(1)
-    assert breakers.admit(MODEL) is Admission.PROBE
+    _assert_next_probe_30_seconds_later(breakers, clock)
 
 
 def test_an_abandoned_probe_frees_the_slot_for_the_next_request(clock: ManualClock) -> None:
     # A probe request that ran out of time before calling the model says nothing about it
-    breakers = _breakers(clock)
-    _fail(breakers, 3)
-    clock.advance(30)
-    assert breakers.admit(MODEL) is Admission.PROBE
+    breakers = _probe_out(clock)
     breakers.abandon(MODEL)
     assert breakers.state(MODEL) is CircuitState.HALF_OPEN
     assert breakers.admit(MODEL) is Admission.PROBE
 
 
 def test_a_probe_that_never_reports_is_replaced_after_open_seconds(clock: ManualClock) -> None:
-    breakers = _breakers(clock, open_seconds=30)
-    _fail(breakers, 3)
-    clock.advance(30)
-    assert breakers.admit(MODEL) is Admission.PROBE  # ... and never reports
-    clock.advance(29)
-    assert breakers.admit(MODEL) is Admission.REJECTED
-    clock.advance(1)
-    assert breakers.admit(MODEL) is Admission.PROBE
+    breakers = _probe_out(clock)  # ... and the probe never reports
+    _assert_next_probe_30_seconds_later(breakers, clock)
 
 
 def test_a_late_failure_report_does_not_extend_an_open_circuit(clock: ManualClock) -> None:
