@@ -10,9 +10,9 @@ import boto3
 import pytest
 
 from search_router.contract.errors import DeploymentFailed, DistillationTimedOut, InvalidRunInput
-from search_router.contract.run import RunState, settings_from_input
+from search_router.contract.run import RunState
 from simulation.bedrock_fake import BedrockFake
-from tests.unit.test_run_naming import DEFAULTS
+from tests.handlers.runs import task_run
 
 
 class Context:
@@ -28,13 +28,7 @@ class Context:
 
 @pytest.fixture
 def run_state() -> dict[str, Any]:
-    settings = settings_from_input(DEFAULTS, {"max_distillation_hours": 1})
-    return RunState(
-        run_id="r1",
-        execution_arn="arn:aws:states:us-east-1:123456789012:execution:sm:r1",
-        started_at="t",
-        settings=settings,
-    ).model_dump()
+    return task_run(max_distillation_hours=1)
 
 
 @pytest.mark.parametrize(
