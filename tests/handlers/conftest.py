@@ -1,8 +1,18 @@
-"""Handler-tier fixtures shared by the pipeline-task and cleanup tests."""
+"""Handler-tier fixtures: the pipeline functions' environment (pipeline-task and cleanup tests), and the router
+Lambda with its manual clock (the router tests, through :mod:`tests.handlers.router_harness`)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import pytest
+
+from search_router.handlers import router_api
+from search_router.handlers.observability import metrics
+from simulation.bedrock_fake import BedrockFake
+from tests.handlers.router_harness import PRIMARY, RouterHarness, promotion
+from tests.manual_clock import ManualClock
 
 STACK = "TestStack"
 ACCOUNT_ID = "123456789012"
@@ -38,3 +48,31 @@ def pipeline_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name, value in pipeline_environment().items():
         monkeypatch.setenv(name, value)
     return monkeypatch
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def router(
+    aws: None,
+    bedrock: BedrockFake,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    clock: ManualClock,
+) -> Iterator[RouterHarness]:
+    """The real router handler with the default settings of these tests, the parameter naming :data:`PRIMARY`."""
+    del aws
+    # The Powertools objects were created when the handler was imported (at collection, before the test
+    # environment existed); in Lambda the environment is there first.
+    monkeypatch.setattr(metrics, "namespace", os.environ["POWERTOOLS_METRICS_NAMESPACE"])
+    monkeypatch.setattr(metrics, "service", "router_api")
+    harness = RouterHarness(bedrock=bedrock, monkeypatch=monkeypatch, capsys=capsys, clock=clock)
+    harness.set_parameter(promotion(PRIMARY, "teacher"))
+    harness.configure()
+    harness.capture_logs()
+    yield harness
+    harness.release_logs()
+    router_api.use_service(None)

@@ -19,12 +19,13 @@ import boto3
 import pytest
 
 from search_router.handlers import router_api as handler
-from search_router.handlers.observability import logger, metrics
+from search_router.handlers.observability import logger
 from search_router.handlers.router_api import build_service
 from search_router.router.settings import load_settings, to_environment
 from search_router.shared.channels import DEFAULT_CHANNELS
 from simulation.bedrock.values import ACCOUNT_ID, ConverseRequest, FakeError
 from simulation.bedrock_fake import BedrockFake
+from tests.manual_clock import ManualClock
 
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "events"
 PARAMETER_NAME = "/test/router/promoted-model"
@@ -100,19 +101,6 @@ def assert_valid_weights(body: Mapping[str, Any]) -> None:
     for value in weights.values():
         assert isinstance(value, float) and math.isfinite(value) and 0.0 <= value <= 1.0, weights
     assert abs(math.fsum(weights.values()) - 1.0) <= 1e-9, weights
-
-
-class ManualClock:
-    """Drives the TTLs (model parameter, cache) without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass(frozen=True)
@@ -242,31 +230,3 @@ class RouterHarness:
 
     def model_calls(self) -> int:
         return len(self.bedrock.calls_to("Converse")) + len(self.bedrock.calls_to("ConverseStream"))
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def router(
-    aws: None,
-    bedrock: BedrockFake,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    clock: ManualClock,
-) -> Iterator[RouterHarness]:
-    """The real handler with the default settings of these tests, the parameter naming :data:`PRIMARY`."""
-    del aws
-    # The Powertools objects were created when the handler was imported (at collection, before the test
-    # environment existed); in Lambda the environment is there first.
-    monkeypatch.setattr(metrics, "namespace", os.environ["POWERTOOLS_METRICS_NAMESPACE"])
-    monkeypatch.setattr(metrics, "service", "router_api")
-    harness = RouterHarness(bedrock=bedrock, monkeypatch=monkeypatch, capsys=capsys, clock=clock)
-    harness.set_parameter(promotion(PRIMARY, "teacher"))
-    harness.configure()
-    harness.capture_logs()
-    yield harness
-    harness.release_logs()
-    handler.use_service(None)

@@ -432,13 +432,14 @@ def test_list_jobs_filters_and_paginates(bedrock: BedrockFake) -> None:
 # ------------------------------------------------------------------------------------------------- deployments
 def test_deployment_lifecycle_and_invocation(bedrock: BedrockFake) -> None:
     model_arn = completed_model(bedrock)
-    arn = bedrock.control.create_custom_model_deployment(
-        modelDeploymentName="router-micro",
-        modelArn=model_arn,
-        description="distilled router",
-        tags=[{"key": "project", "value": "router"}],
-        clientRequestToken="deploy-run-1",
-    )["customModelDeploymentArn"]
+    request = {
+        "modelDeploymentName": "router-micro",
+        "modelArn": model_arn,
+        "description": "distilled router",
+        "tags": [{"key": "project", "value": "router"}],
+        "clientRequestToken": "deploy-run-1",
+    }
+    arn = bedrock.control.create_custom_model_deployment(**request)["customModelDeploymentArn"]
     assert re.fullmatch(r"arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/[a-z0-9]{12}", arn)
 
     # A deployment that is still Creating can't serve
@@ -457,14 +458,8 @@ def test_deployment_lifecycle_and_invocation(bedrock: BedrockFake) -> None:
     with pytest.raises(bedrock.runtime.exceptions.ValidationException, match="deployment ARN"):
         bedrock.runtime.converse(modelId=model_arn, messages=user_turn("sunset"))
 
-    # The same token returns the same deployment
-    again = bedrock.control.create_custom_model_deployment(
-        modelDeploymentName="router-micro",
-        modelArn=model_arn,
-        description="distilled router",
-        tags=[{"key": "project", "value": "router"}],
-        clientRequestToken="deploy-run-1",
-    )["customModelDeploymentArn"]
+    # The same request (the same token) returns the same deployment
+    again = bedrock.control.create_custom_model_deployment(**request)["customModelDeploymentArn"]
     assert again == arn
     assert bedrock.deployment_arns == [arn]
     assert bedrock.control.list_tags_for_resource(resourceARN=arn)["tags"] == [{"key": "project", "value": "router"}]

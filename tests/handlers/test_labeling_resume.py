@@ -18,7 +18,7 @@ import pytest
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.errors import TransientError
 from search_router.contract.layout import ShardKeys
-from search_router.contract.run import RunState, settings_from_input
+from search_router.contract.run import RunState
 from search_router.pipeline.checkpoint import DEFAULT_EVERY, ShardProgress
 from search_router.pipeline.dataset import DatasetTooSmall, TooManyShardsFailed
 from search_router.pipeline.labeling import TeacherUnavailable
@@ -26,7 +26,7 @@ from search_router.pipeline.queries.synthesis import synthesize_queries
 from search_router.shared.channels import DEFAULT_CHANNELS
 from simulation.bedrock.values import ConverseRequest, FakeError, default_responder
 from simulation.bedrock_fake import BedrockFake
-from tests.unit.test_run_naming import DEFAULTS
+from tests.handlers.runs import task_run
 
 BUCKET = "data-bucket"
 TEACHER = "us.amazon.nova-pro-v1:0"
@@ -135,13 +135,7 @@ class Shards:
 
 
 def make_run(**overrides: Any) -> dict[str, Any]:
-    settings = settings_from_input(DEFAULTS, {"teacher_model_id": TEACHER, **overrides})
-    return RunState(
-        run_id="r1",
-        execution_arn="arn:aws:states:us-east-1:123456789012:execution:sm:r1",
-        started_at="t",
-        settings=settings,
-    ).model_dump()
+    return task_run(teacher_model_id=TEACHER, **overrides)
 
 
 @pytest.fixture

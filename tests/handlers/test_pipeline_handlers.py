@@ -10,9 +10,9 @@ import boto3
 import pytest
 
 from search_router.contract.errors import DeploymentFailed, DistillationTimedOut, InvalidRunInput
-from search_router.contract.run import RunState, settings_from_input
+from search_router.contract.run import RunState
 from simulation.bedrock_fake import BedrockFake
-from tests.unit.test_run_naming import DEFAULTS
+from tests.handlers.runs import task_run
 
 
 class Context:
@@ -28,13 +28,7 @@ class Context:
 
 @pytest.fixture
 def run_state() -> dict[str, Any]:
-    settings = settings_from_input(DEFAULTS, {"max_distillation_hours": 1})
-    return RunState(
-        run_id="r1",
-        execution_arn="arn:aws:states:us-east-1:123456789012:execution:sm:r1",
-        started_at="t",
-        settings=settings,
-    ).model_dump()
+    return task_run(max_distillation_hours=1)
 
 
 @pytest.mark.parametrize(
@@ -141,26 +135,26 @@ def test_a_deployment_stuck_in_creating_fails_the_run(
         check({"run": run_state, "deployment": deployment}, Context())
 
 
-def test_a_failure_refused_in_preflight_is_announced_with_its_cause_and_a_fix() -> None:
+def _failure_notice(compensation: dict[str, Any], stack_name: str = "S") -> tuple[str, str]:
+    """The subject and message of the notification of a failed run whose compensation reported ``compensation``."""
     from search_router.handlers.notify import compose
 
-    subject, message = compose(
+    return compose({"outcome": "failed", "compensation": compensation}, stack_name=stack_name, region="us-east-1")
+
+
+def test_a_failure_refused_in_preflight_is_announced_with_its_cause_and_a_fix() -> None:
+    subject, message = _failure_notice(
         {
-            "outcome": "failed",
-            "compensation": {
-                "run_id": "exec-1",
-                "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:sm:exec-1",
-                "status": "FAILED",
-                "failed_state": "Preflight",
-                "error": "InvalidRunInput",
-                "cause": json.dumps({"errorMessage": "the execution input must be a JSON object"}),
-                "removed": [],
-                "kept": [],
-                "left": [],
-            },
-        },
-        stack_name="S",
-        region="us-east-1",
+            "run_id": "exec-1",
+            "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:sm:exec-1",
+            "status": "FAILED",
+            "failed_state": "Preflight",
+            "error": "InvalidRunInput",
+            "cause": json.dumps({"errorMessage": "the execution input must be a JSON object"}),
+            "removed": [],
+            "kept": [],
+            "left": [],
+        }
     )
     assert subject == "[S] run exec-1 FAILED in Preflight: InvalidRunInput"
     assert "Cause: the execution input must be a JSON object" in message
@@ -170,62 +164,52 @@ def test_a_failure_refused_in_preflight_is_announced_with_its_cause_and_a_fix() 
 
 
 def test_a_failure_notification_lists_what_was_removed_kept_and_left_and_how_to_continue() -> None:
-    from search_router.handlers.notify import compose
-
     arn = "arn:aws:states:us-east-1:123456789012:execution:sm:nightly"
     deployment = "arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/abc"
     model = "arn:aws:bedrock:us-east-1:123456789012:custom-model/amazon.nova-micro-v1:0:128k/xyz"
     job = "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/amazon.nova-micro-v1:0:128k/j1"
     base = {"run_id": "nightly", "execution_arn": arn, "failed_state": "EvaluateCandidates"}
     # A transient failure after a deployment existed: removed, so a redrive would miss it
-    _, removed = compose(
-        {"outcome": "failed", "compensation": {**base, "status": "FAILED", "error": "Lambda.Unknown",
-         "removed": [{"kind": "custom model deployment", "arn": deployment, "state": "deleted"}]}},
-        stack_name="S", region="us-east-1",
+    _, removed = _failure_notice(
+        {**base, "status": "FAILED", "error": "Lambda.Unknown",
+         "removed": [{"kind": "custom model deployment", "arn": deployment, "state": "deleted"}]}
     )  # fmt: skip
     assert f"Removed:\n- custom model deployment {deployment} (deleted)" in removed
     assert f"a redrive continues from it: aws stepfunctions redrive-execution --execution-arn {arn}" in removed
     assert "set keep_failed_artifacts: true" in removed
     # Kept on request: the storage cost is named
-    _, kept = compose(
-        {"outcome": "failed", "compensation": {**base, "status": "TIMED_OUT", "error": "States.Timeout",
-         "kept": [{"kind": "custom model", "arn": model, "state": "exists; kept: keep_failed_artifacts is true"}]}},
-        stack_name="S", region="us-east-1",
+    _, kept = _failure_notice(
+        {**base, "status": "TIMED_OUT", "error": "States.Timeout",
+         "kept": [{"kind": "custom model", "arn": model, "state": "exists; kept: keep_failed_artifacts is true"}]}
     )  # fmt: skip
     assert "TIMED OUT in EvaluateCandidates" in kept and "billed for storage every month" in kept
     # Left behind: listed, with the hand-removal hint
-    subject, left = compose(
-        {"outcome": "failed", "compensation": {**base, "status": "ABORTED", "error": None,
-         "left": [{"kind": "model customization job", "arn": job, "state": "InProgress; AccessDenied"}]}},
-        stack_name="S", region="us-east-1",
+    subject, left = _failure_notice(
+        {**base, "status": "ABORTED", "error": None,
+         "left": [{"kind": "model customization job", "arn": job, "state": "InProgress; AccessDenied"}]}
     )  # fmt: skip
     assert subject == "[S] run nightly ABORTED in EvaluateCandidates: (stopped)"
     assert "LEFT (could not be removed; remove them by hand):" in left and job in left
     # The sweep itself failed: the run's failure is still announced
-    _, broken = compose(
-        {"outcome": "failed", "compensation": {"execution_arn": arn, "execution_name": "nightly", "status": "FAILED",
-         "cleanup_error": json.dumps({"errorMessage": "AccessDenied on ListCustomModels"})}},
-        stack_name="S", region="us-east-1",
+    _, broken = _failure_notice(
+        {"execution_arn": arn, "execution_name": "nightly", "status": "FAILED",
+         "cleanup_error": json.dumps({"errorMessage": "AccessDenied on ListCustomModels"})}
     )  # fmt: skip
     assert "Clean-up could not run: AccessDenied on ListCustomModels" in broken
 
 
 def test_a_long_notification_subject_stays_a_valid_sns_subject() -> None:
-    from search_router.handlers.notify import compose, sns_subject
+    from search_router.handlers.notify import sns_subject
 
     # SNS: a Subject must be ASCII, without line breaks, and fewer than 100 characters (docs/bedrock-facts.md)
-    subject, message = compose(
+    subject, message = _failure_notice(
         {
-            "outcome": "failed",
-            "compensation": {
-                "status": "FAILED",
-                "error": "DistillationTimedOut\nsecond line",
-                "cause": "x",
-                "run_id": "nightly-run-with-a-rather-long-name-é-" + "x" * 30,
-            },
+            "status": "FAILED",
+            "error": "DistillationTimedOut\nsecond line",
+            "cause": "x",
+            "run_id": "nightly-run-with-a-rather-long-name-é-" + "x" * 30,
         },
         stack_name="SearchRouterDistillation-Production-EuropeanVideoArchive-Team42",
-        region="us-east-1",
     )
     assert len(subject) <= 99 and subject.endswith("...")
     assert subject.isascii() and "\n" not in subject and "\r" not in subject

@@ -17,14 +17,10 @@ from tests.handlers.router_harness import (
     RouterHarness,
     assert_valid_weights,
     by_model,
-    clock,
     load_event,
     post_event,
     promotion,
-    router,
 )
-
-__all__ = ["clock", "router"]  # fixtures
 
 
 def test_a_query_gets_the_model_weights_and_reasoning(router: RouterHarness) -> None:

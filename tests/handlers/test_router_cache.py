@@ -8,12 +8,8 @@ from tests.handlers.router_harness import (
     VALID_ANSWER,
     RouterHarness,
     by_model,
-    clock,
     promotion,
-    router,
 )
-
-__all__ = ["clock", "router"]  # fixtures
 
 
 def test_a_repeated_query_is_answered_from_the_cache_without_a_model_call(router: RouterHarness) -> None:

@@ -29,13 +29,9 @@ from tests.handlers.router_harness import (
     VALID_ANSWER,
     RouterHarness,
     by_model,
-    clock,
     promotion,
-    router,
 )
 from tests.handlers.test_router_model_selection import _deploy_distilled_model
-
-__all__ = ["clock", "router"]  # fixtures
 
 Behaviour = str | FakeError | Callable[[ConverseRequest], Any]
 

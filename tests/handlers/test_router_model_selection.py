@@ -20,12 +20,8 @@ from tests.handlers.router_harness import (
     VALID_ANSWER,
     RouterHarness,
     by_model,
-    clock,
     promotion,
-    router,
 )
-
-__all__ = ["clock", "router"]  # fixtures
 
 LITE = "us.amazon.nova-lite-v1:0"
 NAMES = list(DEFAULT_CHANNELS.names)

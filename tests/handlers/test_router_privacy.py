@@ -25,13 +25,9 @@ from tests.handlers.router_harness import (
     VALID_ANSWER,
     RouterHarness,
     by_model,
-    clock,
     load_event,
     post_event,
-    router,
 )
-
-__all__ = ["clock", "router"]  # fixtures
 
 SECRET = "zebra-quokka-7731"
 QUERY = f"interview about {SECRET} at the lake"

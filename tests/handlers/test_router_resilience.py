@@ -25,13 +25,9 @@ from tests.handlers.router_harness import (
     RouterHarness,
     assert_valid_weights,
     by_model,
-    clock,
     load_event,
-    router,
 )
 from tests.unit.test_parser_corpus import CORPUS, Fails
-
-__all__ = ["clock", "router"]  # fixtures
 
 FALLBACK_WEIGHTS = {"visual": 0.1, "audio": 0.6, "transcription": 0.2, "metadata": 0.1}
 BEDROCK_ERRORS = [

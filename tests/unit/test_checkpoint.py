@@ -33,6 +33,7 @@ from search_router.pipeline.queries.synthesis import synthesize_queries
 from search_router.shared.channels import DEFAULT_CHANNELS
 from simulation.bedrock.values import ConverseRequest, FakeError
 from simulation.bedrock_fake import BedrockFake
+from tests.threads import from_threads
 
 TEACHER = "us.amazon.nova-pro-v1:0"
 VALID = '{"visual":0.6,"audio":0.1,"transcription":0.1,"metadata":0.2,"reasoning":"Mostly scenery."}'
@@ -172,22 +173,11 @@ def test_a_failed_write_loses_nothing_and_flush_reports_it() -> None:
 def test_outcomes_recorded_from_many_threads_are_written_once_each_in_order() -> None:
     parts: list[dict[str, Any]] = []
     checkpoint = Checkpoint(shard=0, invocation="inv", write=lambda n, p: parts.append(p), every=7)
-    indices = iter(range(1000))
-    lock = threading.Lock()
 
-    def worker() -> None:
-        while True:
-            with lock:
-                index = next(indices, None)
-            if index is None:
-                return
-            checkpoint.record(index, labeled(f"q{index}"), LabelingUsage(calls=index))
+    def record(index: int) -> None:
+        checkpoint.record(index, labeled(f"q{index}"), LabelingUsage(calls=index))
 
-    threads = [threading.Thread(target=worker) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    from_threads(record, 1000)
     checkpoint.flush()
     written = [r["i"] for p in parts for r in p["outcomes"]]
     assert sorted(written) == list(range(1000))

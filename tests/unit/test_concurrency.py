@@ -13,6 +13,7 @@ import pytest
 
 from search_router.pipeline.concurrency import AdaptiveConcurrency, FixedConcurrency, Permit
 from simulation.quota import RequestQuota
+from tests.threads import from_threads
 
 
 # ------------------------------------------------------------------------------------------------ the rules
@@ -150,32 +151,21 @@ def test_many_threads_never_exceed_the_limit() -> None:
     limiter = AdaptiveConcurrency(8)
     rng = random.Random(3)
     outcomes = [rng.random() for _ in range(4000)]
-    lock = threading.Lock()
     violations: list[tuple[int, int]] = []
-    position = iter(range(len(outcomes)))
 
-    def worker() -> None:
-        while True:
-            with lock:
-                index = next(position, None)
-            if index is None:
-                return
-            permit = limiter.acquire(timeout=5)
-            assert permit is not None
-            in_flight, limit = limiter.in_flight, limiter.ceiling
-            if in_flight > limit:
-                violations.append((in_flight, limit))
-            if outcomes[index] < 0.2:
-                permit.overloaded()
-                permit.release()
-            else:
-                permit.answered()
+    def call(index: int) -> None:
+        permit = limiter.acquire(timeout=5)
+        assert permit is not None
+        in_flight, limit = limiter.in_flight, limiter.ceiling
+        if in_flight > limit:
+            violations.append((in_flight, limit))
+        if outcomes[index] < 0.2:
+            permit.overloaded()
+            permit.release()
+        else:
+            permit.answered()
 
-    threads = [threading.Thread(target=worker) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    from_threads(call, len(outcomes))
     stats = limiter.stats()
     assert violations == [] and limiter.in_flight == 0
     assert stats["answered"] + stats["overloads"] == 4000

@@ -24,25 +24,16 @@ def _results(latencies: list[float], input_tokens: int, output_tokens: int) -> l
     """One exact answer (rubric 5) and one off by 0.1 on two channels (rubric 4), at the given latencies."""
     return [
         QueryResult(
-            "q1",
+            f"q{number}",
             "visual",
             REF,
             "{}",
-            weights=dict(REF),
-            latency_ms=latencies[0],
+            weights=dict(answer),
+            latency_ms=latency,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-        ),
-        QueryResult(
-            "q2",
-            "visual",
-            REF,
-            "{}",
-            weights=dict(OFF),
-            latency_ms=latencies[1],
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-        ),
+        )
+        for number, answer, latency in zip((1, 2), (REF, OFF), latencies, strict=True)
     ]
 
 

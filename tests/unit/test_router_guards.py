@@ -23,28 +23,18 @@ from search_router.shared.answer.decision import ParseResult, ParseSuccess, Rout
 from search_router.shared.channels import DEFAULT_CHANNELS
 from search_router.shared.model_calls import ModelCallError
 from search_router.shared.prompts import PromptKind
+from tests.manual_clock import ManualClock
 
 MODEL = "us.amazon.nova-micro-v1:0"
 OTHER = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 5_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock(start=5_000.0)
 
 
-def _breakers(clock: Clock, failures: int = 3, open_seconds: float = 30) -> CircuitBreakers:
+def _breakers(clock: ManualClock, failures: int = 3, open_seconds: float = 30) -> CircuitBreakers:
     return CircuitBreakers(failures=failures, open_seconds=open_seconds, clock=clock)
 
 
@@ -56,8 +46,25 @@ def _fail(breakers: CircuitBreakers, times: int, key: str = MODEL) -> list[Circu
     return events
 
 
+def _probe_out(clock: ManualClock) -> CircuitBreakers:
+    """Breakers (3 failures, 30 s open) whose circuit for MODEL opened and, 30 s later, let the probe through."""
+    breakers = _breakers(clock)
+    _fail(breakers, 3)
+    clock.advance(30)
+    assert breakers.admit(MODEL) is Admission.PROBE
+    return breakers
+
+
+def _assert_next_probe_30_seconds_later(breakers: CircuitBreakers, clock: ManualClock) -> None:
+    """MODEL is still skipped 29 s from now and probed again at 30 s."""
+    clock.advance(29)
+    assert breakers.admit(MODEL) is Admission.REJECTED
+    clock.advance(1)
+    assert breakers.admit(MODEL) is Admission.PROBE
+
+
 # --- circuit breaker ---------------------------------------------------------------------------------------------
-def test_the_circuit_opens_after_n_consecutive_failures(clock: Clock) -> None:
+def test_the_circuit_opens_after_n_consecutive_failures(clock: ManualClock) -> None:
     breakers = _breakers(clock)
     # Given two failures: still closed, nothing reported
     assert _fail(breakers, 2) == [None, None]
@@ -73,7 +80,7 @@ def test_the_circuit_opens_after_n_consecutive_failures(clock: Clock) -> None:
     assert breakers.admit(OTHER) is Admission.ALLOWED
 
 
-def test_a_success_restarts_the_count(clock: Clock) -> None:
+def test_a_success_restarts_the_count(clock: ManualClock) -> None:
     breakers = _breakers(clock)
     _fail(breakers, 2)
     assert breakers.succeeded(MODEL) is None  # closed stays closed: no event
@@ -81,7 +88,7 @@ def test_a_success_restarts_the_count(clock: Clock) -> None:
     assert breakers.state(MODEL) is CircuitState.CLOSED
 
 
-def test_an_open_circuit_skips_the_model_for_exactly_open_seconds(clock: Clock) -> None:
+def test_an_open_circuit_skips_the_model_for_exactly_open_seconds(clock: ManualClock) -> None:
     breakers = _breakers(clock, open_seconds=30)
     _fail(breakers, 3)
     clock.advance(29.999)
@@ -91,11 +98,8 @@ def test_an_open_circuit_skips_the_model_for_exactly_open_seconds(clock: Clock) 
     assert breakers.admit(MODEL) is Admission.PROBE
 
 
-def test_half_open_lets_exactly_one_probe_through(clock: Clock) -> None:
-    breakers = _breakers(clock)
-    _fail(breakers, 3)
-    clock.advance(30)
-    assert breakers.admit(MODEL) is Admission.PROBE
+def test_half_open_lets_exactly_one_probe_through(clock: ManualClock) -> None:
+    breakers = _probe_out(clock)
     # while the probe is out, every other request still skips the model
     for _ in range(5):
         assert breakers.admit(MODEL) is Admission.REJECTED
@@ -103,11 +107,8 @@ def test_half_open_lets_exactly_one_probe_through(clock: Clock) -> None:
     assert breakers.admit(MODEL) is Admission.REJECTED
 
 
-def test_a_successful_probe_closes_the_circuit(clock: Clock) -> None:
-    breakers = _breakers(clock)
-    _fail(breakers, 3)
-    clock.advance(30)
-    assert breakers.admit(MODEL) is Admission.PROBE
+def test_a_successful_probe_closes_the_circuit(clock: ManualClock) -> None:
+    breakers = _probe_out(clock)
     assert breakers.succeeded(MODEL) == CircuitEvent(MODEL, Transition.CLOSED, probe=True)
     assert breakers.state(MODEL) is CircuitState.CLOSED
     assert breakers.admit(MODEL) is Admission.ALLOWED
@@ -116,41 +117,26 @@ def test_a_successful_probe_closes_the_circuit(clock: Clock) -> None:
     assert breakers.state(MODEL) is CircuitState.CLOSED
 
 
-def test_a_failed_probe_reopens_the_circuit_for_open_seconds(clock: Clock) -> None:
-    breakers = _breakers(clock, open_seconds=30)
-    _fail(breakers, 3)
-    clock.advance(30)
-    assert breakers.admit(MODEL) is Admission.PROBE
+def test_a_failed_probe_reopens_the_circuit_for_open_seconds(clock: ManualClock) -> None:
+    breakers = _probe_out(clock)
     assert breakers.failed(MODEL) == CircuitEvent(MODEL, Transition.OPENED, failures=4, probe=True)
-    clock.advance(29)
-    assert breakers.admit(MODEL) is Admission.REJECTED
-    clock.advance(1)
-    assert breakers.admit(MODEL) is Admission.PROBE
+    _assert_next_probe_30_seconds_later(breakers, clock)
 
 
-def test_an_abandoned_probe_frees_the_slot_for_the_next_request(clock: Clock) -> None:
+def test_an_abandoned_probe_frees_the_slot_for_the_next_request(clock: ManualClock) -> None:
     # A probe request that ran out of time before calling the model says nothing about it
-    breakers = _breakers(clock)
-    _fail(breakers, 3)
-    clock.advance(30)
-    assert breakers.admit(MODEL) is Admission.PROBE
+    breakers = _probe_out(clock)
     breakers.abandon(MODEL)
     assert breakers.state(MODEL) is CircuitState.HALF_OPEN
     assert breakers.admit(MODEL) is Admission.PROBE
 
 
-def test_a_probe_that_never_reports_is_replaced_after_open_seconds(clock: Clock) -> None:
-    breakers = _breakers(clock, open_seconds=30)
-    _fail(breakers, 3)
-    clock.advance(30)
-    assert breakers.admit(MODEL) is Admission.PROBE  # ... and never reports
-    clock.advance(29)
-    assert breakers.admit(MODEL) is Admission.REJECTED
-    clock.advance(1)
-    assert breakers.admit(MODEL) is Admission.PROBE
+def test_a_probe_that_never_reports_is_replaced_after_open_seconds(clock: ManualClock) -> None:
+    breakers = _probe_out(clock)  # ... and the probe never reports
+    _assert_next_probe_30_seconds_later(breakers, clock)
 
 
-def test_a_late_failure_report_does_not_extend_an_open_circuit(clock: Clock) -> None:
+def test_a_late_failure_report_does_not_extend_an_open_circuit(clock: ManualClock) -> None:
     breakers = _breakers(clock, open_seconds=30)
     _fail(breakers, 3)
     clock.advance(20)
@@ -159,7 +145,7 @@ def test_a_late_failure_report_does_not_extend_an_open_circuit(clock: Clock) -> 
     assert breakers.admit(MODEL) is Admission.PROBE
 
 
-def test_zero_failures_disables_the_breaker(clock: Clock) -> None:
+def test_zero_failures_disables_the_breaker(clock: ManualClock) -> None:
     breakers = _breakers(clock, failures=0)
     assert not breakers.enabled
     for _ in range(50):
@@ -168,7 +154,7 @@ def test_zero_failures_disables_the_breaker(clock: Clock) -> None:
     assert breakers.state(MODEL) is CircuitState.CLOSED
 
 
-def test_concurrent_requests_at_half_open_get_exactly_one_probe(clock: Clock) -> None:
+def test_concurrent_requests_at_half_open_get_exactly_one_probe(clock: ManualClock) -> None:
     breakers = _breakers(clock)
     _fail(breakers, 3)
     clock.advance(30)
@@ -186,13 +172,13 @@ def test_concurrent_requests_at_half_open_get_exactly_one_probe(clock: Clock) ->
 
 
 @pytest.mark.parametrize(("failures", "open_seconds"), [(-1, 30), (3, 0)])
-def test_breaker_arguments_are_checked(clock: Clock, failures: int, open_seconds: float) -> None:
+def test_breaker_arguments_are_checked(clock: ManualClock, failures: int, open_seconds: float) -> None:
     with pytest.raises(ValueError, match="failures must be"):
         CircuitBreakers(failures=failures, open_seconds=open_seconds, clock=clock)
 
 
 # --- fallback cap ------------------------------------------------------------------------------------------------
-def _cap(clock: Clock, share: float = 0.1, window: float = 60, minimum: int = 20) -> FallbackCap:
+def _cap(clock: ManualClock, share: float = 0.1, window: float = 60, minimum: int = 20) -> FallbackCap:
     return FallbackCap(max_share=share, window_seconds=window, min_requests=minimum, clock=clock)
 
 
@@ -203,7 +189,7 @@ def _route(cap: FallbackCap, *, wants_fallback: bool) -> bool:
     return called
 
 
-def test_below_the_minimum_count_the_cap_does_not_apply(clock: Clock) -> None:
+def test_below_the_minimum_count_the_cap_does_not_apply(clock: ManualClock) -> None:
     cap = _cap(clock, share=0.1, minimum=20)
     # every one of the first 19 requests of the window may fall back: a share of a few requests says nothing
     assert [_route(cap, wants_fallback=True) for _ in range(19)] == [True] * 19
@@ -212,7 +198,7 @@ def test_below_the_minimum_count_the_cap_does_not_apply(clock: Clock) -> None:
     assert cap.counts() == (20, 19)
 
 
-def test_beyond_the_minimum_at_most_the_share_falls_back(clock: Clock) -> None:
+def test_beyond_the_minimum_at_most_the_share_falls_back(clock: ManualClock) -> None:
     cap = _cap(clock, share=0.1, minimum=20)
     for _ in range(100):
         _route(cap, wants_fallback=False)
@@ -224,7 +210,7 @@ def test_beyond_the_minimum_at_most_the_share_falls_back(clock: Clock) -> None:
     assert expensive / requests == pytest.approx(0.1)
 
 
-def test_a_share_exactly_at_the_cap_is_allowed(clock: Clock) -> None:
+def test_a_share_exactly_at_the_cap_is_allowed(clock: ManualClock) -> None:
     cap = _cap(clock, share=0.1, minimum=1)
     for _ in range(9):
         _route(cap, wants_fallback=False)
@@ -237,7 +223,7 @@ def test_a_share_exactly_at_the_cap_is_allowed(clock: Clock) -> None:
     assert not cap.allows()  # 3 of 21 > 10%
 
 
-def test_the_window_slides(clock: Clock) -> None:
+def test_the_window_slides(clock: ManualClock) -> None:
     cap = _cap(clock, share=0.1, window=60, minimum=20)
     for _ in range(19):
         _route(cap, wants_fallback=True)
@@ -251,7 +237,7 @@ def test_the_window_slides(clock: Clock) -> None:
     assert cap.allows()
 
 
-def test_requests_expire_bucket_by_bucket(clock: Clock) -> None:
+def test_requests_expire_bucket_by_bucket(clock: ManualClock) -> None:
     cap = _cap(clock, window=60)
     cap.record(expensive=True)
     clock.advance(30)
@@ -260,7 +246,7 @@ def test_requests_expire_bucket_by_bucket(clock: Clock) -> None:
     assert cap.counts() == (1, 0)
 
 
-def test_a_share_of_one_disables_the_cap_and_zero_allows_no_fallback_past_the_minimum(clock: Clock) -> None:
+def test_a_share_of_one_disables_the_cap_and_zero_allows_no_fallback_past_the_minimum(clock: ManualClock) -> None:
     unlimited = _cap(clock, share=1.0, minimum=1)
     assert not unlimited.enabled
     assert all(_route(unlimited, wants_fallback=True) for _ in range(100))
@@ -268,7 +254,7 @@ def test_a_share_of_one_disables_the_cap_and_zero_allows_no_fallback_past_the_mi
     assert [_route(never, wants_fallback=True) for _ in range(6)] == [True] * 4 + [False] * 2
 
 
-def test_the_cap_counts_correctly_from_several_threads(clock: Clock) -> None:
+def test_the_cap_counts_correctly_from_several_threads(clock: ManualClock) -> None:
     cap = _cap(clock)
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda i: cap.record(expensive=i % 4 == 0), range(4_000)))
@@ -276,7 +262,7 @@ def test_the_cap_counts_correctly_from_several_threads(clock: Clock) -> None:
 
 
 @pytest.mark.parametrize(("share", "window", "minimum"), [(1.5, 60, 20), (-0.1, 60, 20), (0.1, 0, 20), (0.1, 60, 0)])
-def test_cap_arguments_are_checked(clock: Clock, share: float, window: float, minimum: int) -> None:
+def test_cap_arguments_are_checked(clock: ManualClock, share: float, window: float, minimum: int) -> None:
     with pytest.raises(ValueError, match="max_share must be"):
         FallbackCap(max_share=share, window_seconds=window, min_requests=minimum, clock=clock)
 
@@ -304,7 +290,7 @@ class _Invoker:
         return ParseSuccess(RoutingDecision.from_weights(dict.fromkeys(DEFAULT_CHANNELS.names, 0.25), DEFAULT_CHANNELS))
 
 
-def _service(clock: Clock, invoker: _Invoker) -> RouterService:
+def _service(clock: ManualClock, invoker: _Invoker) -> RouterService:
     teacher = PromptKind.TEACHER
     settings = RouterSettings(
         channels=DEFAULT_CHANNELS,
@@ -330,7 +316,7 @@ def _service(clock: Clock, invoker: _Invoker) -> RouterService:
     )
 
 
-def test_a_full_call_pool_is_not_the_models_fault(clock: Clock) -> None:
+def test_a_full_call_pool_is_not_the_models_fault(clock: ManualClock) -> None:
     invoker = _Invoker(MODEL, ModelCallError("PoolExhausted", "all threads busy"))
     service = _service(clock, invoker)
     for index in range(5):
@@ -339,7 +325,7 @@ def test_a_full_call_pool_is_not_the_models_fault(clock: Clock) -> None:
     assert service.breakers.state(MODEL) is CircuitState.CLOSED
 
 
-def test_throttling_after_its_retry_counts_once_per_request(clock: Clock) -> None:
+def test_throttling_after_its_retry_counts_once_per_request(clock: ManualClock) -> None:
     invoker = _Invoker(MODEL, ModelCallError("ThrottlingException", "slow down", retryable=True))
     service = _service(clock, invoker)
     first = service.route("q1", include_reasoning=True)
