@@ -142,12 +142,7 @@ class LabelingResult:
             "unlabeled": len(self.unlabeled),
             "unlabeled_by_reason": dict(self.unlabeled_by_reason),
             "throttle_stopped": self.throttle_stopped,
-            "calls": self.calls,
-            "retries": self.retries,
-            "throttled": self.throttled,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "elapsed_s": round(self.elapsed_s, 3),
+            **self.usage.to_dict(),
             "examples_per_s": round(len(self.examples) / self.elapsed_s, 3) if self.elapsed_s > 0 else None,
             "concurrency": dict(self.concurrency),
         }
