@@ -8,7 +8,6 @@ and ``CreateCustomModelDeployment`` refuses a model that is not Active).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -19,7 +18,7 @@ from search_router.adapters.bedrock import bedrock_tags, create_once
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import DistillationFailed, DistillationTimedOut
-from search_router.contract.run import RunState, bedrock_name, next_wait_seconds
+from search_router.contract.run import RunState, bedrock_name, hours_since, next_wait_seconds
 from search_router.handlers.observability import logger, metrics, task_handler
 
 # Longest teacher answer Bedrock generates while preparing the distillation data (tokens).
@@ -83,14 +82,6 @@ def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     }
 
 
-def _elapsed_hours(created: datetime | None) -> float:
-    if created is None:
-        return 0.0
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
-    return (datetime.now(UTC) - created).total_seconds() / 3600.0
-
-
 def _model_status(bedrock: Any, job: dict[str, Any]) -> str | None:
     """The status of a completed job's custom model (``GetCustomModel.modelStatus``): it can stay ``Creating``
     after the job says ``Completed``, and a deployment needs it ``Active``. None while the model is not visible."""
@@ -131,7 +122,7 @@ def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "data_processing": details.get("dataProcessingDetails", {}).get("status"),
         "training": details.get("trainingDetails", {}).get("status"),
     }
-    elapsed = _elapsed_hours(job.get("creationTime"))
+    elapsed = hours_since(job.get("creationTime"))
     logger.info("distillation status", job_arn=job_arn, status=status, sub_status=sub_status, elapsed_h=elapsed)
 
     if status in ("Failed", "Stopped"):
