@@ -32,19 +32,18 @@ MAX_WAIT_SECONDS = 1800
 
 def job_request(run: RunState, *, train_uri: str) -> dict[str, Any]:
     """The exact CreateModelCustomizationJob request for this run."""
-    stack_name = PipelineEnvironment.load().stack_name
-    bucket = PipelineEnvironment.load().data_bucket
-    models = PipelineEnvironment.load().models
+    environment = PipelineEnvironment.load()
+    stack_name = environment.stack_name
     tags = bedrock_tags(run.tags(stack_name))
     return {
         "jobName": bedrock_name(stack_name, run.run_id),
         "customModelName": bedrock_name(stack_name, run.run_id, "router"),
-        "roleArn": PipelineEnvironment.load().bedrock_role_arn,
+        "roleArn": environment.bedrock_role_arn,
         "clientRequestToken": run.token("distill"),
-        "baseModelIdentifier": models["student_job"],
+        "baseModelIdentifier": environment.models["student_job"],
         "customizationType": "DISTILLATION",
         "trainingDataConfig": {"s3Uri": train_uri},
-        "outputDataConfig": {"s3Uri": s3io.s3_uri(bucket, run.layout.distillation_prefix)},
+        "outputDataConfig": {"s3Uri": s3io.s3_uri(environment.data_bucket, run.layout.distillation_prefix)},
         "customizationConfig": {
             "distillationConfig": {
                 "teacherModelConfig": {

@@ -125,8 +125,9 @@ def _read_shards(bucket: str, run: RunState, planned: list[dict[str, Any]]) -> t
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
     settings = run.settings
-    bucket = PipelineEnvironment.load().data_bucket
-    channels = load_channels(PipelineEnvironment.load().channels)
+    environment = PipelineEnvironment.load()
+    bucket = environment.data_bucket
+    channels = load_channels(environment.channels)
     plan = event["plan"]
 
     examples, stats = _read_shards(bucket, run, plan["shards"])
@@ -171,7 +172,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         train=train,
         heldout=heldout,
         teacher_model_id=run.teacher_model_id,
-        student_model_id=PipelineEnvironment.load().models["student_job"],
+        student_model_id=environment.models["student_job"],
         seed=settings.seed,
         labeling={
             **{k: v for k, v in stats.items() if k not in ("invalid", "errors")},

@@ -22,11 +22,11 @@ from search_router.shared.channels import load_channels
 from search_router.shared.prompts import PromptKind
 
 
-def promoted_value(run: RunState, event: dict[str, Any]) -> dict[str, Any]:
+def promoted_value(run: RunState, event: dict[str, Any], environment: PipelineEnvironment) -> dict[str, Any]:
     return {
         "model_id": event["deployment"]["deployment_arn"],
         "prompt_kind": PromptKind.STUDENT.value,
-        "channels": list(load_channels(PipelineEnvironment.load().channels).names),
+        "channels": list(load_channels(environment.channels).names),
         "run_id": run.run_id,
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "metrics": event["report"].get("summary", {}),
@@ -52,8 +52,9 @@ def _current(ssm: Any, name: str) -> tuple[dict[str, Any], int] | None:
 @task_handler
 def promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunState.model_validate(event["run"])
-    value = promoted_value(run, event)
-    name = PipelineEnvironment.load().model_parameter
+    environment = PipelineEnvironment.load()
+    value = promoted_value(run, event, environment)
+    name = environment.model_parameter
     ssm = CLIENTS.get("ssm")
     # Re-entered (a retry after a timeout, a redrive of a later step): this run's promotion is already in place,
     # and writing it again would add a parameter version (the rollback history) for nothing.

@@ -59,9 +59,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
 
     distilled = next(c for c in candidates if candidates_config.get(c["name"], {}).get("model") == DISTILLED)
-    baseline_name = PipelineEnvironment.load().baseline_candidate
+    baseline_name = environment.baseline_candidate
     baseline = next((c for c in candidates if c["name"] == baseline_name), None)
-    thresholds = GateThresholds.from_dict(PipelineEnvironment.load().gate)
+    thresholds = GateThresholds.from_dict(environment.gate)
     decision = evaluate_gate(
         distilled["metrics"],
         baseline=baseline["metrics"] if baseline else None,
@@ -78,7 +78,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         candidates=candidates,
         gate=gate,
         dataset=s3io.get_json(manifest_bucket, manifest_key),
-        prices=PipelineEnvironment.load().prices,
+        prices=environment.prices,
         teacher=run.teacher.model_dump() if run.teacher else {"model_id": run.teacher_model_id},
     )
 
