@@ -37,6 +37,14 @@ class RouterMetric(StrEnum):
     def dimension(self) -> str | None:
         return _ROUTER_METRIC_DIMENSIONS.get(self)
 
+    @property
+    def own_dimension(self) -> str:
+        """:attr:`dimension` of a count that must have one (one series per value); ``ValueError`` otherwise."""
+        dimension = self.dimension
+        if dimension is None:
+            raise ValueError(f"{self} has no dimension of its own")
+        return dimension
+
 
 _ROUTER_METRIC_DIMENSIONS: Final = {
     RouterMetric.MODEL_ERROR: "code",

@@ -349,8 +349,7 @@ def _stack_without_messages(error: BaseException) -> list[str]:
 
 def _count(name: RouterMetric, value: str) -> None:
     """A count with its own dimension (an EMF record of its own, so it does not tag the other metrics)."""
-    if name.dimension is None:
-        raise ValueError(f"{name} has no dimension of its own")
+    dimension = name.own_dimension
     with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
         metric.add_dimension(name="service", value=metrics.service or "router_api")
-        metric.add_dimension(name=name.dimension, value=value)
+        metric.add_dimension(name=dimension, value=value)
