@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 
-from search_router.pipeline.queries.planning import plan_queries
-from search_router.pipeline.queries.query import Query
-from search_router.pipeline.queries.user_files import parse_user_queries
 from search_router.pipeline.queries.plan_output import (
     MAX_SHARDS,
     MAX_USER_SAMPLES,
@@ -16,6 +13,9 @@ from search_router.pipeline.queries.plan_output import (
     shard_document,
     shard_size_for,
 )
+from search_router.pipeline.queries.planning import plan_queries
+from search_router.pipeline.queries.query import Query
+from search_router.pipeline.queries.user_files import parse_user_queries
 from search_router.shared.channels import DEFAULT_CHANNELS
 
 URI = "s3://data-bucket/inputs/queries.txt"

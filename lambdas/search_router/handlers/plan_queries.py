@@ -14,9 +14,9 @@ from search_router.adapters import s3io
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.run import RunState
 from search_router.handlers.observability import logger, metrics, task_handler
+from search_router.pipeline.queries.plan_output import QueryPlan, UserFileStats, shard_document
 from search_router.pipeline.queries.planning import plan_queries
 from search_router.pipeline.queries.user_files import parse_user_queries
-from search_router.pipeline.queries.plan_output import QueryPlan, UserFileStats, shard_document
 from search_router.shared.channels import load_channels
 
 

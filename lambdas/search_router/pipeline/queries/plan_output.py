@@ -1,8 +1,8 @@
 """What PlanQueries decided, as plain data: the planned queries split into shards, and the statistics it reports
 (``runs/<run>/dataset/plan.json``): counts per category, the shortfall, and what became of the user's file.
 
-Pure: the handler reads the user's file, calls :func:`~search_router.pipeline.queries.planning.plan_queries`, and writes what
-this module shapes.
+Pure: the handler reads the user's file, calls :func:`~search_router.pipeline.queries.planning.plan_queries`, and
+writes what this module shapes.
 """
 
 from __future__ import annotations
