@@ -12,7 +12,6 @@ import difflib
 import json
 import math
 import re
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from search_router.contract.environment import nullable
 from search_router.contract.names import DISTILLED
 from search_router.contract.run import RunSettings
 from search_router.shared.channels import ChannelConfigError, ChannelSet
@@ -176,7 +176,7 @@ def _run_defaults(key: str, value: Any) -> RunSettings:
         raise ConfigError(f"{key}.{name}", f"is not a run setting{suggestion} The settings: {', '.join(fields)}")
     for name in fields:
         # CDK drops JSON nulls from context objects, so a setting that may be null reads as absent
-        if name not in value and not _nullable(RunSettings.model_fields[name].annotation):
+        if name not in value and not nullable(RunSettings.model_fields[name].annotation):
             raise ConfigError(f"{key}.{name}", "is missing (run_defaults must give every run setting)")
     value = {name: value.get(name) for name in fields}
     try:
@@ -188,10 +188,6 @@ def _run_defaults(key: str, value: Any) -> RunSettings:
         if not field:  # a rule between settings (eval_examples < num_examples): the message names them
             raise ConfigError(key, message) from None
         raise ConfigError(f"{key}.{field}", f"{message} (got {error.get('input')!r})") from None
-
-
-def _nullable(annotation: Any) -> bool:
-    return type(None) in typing.get_args(annotation)
 
 
 def _with_run_default_overrides(context: Mapping[str, Any]) -> dict[str, Any]:

@@ -410,9 +410,7 @@ class Monitoring(Construct):
 
     def _search(self, name: RouterMetric, label: str) -> cloudwatch.MathExpression:
         """Every series of a router count that carries its own dimension (``code``, ``reason``)."""
-        dimension = name.dimension
-        if dimension is None:
-            raise ValueError(f"{name} has no dimension of its own")
+        dimension = name.own_dimension
         return cloudwatch.MathExpression(
             expression=f'SEARCH(\'{{{self._namespace},service,{dimension}}} MetricName="{name}" '
             f"service=\"{ROUTER_SERVICE}\"', 'Sum', {int(PERIOD.to_seconds())})",

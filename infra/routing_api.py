@@ -41,6 +41,7 @@ from infra.bedrock_arns import invoke_resource_arns, tagged_by
 from infra.config import AppConfig
 from infra.lambda_factory import FunctionSpec, LambdaFactory
 from infra.nag import acknowledge, acknowledge_resources, acknowledge_wildcards
+from search_router.contract.names import CORS_ALLOW_HEADERS
 from search_router.router.settings import to_environment
 
 STAGE_NAME = "v1"
@@ -52,14 +53,6 @@ ROUTER_TIMEOUT_HEADROOM_SECONDS = 3
 GATEWAY_QUERY_LENGTH_FACTOR = 4
 WAF_RATE_WINDOW_SECONDS = 300
 WAF_MIN_RATE_LIMIT = 100
-CORS_ALLOW_HEADERS = [
-    "Authorization",
-    "Content-Type",
-    "X-Amz-Content-Sha256",
-    "X-Amz-Date",
-    "X-Amz-Security-Token",
-    "X-Api-Key",
-]
 
 
 def router_environment(
@@ -203,7 +196,7 @@ class RoutingApi(Construct):
             apigw.CorsOptions(
                 allow_origins=list(router.cors_origins),
                 allow_methods=["POST", "OPTIONS"],
-                allow_headers=CORS_ALLOW_HEADERS,
+                allow_headers=list(CORS_ALLOW_HEADERS),
             )
             if router.cors_origins
             else None

@@ -7,6 +7,8 @@ import ast
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cli.status import PHASES
 from infra.asl import expand_file
 from search_router.contract.names import INNER_STATES, PipelineState, RouterMetric
@@ -60,3 +62,9 @@ def test_the_router_emits_each_of_its_metrics_by_its_contract_name() -> None:
         RouterMetric.CIRCUIT_OPENED,
         RouterMetric.MODEL_PARAMETER_INVALID,
     }
+
+
+def test_a_count_without_a_dimension_of_its_own_is_refused() -> None:
+    assert RouterMetric.MODEL_ERROR.own_dimension == "code"
+    with pytest.raises(ValueError, match="CacheHit has no dimension of its own"):
+        _ = RouterMetric.CACHE_HIT.own_dimension

@@ -26,6 +26,7 @@ __all__ = [
     "EnvironmentInvalid",
     "FunctionEnvironment",
     "PipelineEnvironment",
+    "nullable",
 ]
 
 _E = TypeVar("_E", bound="FunctionEnvironment")
@@ -112,9 +113,19 @@ def _encode(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _members(annotation: Any) -> set[Any]:
+    """The types a field's annotation admits: a union's members (``int | None`` → ``{int, NoneType}``), else
+    the annotation itself."""
+    return set(get_args(annotation)) if get_origin(annotation) in (Union, UnionType) else {annotation}
+
+
+def nullable(annotation: Any) -> bool:
+    """True when a field's annotation admits None (``X | None``, ``Optional[X]``)."""
+    return type(None) in _members(annotation)
+
+
 def _decode(annotation: Any, variable: str, text: str) -> Any:
-    union = get_origin(annotation) in (Union, UnionType)
-    kinds = set(get_args(annotation)) - {type(None)} if union else {annotation}
+    kinds = _members(annotation) - {type(None)}
     if kinds <= {str}:
         return text
     if kinds <= {bool}:

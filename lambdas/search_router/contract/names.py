@@ -4,6 +4,8 @@
   that stand for the run's own deployment;
 - :class:`RouterMetric`: the router's Powertools metrics, which the router emits and the dashboard and alarms read
   (namespace = the stack name, dimension ``service=router_api``; the ones with a second dimension name it);
+- :data:`CORS_ALLOW_HEADERS`: the request headers a browser may send to ``POST /route``, which the API's preflight
+  and the router's CORS answers allow alike;
 - :class:`PipelineState`: the states of ``stepfunctions/pipeline.asl.json``, which ``cli status`` and
   ``make simulate`` display (a test holds the three together).
 """
@@ -14,6 +16,15 @@ from enum import StrEnum
 from typing import Final
 
 DISTILLED: Final = "distilled"
+
+CORS_ALLOW_HEADERS: Final = (
+    "Authorization",
+    "Content-Type",
+    "X-Amz-Content-Sha256",
+    "X-Amz-Date",
+    "X-Amz-Security-Token",
+    "X-Api-Key",
+)
 
 
 class RouterMetric(StrEnum):
@@ -36,6 +47,14 @@ class RouterMetric(StrEnum):
     @property
     def dimension(self) -> str | None:
         return _ROUTER_METRIC_DIMENSIONS.get(self)
+
+    @property
+    def own_dimension(self) -> str:
+        """:attr:`dimension` of a count that must have one (one series per value); ``ValueError`` otherwise."""
+        dimension = self.dimension
+        if dimension is None:
+            raise ValueError(f"{self} has no dimension of its own")
+        return dimension
 
 
 _ROUTER_METRIC_DIMENSIONS: Final = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -213,3 +214,13 @@ def next_wait_seconds(base: int, elapsed_s: float, *, cap: int) -> int:
     waited (a tenth of it, up to ``cap``). Keeps every Wait/Check loop to a few hundred iterations however long
     the job runs and however short the interval, far below Step Functions' 25,000-event history limit."""
     return max(base, min(cap, int(max(0.0, elapsed_s) / 10)))
+
+
+def hours_since(moment: Any) -> float:
+    """Hours from ``moment`` (a Bedrock ``createdAt`` or ``creationTime``; a naive one is UTC) until now; 0 when
+    it is not a datetime (the response had none)."""
+    if not isinstance(moment, datetime):
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - moment).total_seconds() / 3600.0

@@ -69,8 +69,9 @@ class CompensationSettings:
     poll_seconds: int = POLL_SECONDS
 
     @classmethod
-    def from_environment(cls) -> CompensationSettings:
-        environment = CompensationEnvironment.load()
+    def from_environment(cls, environment: CompensationEnvironment | None = None) -> CompensationSettings:
+        """The settings of ``environment``, by default this function's own (:meth:`CompensationEnvironment.load`)."""
+        environment = CompensationEnvironment.load() if environment is None else environment
         return cls(
             stack_name=environment.stack_name,
             state_machine_arn=environment.state_machine_arn,
@@ -393,9 +394,9 @@ def find_unclaimed(
 @task_handler
 def reconcile(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Scheduled: start the compensation of every recent failure no compensation claimed (a lost event)."""
-    settings = CompensationSettings.from_environment()
-    states = CLIENTS.get("stepfunctions")
     environment = CompensationEnvironment.load()
+    settings = CompensationSettings.from_environment(environment)
+    states = CLIENTS.get("stepfunctions")
     compensation = environment.compensation_state_machine_arn
     started = []
     grace = RECONCILE_GRACE

@@ -5,7 +5,6 @@ Invoke the result with the *deployment* ARN (``customModelDeploymentArn``) as ``
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -15,7 +14,7 @@ from search_router.adapters.bedrock import bedrock_tags, create_once
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import DeploymentFailed
-from search_router.contract.run import RunState, bedrock_name, next_wait_seconds
+from search_router.contract.run import RunState, bedrock_name, hours_since, next_wait_seconds
 from search_router.contract.tasks import CheckDeploymentInput, Deployment, DeploymentStatus, StartDeploymentInput
 from search_router.handlers.observability import logger, metrics, task_handler
 
@@ -80,11 +79,7 @@ def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             f"deployment {deployment.get('modelDeploymentName', arn)} Failed: "
             f"{deployment.get('failureMessage', 'no message given')}"
         )
-    created = deployment.get("createdAt")
-    hours = 0.0
-    if isinstance(created, datetime):
-        created = created if created.tzinfo else created.replace(tzinfo=UTC)
-        hours = (datetime.now(UTC) - created).total_seconds() / 3600.0
+    hours = hours_since(deployment.get("createdAt"))
     if status == "Creating" and hours > MAX_CREATING_HOURS:
         raise DeploymentFailed(
             f"deployment {arn} still Creating after {hours:.1f} h; check the Bedrock console and start a new run"

@@ -8,7 +8,6 @@ and ``CreateCustomModelDeployment`` refuses a model that is not Active).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -19,7 +18,7 @@ from search_router.adapters.bedrock import bedrock_tags, create_once
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import DistillationFailed, DistillationTimedOut
-from search_router.contract.run import RunState, bedrock_name, next_wait_seconds
+from search_router.contract.run import RunState, bedrock_name, hours_since, next_wait_seconds
 from search_router.contract.tasks import (
     CheckDistillationInput,
     DistillationJob,
@@ -39,19 +38,18 @@ MAX_WAIT_SECONDS = 1800
 
 def job_request(run: RunState, *, train_uri: str) -> dict[str, Any]:
     """The exact CreateModelCustomizationJob request for this run."""
-    stack_name = PipelineEnvironment.load().stack_name
-    bucket = PipelineEnvironment.load().data_bucket
-    models = PipelineEnvironment.load().models
+    environment = PipelineEnvironment.load()
+    stack_name = environment.stack_name
     tags = bedrock_tags(run.tags(stack_name))
     return {
         "jobName": bedrock_name(stack_name, run.run_id),
         "customModelName": bedrock_name(stack_name, run.run_id, "router"),
-        "roleArn": PipelineEnvironment.load().bedrock_role_arn,
+        "roleArn": environment.bedrock_role_arn,
         "clientRequestToken": run.token("distill"),
-        "baseModelIdentifier": models["student_job"],
+        "baseModelIdentifier": environment.models["student_job"],
         "customizationType": "DISTILLATION",
         "trainingDataConfig": {"s3Uri": train_uri},
-        "outputDataConfig": {"s3Uri": s3io.s3_uri(bucket, run.layout.distillation_prefix)},
+        "outputDataConfig": {"s3Uri": s3io.s3_uri(environment.data_bucket, run.layout.distillation_prefix)},
         "customizationConfig": {
             "distillationConfig": {
                 "teacherModelConfig": {
@@ -86,14 +84,6 @@ def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return DistillationJob(
         job_arn=job_arn, job_name=request["jobName"], custom_model_name=request["customModelName"]
     ).to_state()
-
-
-def _elapsed_hours(created: datetime | None) -> float:
-    if created is None:
-        return 0.0
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
-    return (datetime.now(UTC) - created).total_seconds() / 3600.0
 
 
 def _model_status(bedrock: Any, job: dict[str, Any]) -> str | None:
@@ -137,7 +127,7 @@ def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "data_processing": details.get("dataProcessingDetails", {}).get("status"),
         "training": details.get("trainingDetails", {}).get("status"),
     }
-    elapsed = _elapsed_hours(job.get("creationTime"))
+    elapsed = hours_since(job.get("creationTime"))
     logger.info("distillation status", job_arn=job_arn, status=status, sub_status=sub_status, elapsed_h=elapsed)
 
     if status in ("Failed", "Stopped"):

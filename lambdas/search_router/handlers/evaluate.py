@@ -135,9 +135,10 @@ def judge_dataset(results: list[QueryResult], candidate_name: str, channels: Cha
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = EvaluateCandidateInput.model_validate(event)
     run, candidate = task.run, task.candidate
-    bucket = PipelineEnvironment.load().data_bucket
-    channels = load_channels(PipelineEnvironment.load().channels)
-    prices = PipelineEnvironment.load().prices
+    environment = PipelineEnvironment.load()
+    bucket = environment.data_bucket
+    channels = load_channels(environment.channels)
+    prices = environment.prices
     model_id = model_for(candidate, task.deployment)
     system = prompt_for(PromptKind(candidate.prompt_kind), channels)
     heldout_bucket, heldout_key = s3io.parse_s3_uri(task.dataset.heldout_uri)
@@ -145,7 +146,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
     client = CLIENTS.get("bedrock-runtime", config=EVAL_CLIENT_CONFIG)
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000.0 - SAFETY_MARGIN_S
-    threads = max(1, min(PipelineEnvironment.load().eval_threads, len(items)))
+    threads = max(1, min(environment.eval_threads, len(items)))
     with ThreadPoolExecutor(max_workers=threads) as pool:
         results = list(
             pool.map(

@@ -39,14 +39,13 @@ FINAL = ("Completed", "Failed", "Stopped", "Deleting")
 
 def job_request(run: RunState, name: str, judge_input_uri: str) -> dict[str, Any]:
     """The CreateEvaluationJob request that judges candidate ``name``'s answers (``judge_input_uri``)."""
-    stack_name = PipelineEnvironment.load().stack_name
-    bucket = PipelineEnvironment.load().data_bucket
-    judge_model = PipelineEnvironment.load().models["judge"]
-    evaluator = {"bedrockEvaluatorModels": [{"modelIdentifier": judge_model}]}
+    environment = PipelineEnvironment.load()
+    stack_name = environment.stack_name
+    evaluator = {"bedrockEvaluatorModels": [{"modelIdentifier": environment.models["judge"]}]}
     return {
         "jobName": evaluation_job_name(stack_name, run.run_id, name, "judge"),
         "jobDescription": f"LLM-as-judge OverallQuality for candidate {name} of run {run.run_id}",
-        "roleArn": PipelineEnvironment.load().bedrock_role_arn,
+        "roleArn": environment.bedrock_role_arn,
         "clientRequestToken": run.token(f"judge-{name}"),
         "applicationType": "ModelEvaluation",
         "evaluationConfig": {
@@ -66,7 +65,7 @@ def job_request(run: RunState, name: str, judge_input_uri: str) -> dict[str, Any
             }
         },
         "inferenceConfig": {"models": [{"precomputedInferenceSource": {"inferenceSourceIdentifier": name}}]},
-        "outputDataConfig": {"s3Uri": s3io.s3_uri(bucket, run.layout.judge_output(name))},
+        "outputDataConfig": {"s3Uri": s3io.s3_uri(environment.data_bucket, run.layout.judge_output(name))},
         "jobTags": bedrock_tags(run.tags(stack_name)),
     }
 

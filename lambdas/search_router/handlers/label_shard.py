@@ -74,7 +74,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = LabelShardInput.model_validate(event)
     run, shard = task.run, task.shard
     index = shard.index
-    bucket = PipelineEnvironment.load().data_bucket
+    environment = PipelineEnvironment.load()
+    bucket = environment.data_bucket
     keys = run.layout.shard(index)
     existing = set(s3io.list_keys(bucket, keys.base))
     if keys.stats in existing:  # done by an earlier invocation: answer the same without a call
@@ -82,7 +83,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.info("shard already labeled", shard=index, labeled=stats["labeled"])
         return _summary(stats)
 
-    channels = load_channels(PipelineEnvironment.load().channels)
+    channels = load_channels(environment.channels)
     queries = [
         Query(text=q["text"], category=q["category"], source=q["source"])
         for q in s3io.get_json(bucket, shard.key)["queries"]
@@ -107,7 +108,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             channels=channels,
             threads=run.settings.threads,
             deadline=deadline,
-            base_delay_s=PipelineEnvironment.load().teacher_backoff_base_s,
+            base_delay_s=environment.teacher_backoff_base_s,
             max_throttle_retries=MAX_THROTTLE_RETRIES,
             throttle_budget_s=float(run.settings.throttle_budget_seconds),
             limiter=AdaptiveConcurrency(run.settings.threads),

@@ -158,13 +158,12 @@ def sns_subject(text: str) -> str:
 
 @task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    stack_name = PipelineEnvironment.load().stack_name
+    environment = PipelineEnvironment.load()
+    stack_name = environment.stack_name
     region = context.invoked_function_arn.split(":")[3] if context.invoked_function_arn.count(":") >= 3 else ""
     task = NotifyInput.model_validate(event)
     subject, message = compose(task.to_state(), stack_name=stack_name, region=region)
-    response = CLIENTS.get("sns").publish(
-        TopicArn=PipelineEnvironment.load().topic_arn, Subject=subject, Message=message
-    )
+    response = CLIENTS.get("sns").publish(TopicArn=environment.topic_arn, Subject=subject, Message=message)
     # Failed runs are counted by the compensation (RunsFailed), once per failure, however often this retries.
     metrics.add_metric(
         name="FailureNotificationsSent" if task.outcome == "failed" else "RunsFinished", unit="Count", value=1

@@ -24,8 +24,9 @@ from search_router.shared.channels import load_channels
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = RunTask.model_validate(event).run
     settings = run.settings
-    bucket = PipelineEnvironment.load().data_bucket
-    channels = load_channels(PipelineEnvironment.load().channels)
+    environment = PipelineEnvironment.load()
+    bucket = environment.data_bucket
+    channels = load_channels(environment.channels)
 
     user: UserFileStats | None = None
     if settings.queries_s3_uri:

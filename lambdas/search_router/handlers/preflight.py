@@ -95,16 +95,13 @@ def check_query_file(uri: str, bucket: str) -> dict[str, Any]:
 @task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = PreflightInput.model_validate(event)
-    settings = settings_from_input(PipelineEnvironment.load().pipeline_defaults, task.input)
-    refusal = teacher_not_allowed(settings.teacher_model_id, PipelineEnvironment.load().teacher_preference)
+    environment = PipelineEnvironment.load()
+    settings = settings_from_input(environment.pipeline_defaults, task.input)
+    refusal = teacher_not_allowed(settings.teacher_model_id, environment.teacher_preference)
     if refusal is not None:
         raise InvalidRunInput(f"teacher_model_id {settings.teacher_model_id}: {refusal}")
     readiness = check_models(settings)
-    query_file = (
-        check_query_file(settings.queries_s3_uri, PipelineEnvironment.load().data_bucket)
-        if settings.queries_s3_uri
-        else None
-    )
+    query_file = check_query_file(settings.queries_s3_uri, environment.data_bucket) if settings.queries_s3_uri else None
     choice = readiness.teacher
     teacher = RunTeacher(
         model_id=str(choice.model_id),
@@ -116,7 +113,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         execution_arn=task.execution_arn,
         started_at=task.started_at,
         settings=settings,
-        candidates=PipelineEnvironment.load().candidates,
+        candidates=environment.candidates,
         teacher=teacher,
     )
     router_problems = [v for v in readiness.router if not v.usable]

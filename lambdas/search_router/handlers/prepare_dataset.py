@@ -128,8 +128,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = PrepareDatasetInput.model_validate(event)
     run, plan = task.run, task.plan
     settings = run.settings
-    bucket = PipelineEnvironment.load().data_bucket
-    channels = load_channels(PipelineEnvironment.load().channels)
+    environment = PipelineEnvironment.load()
+    bucket = environment.data_bucket
+    channels = load_channels(environment.channels)
 
     examples, stats = _read_shards(bucket, run, plan.shards)
     train, heldout, duplicates = split_heldout(examples, settings.eval_examples, seed=settings.seed)
@@ -173,7 +174,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         train=train,
         heldout=heldout,
         teacher_model_id=run.teacher_model_id,
-        student_model_id=PipelineEnvironment.load().models["student_job"],
+        student_model_id=environment.models["student_job"],
         seed=settings.seed,
         labeling={
             **{k: v for k, v in stats.items() if k not in ("invalid", "errors")},

@@ -22,13 +22,13 @@ from search_router.shared.channels import load_channels
 from search_router.shared.prompts import PromptKind
 
 
-def promoted_value(task: DecisionInput) -> dict[str, Any]:
+def promoted_value(task: DecisionInput, environment: PipelineEnvironment) -> dict[str, Any]:
     """The promotion parameter's value: the document the router reads (``router/model_source.py``)."""
     run = task.run
     return {
         "model_id": task.deployment.deployment_arn,
         "prompt_kind": PromptKind.STUDENT.value,
-        "channels": list(load_channels(PipelineEnvironment.load().channels).names),
+        "channels": list(load_channels(environment.channels).names),
         "run_id": run.run_id,
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "metrics": task.report.summary,
@@ -53,8 +53,9 @@ def _current(ssm: Any, name: str) -> tuple[dict[str, Any], int] | None:
 
 @task_handler
 def promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    value = promoted_value(DecisionInput.model_validate(event))
-    name = PipelineEnvironment.load().model_parameter
+    environment = PipelineEnvironment.load()
+    value = promoted_value(DecisionInput.model_validate(event), environment)
+    name = environment.model_parameter
     ssm = CLIENTS.get("ssm")
     # Re-entered (a retry after a timeout, a redrive of a later step): this run's promotion is already in place,
     # and writing it again would add a parameter version (the rollback history) for nothing.

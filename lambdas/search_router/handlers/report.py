@@ -79,7 +79,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         candidates=candidates,
         gate=gate,
         dataset=s3io.get_json(manifest_bucket, manifest_key),
-        prices=PipelineEnvironment.load().prices,
+        prices=environment.prices,
         teacher=run.teacher.model_dump() if run.teacher else {"model_id": run.teacher_model_id},
     )
 

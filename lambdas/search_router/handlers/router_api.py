@@ -44,7 +44,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from search_router.adapters.bedrock_runtime import BedrockInvoker, router_client_config
 from search_router.adapters.clients import CLIENTS
 from search_router.adapters.ssm import parameter_reader
-from search_router.contract.names import RouterMetric
+from search_router.contract.names import CORS_ALLOW_HEADERS, RouterMetric
 from search_router.handlers.observability import logger, metrics, tracer
 from search_router.router.api_models import (
     InvalidRequestError,
@@ -63,21 +63,15 @@ from search_router.shared.answer.formatting import round_weights
 
 WEIGHT_DECIMALS = 4
 CLIENT_PROFILE = "router"  # the router's own clients (its configuration), apart from any other in the process
-CORS_HEADERS = [
-    "Authorization",
-    "Content-Type",
-    "X-Amz-Content-Sha256",
-    "X-Amz-Date",
-    "X-Amz-Security-Token",
-    "X-Api-Key",
-]
 
 
 def _cors(raw: str | None) -> CORSConfig | None:
     origins = json.loads(raw) if raw else []
     if not origins:
         return None
-    return CORSConfig(allow_origin=origins[0], extra_origins=origins[1:], allow_headers=CORS_HEADERS, max_age=600)
+    return CORSConfig(
+        allow_origin=origins[0], extra_origins=origins[1:], allow_headers=list(CORS_ALLOW_HEADERS), max_age=600
+    )
 
 
 class _RouteEvent(APIGatewayProxyEvent):
@@ -349,8 +343,7 @@ def _stack_without_messages(error: BaseException) -> list[str]:
 
 def _count(name: RouterMetric, value: str) -> None:
     """A count with its own dimension (an EMF record of its own, so it does not tag the other metrics)."""
-    if name.dimension is None:
-        raise ValueError(f"{name} has no dimension of its own")
+    dimension = name.own_dimension
     with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
         metric.add_dimension(name="service", value=metrics.service or "router_api")
-        metric.add_dimension(name=name.dimension, value=value)
+        metric.add_dimension(name=dimension, value=value)

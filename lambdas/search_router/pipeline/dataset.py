@@ -13,7 +13,7 @@ import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NotRequired, TypedDict, Unpack
 
 from search_router.pipeline.queries.mix import largest_remainder
 from search_router.pipeline.queries.query import normalize_query
@@ -349,63 +349,75 @@ def _stratified_allocation(n: int, sizes: Mapping[str, int]) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------------------------
 # Manifest and size check
 # ---------------------------------------------------------------------------------------------------------
+class DatasetCounts(TypedDict):
+    """What became of the requested queries, the numbers :class:`DatasetTooSmall` explains itself with (a count
+    left out is 0)."""
+
+    requested: int
+    labeled: int
+    invalid: int
+    duplicates: int
+    errors: NotRequired[int]
+    unlabeled: NotRequired[int]
+    calls: NotRequired[int]
+    throttled: NotRequired[int]
+    unlabeled_throttled: NotRequired[int]
+    errors_throttled: NotRequired[int]
+    unlabeled_failed_shards: NotRequired[int]
+    failed_shards: NotRequired[int]
+
+
+@dataclass(kw_only=True, eq=False, repr=False)
 class DatasetTooSmall(Exception):
     """Too few valid examples to train; the message gives the numbers that explain why (and says so when the
-    teacher's throttling was the reason)."""
+    teacher's throttling was the reason). The fields are :class:`DatasetCounts`, ``valid`` and ``minimum``."""
 
-    def __init__(
-        self,
-        *,
-        valid: int,
-        requested: int,
-        labeled: int,
-        invalid: int,
-        duplicates: int,
-        errors: int = 0,
-        unlabeled: int = 0,
-        minimum: int = MIN_RECORDS,
-        calls: int = 0,
-        throttled: int = 0,
-        unlabeled_throttled: int = 0,
-        errors_throttled: int = 0,
-        unlabeled_failed_shards: int = 0,
-        failed_shards: int = 0,
-    ) -> None:
-        self.valid = valid
-        self.requested = requested
-        self.labeled = labeled
-        self.invalid = invalid
-        self.duplicates = duplicates
-        self.errors = errors
-        self.unlabeled = unlabeled
-        self.minimum = minimum
-        self.calls = calls
-        self.throttled = throttled
-        self.unlabeled_throttled = unlabeled_throttled
-        self.errors_throttled = errors_throttled
-        self.unlabeled_failed_shards = unlabeled_failed_shards
-        self.failed_shards = failed_shards
-        details = f"requested {requested}, labeled {labeled}, invalid {invalid}, duplicates {duplicates}"
-        if errors:
-            details += f", errors {errors}"
-        if unlabeled:
-            details += f", unlabeled {unlabeled}"
-            if unlabeled_failed_shards:
+    valid: int
+    requested: int
+    labeled: int
+    invalid: int
+    duplicates: int
+    errors: int = 0
+    unlabeled: int = 0
+    minimum: int = MIN_RECORDS
+    calls: int = 0
+    throttled: int = 0
+    unlabeled_throttled: int = 0
+    errors_throttled: int = 0
+    unlabeled_failed_shards: int = 0
+    failed_shards: int = 0
+
+    def __post_init__(self) -> None:
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        details = (
+            f"requested {self.requested}, labeled {self.labeled}, invalid {self.invalid}, duplicates {self.duplicates}"
+        )
+        if self.errors:
+            details += f", errors {self.errors}"
+        if self.unlabeled:
+            details += f", unlabeled {self.unlabeled}"
+            if self.unlabeled_failed_shards:
                 details += (
-                    f" ({unlabeled_failed_shards} of them in {failed_shards} failed shard"
-                    f"{'' if failed_shards == 1 else 's'}: shard_failed)"
+                    f" ({self.unlabeled_failed_shards} of them in {self.failed_shards} failed shard"
+                    f"{'' if self.failed_shards == 1 else 's'}: shard_failed)"
                 )
-        message = f"only {valid} valid training examples ({details}); Bedrock distillation needs at least {minimum}"
+        message = (
+            f"only {self.valid} valid training examples ({details}); Bedrock distillation needs at least {self.minimum}"
+        )
         if self.throttling_was_the_reason:
+            calls, throttled = self.calls, self.throttled
             share = f" ({throttled / calls:.0%} of {calls} calls)" if calls else ""
             message += (
                 f". The teacher's throttling was the reason: {throttled} throttled responses{share}; "
-                f"{errors_throttled} queries gave up after every retry was throttled, and {unlabeled_throttled} were "
-                "left unlabeled because the teacher answered nothing for the whole throttle budget. Raise the "
-                "teacher's on-demand quota (Service Quotas, Amazon Bedrock: requests and tokens per minute for the "
-                "teacher; `python -m cli doctor` shows them) or lower 'concurrency' x 'threads' in the execution input"
+                f"{self.errors_throttled} queries gave up after every retry was throttled, and "
+                f"{self.unlabeled_throttled} were left unlabeled because the teacher answered nothing for the whole "
+                "throttle budget. Raise the teacher's on-demand quota (Service Quotas, Amazon Bedrock: requests and "
+                "tokens per minute for the teacher; `python -m cli doctor` shows them) or lower 'concurrency' x "
+                "'threads' in the execution input"
             )
-        super().__init__(message)
+        return message
 
     @property
     def throttling_was_the_reason(self) -> bool:
@@ -454,39 +466,10 @@ def too_many_failed_shards(failed: int, planned: int, max_percent: float) -> boo
     return planned > 0 and failed * 100 > max_percent * planned
 
 
-def ensure_trainable(
-    train_records: int,
-    *,
-    requested: int,
-    labeled: int,
-    invalid: int,
-    duplicates: int,
-    errors: int = 0,
-    unlabeled: int = 0,
-    calls: int = 0,
-    throttled: int = 0,
-    unlabeled_throttled: int = 0,
-    errors_throttled: int = 0,
-    unlabeled_failed_shards: int = 0,
-    failed_shards: int = 0,
-) -> None:
+def ensure_trainable(train_records: int, **counts: Unpack[DatasetCounts]) -> None:
     """Raise :class:`DatasetTooSmall` when ``train_records`` is below :data:`MIN_RECORDS`."""
     if train_records < MIN_RECORDS:
-        raise DatasetTooSmall(
-            valid=train_records,
-            requested=requested,
-            labeled=labeled,
-            invalid=invalid,
-            duplicates=duplicates,
-            errors=errors,
-            unlabeled=unlabeled,
-            calls=calls,
-            throttled=throttled,
-            unlabeled_throttled=unlabeled_throttled,
-            errors_throttled=errors_throttled,
-            unlabeled_failed_shards=unlabeled_failed_shards,
-            failed_shards=failed_shards,
-        )
+        raise DatasetTooSmall(valid=train_records, **counts)
 
 
 def sha256_text(text: str) -> str:

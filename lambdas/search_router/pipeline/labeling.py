@@ -119,14 +119,7 @@ class LabelingResult:
     @property
     def usage(self) -> LabelingUsage:
         """What the run cost, as :class:`LabelingUsage`."""
-        return LabelingUsage(
-            calls=self.calls,
-            retries=self.retries,
-            throttled=self.throttled,
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            elapsed_s=self.elapsed_s,
-        )
+        return LabelingUsage.of(self, elapsed_s=self.elapsed_s)
 
     @property
     def invalid_total(self) -> int:
@@ -149,15 +142,20 @@ class LabelingResult:
             "unlabeled": len(self.unlabeled),
             "unlabeled_by_reason": dict(self.unlabeled_by_reason),
             "throttle_stopped": self.throttle_stopped,
-            "calls": self.calls,
-            "retries": self.retries,
-            "throttled": self.throttled,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "elapsed_s": round(self.elapsed_s, 3),
+            **self.usage.to_dict(),
             "examples_per_s": round(len(self.examples) / self.elapsed_s, 3) if self.elapsed_s > 0 else None,
             "concurrency": dict(self.concurrency),
         }
+
+
+class UsageCounters(Protocol):
+    """What :meth:`LabelingUsage.of` reads: the running counters of a labeling run or its result."""
+
+    calls: int
+    retries: int
+    throttled: int
+    input_tokens: int
+    output_tokens: int
 
 
 @dataclass(frozen=True)
@@ -170,6 +168,18 @@ class LabelingUsage:
     input_tokens: int = 0
     output_tokens: int = 0
     elapsed_s: float = 0.0
+
+    @classmethod
+    def of(cls, counters: UsageCounters, *, elapsed_s: float) -> LabelingUsage:
+        """The usage a run's (or a result's) counters and ``elapsed_s`` add up to."""
+        return cls(
+            calls=counters.calls,
+            retries=counters.retries,
+            throttled=counters.throttled,
+            input_tokens=counters.input_tokens,
+            output_tokens=counters.output_tokens,
+            elapsed_s=elapsed_s,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -271,14 +281,7 @@ class _Run:
 
     def usage(self) -> LabelingUsage:
         with self.lock:
-            return LabelingUsage(
-                calls=self.calls,
-                retries=self.retries,
-                throttled=self.throttled,
-                input_tokens=self.input_tokens,
-                output_tokens=self.output_tokens,
-                elapsed_s=time.perf_counter() - self.started,
-            )
+            return LabelingUsage.of(self, elapsed_s=time.perf_counter() - self.started)
 
     def jitter(self, attempt: int, base: float, cap: float) -> float:
         with self.lock:

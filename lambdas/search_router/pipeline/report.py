@@ -132,28 +132,30 @@ def _num(value: Any) -> float | None:
     return float(value)
 
 
+def _formatted(value: Any, spec: str) -> str:
+    """``value`` in the format ``spec``; :data:`NA` when it is not a finite number."""
+    number = _num(value)
+    return NA if number is None else format(number, spec)
+
+
 def fmt_rate(value: Any) -> str:
     """A share as a percentage with one decimal: ``0.97`` → ``97.0%``."""
-    number = _num(value)
-    return NA if number is None else f"{number * 100:.1f}%"
+    return _formatted(value, ".1%")
 
 
 def fmt_ms(value: Any) -> str:
     """Milliseconds without decimals, thousands separated: ``1741.2`` → ``1,741``."""
-    number = _num(value)
-    return NA if number is None else f"{number:,.0f}"
+    return _formatted(value, ",.0f")
 
 
 def fmt_mae(value: Any) -> str:
     """An absolute error with three decimals."""
-    number = _num(value)
-    return NA if number is None else f"{number:.3f}"
+    return _formatted(value, ".3f")
 
 
 def fmt_score(value: Any) -> str:
     """A 1-5 score with two decimals."""
-    number = _num(value)
-    return NA if number is None else f"{number:.2f}"
+    return _formatted(value, ".2f")
 
 
 def fmt_usd(value: Any) -> str:
@@ -175,8 +177,7 @@ def fmt_usd(value: Any) -> str:
 
 
 def _fmt_tokens(value: Any) -> str:
-    number = _num(value)
-    return NA if number is None else f"{number:,.1f}"
+    return _formatted(value, ",.1f")
 
 
 def _cell(value: Any) -> str:
