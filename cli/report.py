@@ -65,7 +65,7 @@ def latest_report_run(app: App) -> str:
     executions = recent_executions(app.client("stepfunctions"), app.outputs.state_machine_arn, LATEST_SCAN)
     for execution in executions:
         run_id = run_id_of(execution)
-        if f"{report_prefix(run_id)}report.json" in report_keys(app, run_id):
+        if RunLayout(run_id).report_json in report_keys(app, run_id):
             return run_id
     raise NotFoundError(
         f"none of the last {len(executions)} runs has a report yet",
@@ -76,7 +76,7 @@ def latest_report_run(app: App) -> str:
 def download_report(app: App, run: str | None, out: Path = DEFAULT_OUT) -> DownloadedReport:
     run_id = run_id_from_execution(run.rsplit(":", 1)[-1]) if run else latest_report_run(app)
     keys = report_keys(app, run_id)
-    json_key = f"{report_prefix(run_id)}report.json"
+    json_key = RunLayout(run_id).report_json
     if json_key not in keys:
         raise NotFoundError(
             f"run {run_id} has no report at s3://{app.outputs.bucket}/{json_key}",

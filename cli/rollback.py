@@ -18,9 +18,8 @@ from typing import Any
 
 from cli.app import App
 from cli.errors import Aborted, NotFoundError, UsageError
+from search_router.contract.promotion import SUMMARY_FIELDS
 from search_router.router.model_source import PromotionError, parse_promotion
-
-SHOWN_FIELDS = ("model_id", "prompt_kind", "run_id", "promoted_at")
 
 
 @dataclass(frozen=True)
@@ -88,10 +87,10 @@ def plan_rollback(app: App, to_version: int | None = None) -> RollbackPlan:
 
 def describe(plan: RollbackPlan) -> list[str]:
     lines = [f"Parameter {plan.parameter}", ""]
-    width = max(len(f) for f in SHOWN_FIELDS)
+    width = max(len(f) for f in SUMMARY_FIELDS)
     header = f"  {'':{width}}  current (version {plan.current.number})"
     lines.append(f"{header}  ->  restored (version {plan.target.number})")
-    for key in SHOWN_FIELDS:
+    for key in SUMMARY_FIELDS:
         before, after = plan.current.data.get(key), plan.target.data.get(key)
         mark = "*" if before != after else " "
         lines.append(f"{mark} {key:{width}}  {before}  ->  {after}")

@@ -42,7 +42,9 @@ from infra.config import AppConfig
 from infra.lambda_factory import FunctionSpec, LambdaFactory
 from infra.nag import acknowledge, acknowledge_resources, acknowledge_wildcards
 from search_router.contract.names import CORS_ALLOW_HEADERS
+from search_router.contract.promotion import PromotionDocument
 from search_router.router.settings import to_environment
+from search_router.shared.prompts import PromptKind
 
 STAGE_NAME = "v1"
 ROUTER_MEMORY_MB = 1024  # CPU scales with memory: faster cold starts and a smaller per-request overhead
@@ -109,16 +111,11 @@ class RoutingApi(Construct):
             "ModelParameter",
             parameter_name=f"/{config.stack_name}/router/promoted-model",
             description="Model the routing API calls (JSON); written by the pipeline's Promote step",
-            string_value=json.dumps(
-                {
-                    **router.default_model.to_dict(),
-                    "channels": list(config.channels.names),
-                    "run_id": None,
-                    "promoted_at": None,
-                    "metrics": {},
-                },
-                separators=(",", ":"),
-            ),
+            string_value=PromotionDocument(
+                model_id=router.default_model.model_id,
+                prompt_kind=PromptKind(router.default_model.prompt_kind),
+                channels=list(config.channels.names),
+            ).to_parameter(),
             tier=ssm.ParameterTier.STANDARD,
         )
 

@@ -33,7 +33,8 @@ import boto3
 from moto import mock_aws
 
 from search_router.adapters.clients import CLIENTS
-from search_router.contract.layout import STATS_SUFFIX, RunLayout
+from search_router.contract.environment import PipelineEnvironment
+from search_router.contract.layout import CANDIDATE_METRICS, STATS_SUFFIX, RunLayout
 from search_router.contract.run import run_id_from_execution
 from search_router.pipeline.queries.planning import plan_queries
 from search_router.pipeline.queries.query import normalize_query
@@ -227,13 +228,13 @@ def _run_in_moto(
 ) -> SimulationResult:
     harness = PipelineHarness(synthesized)
     label_env = harness.function_for(_LABEL_SHARD).environment
-    channels = load_channels(label_env["CHANNELS"])
-    settings = {**json.loads(label_env["PIPELINE_DEFAULTS"]), **options.execution_input()}
-    candidates = json.loads(label_env["CANDIDATES"])
+    channels = load_channels(PipelineEnvironment.read(label_env, "channels"))
+    settings = {**PipelineEnvironment.read(label_env, "pipeline_defaults"), **options.execution_input()}
+    candidates = PipelineEnvironment.read(label_env, "candidates")
     clock = VirtualClock()
     models = SimulatedModels(
         channels,
-        teacher_model_ids=json.loads(label_env["TEACHER_PREFERENCE"]),
+        teacher_model_ids=PipelineEnvironment.read(label_env, "teacher_preference"),
         seed=int(settings["seed"]),
         categories=planned_categories(channels, settings),
         clock=clock,
@@ -254,7 +255,7 @@ def _run_in_moto(
             shards_total=_count_keys(s3, harness.bucket, layout.plan_shards_prefix, ".json"),
             shards_labeled=_count_keys(s3, harness.bucket, layout.labeled_prefix, STATS_SUFFIX),
             candidates_total=len(candidates),
-            candidates_done=_count_keys(s3, harness.bucket, layout.evaluation_prefix, "/metrics.json"),
+            candidates_done=_count_keys(s3, harness.bucket, layout.evaluation_prefix, f"/{CANDIDATE_METRICS}"),
             answers=sum(models.answers.values()),
         )
 

@@ -86,6 +86,8 @@ def part_number(key: str) -> int:
     return int(match.group(1))
 
 
+CANDIDATE_METRICS: Final = "metrics.json"
+"""The file name of a candidate's metrics under its evaluation prefix (the simulation counts them)."""
 STATS_SUFFIX: Final = ".stats.json"
 """How a finished shard's stats object ends (``cli status`` counts them)."""
 
@@ -150,7 +152,7 @@ class RunLayout:
         return f"{self.candidate_prefix(candidate)}results.jsonl"
 
     def candidate_metrics(self, candidate: str) -> str:
-        return f"{self.candidate_prefix(candidate)}metrics.json"
+        return f"{self.candidate_prefix(candidate)}{CANDIDATE_METRICS}"
 
     @property
     def judge_input_prefix(self) -> str:

@@ -38,6 +38,7 @@ from search_router.adapters.runtime_resources import RUN_TAG, STACK_TAG, Leftove
 from search_router.contract.environment import CompensationEnvironment
 from search_router.contract.errors import InvalidRunInput, TransientError
 from search_router.contract.layout import RunLayout
+from search_router.contract.promotion import model_id_of
 from search_router.contract.run import run_id_from_execution, settings_from_input
 from search_router.contract.tasks import SweepInput
 from search_router.handlers.observability import logger, metrics, task_handler
@@ -196,10 +197,7 @@ def protected_resources(ssm: Any, bedrock: Any, parameter: str) -> dict[str, str
         if error_code(exc) == "ParameterNotFound":
             return {}
         raise TransientError(f"could not read the router's model parameter {parameter}: {exc}") from exc
-    try:
-        model_id = json.loads(value).get("model_id")
-    except (ValueError, AttributeError):
-        return {}  # not a promotion this pipeline wrote: nothing of ours is in service
+    model_id = model_id_of(value)  # None: not a promotion this pipeline wrote, nothing of ours is in service
     if not isinstance(model_id, str) or ":custom-model-deployment/" not in model_id:
         return {}
     protected = {model_id: "in service: the router's model parameter points at it"}

@@ -1,7 +1,8 @@
 """Promote / Reject: the router's model changes only when the quality gate passed.
 
-``promote`` writes the SSM parameter the router reads (JSON: the deployment ARN, the prompt kind it was
-trained with, channels, run id, metrics). SSM keeps every earlier version, so a rollback is one step.
+``promote`` writes the SSM parameter the router reads (a ``contract.promotion.PromotionDocument``: the deployment
+ARN, the prompt kind it was trained with, channels, run id, metrics). SSM keeps every earlier version, so a
+rollback is one step.
 ``reject`` keeps the router as it is and, when configured, deletes the rejected deployment.
 """
 
@@ -16,24 +17,24 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from search_router.adapters.aws_errors import ClientError, error_code, error_message
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.environment import PipelineEnvironment
+from search_router.contract.promotion import PromotionDocument
 from search_router.contract.tasks import DecisionInput, Promoted, Rejected
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.shared.channels import load_channels
 from search_router.shared.prompts import PromptKind
 
 
-def promoted_value(task: DecisionInput, environment: PipelineEnvironment) -> dict[str, Any]:
-    """The promotion parameter's value: the document the router reads (``router/model_source.py``)."""
-    run = task.run
-    return {
-        "model_id": task.deployment.deployment_arn,
-        "prompt_kind": PromptKind.STUDENT.value,
-        "channels": list(load_channels(environment.channels).names),
-        "run_id": run.run_id,
-        "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "metrics": task.report.summary,
-        "report_uri": task.report.markdown_uri,
-    }
+def promoted_value(task: DecisionInput, environment: PipelineEnvironment) -> PromotionDocument:
+    """The promotion parameter's value: the run's deployment, with the student prompt it was trained for."""
+    return PromotionDocument(
+        model_id=task.deployment.deployment_arn,
+        prompt_kind=PromptKind.STUDENT,
+        channels=list(load_channels(environment.channels).names),
+        run_id=task.run.run_id,
+        promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        metrics=task.report.summary,
+        report_uri=task.report.markdown_uri,
+    )
 
 
 def _current(ssm: Any, name: str) -> tuple[dict[str, Any], int] | None:
@@ -60,20 +61,13 @@ def promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Re-entered (a retry after a timeout, a redrive of a later step): this run's promotion is already in place,
     # and writing it again would add a parameter version (the rollback history) for nothing.
     current = _current(ssm, name)
-    if current is not None and (current[0].get("model_id"), current[0].get("run_id")) == (
-        value["model_id"],
-        value["run_id"],
-    ):
-        logger.info("model already promoted", parameter=name, version=current[1], model_id=value["model_id"])
-        return Promoted(outcome="promoted", parameter=name, version=current[1], model_id=value["model_id"]).to_state()
-    response = ssm.put_parameter(
-        Name=name, Value=json.dumps(value, separators=(",", ":")), Type="String", Overwrite=True
-    )
+    if current is not None and (current[0].get("model_id"), current[0].get("run_id")) == (value.model_id, value.run_id):
+        logger.info("model already promoted", parameter=name, version=current[1], model_id=value.model_id)
+        return Promoted(outcome="promoted", parameter=name, version=current[1], model_id=value.model_id).to_state()
+    response = ssm.put_parameter(Name=name, Value=value.to_parameter(), Type="String", Overwrite=True)
     metrics.add_metric(name="ModelsPromoted", unit="Count", value=1)
-    logger.info("model promoted", parameter=name, version=response["Version"], model_id=value["model_id"])
-    return Promoted(
-        outcome="promoted", parameter=name, version=response["Version"], model_id=value["model_id"]
-    ).to_state()
+    logger.info("model promoted", parameter=name, version=response["Version"], model_id=value.model_id)
+    return Promoted(outcome="promoted", parameter=name, version=response["Version"], model_id=value.model_id).to_state()
 
 
 @task_handler

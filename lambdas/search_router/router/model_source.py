@@ -1,9 +1,7 @@
 """Which model routes: the promotion the pipeline wrote to SSM, re-read after a short TTL.
 
-The parameter's value is JSON::
-
-    {"model_id": "<deployment ARN or model id>", "prompt_kind": "student" | "teacher",
-     "channels": ["visual", ...], "run_id": "...", "promoted_at": "...", "metrics": {...}}
+The parameter's value is a :class:`search_router.contract.promotion.PromotionDocument` as JSON; this module
+reads it forgivingly (fields it does not use are ignored) and checks what routing depends on.
 
 A promotion takes effect within ``ttl_seconds`` without a redeploy. A broken value (not JSON, a bad field,
 channels that are not the router's, a model ARN of another partition, Region or account) selects the

@@ -1,0 +1,49 @@
+"""The promotion document: the value of the router's SSM parameter (``/<stack>/router/promoted-model``).
+
+Written by the stack (the initial value: the router's default model, nothing promoted yet) and by the pipeline's
+Promote step; read by the router (``router/model_source.parse_promotion``, which validates it strictly and says
+what is wrong), by the compensation (the deployment in service is never removed) and by ``cli rollback``. SSM keeps
+every version, so a rollback is one ``put_parameter`` of an earlier one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from search_router.shared.prompts import PromptKind
+
+
+class PromotionDocument(BaseModel):
+    """What the router calls (``model_id`` with the prompt it was trained for), which channels it routes to, and
+    where it came from (``run_id``, ``promoted_at``, the gate's ``metrics`` and the report; ``None`` before the
+    first promotion)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_id: str = Field(min_length=1)
+    prompt_kind: PromptKind
+    channels: list[str]
+    run_id: str | None = None
+    promoted_at: str | None = None
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    report_uri: str | None = None
+
+    def to_parameter(self) -> str:
+        """The parameter's value: compact JSON (a Standard parameter holds 4 KB)."""
+        return json.dumps(self.model_dump(mode="json", exclude_none=False), separators=(",", ":"))
+
+
+SUMMARY_FIELDS: tuple[str, ...] = ("model_id", "prompt_kind", "run_id", "promoted_at")
+"""The fields ``cli rollback`` shows of each version."""
+
+
+def model_id_of(value: str) -> Any:
+    """The ``model_id`` of a parameter value, or None when the value is not a JSON object (not ours)."""
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return None
+    return data.get("model_id") if isinstance(data, dict) else None
