@@ -19,11 +19,13 @@ metadata carry no query either (the X-Ray SDK's own botocore subsegments record 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import random
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -63,6 +65,8 @@ from search_router.shared.answer.formatting import round_weights
 
 WEIGHT_DECIMALS = 4
 CLIENT_PROFILE = "router"  # the router's own clients (its configuration), apart from any other in the process
+ROUTER_CLIENTS = ("bedrock-runtime", "ssm")
+ENV_LAMBDA_FUNCTION_NAME = "AWS_LAMBDA_FUNCTION_NAME"  # set by Lambda in every execution environment
 
 
 def _cors(raw: str | None) -> CORSConfig | None:
@@ -102,16 +106,20 @@ app = _RouteResolver(
 _service: RouterService | None = None
 
 
+def router_client(service: str, settings: RouterSettings) -> Any:
+    """The router's client of ``service`` (:func:`router_client_config`), created once per container."""
+    return CLIENTS.get(service, profile=CLIENT_PROFILE, config=router_client_config(settings))
+
+
 def build_service(settings: RouterSettings, *, clock: Callable[[], float] = time.monotonic) -> RouterService:
-    """The router from its settings: its AWS clients (once per container, :func:`router_client_config`), the
+    """The router from its settings: its AWS clients (once per container, :func:`router_client`), the
     promoted-model source over SSM, the Bedrock invoker with its call pool."""
-    config = router_client_config(settings)
 
     def runtime() -> Any:
-        return CLIENTS.get("bedrock-runtime", profile=CLIENT_PROFILE, config=config)
+        return router_client("bedrock-runtime", settings)
 
     def ssm() -> Any:
-        return CLIENTS.get("ssm", profile=CLIENT_PROFILE, config=config)
+        return router_client("ssm", settings)
 
     return RouterService(
         settings,
@@ -141,6 +149,42 @@ def use_service(service: RouterService | None) -> None:
     """Install a prebuilt service (tests, benchmarks); ``None`` rebuilds from the environment on next use."""
     global _service  # noqa: PLW0603
     _service = service
+
+
+def initialize_container(environment: Mapping[str, str]) -> RouterService | None:
+    """The function's init phase (in Lambda only, ``AWS_LAMBDA_FUNCTION_NAME`` set; tests install their own
+    service): the settings validated and the service built with both AWS clients, so the first request creates
+    nothing and, with SnapStart, the snapshot holds them. Nothing remote is read here (the promoted model is read
+    by the first request, so a snapshot never carries a stale one). Invalid settings are left to the first
+    request, which answers 500 "misconfigured" with the reason in the log (:func:`_unexpected`)."""
+    if not environment.get(ENV_LAMBDA_FUNCTION_NAME):
+        return None
+    try:
+        service = build_service(load_settings(environment))
+    except SettingsError:
+        return None
+    use_service(service)
+    for client in ROUTER_CLIENTS:
+        router_client(client, service.settings)
+    _register_after_restore(_after_restore)
+    return service
+
+
+def _after_restore() -> None:
+    """SnapStart: every environment restored from one snapshot starts with the same random state; reseed it so
+    that the retry jitter of concurrent environments is not in lockstep."""
+    random.seed()
+
+
+def _register_after_restore(hook: Callable[[], None]) -> bool:
+    """Register a SnapStart after-restore hook with ``snapshot_restore_py`` (part of Lambda's managed Python
+    runtimes, absent elsewhere: then there is no snapshot to restore from and nothing is registered)."""
+    try:
+        hooks = importlib.import_module("snapshot_restore_py")
+    except ImportError:
+        return False
+    hooks.register_after_restore(hook)
+    return True
 
 
 @app.post("/route")
@@ -199,6 +243,9 @@ def _unexpected(error: Exception) -> Response:
     outcome = service.default_outcome(error)
     metrics.add_metric(name=RouterMetric.DEFAULT_WEIGHTS_USED, unit=MetricUnit.Count, value=1)
     return _json_response(HTTPStatus.OK, _response(service, outcome).model_dump(mode="json"))
+
+
+initialize_container(os.environ)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
