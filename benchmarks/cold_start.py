@@ -90,7 +90,8 @@ answered = time.perf_counter()
 with open("/proc/self/status", encoding="ascii") as f:  # VmHWM: this program's peak (reset by exec, unlike wait4's)
     peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 with open(result_path, "w", encoding="utf-8") as f:
-    json.dump({"import_s": imported - started, "total_s": answered - started, "peak_kb": peak_kb, "response": response}, f)
+    timings = {"import_s": imported - started, "total_s": answered - started, "peak_kb": peak_kb}
+    json.dump({**timings, "response": response}, f)
 sys.stdout.flush()
 os._exit(0)
 """
@@ -195,7 +196,7 @@ class _Endpoint:
                 return 200, "application/vnd.amazon.eventstream", _stream_body()
             message = {"role": "assistant", "content": [{"text": ANSWER}]}
             usage = {"inputTokens": 200, "outputTokens": 30, "totalTokens": 230}
-            answer = {"output": {"message": message}, "stopReason": "end_turn", "usage": usage, "metrics": {"latencyMs": 1}}
+            answer = {"output": {"message": message}, "stopReason": "end_turn", "usage": usage}
             return 200, "application/json", json.dumps(answer).encode()
         raise ValueError(f"the benchmark's endpoint does not serve {path} (target {target})")
 
@@ -210,10 +211,11 @@ def _serving(endpoint: _Endpoint) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             try:
-                status, content_type, body = endpoint.answer(self.path, self.headers.get("X-Amz-Target"), json.loads(raw))
+                target = self.headers.get("X-Amz-Target")
+                status, content_type, body = endpoint.answer(self.path, target, json.loads(raw))
             except Exception as error:  # a request the service model refuses: the handler sees a 400 and fails
                 status, content_type = 400, "application/json"
                 body = json.dumps({"__type": "ValidationException", "message": str(error)}).encode()
@@ -224,7 +226,7 @@ def _serving(endpoint: _Endpoint) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+        def log_message(self, format: str, *args: Any) -> None:
             del format, args
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

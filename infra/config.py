@@ -295,6 +295,8 @@ class RouterConfig:
     fallback_window_seconds: int  # the sliding window of that share (per container)
     fallback_min_requests: int  # the cap applies once the window holds this many requests
     reserved_concurrency: int | None  # reserved (and maximum) concurrent executions of the router; None = none
+    memory_mb: int  # the router function's memory (and so its CPU share: 1,769 MB = one vCPU)
+    snapstart: bool  # SnapStart on published versions, the API calling the alias of the current version
 
     @property
     def models(self) -> tuple[RouterModel, ...]:
@@ -560,6 +562,8 @@ def _router_config(values: Mapping[str, Any]) -> RouterConfig:
         fallback_window_seconds=values["router_fallback_window_seconds"],
         fallback_min_requests=values["router_fallback_min_requests"],
         reserved_concurrency=values["router_reserved_concurrency"],
+        memory_mb=values["router_memory_mb"],
+        snapstart=values["router_snapstart"],
     )
 
 
@@ -617,6 +621,9 @@ FIELDS: dict[str, _Parser] = {
     # Lambda's per-function limit is the account's concurrency quota (1,000 by default) minus the 100 it keeps
     # unreserved: a larger value fails at deploy, not here.
     "router_reserved_concurrency": lambda k, v: _optional_int(k, v, 1, 10_000),
+    # Lambda's memory range (MB); the default is sized from benchmarks/cold_start.py (see the README).
+    "router_memory_mb": lambda k, v: _as_int(k, v, 128, 10_240),
+    "router_snapstart": _as_bool,
     "api_cors_origins": _cors_origins,
     "api_execution_log_level": lambda k, v: _as_choice(
         k, v.strip().upper() if isinstance(v, str) else v, API_EXECUTION_LOG_LEVELS

@@ -56,6 +56,7 @@ class FunctionSpec:
     memory_mb: int = 256
     environment: Mapping[str, str] | None = None
     reserved_concurrency: int | None = None
+    snap_start: bool = False  # SnapStart on published versions (Lambda snapshots the init of each version)
 
 
 class LambdaFactory(Construct):
@@ -145,6 +146,7 @@ class LambdaFactory(Construct):
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
             log_group=log_group,
             reserved_concurrent_executions=spec.reserved_concurrency,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if spec.snap_start else None,
         )
         acknowledge_wildcards(
             role,

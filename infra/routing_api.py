@@ -18,6 +18,8 @@ Lambda behind it, and the SSM parameter that names the promoted model.
   replaces a promotion made since.
 - **Least privilege**: the function may invoke only the configured router models (their inference profiles
   and foundation models) and this account's custom model deployments, and read only that parameter.
+- **Cold start**: ``router_memory_mb`` (sized from ``benchmarks/cold_start.py``) and, optionally,
+  ``router_snapstart``: SnapStart on published versions, the API calling the ``live`` alias of the current one.
 - **Cost guard**: the function's settings carry the circuit breaker and the fallback cap (``router_breaker_*``,
   ``router_fallback_*``), the stack's partition, Region and account (a promoted ARN elsewhere is refused), and
   an optional reserved concurrency (``router_reserved_concurrency``), which both guarantees and caps it.
@@ -47,7 +49,7 @@ from search_router.router.settings import to_environment
 from search_router.shared.prompts import PromptKind
 
 STAGE_NAME = "v1"
-ROUTER_MEMORY_MB = 1024  # CPU scales with memory: faster cold starts and a smaller per-request overhead
+LIVE_ALIAS = "live"  # with router_snapstart: the alias of the current published version, which the API calls
 # Lambda timeout = the router's time budget + room for the SSM read and the response, in whole seconds.
 ROUTER_TIMEOUT_HEADROOM_SECONDS = 3
 # The gateway's length check is a coarse guard against huge bodies (it may count UTF-16 units); the exact
@@ -97,7 +99,9 @@ def router_environment(
 class RoutingApi(Construct):
     """API Gateway REST API + router Lambda + promoted-model parameter.
 
-    Attributes: ``api``, ``function``, ``model_parameter`` (give it to the pipeline's Promote step),
+    Attributes: ``api``, ``function``, ``alias`` (``router_snapstart`` only: the ``live`` alias of the current
+    version) and ``invoke_target`` (what the API calls: the alias or the function), ``model_parameter`` (give it
+    to the pipeline's Promote step),
     ``access_logs``, ``route_url``, ``api_key`` (api_key mode only).
     """
 
@@ -126,13 +130,22 @@ class RoutingApi(Construct):
                 handler="search_router.handlers.router_api.lambda_handler",
                 description="Routes a search query to channel weights (POST /route)",
                 timeout_seconds=math.ceil(router.timeout_ms / 1000) + ROUTER_TIMEOUT_HEADROOM_SECONDS,
-                memory_mb=ROUTER_MEMORY_MB,
+                memory_mb=router.memory_mb,
                 environment=router_environment(config, self.model_parameter.parameter_name),
                 # Optional (router_reserved_concurrency): guarantees the router this many concurrent executions
                 # whatever else runs in the account, and is also its maximum (beyond it Lambda throttles).
                 reserved_concurrency=router.reserved_concurrency,
+                snap_start=router.snapstart,
             ),
         )
+        # SnapStart applies to published versions only: the API then calls an alias of the current version (a
+        # new version is published whenever the function's code or configuration changes).
+        self.alias: lambda_.Alias | None = None
+        if router.snapstart:
+            self.alias = lambda_.Alias(
+                self, "RouterLiveAlias", alias_name=LIVE_ALIAS, version=self.function.current_version
+            )
+        self.invoke_target: lambda_.IFunction = self.alias or self.function
         self._grant_model_access(self.function)
         self._check_reserved_concurrency()
 
@@ -202,7 +215,7 @@ class RoutingApi(Construct):
         api_key_mode = config.api_auth == "api_key"
         self.route_method = resource.add_method(
             "POST",
-            apigw.LambdaIntegration(self.function, allow_test_invoke=False),
+            apigw.LambdaIntegration(self.invoke_target, allow_test_invoke=False),
             authorization_type=apigw.AuthorizationType.NONE if api_key_mode else apigw.AuthorizationType.IAM,
             api_key_required=api_key_mode,
             request_models={"application/json": request_model},

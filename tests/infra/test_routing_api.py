@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Annotations, Match
 
-from infra.config import load_config
+from infra.config import ConfigError, load_config
 from search_router.router.settings import ENV_ACCOUNT_ID, ENV_MODEL_PARAMETER, ENV_PARTITION, ENV_REGION, load_settings
 from tests.infra.conftest import Synthesized
 
@@ -376,3 +376,71 @@ def test_cdk_nag_is_clean_in_every_mode(synth: Synthesized, variant: Synthesized
     assert not {
         rule for rule in acknowledged if rule in ("AwsSolutions-APIG1", "AwsSolutions-APIG2", "AwsSolutions-IAM4")
     }
+
+
+# --- cold start ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def snapstart(synth_with: Callable[[dict[str, Any]], Synthesized]) -> Synthesized:
+    return synth_with({"router_snapstart": "true", "router_memory_mb": "768"})
+
+
+def _router_function(synthesized: Synthesized) -> tuple[str, dict[str, Any]]:
+    function_id = synthesized.stack.get_logical_id(synthesized.stack.routing_api.function.node.default_child)
+    return function_id, synthesized.template["Resources"][function_id]["Properties"]
+
+
+def _invoke_permissions(synthesized: Synthesized) -> list[dict[str, Any]]:
+    return [
+        p["Properties"]
+        for p in synthesized.resources("AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    ]
+
+
+def test_without_snapstart_the_api_calls_the_function_itself(synth: Synthesized) -> None:
+    function_id, function = _router_function(synth)
+    assert "SnapStart" not in function
+    assert function["MemorySize"] == load_config().router.memory_mb
+    assert not synth.resources("AWS::Lambda::Alias")
+    permissions = _invoke_permissions(synth)
+    assert permissions and all(p["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]} for p in permissions)
+
+
+def test_snapstart_publishes_a_version_and_the_api_calls_its_alias(snapstart: Synthesized) -> None:
+    function_id, function = _router_function(snapstart)
+    assert function["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert function["MemorySize"] == 768
+    (version_id, _), *others = [
+        (logical_id, v["Properties"])
+        for logical_id, v in snapstart.resources("AWS::Lambda::Version").items()
+        if v["Properties"]["FunctionName"] == {"Ref": function_id}
+    ]
+    assert not others
+    (alias_id, alias), *others = list(snapstart.resources("AWS::Lambda::Alias").items())
+    assert not others
+    assert alias["Properties"]["Name"] == "live"
+    assert alias["Properties"]["FunctionName"] == {"Ref": function_id}
+    assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
+    # the POST method proxies to the alias, and API Gateway may invoke the alias only
+    integration = _route_method(snapstart)["Integration"]
+    assert {"Ref": alias_id} in integration["Uri"]["Fn::Join"][1]
+    permissions = _invoke_permissions(snapstart)
+    assert permissions and all(p["FunctionName"] == {"Ref": alias_id} for p in permissions)
+    # the other functions are not published
+    assert sum("SnapStart" in f["Properties"] for f in snapstart.resources("AWS::Lambda::Function").values()) == 1
+    plugin = _nag_report(snapstart.outdir)
+    assert plugin["conclusion"] == "success"
+    assert plugin["violations"] == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("router_snapstart", "sometimes", "router_snapstart"),
+        ("router_memory_mb", "64", "router_memory_mb"),
+        ("router_memory_mb", "20000", "router_memory_mb"),
+    ],
+)
+def test_bad_cold_start_settings_fail_naming_the_key(key: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"Invalid configuration '{message}'"):
+        load_config({key: value})
