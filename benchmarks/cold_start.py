@@ -97,6 +97,35 @@ os._exit(0)
 """
 
 
+# The router's cold start in stages, in one process and in import order (each stage costs what the earlier ones
+# did not already load): where the time goes. The clients are made with boto3's defaults first, so that the
+# router's own (its configuration) find their service models already loaded.
+STAGES: tuple[tuple[str, str], ...] = (
+    ("boto3 + botocore", "import boto3"),
+    ("bedrock-runtime client (the session's first)", "boto3.client('bedrock-runtime')"),
+    ("ssm client (its service model)", "boto3.client('ssm')"),
+    ("pydantic", "import pydantic"),
+    ("Powertools logger + metrics", "from aws_lambda_powertools import Logger, Metrics"),
+    ("Powertools tracer (X-Ray SDK)", "from aws_lambda_powertools import Tracer"),
+    (
+        "Powertools REST resolver + OpenAPI validation",
+        "import aws_lambda_powertools.event_handler.api_gateway, aws_lambda_powertools.event_handler.openapi.params",
+    ),
+    ("the router's modules and its init (settings, service, clients)", "import search_router.handlers.router_api"),
+)
+BREAKDOWN_CHILD = r"""
+import json, os, sys, time
+stages, result_path = json.loads(sys.argv[1]), sys.argv[2]
+marks = [time.perf_counter()]
+for code in stages:
+    exec(code)
+    marks.append(time.perf_counter())
+with open(result_path, "w", encoding="utf-8") as f:
+    json.dump([b - a for a, b in zip(marks, marks[1:])], f)
+os._exit(0)
+"""
+
+
 @dataclass(frozen=True)
 class RunFigures:
     """One fresh process: seconds (wall as the parent saw it; import and import + first request inside it),
@@ -375,6 +404,27 @@ def cold_start_ratio(runs: int = DEFAULT_RUNS, warmup: int = 1) -> ColdStartFigu
     )
 
 
+def cold_start_breakdown(runs: int = DEFAULT_RUNS) -> list[tuple[str, float]]:
+    """The median seconds of each of :data:`STAGES` over ``runs`` fresh processes (Lambda's environment, no
+    request: the first request is :func:`cold_start_ratio`'s ``total_s - import_s``)."""
+    router_environment, _ = _router_function_environment()
+    environment = _lambda_environment("http://127.0.0.1:9", router_environment)  # nothing is called
+    samples: list[list[float]] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        result_path = Path(scratch) / "stages.json"
+        for _ in range(runs):
+            codes = json.dumps(["import boto3\n" + code for _, code in STAGES])
+            subprocess.run(
+                [sys.executable, "-c", BREAKDOWN_CHILD, codes, str(result_path)],
+                env=environment,
+                cwd=str(ROOT),
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            samples.append(json.loads(result_path.read_text(encoding="utf-8")))
+    return [(label, statistics.median(run[i] for run in samples)) for i, (label, _) in enumerate(STAGES)]
+
+
 def memory_projection(cpu_s: float, sizes_mb: tuple[int, ...] = MEMORY_SIZES_MB) -> list[tuple[int, float]]:
     """The cold start's CPU seconds, measured here, as seconds at each memory size: a single-threaded cold
     start on ``size / 1769`` of a vCPU (capped at one). Machine speed differs; the proportions hold."""
@@ -404,9 +454,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help=f"counted runs of each (>= {MIN_RUNS})")
     parser.add_argument("--warmup", type=int, default=1, help="uncounted runs of each, first")
+    parser.add_argument("--breakdown", action="store_true", help="also time the router's cold start in stages")
     args = parser.parse_args(argv)
     figures = cold_start_ratio(args.runs, args.warmup)
     print("\n".join(format_figures(figures)))
+    first_request = figures.router.total_s - figures.router.import_s
+    minimal_first = figures.minimal.total_s - figures.minimal.import_s
+    print(
+        f"first request after init (what a SnapStart restore leaves): router {first_request * 1000:.1f} ms, "
+        f"minimal {minimal_first * 1000:.1f} ms"
+    )
+    if args.breakdown:
+        print(f"\nrouter cold start in stages (median of {args.runs}, one process, import order):")
+        for label, seconds in cold_start_breakdown(args.runs):
+            print(f"  {label:66} {seconds * 1000:7.1f} ms")
     print("\nrouter cold start projected by memory size (measured cpu x 1769 MB / memory, capped at one vCPU):")
     for size, seconds in memory_projection(figures.router.cpu_s):
         print(f"  {size:5d} MB  {seconds * 1000:7.0f} ms")
