@@ -73,6 +73,7 @@ def router(
     harness.set_parameter(promotion(PRIMARY, "teacher"))
     harness.configure()
     harness.capture_logs()
+    router_api.freeze_long_lived_objects()  # as the function's init does (initialize_container)
     yield harness
     harness.release_logs()
     router_api.use_service(None)

@@ -19,6 +19,7 @@ metadata carry no query either (the X-Ray SDK's own botocore subsegments record 
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -26,27 +27,19 @@ import random
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from functools import cached_property
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import ServiceError
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-)
-from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
-from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from search_router.adapters.bedrock_runtime import BedrockInvoker, router_client_config
 from search_router.adapters.clients import CLIENTS
 from search_router.adapters.ssm import parameter_reader
-from search_router.contract.names import CORS_ALLOW_HEADERS, RouterMetric
+from search_router.contract.names import RouterMetric
 from search_router.handlers.observability import logger, metrics, tracer
 from search_router.router.api_models import (
     InvalidRequestError,
@@ -57,7 +50,7 @@ from search_router.router.api_models import (
 )
 from search_router.router.guards import CircuitEvent, Transition
 from search_router.router.model_source import PromotedModelSource
-from search_router.router.request_body import UnreadableBodyError, decode_body, normalize_content_type, parse_json_body
+from search_router.router.request_body import CONTENT_TYPE, UnreadableBodyError, decode_body, parse_json_body
 from search_router.router.service import Attempt, AttemptOutcome, DefaultReason, RouteOutcome, RouterService, Source
 from search_router.router.settings import ENV_CORS_ORIGINS, RouterSettings, SettingsError, load_settings
 from search_router.router.sizing import invoker_threads
@@ -69,39 +62,24 @@ ROUTER_CLIENTS = ("bedrock-runtime", "ssm")
 ENV_LAMBDA_FUNCTION_NAME = "AWS_LAMBDA_FUNCTION_NAME"  # set by Lambda in every execution environment
 
 
-def _cors(raw: str | None) -> CORSConfig | None:
-    origins = json.loads(raw) if raw else []
-    if not origins:
-        return None
-    return CORSConfig(
-        allow_origin=origins[0], extra_origins=origins[1:], allow_headers=list(CORS_ALLOW_HEADERS), max_age=600
-    )
+ROUTE_PATH = "/route"
+JSON_MEDIA_TYPE = "application/json"
 
 
-class _RouteEvent(APIGatewayProxyEvent):
-    """The REST proxy event with a body decoded strictly (:func:`request_body.decode_body`)."""
-
-    @cached_property
-    def decoded_body(self) -> str | None:
-        return decode_body(self.body, base64_encoded=bool(self.is_base64_encoded))
+def _allowed_origins(raw: str | None) -> frozenset[str]:
+    return frozenset(json.loads(raw) if raw else ())
 
 
-class _RouteResolver(APIGatewayRestResolver):
-    """Powertools' REST resolver, reading bodies through ``request_body`` (the one override of its event
-    conversion: the content type's media type lower-cased, the body decoded strictly)."""
-
-    def _to_proxy_event(self, event: dict[str, Any]) -> BaseProxyEvent:
-        return _RouteEvent(normalize_content_type(event), self._json_body_deserializer)
+CORS_ORIGINS = _allowed_origins(os.environ.get(ENV_CORS_ORIGINS))
 
 
-app = _RouteResolver(
-    enable_validation=True,
-    # A response that fails its model is our bug, never the client's: keep it out of the 400 handler.
-    response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
-    cors=_cors(os.environ.get(ENV_CORS_ORIGINS)),
-    json_body_deserializer=parse_json_body,
-    debug=False,  # debug mode prints whole events, bodies (queries) included
-)
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP answer before it becomes the proxy integration's response."""
+
+    status: int
+    body: dict[str, Any]
+
 
 _service: RouterService | None = None
 
@@ -167,7 +145,16 @@ def initialize_container(environment: Mapping[str, str]) -> RouterService | None
     for client in ROUTER_CLIENTS:
         router_client(client, service.settings)
     _register_after_restore(_after_restore)
+    freeze_long_lived_objects()
     return service
+
+
+def freeze_long_lived_objects() -> None:
+    """Move everything the init created (modules, botocore's service models, pydantic's schemas, the clients)
+    out of the garbage collector's reach: they live as long as the container, and a full collection that
+    traverses them pauses every thread, the one waiting on a model call's deadline included (``gc.freeze``; no
+    collection first: it would cost the cold start more than the little garbage of the init costs memory)."""
+    gc.freeze()
 
 
 def _after_restore() -> None:
@@ -187,8 +174,70 @@ def _register_after_restore(hook: Callable[[], None]) -> bool:
     return True
 
 
-@app.post("/route")
-def route(request: Annotated[RouteRequest, Body()]) -> RouteResponse:
+def handle(event: dict[str, Any]) -> Reply:
+    """One API Gateway REST proxy event: ``POST /route`` validated and routed; anything else answered with the
+    status that says why. API Gateway's request model already refused most bad bodies; this repeats the check
+    for a caller that bypasses it (a test invoke, a direct Lambda call) with the same messages, naming the
+    field: the body read strictly (``request_body``), then :class:`RouteRequest` (pydantic, strict)."""
+    try:
+        refused = _refused(event)
+        if refused is not None:
+            return refused
+        return route(_read_request(event))
+    except BadRequest as error:
+        return _bad_request(error.problems)
+    except InvalidRequestError as error:
+        return _bad_request([{"field": error.field, "message": error.message}])
+    except UnreadableBodyError as error:
+        return _bad_request([{"field": "body", "message": error.message}])
+    except Exception as error:
+        return _unexpected(error)
+
+
+def _refused(event: dict[str, Any]) -> Reply | None:
+    """404 for anything but ``POST /route``, 415 for a body that is not declared JSON; None otherwise."""
+    if event.get("httpMethod") != "POST" or (event.get("resource") or event.get("path")) != ROUTE_PATH:
+        reply = Reply(HTTPStatus.NOT_FOUND, {"message": "Not found"})
+    elif _media_type(event) not in ("", JSON_MEDIA_TYPE):
+        reply = Reply(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"message": "Content-Type must be application/json (or omitted)"}
+        )
+    else:
+        return None
+    metrics.add_metric(name=RouterMetric.BAD_REQUEST, unit=MetricUnit.Count, value=1)
+    return reply
+
+
+class BadRequest(Exception):
+    """The body is not a route request; ``problems`` name the fields."""
+
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{p['field']} {p['message']}" for p in problems))
+        self.problems = problems
+
+
+def _read_request(event: dict[str, Any]) -> RouteRequest:
+    text = decode_body(event.get("body"), base64_encoded=bool(event.get("isBase64Encoded")))
+    if not text:
+        raise BadRequest(describe_validation_errors([{"type": "missing", "loc": ("body",)}]))
+    try:
+        data = parse_json_body(text)
+    except json.JSONDecodeError:
+        raise BadRequest(describe_validation_errors([{"type": "json_invalid", "loc": ("body",)}])) from None
+    try:
+        return RouteRequest.model_validate(data)
+    except ValidationError as error:
+        raise BadRequest(describe_validation_errors(error.errors(include_input=False))) from None
+
+
+def _media_type(event: dict[str, Any]) -> str:
+    """The request's media type, lower case (RFC 9110: ``Application/JSON; charset=UTF-8`` is JSON)."""
+    headers = event.get("headers") or {}
+    value = next((v for k, v in headers.items() if k.lower() == CONTENT_TYPE and isinstance(v, str)), "")
+    return value.split(";", 1)[0].strip().lower()
+
+
+def route(request: RouteRequest) -> Reply:
     service = get_service()
     limit = service.settings.max_query_chars
     if len(request.query) > limit:
@@ -197,52 +246,24 @@ def route(request: Annotated[RouteRequest, Body()]) -> RouteResponse:
         )
     outcome = service.route(request.query, include_reasoning=request.include_reasoning)
     _record(service, outcome, request)
-    return _response(service, outcome)
+    return Reply(HTTPStatus.OK, _response(service, outcome).model_dump(mode="json"))
 
 
-@app.exception_handler(RequestValidationError)
-def _invalid_request(error: RequestValidationError) -> Response:
-    return _bad_request(describe_validation_errors(error.errors()))
-
-
-@app.exception_handler(RequestUnsupportedContentType)
-def _unsupported_media_type(error: RequestUnsupportedContentType) -> Response:
-    del error
-    metrics.add_metric(name=RouterMetric.BAD_REQUEST, unit=MetricUnit.Count, value=1)
-    return _json_response(
-        HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"message": "Content-Type must be application/json (or omitted)"}
-    )
-
-
-@app.exception_handler(InvalidRequestError)
-def _over_limit(error: InvalidRequestError) -> Response:
-    return _bad_request([{"field": error.field, "message": error.message}])
-
-
-@app.exception_handler(UnreadableBodyError)
-def _unreadable_body(error: UnreadableBodyError) -> Response:
-    return _bad_request([{"field": "body", "message": error.message}])
-
-
-@app.exception_handler(Exception)
-def _unexpected(error: Exception) -> Response:
-    if isinstance(error, ServiceError):  # Powertools' own HTTP errors (404 for an unknown path ...)
-        metrics.add_metric(name=RouterMetric.BAD_REQUEST, unit=MetricUnit.Count, value=1)
-        return _json_response(error.status_code, {"message": error.msg})
+def _unexpected(error: Exception) -> Reply:
     metrics.add_metric(name=RouterMetric.INTERNAL_ERROR, unit=MetricUnit.Count, value=1)
     try:
         service = get_service()
     except Exception as broken:
         logger.error("Unexpected error; answering with the default weights", **_exception_fields(error, False))
         logger.error("The router cannot start: its settings are invalid", **_exception_fields(broken, False))
-        return _json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"message": "The router is misconfigured"})
+        return Reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"message": "The router is misconfigured"})
     logger.error(
         "Unexpected error; answering with the default weights",
         **_exception_fields(error, service.settings.log_queries),
     )
     outcome = service.default_outcome(error)
     metrics.add_metric(name=RouterMetric.DEFAULT_WEIGHTS_USED, unit=MetricUnit.Count, value=1)
-    return _json_response(HTTPStatus.OK, _response(service, outcome).model_dump(mode="json"))
+    return Reply(HTTPStatus.OK, _response(service, outcome).model_dump(mode="json"))
 
 
 initialize_container(os.environ)
@@ -252,7 +273,19 @@ initialize_container(os.environ)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    del context
+    return _proxy_response(handle(event), event)
+
+
+def _proxy_response(reply: Reply, event: dict[str, Any]) -> dict[str, Any]:
+    """The REST proxy integration's answer: JSON, with ``Access-Control-Allow-Origin`` for a configured
+    origin (``api_cors_origins``; the preflight itself is API Gateway's mock integration)."""
+    headers = {"Content-Type": JSON_MEDIA_TYPE}
+    origin = next((v for k, v in (event.get("headers") or {}).items() if k.lower() == "origin"), None)
+    if origin in CORS_ORIGINS:
+        headers |= {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    body = json.dumps(reply.body, separators=(",", ":"), ensure_ascii=False)
+    return {"statusCode": int(reply.status), "headers": headers, "body": body, "isBase64Encoded": False}
 
 
 def _response(service: RouterService, outcome: RouteOutcome) -> RouteResponse:
@@ -265,14 +298,10 @@ def _response(service: RouterService, outcome: RouteOutcome) -> RouteResponse:
     )
 
 
-def _bad_request(problems: list[dict[str, str]]) -> Response:
+def _bad_request(problems: list[dict[str, str]]) -> Reply:
     metrics.add_metric(name=RouterMetric.BAD_REQUEST, unit=MetricUnit.Count, value=1)
     logger.info("Bad request", problems=problems)
-    return _json_response(HTTPStatus.BAD_REQUEST, bad_request_body(problems))
-
-
-def _json_response(status: int, body: dict[str, Any]) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+    return Reply(HTTPStatus.BAD_REQUEST, bad_request_body(problems))
 
 
 def _record(service: RouterService, outcome: RouteOutcome, request: RouteRequest) -> None:
