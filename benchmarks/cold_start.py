@@ -105,13 +105,9 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("bedrock-runtime client (the session's first)", "boto3.client('bedrock-runtime')"),
     ("ssm client (its service model)", "boto3.client('ssm')"),
     ("pydantic", "import pydantic"),
-    ("Powertools logger + metrics", "from aws_lambda_powertools import Logger, Metrics"),
-    ("Powertools tracer (X-Ray SDK)", "from aws_lambda_powertools import Tracer"),
-    (
-        "Powertools REST resolver + OpenAPI validation",
-        "import aws_lambda_powertools.event_handler.api_gateway, aws_lambda_powertools.event_handler.openapi.params",
-    ),
-    ("the router's modules and its init (settings, service, clients)", "import search_router.handlers.router_api"),
+    ("Powertools logger, metrics, tracer (X-Ray SDK)", "from aws_lambda_powertools import Logger, Metrics, Tracer"),
+    ("the router's settings and contract (pydantic models)", "import search_router.router.settings"),
+    ("the router's other modules and its init (service, clients, patch)", "import search_router.handlers.router_api"),
 )
 BREAKDOWN_CHILD = r"""
 import json, os, sys, time
@@ -425,6 +421,17 @@ def cold_start_breakdown(runs: int = DEFAULT_RUNS) -> list[tuple[str, float]]:
     return [(label, statistics.median(run[i] for run in samples)) for i, (label, _) in enumerate(STAGES)]
 
 
+def recommended_memory_mb(cpu_s: float, budget_ms: int) -> int:
+    """The smallest of :data:`MEMORY_SIZES_MB` whose projected cold start takes at most half the router's time
+    budget (``router_timeout_ms``): room for a CPU slower than the one measured on. The router's per-request
+    work is under a millisecond of CPU (``benchmarks.router_overhead``) and a request's duration is the model's
+    wait, so memory beyond this buys warm requests nothing and raises the GB-second price of every wait."""
+    for size, seconds in memory_projection(cpu_s):
+        if seconds * 1000 <= budget_ms / 2:
+            return size
+    return MEMORY_SIZES_MB[-1]
+
+
 def memory_projection(cpu_s: float, sizes_mb: tuple[int, ...] = MEMORY_SIZES_MB) -> list[tuple[int, float]]:
     """The cold start's CPU seconds, measured here, as seconds at each memory size: a single-threaded cold
     start on ``size / 1769`` of a vCPU (capped at one). Machine speed differs; the proportions hold."""
@@ -471,6 +478,16 @@ def main(argv: list[str] | None = None) -> int:
     print("\nrouter cold start projected by memory size (measured cpu x 1769 MB / memory, capped at one vCPU):")
     for size, seconds in memory_projection(figures.router.cpu_s):
         print(f"  {size:5d} MB  {seconds * 1000:7.0f} ms")
+    sys.path[:0] = [str(LAMBDAS), str(ROOT)]
+    from infra.config import load_config
+
+    config = load_config()
+    budget = config.router.timeout_ms
+    recommended = recommended_memory_mb(figures.router.cpu_s, budget)
+    print(
+        f"smallest size with a projected cold start <= half of router_timeout_ms ({budget} ms): {recommended} MB "
+        f"(router_memory_mb is {config.router.memory_mb} MB)"
+    )
     return 0
 
 
