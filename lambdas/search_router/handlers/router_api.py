@@ -12,9 +12,16 @@ Privacy: with ``router_log_queries`` off (the default) no log line carries the q
 it: the ``Routed`` line has the query's length, attempts keep their code but not a private detail (a
 parse-failure detail quotes the answer, which may echo the query; a service or botocore message may quote the
 request), and an exception is logged by its type and stack, not its message (settings errors excepted: they
-quote the function's environment only). The event is never logged (``log_event=False`` and ``debug=False``
-override ``POWERTOOLS_LOGGER_LOG_EVENT`` / ``POWERTOOLS_DEV``), and the router's trace annotations and
-metadata carry no query either (the X-Ray SDK's own botocore subsegments record a failed call's message).
+quote the function's environment only). The event is never logged (``log_event=False`` overrides
+``POWERTOOLS_LOGGER_LOG_EVENT``), and the router's trace annotations and metadata carry no query either (the
+X-Ray SDK's own botocore subsegments record a failed call's message).
+
+Cold start (``benchmarks/cold_start.py``): API Gateway's request model is the first check of a body; this module
+repeats it for callers that bypass it (:func:`handle`: the body read strictly, then :class:`RouteRequest`, the
+same 400 messages) instead of Powertools' REST resolver with OpenAPI validation, which cost ~140 ms of import
+for routing one path. In Lambda the init phase validates the settings, builds the service and creates both
+clients (:func:`initialize_container`), so the first request creates nothing and a SnapStart snapshot
+(``router_snapstart``) holds them; the after-restore hook reseeds ``random``.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ from search_router.router.api_models import (
 )
 from search_router.router.guards import CircuitEvent, Transition
 from search_router.router.model_source import PromotedModelSource
-from search_router.router.request_body import CONTENT_TYPE, UnreadableBodyError, decode_body, parse_json_body
+from search_router.router.request_body import UnreadableBodyError, decode_body, media_type, parse_json_body
 from search_router.router.service import Attempt, AttemptOutcome, DefaultReason, RouteOutcome, RouterService, Source
 from search_router.router.settings import ENV_CORS_ORIGINS, RouterSettings, SettingsError, load_settings
 from search_router.router.sizing import invoker_threads
@@ -198,7 +205,7 @@ def _refused(event: dict[str, Any]) -> Reply | None:
     """404 for anything but ``POST /route``, 415 for a body that is not declared JSON; None otherwise."""
     if event.get("httpMethod") != "POST" or (event.get("resource") or event.get("path")) != ROUTE_PATH:
         reply = Reply(HTTPStatus.NOT_FOUND, {"message": "Not found"})
-    elif _media_type(event) not in ("", JSON_MEDIA_TYPE):
+    elif media_type(event) not in ("", JSON_MEDIA_TYPE):
         reply = Reply(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"message": "Content-Type must be application/json (or omitted)"}
         )
@@ -228,13 +235,6 @@ def _read_request(event: dict[str, Any]) -> RouteRequest:
         return RouteRequest.model_validate(data)
     except ValidationError as error:
         raise BadRequest(describe_validation_errors(error.errors(include_input=False))) from None
-
-
-def _media_type(event: dict[str, Any]) -> str:
-    """The request's media type, lower case (RFC 9110: ``Application/JSON; charset=UTF-8`` is JSON)."""
-    headers = event.get("headers") or {}
-    value = next((v for k, v in headers.items() if k.lower() == CONTENT_TYPE and isinstance(v, str)), "")
-    return value.split(";", 1)[0].strip().lower()
 
 
 def route(request: RouteRequest) -> Reply:

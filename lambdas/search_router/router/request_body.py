@@ -1,7 +1,8 @@
 """Reading the request body safely: every body the router cannot read is a 400 that says why, never an
 internal error (the default weights) and never a crash.
 
-What Powertools' resolver does with a body, and what breaks it (Powertools 3, ``BaseProxyEvent``):
+The router's handler reads bodies with these functions (``handlers/router_api.handle``). Why they exist, from
+what Powertools' resolver did with a body and what broke it (Powertools 3, ``BaseProxyEvent``):
 ``decoded_body`` base64-decodes when ``isBase64Encoded`` (``binascii.Error`` on garbage) and decodes UTF-8
 (``UnicodeDecodeError``); ``json_body`` then calls the resolver's ``json_body_deserializer``, where
 ``json.loads`` raises ``RecursionError`` on deep nesting and ``ValueError`` on an integer longer than
@@ -10,8 +11,7 @@ rest would reach the catch-all handler. :func:`decode_body` and :func:`parse_jso
 :class:`UnreadableBodyError` instead, which the handler answers with a 400.
 
 The content type is compared case-insensitively (RFC 9110: ``Application/JSON; charset=UTF-8`` is JSON):
-:func:`normalize_content_type` lower-cases the media type before Powertools compares it with
-``application/json``.
+:func:`media_type`.
 """
 
 from __future__ import annotations
@@ -65,29 +65,19 @@ def parse_json_body(text: str) -> Any:
         raise UnreadableBodyError(f"holds an integer longer than {limit} digits") from None
 
 
-def normalize_content_type(event: Mapping[str, Any]) -> dict[str, Any]:
-    """A shallow copy of the API Gateway event whose ``Content-Type`` media type is lower case."""
-    copy = dict(event)
-    headers = event.get("headers")
-    if isinstance(headers, Mapping):
-        copy["headers"] = {
-            name: _lower_media_type(value) if name.lower() == CONTENT_TYPE and isinstance(value, str) else value
-            for name, value in headers.items()
-        }
-    multi = event.get("multiValueHeaders")
-    if isinstance(multi, Mapping):
-        copy["multiValueHeaders"] = {
-            name: [_lower_media_type(v) if isinstance(v, str) else v for v in values]
-            if name.lower() == CONTENT_TYPE and isinstance(values, list)
-            else values
-            for name, values in multi.items()
-        }
-    return copy
-
-
-def _lower_media_type(value: str) -> str:
-    media_type, separator, parameters = value.partition(";")
-    return media_type.strip().lower() + separator + parameters
+def media_type(event: Mapping[str, Any]) -> str:
+    """The request's ``Content-Type`` media type, lower case, without parameters (``""`` when absent): from
+    ``headers``, else the first of ``multiValueHeaders`` (header names compared case-insensitively)."""
+    for key in ("headers", "multiValueHeaders"):
+        headers = event.get(key)
+        if not isinstance(headers, Mapping):
+            continue
+        value = next((v for name, v in headers.items() if name.lower() == CONTENT_TYPE), None)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if isinstance(value, str):
+            return value.partition(";")[0].strip().lower()
+    return ""
 
 
 def _may_be_deep(text: str) -> bool:
