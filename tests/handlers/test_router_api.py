@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import random
+import sys
+import types
 from typing import Any
 
 import pytest
@@ -273,3 +277,58 @@ def test_both_operations_go_through_the_validating_fake(router: RouterHarness) -
     router.route("two", include_reasoning=False)
     assert [r.operation for r in seen] == ["Converse", "ConverseStream"]
     assert all(r.target_kind == "inference-profile" and r.model_id == PRIMARY for r in seen)
+
+
+# --- the function's own HTTP layer and init (no REST resolver; benchmarks/cold_start.py) ------------------------
+def test_a_configured_browser_origin_gets_the_cors_header_and_no_other_does(router: RouterHarness) -> None:
+    router.configure(cors_origins=["https://search.example.com"])
+    event = load_event("router_post")
+    event["headers"]["Origin"] = "https://search.example.com"
+    reply = router.invoke(event)
+    assert reply.status == 200
+    assert reply.headers["Access-Control-Allow-Origin"] == "https://search.example.com"
+    assert reply.headers["Content-Type"] == "application/json"
+    event["headers"]["Origin"] = "https://elsewhere.example.com"
+    assert "Access-Control-Allow-Origin" not in router.invoke(event).headers
+
+
+def test_another_method_on_the_route_is_a_404(router: RouterHarness) -> None:
+    event = load_event("router_post")
+    event["httpMethod"] = event["requestContext"]["httpMethod"] = "GET"
+    reply = router.invoke(event)
+    assert reply.status == 404
+    assert router.model_calls() == 0
+
+
+def test_the_init_builds_the_service_in_lambda_only(router: RouterHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given Lambda's managed runtime, whose snapshot_restore_py registers SnapStart hooks
+    registered: list[Any] = []
+    hooks = types.ModuleType("snapshot_restore_py")
+    hooks.register_after_restore = registered.append  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py", hooks)
+    handler.use_service(None)
+    # Outside Lambda nothing is built at import (tests install their own service)
+    assert handler.initialize_container(dict(os.environ)) is None
+    assert registered == []
+    # In Lambda the service is built and installed, and one after-restore hook reseeds random
+    service = handler.initialize_container({**os.environ, "AWS_LAMBDA_FUNCTION_NAME": "router"})
+    assert service is not None and handler.get_service() is service
+    (hook,) = registered
+    random.seed(1)
+    seeded = random.random()
+    random.seed(1)
+    hook()
+    assert random.random() != seeded
+    # and the service answers the first request
+    assert router.route("sunset").body["source"] == "model"
+
+
+def test_invalid_settings_at_init_are_left_to_the_first_request(
+    router: RouterHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROUTER_DEFAULT_WEIGHTS", '{"visual": 1.5}')
+    handler.use_service(None)
+    assert handler.initialize_container({**os.environ, "AWS_LAMBDA_FUNCTION_NAME": "router"}) is None
+    reply = router.invoke(load_event("router_post"))
+    assert reply.status == 500
+    assert reply.body == {"message": "The router is misconfigured"}

@@ -33,7 +33,7 @@ import os
 import random
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -73,11 +73,15 @@ ROUTE_PATH = "/route"
 JSON_MEDIA_TYPE = "application/json"
 
 
-def _allowed_origins(raw: str | None) -> frozenset[str]:
-    return frozenset(json.loads(raw) if raw else ())
-
-
-CORS_ORIGINS = _allowed_origins(os.environ.get(ENV_CORS_ORIGINS))
+def _allowed_origins() -> Collection[str]:
+    """``api_cors_origins``: from the settings, or straight from the environment when they cannot be built."""
+    if _service is not None:
+        return _service.settings.cors_origins
+    try:
+        origins = json.loads(os.environ.get(ENV_CORS_ORIGINS) or "[]")
+    except ValueError:
+        return ()
+    return [o for o in origins if isinstance(o, str)] if isinstance(origins, list) else ()
 
 
 @dataclass(frozen=True)
@@ -282,7 +286,7 @@ def _proxy_response(reply: Reply, event: dict[str, Any]) -> dict[str, Any]:
     origin (``api_cors_origins``; the preflight itself is API Gateway's mock integration)."""
     headers = {"Content-Type": JSON_MEDIA_TYPE}
     origin = next((v for k, v in (event.get("headers") or {}).items() if k.lower() == "origin"), None)
-    if origin in CORS_ORIGINS:
+    if isinstance(origin, str) and origin in _allowed_origins():
         headers |= {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
     body = json.dumps(reply.body, separators=(",", ":"), ensure_ascii=False)
     return {"statusCode": int(reply.status), "headers": headers, "body": body, "isBase64Encoded": False}
