@@ -39,12 +39,14 @@ from search_router.pipeline.dataset import (
     ensure_trainable,
     heldout_record,
     read_examples,
-    split_heldout,
+    split_heldout_disjoint,
     too_many_failed_shards,
     training_jsonl,
     validate_training_jsonl,
 )
 from search_router.pipeline.labeling import UNLABELED_SHARD_FAILED, UNLABELED_THROTTLED
+from search_router.pipeline.queries.planning import unseen_template_queries
+from search_router.pipeline.queries.synthesis import heldout_templates
 from search_router.shared.channels import load_channels
 
 MAX_REPORTED_FAILED_SHARDS = 100
@@ -133,13 +135,22 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     channels = load_channels(environment.channels)
 
     examples, stats = _read_shards(bucket, run, plan.shards)
-    train, heldout, duplicates = split_heldout(examples, settings.eval_examples, seed=settings.seed)
-    train = train[:MAX_RECORDS]
+    n_unseen = unseen_template_queries(settings.eval_examples, settings.heldout_unseen_template_share)
+    split = split_heldout_disjoint(
+        examples,
+        settings.eval_examples,
+        seed=settings.seed,
+        unseen_templates=heldout_templates(channels, seed=settings.seed, wanted=n_unseen),
+        n_unseen=n_unseen,
+    )
+    heldout, duplicates = split.heldout, split.duplicates
+    train = split.train[:MAX_RECORDS]
     counts = {
         "requested": settings.total_queries,
         "labeled": len(examples),
         "invalid": sum(stats["invalid"].values()),
         "duplicates": duplicates,
+        "withheld": split.withheld,
         "errors": sum(stats["errors"].values()),
         "unlabeled": stats["unlabeled"],
     }
@@ -160,7 +171,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if not report.ok:
             raise PipelineError(f"the training file failed validation: {'; '.join(report.errors[:5])}")
         files["train"] = s3io.put_text(bucket, layout.train, training_text, "application/x-ndjson")
-        files["heldout"] = s3io.put_jsonl(bucket, layout.heldout, [heldout_record(e) for e in heldout])
+        records = [heldout_record(e, name) for e, name in zip(heldout, split.splits, strict=True)]
+        files["heldout"] = s3io.put_jsonl(bucket, layout.heldout, records)
     # The manifest is written on every path, so a run that fails here still says what happened to each query.
     manifest = build_manifest(
         channels=channels,
@@ -183,6 +195,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         },
         extra={
             "files": files,
+            "heldout_split": split.summary(),
             "teacher": run.teacher.model_dump() if run.teacher else {"model_id": run.teacher_model_id},
             "trainable": enough and tolerated,
         },
