@@ -18,6 +18,7 @@ from search_router.pipeline.dataset import (
     LabeledExample,
     heldout_record,
     split_heldout_disjoint,
+    split_heldout_for_run,
 )
 from search_router.pipeline.labeling import LABELED, QueryOutcome
 from search_router.pipeline.queries.plan_output import shard_document
@@ -51,9 +52,7 @@ def corpus(n: int = 2_000, *, seed: int = 3, user: int = 0, unseen: int = 0) -> 
 
 
 def split(examples: list[LabeledExample], n_heldout: int, *, seed: int = 3, share: float) -> HeldOutSplit:
-    n_unseen = unseen_template_queries(n_heldout, share)
-    reserved = heldout_templates(DEFAULT_CHANNELS, seed=seed, wanted=n_unseen)
-    return split_heldout_disjoint(examples, n_heldout, seed=seed, unseen_templates=reserved, n_unseen=n_unseen)
+    return split_heldout_for_run(examples, DEFAULT_CHANNELS, n_heldout, seed=seed, unseen_template_share=share)
 
 
 def test_every_synthetic_query_names_a_builtin_template_of_its_category() -> None:

@@ -39,14 +39,12 @@ from search_router.pipeline.dataset import (
     ensure_trainable,
     heldout_record,
     read_examples,
-    split_heldout_disjoint,
+    split_heldout_for_run,
     too_many_failed_shards,
     training_jsonl,
     validate_training_jsonl,
 )
 from search_router.pipeline.labeling import UNLABELED_SHARD_FAILED, UNLABELED_THROTTLED
-from search_router.pipeline.queries.planning import unseen_template_queries
-from search_router.pipeline.queries.synthesis import heldout_templates
 from search_router.shared.channels import load_channels
 
 MAX_REPORTED_FAILED_SHARDS = 100
@@ -135,13 +133,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     channels = load_channels(environment.channels)
 
     examples, stats = _read_shards(bucket, run, plan.shards)
-    n_unseen = unseen_template_queries(settings.eval_examples, settings.heldout_unseen_template_share)
-    split = split_heldout_disjoint(
+    split = split_heldout_for_run(
         examples,
+        channels,
         settings.eval_examples,
         seed=settings.seed,
-        unseen_templates=heldout_templates(channels, seed=settings.seed, wanted=n_unseen),
-        n_unseen=n_unseen,
+        unseen_template_share=settings.heldout_unseen_template_share,
     )
     heldout, duplicates = split.heldout, split.duplicates
     train = split.train[:MAX_RECORDS]

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Final, NotRequired, TypedDict, Unpack
 
 from search_router.pipeline.queries.mix import largest_remainder
+from search_router.pipeline.queries.planning import unseen_template_queries
 from search_router.pipeline.queries.query import USER, normalize_query
+from search_router.pipeline.queries.synthesis import heldout_templates
 from search_router.pipeline.queries.user_files import UserQueries
 from search_router.shared.answer.decision import RoutingDecision
 from search_router.shared.answer.formatting import format_answer
@@ -421,6 +423,26 @@ def split_heldout_disjoint(
         duplicates=duplicates,
         withheld=len(pool) - n_unseen,
         unseen_templates=tuple(sorted({unique[index].template or "" for index in unseen})),
+    )
+
+
+def split_heldout_for_run(
+    examples: Sequence[LabeledExample],
+    channels: ChannelSet,
+    n_heldout: int,
+    *,
+    seed: int,
+    unseen_template_share: float,
+) -> HeldOutSplit:
+    """:func:`split_heldout_disjoint` with the templates PlanQueries reserved for the same ``channels``, ``seed``
+    and share (:func:`~search_router.pipeline.queries.synthesis.heldout_templates`)."""
+    n_unseen = unseen_template_queries(n_heldout, unseen_template_share)
+    return split_heldout_disjoint(
+        examples,
+        n_heldout,
+        seed=seed,
+        unseen_templates=heldout_templates(channels, seed=seed, wanted=n_unseen),
+        n_unseen=n_unseen,
     )
 
 
