@@ -116,7 +116,7 @@ def build_service(settings: RouterSettings, *, clock: Callable[[], float] = time
         return CLIENTS.get("ssm", profile=CLIENT_PROFILE, config=config)
 
     def s3() -> Any:
-        return CLIENTS.get("s3", profile=CLIENT_PROFILE, config=config)
+        return CLIENTS.get("s3", profile=CLIENT_PROFILE, config=router_client_config(settings))
 
     return RouterService(
         settings,
