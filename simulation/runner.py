@@ -36,7 +36,7 @@ from search_router.adapters.clients import CLIENTS
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.layout import CANDIDATE_METRICS, STATS_SUFFIX, RunLayout
 from search_router.contract.run import run_id_from_execution
-from search_router.pipeline.queries.planning import plan_queries
+from search_router.pipeline.queries.planning import plan_queries, unseen_template_queries
 from search_router.pipeline.queries.query import normalize_query
 from search_router.pipeline.report import CHART_FILES
 from search_router.shared.channels import ChannelSet, load_channels
@@ -156,6 +156,9 @@ def planned_categories(channels: ChannelSet, settings: Mapping[str, Any]) -> dic
         seed=int(settings["seed"]),
         user=None,
         mix_user=bool(settings.get("mix_user_queries", True)),
+        unseen_heldout=unseen_template_queries(
+            int(settings["eval_examples"]), float(settings.get("heldout_unseen_template_share", 0.0))
+        ),
     )
     return {normalize_query(q.text): q.category for q in planned}
 

@@ -30,7 +30,7 @@ from cli.start import start_run
 from cli.status import Snapshot, wait_for
 
 SMALL_RUN = {"num_examples": 150, "eval_examples": 10, "judge": False, "poll_seconds": 60}
-ROUTE_SOURCES = {"model", "cache", "fallback_model", "default"}
+ROUTE_SOURCES = {"model", "cache", "micro", "fallback_model", "default"}
 
 
 @pytest.fixture(scope="module")

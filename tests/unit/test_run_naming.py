@@ -23,6 +23,7 @@ TOKEN = re.compile(r"^[a-zA-Z0-9]([-a-zA-Z0-9]{0,254}[a-zA-Z0-9])?$")
 DEFAULTS = {
     "num_examples": 10_000,
     "eval_examples": 100,
+    "heldout_unseen_template_share": 0.3,
     "teacher_model_id": "us.amazon.nova-premier-v1:0",
     "poll_seconds": 300,
     "deployment_poll_seconds": 60,

@@ -43,6 +43,11 @@ class RouterMetric(StrEnum):
     CIRCUIT_OPEN = "CircuitOpen"
     CIRCUIT_OPENED = "CircuitOpened"
     MODEL_PARAMETER_INVALID = "ModelParameterInvalid"
+    MICRO_ROUTER_ANSWERED = "MicroRouterAnswered"
+    MICRO_ROUTER_UNAVAILABLE = "MicroRouterUnavailable"
+    """The promoted micro-router could not be used (its artifact missing, unreadable, broken, or for other
+    channels; a malformed ``micro_router`` block; a failed prediction): counted once per load attempt, the
+    problem in the log line; the model answers."""
 
     @property
     def dimension(self) -> str | None:

@@ -15,11 +15,25 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from search_router.shared.prompts import PromptKind
 
+MICRO_ROUTER_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$"
+
+
+class MicroRouterPromotion(BaseModel):
+    """The micro-router promoted with the model: its artifact (``s3://`` URI of the file
+    :meth:`search_router.shared.micro_router.MicroRouter.to_bytes` wrote) and the confidence threshold ``tau``
+    at or above which the router answers from it (source ``micro``) instead of calling the model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    artifact_uri: str = Field(pattern=MICRO_ROUTER_URI_PATTERN)
+    tau: float = Field(ge=0.0, le=1.0)
+
 
 class PromotionDocument(BaseModel):
     """What the router calls (``model_id`` with the prompt it was trained for), which channels it routes to, and
     where it came from (``run_id``, ``promoted_at``, the gate's ``metrics`` and the report; ``None`` before the
-    first promotion)."""
+    first promotion), and the micro-router that answers the queries it is confident about (``None``: every query
+    goes to the model)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -30,10 +44,15 @@ class PromotionDocument(BaseModel):
     promoted_at: str | None = None
     metrics: dict[str, float | None] = Field(default_factory=dict)
     report_uri: str | None = None
+    micro_router: MicroRouterPromotion | None = None
 
     def to_parameter(self) -> str:
-        """The parameter's value: compact JSON (a Standard parameter holds 4 KB)."""
-        return json.dumps(self.model_dump(mode="json", exclude_none=False), separators=(",", ":"))
+        """The parameter's value: compact JSON (a Standard parameter holds 4 KB); ``micro_router`` only when one
+        is promoted (a router of an earlier version reads the document as before)."""
+        value = self.model_dump(mode="json", exclude_none=False)
+        if value["micro_router"] is None:
+            del value["micro_router"]
+        return json.dumps(value, separators=(",", ":"))
 
 
 SUMMARY_FIELDS: tuple[str, ...] = ("model_id", "prompt_kind", "run_id", "promoted_at")

@@ -37,6 +37,12 @@ class RunSettings(BaseModel):
     eval_examples: int = Field(
         ge=10, le=999, description="held-out examples, never trained on (a judge job holds them + 1 calibration)"
     )
+    heldout_unseen_template_share: float = Field(
+        ge=0.0,
+        le=0.5,
+        description="share of the held-out examples drawn from synthesizer templates never used in training "
+        "(the template-disjoint split; the rest of those templates' examples are withheld from training)",
+    )
     queries_s3_uri: str | None = Field(description="your own queries (txt, jsonl or csv) in S3")
     mix_user_queries: bool = Field(description="top up your queries with synthesized ones")
     teacher_model_id: str = Field(description="'auto' (first usable of teacher_preference) or a teacher id")

@@ -133,6 +133,8 @@ class Dataset(Payload):
     duplicates: int
     errors: int
     unlabeled: int
+    withheld: int = 0
+    """Examples of the held-out templates kept out of training beyond the unseen-template share."""
 
 
 # ---------------------------------------------------------------------------------------------------------------

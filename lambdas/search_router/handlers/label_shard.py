@@ -85,7 +85,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
     channels = load_channels(environment.channels)
     queries = [
-        Query(text=q["text"], category=q["category"], source=q["source"])
+        Query(text=q["text"], category=q["category"], source=q["source"], template=q.get("template"))
         for q in s3io.get_json(bucket, shard.key)["queries"]
     ]
     texts = [q.text for q in queries]

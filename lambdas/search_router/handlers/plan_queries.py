@@ -15,7 +15,7 @@ from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.tasks import RunTask, ShardPlan, ShardRef
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.queries.plan_output import QueryPlan, UserFileStats, shard_document
-from search_router.pipeline.queries.planning import plan_queries
+from search_router.pipeline.queries.planning import plan_queries, unseen_template_queries
 from search_router.pipeline.queries.user_files import parse_user_queries
 from search_router.shared.channels import load_channels
 
@@ -43,6 +43,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         seed=settings.seed,
         user=user.parsed.queries if user is not None else None,
         mix_user=settings.mix_user_queries,
+        unseen_heldout=unseen_template_queries(settings.eval_examples, settings.heldout_unseen_template_share),
     )
     plan = QueryPlan.of(planned, requested=settings.total_queries, shard_size=settings.shard_size, user=user)
     shards = []

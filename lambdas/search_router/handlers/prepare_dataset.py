@@ -39,7 +39,7 @@ from search_router.pipeline.dataset import (
     ensure_trainable,
     heldout_record,
     read_examples,
-    split_heldout,
+    split_heldout_for_run,
     too_many_failed_shards,
     training_jsonl,
     validate_training_jsonl,
@@ -133,13 +133,21 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     channels = load_channels(environment.channels)
 
     examples, stats = _read_shards(bucket, run, plan.shards)
-    train, heldout, duplicates = split_heldout(examples, settings.eval_examples, seed=settings.seed)
-    train = train[:MAX_RECORDS]
+    split = split_heldout_for_run(
+        examples,
+        channels,
+        settings.eval_examples,
+        seed=settings.seed,
+        unseen_template_share=settings.heldout_unseen_template_share,
+    )
+    heldout, duplicates = split.heldout, split.duplicates
+    train = split.train[:MAX_RECORDS]
     counts = {
         "requested": settings.total_queries,
         "labeled": len(examples),
         "invalid": sum(stats["invalid"].values()),
         "duplicates": duplicates,
+        "withheld": split.withheld,
         "errors": sum(stats["errors"].values()),
         "unlabeled": stats["unlabeled"],
     }
@@ -160,7 +168,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if not report.ok:
             raise PipelineError(f"the training file failed validation: {'; '.join(report.errors[:5])}")
         files["train"] = s3io.put_text(bucket, layout.train, training_text, "application/x-ndjson")
-        files["heldout"] = s3io.put_jsonl(bucket, layout.heldout, [heldout_record(e) for e in heldout])
+        records = [heldout_record(e, name) for e, name in zip(heldout, split.splits, strict=True)]
+        files["heldout"] = s3io.put_jsonl(bucket, layout.heldout, records)
     # The manifest is written on every path, so a run that fails here still says what happened to each query.
     manifest = build_manifest(
         channels=channels,
@@ -183,6 +192,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         },
         extra={
             "files": files,
+            "heldout_split": split.summary(),
             "teacher": run.teacher.model_dump() if run.teacher else {"model_id": run.teacher_model_id},
             "trainable": enough and tolerated,
         },

@@ -45,6 +45,7 @@ from pydantic import ValidationError
 
 from search_router.adapters.bedrock_runtime import BedrockInvoker, router_client_config
 from search_router.adapters.clients import CLIENTS
+from search_router.adapters.s3_artifacts import artifact_reader
 from search_router.adapters.ssm import parameter_reader
 from search_router.contract.names import RouterMetric
 from search_router.handlers.observability import logger, metrics, tracer
@@ -56,6 +57,7 @@ from search_router.router.api_models import (
     describe_validation_errors,
 )
 from search_router.router.guards import CircuitEvent, Transition
+from search_router.router.micro_source import MicroRouterSource
 from search_router.router.model_source import PromotedModelSource
 from search_router.router.request_body import UnreadableBodyError, decode_body, media_type, parse_json_body
 from search_router.router.service import Attempt, AttemptOutcome, DefaultReason, RouteOutcome, RouterService, Source
@@ -110,6 +112,9 @@ def build_service(settings: RouterSettings, *, clock: Callable[[], float] = time
     def ssm() -> Any:
         return router_client("ssm", settings)
 
+    def s3() -> Any:
+        return CLIENTS.get("s3", profile=CLIENT_PROFILE, config=router_client_config(settings))
+
     return RouterService(
         settings,
         invoker=BedrockInvoker(channels=settings.channels, runtime=runtime, max_workers=invoker_threads(settings)),
@@ -123,6 +128,12 @@ def build_service(settings: RouterSettings, *, clock: Callable[[], float] = time
             scope=settings.scope,
         ),
         clock=clock,
+        micro_source=MicroRouterSource(
+            read_artifact=artifact_reader(s3),
+            channels=settings.channels,
+            retry_seconds=settings.model_ttl_seconds,
+            clock=clock,
+        ),
     )
 
 
@@ -322,6 +333,14 @@ def _record(service: RouterService, outcome: RouteOutcome, request: RouteRequest
             detail=selection.detail,
             model=selection.model.model_id,
         )
+    micro = outcome.micro
+    if micro is not None and micro.refreshed and micro.problem is not None:
+        metrics.add_metric(name=RouterMetric.MICRO_ROUTER_UNAVAILABLE, unit=MetricUnit.Count, value=1)
+        logger.error(
+            "The micro-router is unusable; the model answers every query",
+            problem=micro.problem.value,
+            detail=micro.detail,
+        )
     fields: dict[str, Any] = {
         "source": outcome.source.value,
         "model": outcome.model,
@@ -330,6 +349,8 @@ def _record(service: RouterService, outcome: RouteOutcome, request: RouteRequest
         "query_chars": len(request.query),
         "attempts": [_attempt_fields(a, log_queries) for a in outcome.attempts],
     }
+    if outcome.micro_confidence is not None:
+        fields["micro_confidence"] = round(outcome.micro_confidence, 4)
     if outcome.default_reason is not None:
         fields["default_reason"] = outcome.default_reason.value
     if log_queries:
@@ -358,6 +379,8 @@ def _count_outcome(service: RouterService, outcome: RouteOutcome) -> None:
         _circuit_changed(service, event)
     if outcome.source is Source.CACHE:
         metrics.add_metric(name=RouterMetric.CACHE_HIT, unit=MetricUnit.Count, value=1)
+    elif outcome.source is Source.MICRO:
+        metrics.add_metric(name=RouterMetric.MICRO_ROUTER_ANSWERED, unit=MetricUnit.Count, value=1)
     elif outcome.source is Source.FALLBACK_MODEL:
         metrics.add_metric(name=RouterMetric.FALLBACK_MODEL_USED, unit=MetricUnit.Count, value=1)
     elif outcome.source is Source.DEFAULT:

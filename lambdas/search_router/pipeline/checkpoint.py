@@ -61,6 +61,8 @@ def outcome_record(index: int, outcome: QueryOutcome) -> dict[str, Any]:
             "weights": example.weights,
             "reasoning": example.reasoning,
         }
+        if example.template is not None:
+            record["example"]["template"] = example.template
     elif outcome.kind == INVALID:
         record.update(reason=outcome.reason, detail=outcome.detail, text=outcome.text)
     elif outcome.kind == ERROR:
@@ -78,12 +80,15 @@ def outcome_from_record(record: Mapping[str, Any]) -> QueryOutcome:
         item = record.get("example")
         if not isinstance(item, Mapping):
             raise ValueError("a labeled record needs its example")
+        if item.get("template") is not None and not isinstance(item["template"], str):
+            raise ValueError("a labeled record's template must be a string")
         example = LabeledExample(
             query=str(item["query"]),
             category=str(item["category"]),
             source=str(item["source"]),
             weights={str(k): float(v) for k, v in dict(item["weights"]).items()},
             reasoning=item.get("reasoning"),
+            template=item.get("template"),
         )
         example.decision  # noqa: B018 - validates the weights
         return QueryOutcome(LABELED, query=query or example.query, example=example)

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Final, NotRequired, TypedDict, Unpack
 
 from search_router.pipeline.queries.mix import largest_remainder
-from search_router.pipeline.queries.query import normalize_query
+from search_router.pipeline.queries.planning import unseen_template_queries
+from search_router.pipeline.queries.query import USER, normalize_query
+from search_router.pipeline.queries.synthesis import heldout_templates
 from search_router.pipeline.queries.user_files import UserQueries
 from search_router.shared.answer.decision import RoutingDecision
 from search_router.shared.answer.formatting import format_answer
@@ -42,13 +44,16 @@ _ROLES: Final = ("user", "assistant")
 # ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LabeledExample:
-    """One query with the teacher's validated weights (channel order) and reasoning. Shards are JSONL of these."""
+    """One query with the teacher's validated weights (channel order) and reasoning. Shards are JSONL of these.
+    ``template`` is the synthesizer's template id (:func:`~search_router.pipeline.queries.synthesis.template_id`),
+    ``None`` for a user's query; the template-disjoint held-out split groups by it."""
 
     query: str
     category: str
     source: str
     weights: dict[str, float]
     reasoning: str | None
+    template: str | None = None
 
     @property
     def decision(self) -> RoutingDecision:
@@ -61,18 +66,17 @@ class LabeledExample:
         return max(self.weights, key=self.weights.__getitem__)
 
     def to_json_line(self) -> str:
-        """Compact JSON, no trailing newline."""
-        return json.dumps(
-            {
-                "query": self.query,
-                "category": self.category,
-                "source": self.source,
-                "weights": self.weights,
-                "reasoning": self.reasoning,
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
+        """Compact JSON, no trailing newline (``template`` only when known)."""
+        item: dict[str, Any] = {
+            "query": self.query,
+            "category": self.category,
+            "source": self.source,
+            "weights": self.weights,
+            "reasoning": self.reasoning,
+        }
+        if self.template is not None:
+            item["template"] = self.template
+        return json.dumps(item, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json_line(cls, line: str) -> LabeledExample:
@@ -92,8 +96,16 @@ class LabeledExample:
         reasoning = item.get("reasoning")
         if reasoning is not None and not isinstance(reasoning, str):
             raise ValueError("labeled example 'reasoning' must be a string or null")
+        template = item.get("template")
+        if template is not None and not isinstance(template, str):
+            raise ValueError("labeled example 'template' must be a string or absent")
         example = cls(
-            query=item["query"], category=item["category"], source=item["source"], weights=weights, reasoning=reasoning
+            query=item["query"],
+            category=item["category"],
+            source=item["source"],
+            weights=weights,
+            reasoning=reasoning,
+            template=template,
         )
         example.decision  # noqa: B018 - validates the weights (finite, in [0, 1], summing to 1)
         return example
@@ -141,9 +153,13 @@ def training_jsonl(examples: Sequence[LabeledExample], channels: ChannelSet) -> 
     )
 
 
-def heldout_record(example: LabeledExample) -> dict[str, Any]:
-    """An evaluation line: the query, its category and the teacher's weights as reference (reasoning stripped)."""
-    return {"query": example.query, "category": example.category, "reference": dict(example.weights)}
+def heldout_record(example: LabeledExample, split: str | None = None) -> dict[str, Any]:
+    """An evaluation line: the query, its category and the teacher's weights as reference (reasoning stripped),
+    and its held-out ``split`` (:data:`HELDOUT_SPLITS`) when given."""
+    record: dict[str, Any] = {"query": example.query, "category": example.category, "reference": dict(example.weights)}
+    if split is not None:
+        record["split"] = split
+    return record
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -326,6 +342,120 @@ def split_heldout(
     return train, heldout, duplicates
 
 
+SEEN: Final = "seen"
+"""A held-out query drawn from a template that training also uses (new words in a known pattern)."""
+UNSEEN_TEMPLATE: Final = "unseen_template"
+"""A held-out query from a template (and vocabulary) that no training example comes from: the hardest split."""
+USER_SPLIT: Final = "user"
+"""A held-out query from the user's own file."""
+HELDOUT_SPLITS: Final = (SEEN, UNSEEN_TEMPLATE, USER_SPLIT)
+
+
+@dataclass(frozen=True)
+class HeldOutSplit:
+    """What :func:`split_heldout_disjoint` decided. ``splits`` is parallel to ``heldout``; ``withheld`` counts
+    the examples of the unseen templates beyond the held-out share: neither trained on (that would make the
+    templates seen) nor held out, so ``train + heldout + withheld + duplicates`` is every example given."""
+
+    train: list[LabeledExample]
+    heldout: list[LabeledExample]
+    splits: list[str]
+    duplicates: int
+    withheld: int
+    unseen_templates: tuple[str, ...]
+
+    def per_split(self) -> dict[str, int]:
+        """Held-out records by split, every split named (0 when empty)."""
+        counts = dict.fromkeys(HELDOUT_SPLITS, 0)
+        for split in self.splits:
+            counts[split] += 1
+        return counts
+
+    def summary(self) -> dict[str, Any]:
+        """The manifest's ``heldout_split``."""
+        return {
+            "per_split": self.per_split(),
+            "withheld_unseen_template": self.withheld,
+            "unseen_templates": list(self.unseen_templates),
+        }
+
+
+def split_heldout_disjoint(
+    examples: Sequence[LabeledExample],
+    n_heldout: int,
+    *,
+    seed: int,
+    unseen_templates: frozenset[str] = frozenset(),
+    n_unseen: int = 0,
+) -> HeldOutSplit:
+    """The held-out set with a template-disjoint part: up to ``n_unseen`` examples from the ``unseen_templates``
+    (the synthesizer's :func:`~search_router.pipeline.queries.synthesis.heldout_templates`, which PlanQueries
+    drew that many queries from), and :func:`split_heldout`'s stratified sample of the other examples for the
+    rest of ``n_heldout`` (the user's queries among them, split ``"user"``).
+
+    No training example comes from an unseen template: should there be more of their examples than
+    ``n_unseen``, the extra ones are ``withheld`` (counted, not trained on). Deterministic for ``seed``; every
+    list keeps input order.
+    """
+    if n_heldout < 0:
+        raise ValueError(f"n_heldout must be >= 0, got {n_heldout}")
+    if n_unseen < 0:
+        raise ValueError(f"n_unseen must be >= 0, got {n_unseen}")
+    unique, duplicates = dedupe_examples(examples)
+    n_heldout = min(n_heldout, len(unique))
+    pool = [index for index, example in enumerate(unique) if _is_unseen(example, unseen_templates)]
+    n_unseen = min(n_unseen, len(pool), n_heldout)
+    rng = random.Random(f"unseen:{seed}")  # noqa: S311 - reproducible sampling, not security
+    unseen = set(rng.sample(pool, n_unseen))
+    in_pool = set(pool)
+    rest = [example for index, example in enumerate(unique) if index not in in_pool]
+    train, stratified, _ = split_heldout(rest, n_heldout - n_unseen, seed=seed)
+    chosen = {normalize_query(example.query) for example in stratified}
+    heldout = [
+        example
+        for index, example in enumerate(unique)
+        if index in unseen or (index not in in_pool and normalize_query(example.query) in chosen)
+    ]
+    return HeldOutSplit(
+        train=train,
+        heldout=heldout,
+        splits=[_split_of(example, unseen_templates) for example in heldout],
+        duplicates=duplicates,
+        withheld=len(pool) - n_unseen,
+        unseen_templates=tuple(sorted({unique[index].template or "" for index in unseen})),
+    )
+
+
+def split_heldout_for_run(
+    examples: Sequence[LabeledExample],
+    channels: ChannelSet,
+    n_heldout: int,
+    *,
+    seed: int,
+    unseen_template_share: float,
+) -> HeldOutSplit:
+    """:func:`split_heldout_disjoint` with the templates PlanQueries reserved for the same ``channels``, ``seed``
+    and share (:func:`~search_router.pipeline.queries.synthesis.heldout_templates`)."""
+    n_unseen = unseen_template_queries(n_heldout, unseen_template_share)
+    return split_heldout_disjoint(
+        examples,
+        n_heldout,
+        seed=seed,
+        unseen_templates=heldout_templates(channels, seed=seed, wanted=n_unseen),
+        n_unseen=n_unseen,
+    )
+
+
+def _is_unseen(example: LabeledExample, unseen_templates: frozenset[str]) -> bool:
+    return example.source != USER and example.template is not None and example.template in unseen_templates
+
+
+def _split_of(example: LabeledExample, unseen_templates: frozenset[str]) -> str:
+    if example.source == USER:
+        return USER_SPLIT
+    return UNSEEN_TEMPLATE if _is_unseen(example, unseen_templates) else SEEN
+
+
 def _stratified_allocation(n: int, sizes: Mapping[str, int]) -> dict[str, int]:
     """Largest-remainder shares of ``n`` by size; then one for each category of >= 2 that got none, when the
     categories of >= 2 are no more than ``n``."""
@@ -359,6 +489,7 @@ class DatasetCounts(TypedDict):
     duplicates: int
     errors: NotRequired[int]
     unlabeled: NotRequired[int]
+    withheld: NotRequired[int]
     calls: NotRequired[int]
     throttled: NotRequired[int]
     unlabeled_throttled: NotRequired[int]
@@ -379,6 +510,7 @@ class DatasetTooSmall(Exception):
     duplicates: int
     errors: int = 0
     unlabeled: int = 0
+    withheld: int = 0
     minimum: int = MIN_RECORDS
     calls: int = 0
     throttled: int = 0
@@ -396,6 +528,8 @@ class DatasetTooSmall(Exception):
         )
         if self.errors:
             details += f", errors {self.errors}"
+        if self.withheld:
+            details += f", withheld (unseen templates) {self.withheld}"
         if self.unlabeled:
             details += f", unlabeled {self.unlabeled}"
             if self.unlabeled_failed_shards:
@@ -423,7 +557,13 @@ class DatasetTooSmall(Exception):
     def throttling_was_the_reason(self) -> bool:
         """Throttling (retries that ran out, shards that gave up) lost more queries than every other cause."""
         lost = self.unlabeled_throttled + self.errors_throttled
-        others = self.invalid + (self.errors - self.errors_throttled) + self.duplicates + self.unlabeled_failed_shards
+        others = (
+            self.invalid
+            + (self.errors - self.errors_throttled)
+            + self.duplicates
+            + self.unlabeled_failed_shards
+            + self.withheld
+        )
         return lost > 0 and lost >= others
 
 

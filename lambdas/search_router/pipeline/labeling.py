@@ -475,6 +475,7 @@ def _labeled(query: Query, decision: RoutingDecision) -> QueryOutcome:
         source=query.source,
         weights=dict(decision.weights),
         reasoning=decision.reasoning,
+        template=query.template,
     )
     return QueryOutcome(LABELED, query=query.text, example=example)
 

@@ -30,7 +30,7 @@ class RouteResponse(BaseModel):
     weights: dict[str, float]
     reasoning: str | None
     model: str
-    source: Literal["model", "cache", "fallback_model", "default"]
+    source: Literal["model", "cache", "micro", "fallback_model", "default"]
     latency_ms: float
 
 

@@ -23,6 +23,10 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ValidationError
+
+from search_router.contract.promotion import MicroRouterPromotion
+from search_router.router.micro_source import MicroRouterRef
 from search_router.router.settings import AccountScope, ModelSpec
 from search_router.shared.channels import ChannelSet
 
@@ -49,9 +53,14 @@ class PromotionError(ValueError):
 
 @dataclass(frozen=True)
 class Promotion:
+    """A usable promotion. ``micro`` is the micro-router it names, ``micro_problem`` why its ``micro_router``
+    block was not usable (the model is still used: the block only adds the micro-router in front of it)."""
+
     model: ModelSpec
     run_id: str | None = None
     promoted_at: str | None = None
+    micro: MicroRouterRef | None = None
+    micro_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,8 @@ class ModelSelection:
     problem: PromotionProblem | None = None
     detail: str | None = None
     refreshed: bool = False
+    micro: MicroRouterRef | None = None
+    micro_problem: str | None = None
 
 
 class ParameterNotFound(LookupError):
@@ -120,9 +131,28 @@ def parse_promotion(value: str, channels: ChannelSet, scope: AccountScope | None
             PromotionProblem.CHANNEL_MISMATCH,
             f"the promoted model routes to {named}, the router serves {list(channels.names)}",
         )
+    micro, micro_problem = _micro_router(data.get("micro_router"))
     return Promotion(
-        model=model, run_id=_optional_str(data.get("run_id")), promoted_at=_optional_str(data.get("promoted_at"))
+        model=model,
+        run_id=_optional_str(data.get("run_id")),
+        promoted_at=_optional_str(data.get("promoted_at")),
+        micro=micro,
+        micro_problem=micro_problem,
     )
+
+
+def _micro_router(value: Any) -> tuple[MicroRouterRef | None, str | None]:
+    """The promoted micro-router, or why the ``micro_router`` block cannot be used (absent or null: none)."""
+    if value is None:
+        return None, None
+    try:
+        block = MicroRouterPromotion.model_validate(value)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"micro_router.{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
+        )
+        return None, problems
+    return MicroRouterRef(artifact_uri=block.artifact_uri, tau=block.tau), None
 
 
 def _optional_str(value: Any) -> str | None:
@@ -177,7 +207,14 @@ class PromotedModelSource:
             return self._default_selection(PromotionProblem.PARAMETER_NOT_FOUND, self._parameter_name)
         except ParameterUnavailable as error:
             return self._keep_last(str(error))
-        selection = ModelSelection(model=promotion.model, from_parameter=True, run_id=promotion.run_id, refreshed=True)
+        selection = ModelSelection(
+            model=promotion.model,
+            from_parameter=True,
+            run_id=promotion.run_id,
+            refreshed=True,
+            micro=promotion.micro,
+            micro_problem=promotion.micro_problem,
+        )
         self._last_good = selection
         return selection
 

@@ -1,9 +1,14 @@
-"""The routing decision: cache → promoted model → fallback chain → default weights, within a time budget.
+"""The routing decision: cache → micro-router → promoted model → fallback chain → default weights, within a time
+budget.
 
 Always returns valid weights (every channel, each in [0, 1], summing to 1) and says where they came from:
 
 - ``model``: the selected model (the promotion in SSM, or the configured default model) answered;
 - ``cache``: an earlier answer of the selected model for the same normalized query (model answers only);
+- ``micro``: the promoted micro-router (:mod:`search_router.router.micro_source`) answered without a network
+  call, because its calibrated confidence was at least the promoted τ (never below it; never when reasoning is
+  asked for: it has none). A missing or broken micro-router, or a failed prediction, means the model path as
+  without one, and ``micro`` on the outcome says why;
 - ``fallback_model``: a later model of the chain answered (the configured default model when a promoted
   model failed, then ``router_fallback_models`` in order);
 - ``default``: no model answered in time with a valid answer, the fallback cap was reached, or something
@@ -35,12 +40,13 @@ import random
 import time
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final, Protocol
 
 from search_router.router.cache import TtlLruCache
 from search_router.router.guards import Admission, CircuitBreakers, CircuitEvent, FallbackCap
+from search_router.router.micro_source import NO_MICRO_ROUTER, MicroProblem, MicroRouterRef, MicroState
 from search_router.router.model_source import ModelSelection
 from search_router.router.settings import ModelSpec, RouterSettings
 from search_router.shared.answer.decision import ParseFailure, ParseResult, RoutingDecision
@@ -50,6 +56,7 @@ MAX_ATTEMPTS_PER_MODEL: Final = 2
 BACKOFF_SECONDS: Final = 0.025
 MIN_CALL_SECONDS: Final = 0.02  # do not start a call with less time than this left
 DEFAULT_MODEL_LABEL: Final = "default-weights"
+MICRO_MODEL_LABEL: Final = "micro-router"
 TIMEOUT_CODE: Final = "Timeout"  # the call overran its deadline (the invoker stopped waiting for it)
 POOL_EXHAUSTED_CODE: Final = "PoolExhausted"  # every call thread was busy: no call was made
 
@@ -57,6 +64,7 @@ POOL_EXHAUSTED_CODE: Final = "PoolExhausted"  # every call thread was busy: no c
 class Source(StrEnum):
     MODEL = "model"
     CACHE = "cache"
+    MICRO = "micro"
     FALLBACK_MODEL = "fallback_model"
     DEFAULT = "default"
 
@@ -102,6 +110,8 @@ class RouteOutcome:
     default_reason: DefaultReason | None = None
     error: BaseException | None = None
     circuit_events: tuple[CircuitEvent, ...] = ()
+    micro: MicroState | None = None
+    micro_confidence: float | None = None
 
 
 class Invoker(Protocol):
@@ -114,6 +124,12 @@ class Invoker(Protocol):
 
 class ModelSource(Protocol):
     def current(self) -> ModelSelection: ...
+
+
+class MicroSource(Protocol):
+    """:class:`search_router.router.micro_source.MicroRouterSource`."""
+
+    def current(self, ref: MicroRouterRef | None) -> MicroState: ...
 
 
 CacheKey = tuple[str, str, bool, str]
@@ -151,10 +167,12 @@ class RouterService:
         jitter: Callable[[], float] = random.random,
         breakers: CircuitBreakers | None = None,
         fallback_cap: FallbackCap | None = None,
+        micro_source: MicroSource | None = None,
     ) -> None:
         self.settings = settings
         self._invoker = invoker
         self._model_source = model_source
+        self._micro_source = micro_source
         self._timer = timer
         self._sleep = sleep
         self._jitter = jitter
@@ -201,7 +219,61 @@ class RouterService:
             self.fallback_cap.record(expensive=False)
             decision, model_id = cached
             return RouteOutcome(decision, Source.CACHE, model_id, self._elapsed_ms(started), selection=selection)
+        micro = self._micro_state(selection)
+        answer, confidence, micro = self._micro_answer(micro, query, include_reasoning)
+        if answer is not None:
+            self.fallback_cap.record(expensive=False)
+            return RouteOutcome(
+                answer,
+                Source.MICRO,
+                MICRO_MODEL_LABEL,
+                self._elapsed_ms(started),
+                selection=selection,
+                micro=micro,
+                micro_confidence=confidence,
+            )
+        outcome = self._model_path(
+            query, include_reasoning, started=started, deadline=deadline, selection=selection, key=key
+        )
+        return replace(outcome, micro=micro, micro_confidence=confidence)
 
+    def _micro_answer(
+        self, micro: MicroState, query: str, include_reasoning: bool
+    ) -> tuple[RoutingDecision | None, float | None, MicroState]:
+        """The micro-router's decision when its confidence is at least τ (else ``None``), its confidence, and
+        the state to report (a failed prediction becomes a problem, never an error of the request)."""
+        if micro.router is None or micro.tau is None or include_reasoning:
+            return None, None, micro
+        try:
+            prediction = micro.router.predict(query)
+            decision = RoutingDecision.from_weights(prediction.weights, self.settings.channels)
+        except Exception as error:
+            failed = MicroState(problem=MicroProblem.PREDICTION_FAILED, detail=type(error).__name__, refreshed=True)
+            return None, None, failed
+        confident = prediction.confidence >= micro.tau
+        return (decision if confident else None), prediction.confidence, micro
+
+    def _micro_state(self, selection: ModelSelection) -> MicroState:
+        """The micro-router the selection names (none without a source), or why it cannot be used."""
+        if selection.micro_problem is not None:
+            return MicroState(
+                problem=MicroProblem.INVALID_REFERENCE, detail=selection.micro_problem, refreshed=selection.refreshed
+            )
+        if self._micro_source is None:
+            return NO_MICRO_ROUTER
+        return self._micro_source.current(selection.micro)
+
+    def _model_path(
+        self,
+        query: str,
+        include_reasoning: bool,
+        *,
+        started: float,
+        deadline: float,
+        selection: ModelSelection,
+        key: CacheKey,
+    ) -> RouteOutcome:
+        selected = selection.model
         attempts: list[Attempt] = []
         events: list[CircuitEvent] = []
         reason: DefaultReason | None = None

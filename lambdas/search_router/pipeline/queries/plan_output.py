@@ -28,8 +28,15 @@ def shard_size_for(total: int, requested: int) -> int:
 
 
 def shard_document(queries: Sequence[Query]) -> dict[str, Any]:
-    """One shard's file, as the label shard reads it."""
-    return {"queries": [{"text": q.text, "category": q.category, "source": q.source} for q in queries]}
+    """One shard's file, as the label shard reads it (``template`` only on synthetic queries)."""
+    return {"queries": [_query_item(q) for q in queries]}
+
+
+def _query_item(query: Query) -> dict[str, Any]:
+    item = {"text": query.text, "category": query.category, "source": query.source}
+    if query.template is not None:
+        item["template"] = query.template
+    return item
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,14 @@ from search_router.shared.channels import ChannelSet
 DEFAULT_MAX_USER_SHARE: Final = 0.5
 
 
+def unseen_template_queries(n_heldout: int, share: float) -> int:
+    """How many held-out queries come from templates never used in training (the run's
+    ``heldout_unseen_template_share`` of ``eval_examples``)."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"the unseen-template share must be within 0..1, got {share}")
+    return round(n_heldout * share)
+
+
 def plan_queries(
     channels: ChannelSet,
     *,
@@ -23,6 +31,7 @@ def plan_queries(
     mix_user: bool,
     mix: Mapping[str, float] | None = None,
     max_user_share: float = DEFAULT_MAX_USER_SHARE,
+    unseen_heldout: int = 0,
 ) -> list[Query]:
     """The queries to label: the user's first, then synthetic ones, ``n_total`` in all when possible.
 
@@ -34,6 +43,8 @@ def plan_queries(
 
     User queries are de-duplicated by :func:`normalize_query` and synthetic ones never repeat them. When not
     enough queries exist the result is shorter than ``n_total``: the caller reports the shortfall.
+    ``unseen_heldout`` of the synthetic queries (at most) come from the templates reserved for the
+    template-disjoint held-out set (:func:`~search_router.pipeline.queries.synthesis.heldout_templates`).
     """
     if n_total < 0:
         raise ValueError(f"n_total must be >= 0, got {n_total}")
@@ -58,8 +69,14 @@ def plan_queries(
         return sample(unique, n_total)
     user_quota = len(unique) if not mix_user else min(len(unique), math.floor(n_total * max_user_share))
     chosen = sample(unique, user_quota)
+    n_synthetic = n_total - len(chosen)
     synthetic = synthesize_queries(
-        channels, n_total - len(chosen), seed=seed, mix=mix, exclude={normalize_query(q.text) for q in unique}
+        channels,
+        n_synthetic,
+        seed=seed,
+        mix=mix,
+        exclude={normalize_query(q.text) for q in unique},
+        reserved=min(unseen_heldout, n_synthetic),
     )
     if mix_user and len(chosen) + len(synthetic) < n_total and len(unique) > len(chosen):
         # The synthesizer ran short: use more of the user's queries rather than fewer queries in all.

@@ -13,11 +13,13 @@ USER: Final = "user"
 @dataclass(frozen=True)
 class Query:
     """One query to label. ``source`` is ``"synthetic"`` or ``"user"``; ``category`` a mix category or a user
-    label (``"user"`` by default)."""
+    label (``"user"`` by default); ``template`` the id of the template and vocabulary a synthetic query was drawn
+    from (:func:`search_router.pipeline.queries.synthesis.template_id`), ``None`` for a user's query."""
 
     text: str
     category: str
     source: str
+    template: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import logging
 import math
 import random
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -98,14 +99,28 @@ class _LazyPermutation:
                 return index
 
 
+BUILTIN_VOCABULARY: Final = "builtin"
+"""The vocabulary of the built-in templates (``vocabulary.json``)."""
+CHANNEL_VOCABULARY: Final = "channels"
+"""The vocabulary of the generic patterns: the channels' own phrases (built-in heads, custom examples and terms)."""
+
+
+def template_id(vocabulary: str, category: str, pattern: str) -> str:
+    """The id a synthetic query carries: which vocabulary, category and pattern produced it
+    (``"builtin/visual_dominant/{v_scene} {v_light}"``). The template-disjoint held-out split groups by it."""
+    return f"{vocabulary}/{category}/{pattern}"
+
+
 @dataclass
 class _Space:
-    """One template with its slot lists: ``size`` combinations, drawn without replacement."""
+    """One template with its slot lists: ``size`` combinations, drawn without replacement. ``template`` is its
+    :func:`template_id`."""
 
     pattern: str
     slot_names: tuple[str, ...]
     lists: tuple[tuple[str, ...], ...]
     size: int
+    template: str = ""
     permutation: _LazyPermutation | None = None
 
     def render(self, index: int) -> str | None:
@@ -122,10 +137,10 @@ class _Space:
         return clean_text(self.pattern.format_map(values))
 
 
-def _space(pattern: str, vocab: Mapping[str, tuple[str, ...]]) -> _Space:
+def _space(pattern: str, vocab: Mapping[str, tuple[str, ...]], template: str) -> _Space:
     names = tuple(dict.fromkeys(slots(pattern)))
     lists = tuple(vocab[vocab_name(name)] for name in names)
-    return _Space(pattern, names, lists, math.prod(len(options) for options in lists))
+    return _Space(pattern, names, lists, math.prod(len(options) for options in lists), template)
 
 
 def _category_spaces(channels: ChannelSet) -> dict[str, list[_Space]]:
@@ -143,19 +158,27 @@ def _category_spaces(channels: ChannelSet) -> dict[str, list[_Space]]:
         heads = BUILTIN.heads.get(channel.name) or _custom_heads(channel.name, channel.examples, channel.description)
         vocab[f"h_{channel.name}"] = heads
 
+    def generic(category: str, pattern: str) -> _Space:
+        return _space(pattern, vocab, template_id(CHANNEL_VOCABULARY, category, pattern))
+
     spaces: dict[str, list[_Space]] = {category: [] for category in categories(channels)}
     for category, templates in BUILTIN.templates.items():
         if category in spaces:
-            spaces[category] += [_space(t.pattern, vocab) for t in templates if set(t.uses) <= names]
+            spaces[category] += [
+                _space(t.pattern, vocab, template_id(BUILTIN_VOCABULARY, category, t.pattern))
+                for t in templates
+                if set(t.uses) <= names
+            ]
     custom = [name for name in channels.names if name not in BUILTIN.heads]
     for name in custom:
-        spaces[dominant_category(name)] += [_space(p, vocab) for p in _dominant_patterns(name)]
+        category = dominant_category(name)
+        spaces[category] += [generic(category, p) for p in _dominant_patterns(name)]
     for category, patterns in _mixed_patterns(channels.names, set(custom)).items():
-        spaces[category] += [_space(pattern, vocab) for pattern in patterns]
+        spaces[category] += [generic(category, pattern) for pattern in patterns]
     # A subset of the built-in channels that no built-in mixed template covers: generic mixed patterns.
     for category, patterns in _mixed_patterns(channels.names, names).items():
         if not spaces[category]:
-            spaces[category] += [_space(pattern, vocab) for pattern in patterns]
+            spaces[category] += [generic(category, pattern) for pattern in patterns]
     return spaces
 
 
@@ -233,7 +256,7 @@ class _CategorySampler:
             if not key or key in seen:
                 continue
             seen.add(key)
-            return Query(text=text, category=self.category, source=SYNTHETIC)
+            return Query(text=text, category=self.category, source=SYNTHETIC, template=space.template)
         return None
 
 
@@ -284,6 +307,34 @@ class _Drawing:
         return missing
 
 
+def heldout_templates(channels: ChannelSet, *, seed: int, wanted: int) -> frozenset[str]:
+    """The templates (:func:`template_id`) reserved for the template-disjoint held-out set: none of the training
+    queries comes from them. Deterministic for ``channels`` and ``seed``, so PlanQueries and PrepareDataset agree
+    without passing the set along.
+
+    In rounds, each category gives one more template in random order, never its last one, until the reserved
+    templates can produce at least twice ``wanted`` queries (repeats and collisions are rejected); none when
+    ``wanted`` is 0.
+    """
+    if wanted <= 0:
+        return frozenset()
+    rng = random.Random(f"heldout-templates:{seed}")  # noqa: S311 - reproducible sampling, not security
+    queues: dict[str, list[_Space]] = {}
+    for category, spaces in sorted(_category_spaces(channels).items()):
+        live = [space for space in spaces if space.size > 0]
+        rng.shuffle(live)
+        queues[category] = live[1:]
+    picked: set[str] = set()
+    room = 0
+    while room < 2 * wanted and any(queues.values()):
+        for queue in queues.values():
+            if queue:
+                space = queue.pop()
+                picked.add(space.template)
+                room += space.size
+    return frozenset(picked)
+
+
 def synthesize(
     channels: ChannelSet,
     n: int,
@@ -291,17 +342,43 @@ def synthesize(
     seed: int,
     mix: Mapping[str, float] | None = None,
     exclude: Iterable[str] = frozenset(),
+    reserved: int = 0,
 ) -> SynthesisResult:
-    """:func:`synthesize_queries` with a report of per-category targets, production and exhausted categories."""
+    """:func:`synthesize_queries` with a report of per-category targets, production and exhausted categories.
+
+    ``reserved`` of the ``n`` queries come from the :func:`heldout_templates` for ``reserved`` (the categories'
+    shares of them follow the mix among the categories that reserve a template) and the rest from the other
+    templates only; the per-category counts still follow the mix.
+    """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
+    if not 0 <= reserved <= n:
+        raise ValueError(f"reserved must be within 0..n ({n}), got {reserved}")
     shares = resolve_mix(channels, mix)
     targets = largest_remainder(n, shares)
     rng = random.Random(seed)  # noqa: S311 - reproducible sampling, not security
     seen = {normalize_query(text) for text in exclude}
     spaces = _category_spaces(channels)
+    held = heldout_templates(channels, seed=seed, wanted=reserved)
+    reserved_queries: list[Query] = []
+    if held:
+        held_shares = {
+            category: share
+            for category, share in shares.items()
+            if share > 0 and any(space.template in held for space in spaces[category])
+        }
+        held_targets = largest_remainder(reserved, held_shares)
+        held_drawing = _Drawing(
+            {c: _CategorySampler(c, [s for s in spaces[c] if s.template in held], rng) for c in held_shares}, seen
+        )
+        held_drawing.fill_targets({c: min(t, targets[c]) for c, t in held_targets.items()})
+        reserved_queries = held_drawing.queries
+        spaces = {c: [s for s in category_spaces if s.template not in held] for c, category_spaces in spaces.items()}
+    done = Counter(query.category for query in reserved_queries)
     drawing = _Drawing({category: _CategorySampler(category, spaces[category], rng) for category in shares}, seen)
-    missing = drawing.fill_shortfall(drawing.fill_targets(targets), shares)
+    missing = drawing.fill_shortfall(
+        drawing.fill_targets({category: target - done[category] for category, target in targets.items()}), shares
+    )
     if drawing.exhausted:
         logger.warning(
             "query categories exhausted; filled from others",
@@ -312,10 +389,10 @@ def synthesize(
                 "shortfall": missing,
             },
         )
-    rng.shuffle(drawing.queries)
-    return SynthesisResult(
-        queries=drawing.queries, targets=targets, produced=drawing.produced, exhausted=drawing.exhausted
-    )
+    queries = reserved_queries + drawing.queries
+    rng.shuffle(queries)
+    produced = {category: drawing.produced[category] + done[category] for category in drawing.produced}
+    return SynthesisResult(queries=queries, targets=targets, produced=produced, exhausted=drawing.exhausted)
 
 
 def synthesize_queries(
@@ -325,6 +402,7 @@ def synthesize_queries(
     seed: int,
     mix: Mapping[str, float] | None = None,
     exclude: Iterable[str] = frozenset(),
+    reserved: int = 0,
 ) -> list[Query]:
     """``n`` distinct synthetic queries, deterministic for ``seed``, in shuffled order.
 
@@ -336,6 +414,7 @@ def synthesize_queries(
     tense" gives "happy", "sad", "tense") inside generic templates ("clips showing ...", "... footage", "...
     with ..."), so its space is small (hundreds to a few thousand) and good ``examples`` matter. When a
     category runs out, the rest is drawn from the other categories of the mix (see :func:`synthesize` for the
-    report); when everything runs out, fewer than ``n`` queries are returned.
+    report); when everything runs out, fewer than ``n`` queries are returned. ``reserved`` of them come from the
+    templates held out of training (:func:`heldout_templates`), the rest from the others.
     """
-    return synthesize(channels, n, seed=seed, mix=mix, exclude=exclude).queries
+    return synthesize(channels, n, seed=seed, mix=mix, exclude=exclude, reserved=reserved).queries
