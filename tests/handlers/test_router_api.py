@@ -12,6 +12,7 @@ from search_router.shared.channels import DEFAULT_CHANNELS
 from search_router.shared.prompts import student_prompt, teacher_prompt
 from simulation.bedrock.values import ConverseRequest
 from tests.handlers.router_harness import (
+    FALLBACK_ANSWER,
     PRIMARY,
     VALID_ANSWER,
     RouterHarness,
@@ -273,3 +274,79 @@ def test_both_operations_go_through_the_validating_fake(router: RouterHarness) -
     router.route("two", include_reasoning=False)
     assert [r.operation for r in seen] == ["Converse", "ConverseStream"]
     assert all(r.target_kind == "inference-profile" and r.model_id == PRIMARY for r in seen)
+
+
+WEIGHTS_ONLY_ANSWER = '{"visual":0.6,"audio":0.2,"transcription":0.1,"metadata":0.1}'
+
+
+def _student_answers(request: ConverseRequest) -> str:
+    """A distilled model trained on both student prompts: the weights only unless the prompt asks for reasoning."""
+    if request.system_text == student_prompt(DEFAULT_CHANNELS, reasoning=False):
+        return WEIGHTS_ONLY_ANSWER
+    if request.system_text == student_prompt(DEFAULT_CHANNELS):
+        return VALID_ANSWER
+    return FALLBACK_ANSWER  # not a student prompt: the test fails on the weights
+
+
+@pytest.mark.parametrize(
+    ("include_reasoning", "operation", "weights", "reasoning"),
+    [
+        (False, "ConverseStream", {"visual": 0.6, "audio": 0.2, "transcription": 0.1, "metadata": 0.1}, None),
+        (
+            True,
+            "Converse",
+            {"visual": 0.7, "audio": 0.1, "transcription": 0.1, "metadata": 0.1},
+            "Mostly what is seen.",
+        ),
+    ],
+    ids=["weights-only", "with-reasoning"],
+)
+def test_a_promoted_student_gets_the_prompt_that_include_reasoning_picks(
+    router: RouterHarness,
+    include_reasoning: bool,
+    operation: str,
+    weights: dict[str, float],
+    reasoning: str | None,
+) -> None:
+    # Given a promoted student model
+    router.set_parameter(promotion("us.amazon.nova-lite-v1:0", "student"))
+    router.bedrock.responder = _student_answers
+    router.configure()
+
+    # When a query is routed with or without reasoning
+    reply = router.route("sunset", include_reasoning=include_reasoning)
+
+    # Then the model got the matching student prompt, and the answer has the same shape either way
+    (call,) = router.calls(operation)
+    assert call["system"] == [{"text": student_prompt(DEFAULT_CHANNELS, reasoning=include_reasoning)}]
+    assert reply.status == 200
+    assert set(reply.body) == {"weights", "reasoning", "model", "source", "latency_ms"}
+    assert reply.body["weights"] == weights
+    assert reply.body["reasoning"] == reasoning
+    assert reply.body["source"] == "model"
+
+
+def test_the_teacher_prompt_is_the_same_with_or_without_reasoning(router: RouterHarness) -> None:
+    router.route("one", include_reasoning=True)
+    router.route("two", include_reasoning=False)
+
+    (unary,), (streamed,) = router.calls("Converse"), router.calls("ConverseStream")
+    assert unary["system"] == streamed["system"] == [{"text": teacher_prompt(DEFAULT_CHANNELS)}]
+
+
+def test_the_two_student_prompts_are_cached_apart(router: RouterHarness) -> None:
+    router.set_parameter(promotion("us.amazon.nova-lite-v1:0", "student"))
+    router.bedrock.responder = _student_answers
+    router.configure()
+
+    weights_only = router.route("sunset", include_reasoning=False)
+    with_reasoning = router.route("sunset", include_reasoning=True)
+    again = router.route("sunset", include_reasoning=False)
+
+    assert (weights_only.body["source"], with_reasoning.body["source"], again.body["source"]) == (
+        "model",
+        "model",
+        "cache",
+    )
+    assert with_reasoning.body["reasoning"] == "Mostly what is seen."
+    assert again.body["reasoning"] is None and again.body["weights"] == weights_only.body["weights"]

@@ -84,7 +84,8 @@ def test_a_promoted_custom_model_deployment_is_invoked_by_its_arn(router: Router
     assert reply.body["model"] == deployment_arn
     assert reply.body["source"] == "model"
     (call,) = router.calls("ConverseStream")
-    assert call["system"] == [{"text": student_prompt(DEFAULT_CHANNELS)}]
+    # issue 12: without include_reasoning a student model gets its weights-only prompt
+    assert call["system"] == [{"text": student_prompt(DEFAULT_CHANNELS, reasoning=False)}]
 
 
 def test_when_the_promoted_model_fails_the_default_model_is_the_first_fallback(router: RouterHarness) -> None:

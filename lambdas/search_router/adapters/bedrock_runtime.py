@@ -87,7 +87,11 @@ class BedrockInvoker:
         self._channels = channels
         self._runtime = runtime
         self._max_workers = max_workers
-        self._prompts = {kind: prompt_for(kind, channels) for kind in PromptKind}
+        self._prompts = {
+            (kind, reasoning): prompt_for(kind, channels, reasoning=reasoning)
+            for kind in PromptKind
+            for reasoning in (True, False)
+        }
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._in_flight = 0
@@ -103,9 +107,14 @@ class BedrockInvoker:
         with self._in_flight_lock:
             return self._in_flight
 
-    def ask(self, model: ModelSpec, query: str, *, stream: bool, timeout_s: float) -> ParseResult:
-        """The parsed answer of ``model`` for ``query``; :class:`ModelCallError` if the call fails or overruns."""
-        request = self._request(model, query)
+    def ask(
+        self, model: ModelSpec, query: str, *, stream: bool, timeout_s: float, reasoning: bool = True
+    ) -> ParseResult:
+        """The parsed answer of ``model`` for ``query``; :class:`ModelCallError` if the call fails or overruns.
+
+        ``reasoning`` picks the prompt: a student model gets its weights-only prompt when it is False (the
+        teacher prompt has one form)."""
+        request = self._request(model, query, reasoning)
         cancel = threading.Event()
         streams: list[Any] = []
         work = self._stream_weights if stream else self._converse
@@ -162,10 +171,10 @@ class BedrockInvoker:
                     self._executor = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="bedrock")
         return self._executor
 
-    def _request(self, model: ModelSpec, query: str) -> dict[str, Any]:
+    def _request(self, model: ModelSpec, query: str, reasoning: bool) -> dict[str, Any]:
         return {
             "modelId": model.model_id,
-            "system": [{"text": self._prompts[model.prompt_kind]}],
+            "system": [{"text": self._prompts[model.prompt_kind, reasoning]}],
             "messages": [{"role": "user", "content": [{"text": query}]}],
             "inferenceConfig": {"maxTokens": MAX_TOKENS, "temperature": TEMPERATURE},
         }
