@@ -13,7 +13,16 @@ streaming yields the weights than waiting for the whole answer.
    answer (the reasoning after them), served by the botocore-validating Bedrock fake: the handler with
    ``include_reasoning=false`` (ConverseStream, stops at the weights) vs ``true`` (Converse, waits for all).
 
-Acceptance: overhead p50 < 2 ms, import < 500 ms, streaming time-to-weights <= half the full-answer time.
+4. **Tokens per route for each prompt** (issue 12): input and output tokens of the teacher prompt and of the two
+   student prompts (weights then reasoning; weights only), mean over synthesized queries with the simulation's
+   answers, under two estimates (4 characters per token, as the Bedrock fake and ``cli estimate`` count; and a
+   BPE-like lexical count, :func:`lexical_tokens`); and the weights-only forms the shared parser reads, to choose
+   the compact one.
+5. **Time to weights with a first-token delay** (issue 12): a promoted student, first token after 300 ms, then one
+   token every 15 ms: today's full answer (Converse) against the weights-only prompt streamed with early exit.
+
+Acceptance: overhead p50 < 2 ms, import < 500 ms, streaming time-to-weights <= half the full-answer time;
+weights-only answer <= 25 output tokens; time to weights <= 0.45x today's full answer (with the first-token delay).
 
 Run from the repository root::
 
@@ -27,6 +36,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -355,6 +365,244 @@ def measure_streaming() -> dict[str, float]:
     }
 
 
+# --------------------------------------------------------------------------------------------------------------
+# 4. tokens per route for each prompt (issue 12, "the fewest tokens")
+# --------------------------------------------------------------------------------------------------------------
+TOKEN_QUERIES = 300
+FIRST_TOKEN_SECONDS = 0.3
+TTW_RUNS = 5
+LIMIT_WEIGHTS_ONLY_TOKENS = 25
+LIMIT_TTW_RATIO = 0.45
+ISSUE_FULL_ANSWER_TOKENS = 57  # issue 12: today's answers (weights and a reasoning sentence), ~57 output tokens
+_LEXICAL = re.compile(r'\{"|":|,"|"\}|[A-Za-z]+|[0-9]{1,3}|[^\sA-Za-z0-9]')
+_LEXICAL_WORD_CHARS = 8
+
+
+def lexical_tokens(text: str) -> int:
+    """A BPE-like token estimate (no tokenizer of the Nova models is public): a word of up to 8 letters is one
+    token (longer ones one per 8), a number one token per 3 digits, the JSON pairs ``{"`` ``":`` ``,"`` ``"}`` one
+    token, any other punctuation one token each; white space joins the next token."""
+    count = 0
+    for match in _LEXICAL.finditer(text):
+        piece = match.group()
+        count += -(-len(piece) // _LEXICAL_WORD_CHARS) if piece.isalpha() else 1
+    return count
+
+
+def chars_tokens(text: str) -> float:
+    """The estimate the Bedrock fake and ``cli estimate`` use: 4 characters per token."""
+    return len(text) / CHARS_PER_TOKEN
+
+
+def _token_queries() -> list[str]:
+    from search_router.pipeline.queries.synthesis import synthesize_queries
+    from search_router.shared.channels import DEFAULT_CHANNELS
+
+    return [query.text for query in synthesize_queries(DEFAULT_CHANNELS, TOKEN_QUERIES, seed=12)]
+
+
+def _simulated_models() -> Any:
+    from search_router.shared.channels import DEFAULT_CHANNELS
+    from simulation.models import SimulatedModels
+
+    return SimulatedModels(DEFAULT_CHANNELS, teacher_model_ids=("us.amazon.nova-pro-v1:0",), seed=12)
+
+
+def measure_tokens() -> dict[str, dict[str, float]]:
+    """Input and output tokens per route of each prompt, mean over synthesized queries; the answers are the
+    simulation's (``simulation/models.py``: the teacher's, the distilled model's in the form the prompt asks)."""
+    from search_router.shared.channels import DEFAULT_CHANNELS
+    from search_router.shared.prompts import student_prompt, teacher_prompt
+
+    queries = _token_queries()
+    models = _simulated_models()
+    prompts = {
+        "teacher (teacher prompt)": (teacher_prompt(DEFAULT_CHANNELS), models.teacher_answer),
+        "student, weights then reasoning": (
+            student_prompt(DEFAULT_CHANNELS),
+            lambda query: models.distilled_answer(query, reasoning=True),
+        ),
+        "student, weights only": (
+            student_prompt(DEFAULT_CHANNELS, reasoning=False),
+            lambda query: models.distilled_answer(query, reasoning=False),
+        ),
+    }
+    figures: dict[str, dict[str, float]] = {}
+    for label, (system, answer) in prompts.items():
+        answers = [answer(query) for query in queries]
+        figures[label] = {
+            "input_chars": statistics.fmean(chars_tokens(system + query) for query in queries),
+            "input_lexical": statistics.fmean(lexical_tokens(system) + lexical_tokens(query) for query in queries),
+            "output_chars": statistics.fmean(chars_tokens(text) for text in answers),
+            "output_lexical": statistics.fmean(lexical_tokens(text) for text in answers),
+        }
+    return figures
+
+
+def compact_forms() -> dict[str, dict[str, float]]:
+    """The weights-only forms the shared parser reads, measured to choose the compact one: tokens (both
+    estimates), mean over the simulated distilled model's weights."""
+    from search_router.shared.answer.decision import RoutingDecision
+    from search_router.shared.answer.formatting import format_answer, round_weights
+    from search_router.shared.answer.parser import parse_routing_answer
+    from search_router.shared.channels import DEFAULT_CHANNELS
+
+    models = _simulated_models()
+    decisions = [
+        parse_routing_answer(models.distilled_answer(query, reasoning=False), DEFAULT_CHANNELS).decision  # type: ignore[union-attr]
+        for query in _token_queries()
+    ]
+
+    def one_decimal(decision: RoutingDecision) -> str:
+        return format_answer(decision, DEFAULT_CHANNELS, decimals=1, with_reasoning=False)
+
+    forms = {
+        "compact JSON, 2 decimals, 0 not 0.0 (chosen)": lambda d: format_answer(
+            d, DEFAULT_CHANNELS, with_reasoning=False
+        ),
+        "compact JSON, 2 decimals, 0.0": lambda d: format_answer(
+            RoutingDecision(d.weights, "-"), DEFAULT_CHANNELS
+        ).replace(',"reasoning":"-"', ""),
+        "JSON with spaces (json.dumps)": lambda d: json.dumps(round_weights(d.weights, DEFAULT_CHANNELS)),
+        'nested {"weights": {...}}': lambda d: json.dumps(
+            {"weights": round_weights(d.weights, DEFAULT_CHANNELS)}, separators=(",", ":")
+        ),
+        "compact JSON, 1 decimal (less precise)": one_decimal,
+    }
+    figures: dict[str, dict[str, float]] = {}
+    for label, render in forms.items():
+        texts = [render(decision) for decision in decisions]
+        if not all(parse_routing_answer(text, DEFAULT_CHANNELS).ok for text in texts):
+            raise AssertionError(f"the form {label!r} does not parse")
+        figures[label] = {
+            "chars": statistics.fmean(chars_tokens(text) for text in texts),
+            "lexical": statistics.fmean(lexical_tokens(text) for text in texts),
+        }
+    return figures
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 5. time to weights with a first-token delay (issue 12)
+# --------------------------------------------------------------------------------------------------------------
+def measure_time_to_weights() -> dict[str, Any]:
+    """POST /route end to end against the botocore-validating Bedrock fake, a promoted student model, a first token
+    after 300 ms and one token (4 characters) every 15 ms: today's full answer (weights then reasoning, Converse,
+    the router waits for all of it) against the weights-only prompt streamed with early exit, and against the
+    weights-then-reasoning answer streamed and cut at the weights (a student that ignores "weights only")."""
+    os.environ.update(ENVIRONMENT)
+    os.environ.update(_router_environment(timeout_ms=10_000, call_timeout_ms=10_000, cache_size=0))
+    from search_router.adapters.clients import CLIENTS
+    from search_router.handlers import router_api as handler
+    from search_router.shared.answer.decision import RoutingDecision
+    from search_router.shared.answer.formatting import format_answer
+    from search_router.shared.channels import DEFAULT_CHANNELS
+    from search_router.shared.prompts import student_prompt
+    from simulation.bedrock_fake import BedrockFake
+
+    reasoning = (
+        "The query describes what the viewer sees: a landscape at a time of day, so the visual index leads; "
+        "no sound, speech or names."
+    )
+    decision = RoutingDecision.from_weights(
+        {"visual": 0.8, "audio": 0.0, "transcription": 0.0, "metadata": 0.2}, DEFAULT_CHANNELS, reasoning=reasoning
+    )
+    weights = format_answer(decision, DEFAULT_CHANNELS, with_reasoning=False)
+    full = format_answer(decision, DEFAULT_CHANNELS)
+    # the issue's figure for today's answers (~57 output tokens): the same answer with a longer reasoning
+    padding = " The scene, not its sound, decides." * 2
+    longer = (reasoning + padding)[: ISSUE_FULL_ANSWER_TOKENS * CHARS_PER_TOKEN - len(full) + len(reasoning)]
+    reference = format_answer(RoutingDecision(decision.weights, longer), DEFAULT_CHANNELS)
+    weights_only_prompt = student_prompt(DEFAULT_CHANNELS, reasoning=False)
+    fake = BedrockFake().with_default_catalog().install()
+    fake.stream_chunk_chars = CHARS_PER_TOKEN
+    CLIENTS.override(
+        "ssm",
+        StaticParameter(json.dumps({"model_id": MODEL, "prompt_kind": "student", "channels": list(_channel_names())})),
+    )
+    handler.use_service(None)
+    context = _Context()
+
+    def timed(include_reasoning: bool, index: int) -> float:
+        started = time.perf_counter()
+        response = handler.lambda_handler(_event(f"sunset over mountains {index}", include_reasoning), context)
+        elapsed = time.perf_counter() - started
+        if json.loads(response["body"])["source"] != "model":
+            raise AssertionError(f"unexpected response {response}")
+        return elapsed * 1000
+
+    full_tokens = -(-len(full) // CHARS_PER_TOKEN)
+    reference_tokens = -(-len(reference) // CHARS_PER_TOKEN)
+    with _quiet():
+        # today: the whole answer is generated before Converse returns
+        fake.responder = lambda request: full
+        fake.delay_s, fake.stream_event_delay_s = FIRST_TOKEN_SECONDS + full_tokens * TOKEN_SECONDS, 0.0
+        today = statistics.median(timed(True, i) for i in range(TTW_RUNS))
+        fake.responder = lambda request: reference
+        fake.delay_s = FIRST_TOKEN_SECONDS + reference_tokens * TOKEN_SECONDS
+        today_reference = statistics.median(timed(True, i) for i in range(TTW_RUNS))
+        # the weights-only prompt, streamed: the router stops at the last weight
+        fake.responder = lambda request: weights if request.system_text == weights_only_prompt else full
+        fake.delay_s, fake.stream_event_delay_s = FIRST_TOKEN_SECONDS, TOKEN_SECONDS
+        weights_only = statistics.median(timed(False, i) for i in range(TTW_RUNS))
+        weights_only_events = (fake.last_stream.events_read, fake.last_stream.total_events)
+        # the full answer streamed and cut at the weights
+        fake.responder = lambda request: full
+        cut = statistics.median(timed(False, i) for i in range(TTW_RUNS))
+    handler.use_service(None)
+    CLIENTS.reset()
+    return {
+        "full_tokens": full_tokens,
+        "reference_tokens": reference_tokens,
+        "today_reference_ms": today_reference,
+        "reference_ratio": weights_only / today_reference,
+        "weights_tokens": -(-len(weights) // CHARS_PER_TOKEN),
+        "today_ms": today,
+        "weights_only_ms": weights_only,
+        "cut_ms": cut,
+        "ratio": weights_only / today,
+        "cut_ratio": cut / today,
+        "events": weights_only_events,
+    }
+
+
+def report_tokens(failures: list[str]) -> None:
+    """Print sections 4 and 5 and add what misses its target to ``failures``."""
+    print(
+        f"\nTokens per route, mean of {TOKEN_QUERIES} synthesized queries, simulated answers "
+        "(estimates: 4 characters per token | lexical, BPE-like; see lexical_tokens)"
+    )
+    tokens = measure_tokens()
+    for label, figures in tokens.items():
+        print(
+            f"  {label:<34} input {figures['input_chars']:6.1f} | {figures['input_lexical']:6.1f}   "
+            f"output {figures['output_chars']:5.1f} | {figures['output_lexical']:5.1f}"
+        )
+    print("  weights-only forms the shared parser reads (output tokens):")
+    for label, figures in compact_forms().items():
+        print(f"    {label:<40} {figures['chars']:5.1f} | {figures['lexical']:5.1f}")
+    worst = max(tokens["student, weights only"]["output_chars"], tokens["student, weights only"]["output_lexical"])
+    if worst > LIMIT_WEIGHTS_ONLY_TOKENS:
+        failures.append(f"weights-only answer {worst:.1f} tokens > {LIMIT_WEIGHTS_ONLY_TOKENS}")
+
+    ttw = measure_time_to_weights()
+    print(
+        f"\nTime to weights, first token after {FIRST_TOKEN_SECONDS * 1000:.0f} ms then {TOKEN_SECONDS * 1000:.0f} ms "
+        f"per token, promoted student, median of {TTW_RUNS} (handler end to end)"
+    )
+    print(f"  today: full answer, {ttw['full_tokens']} tokens, Converse      {ttw['today_ms']:7.1f} ms")
+    print(
+        f"  today at the issue's {ttw['reference_tokens']} tokens, Converse    {ttw['today_reference_ms']:7.1f} ms   "
+        f"(weights-only ratio {ttw['reference_ratio']:.2f})"
+    )
+    print(
+        f"  weights-only prompt, {ttw['weights_tokens']} tokens, streamed   {ttw['weights_only_ms']:7.1f} ms   "
+        f"ratio {ttw['ratio']:.2f} (read {ttw['events'][0]} of {ttw['events'][1]} events)"
+    )
+    print(f"  full answer streamed, cut at the weights  {ttw['cut_ms']:7.1f} ms   ratio {ttw['cut_ratio']:.2f}")
+    if ttw["ratio"] > LIMIT_TTW_RATIO:
+        failures.append(f"time-to-weights ratio {ttw['ratio']:.2f} > {LIMIT_TTW_RATIO}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=2000, help="requests per overhead scenario")
@@ -396,9 +644,12 @@ def main(argv: list[str] | None = None) -> int:
     if stream["ratio"] > LIMIT_STREAM_RATIO:
         failures.append(f"streaming ratio {stream['ratio']:.2f} > {LIMIT_STREAM_RATIO}")
 
+    report_tokens(failures)
+
     print(
         f"\nAcceptance: overhead p50 < {LIMIT_OVERHEAD_P50_MS} ms, import < {LIMIT_IMPORT_MS:.0f} ms, "
-        f"streaming <= {LIMIT_STREAM_RATIO:.0%} of the full answer"
+        f"streaming <= {LIMIT_STREAM_RATIO:.0%} of the full answer, weights-only <= {LIMIT_WEIGHTS_ONLY_TOKENS} "
+        f"output tokens, time to weights <= {LIMIT_TTW_RATIO}x today's full answer"
     )
     print("  " + ("PASS" if not failures else "FAIL: " + "; ".join(failures)))
     print(f"(benchmark took {time.perf_counter() - started:.1f} s; Python {sys.version.split()[0]})")

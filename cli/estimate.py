@@ -30,7 +30,13 @@ from search_router.shared.answer.decision import RoutingDecision
 from search_router.shared.answer.formatting import format_answer
 from search_router.shared.channels import ChannelSet
 from search_router.shared.model_ids import AUTO_TEACHER
-from search_router.shared.prompts import named_prompt, prompt_for, student_prompt, teacher_prompt
+from search_router.shared.prompts import (
+    STUDENT_WEIGHTS_ONLY,
+    named_prompt,
+    prompt_for,
+    student_prompt,
+    teacher_prompt,
+)
 
 QUERY_SAMPLE = 500  # queries synthesized to measure the mean query length
 JUDGE_PROMPT_PREFIX = "Route this video search query to the search channels: "  # lambdas/evaluate judge_record
@@ -227,7 +233,8 @@ def estimate(
     for candidate in config.eval_candidates:
         prompt = _tokens(named_prompt(candidate.prompt_kind, channels), rates)
         price = prices.of(candidate.model)
-        ein, eout = eval_examples * (prompt + sizes.query), eval_examples * sizes.answer
+        answer = sizes.weights_only if candidate.prompt_kind == STUDENT_WEIGHTS_ONLY else sizes.answer
+        ein, eout = eval_examples * (prompt + sizes.query), eval_examples * answer
         items.append(
             LineItem(
                 f"Evaluation: {candidate.name}", candidate.model, eval_examples, ein, eout, _cost(price, ein, eout)

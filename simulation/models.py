@@ -449,7 +449,8 @@ class SimulatedModels:
         return json.dumps({**rough, "reasoning": "Based on the query."})
 
     def _format(self, weights: Mapping[str, float], reasoning: str | None) -> str:
-        return format_answer(RoutingDecision.from_weights(weights, self.channels, reasoning=reasoning), self.channels)
+        decision = RoutingDecision.from_weights(weights, self.channels, reasoning=reasoning)
+        return format_answer(decision, self.channels, with_reasoning=reasoning is not None)
 
     # -------------------------------------------------------------------------------------------------- judge
     def judge_score(self, response: str, reference: str) -> int:

@@ -171,7 +171,7 @@ def test_both_target_forms_parse_back_whole_and_streamed(with_reasoning: bool) -
     from search_router.shared.answer.streaming import StreamingWeightsReader
 
     # Given a teacher decision rendered in either training-target form
-    original = decision(0.55, 0.15, 0.0, 0.3, reasoning="Scenery with a name.")
+    original = decision(0.55, 0.15, 0.0, 0.3, reasoning="Scenery with a name.")  # a zero: "0" or "0.0"
     text = format_answer(original, DEFAULT_CHANNELS, with_reasoning=with_reasoning)
 
     # Then the whole-text parser reads it as one clean answer, with the reasoning only in the first form
@@ -195,3 +195,13 @@ def test_the_weights_only_form_is_the_canonical_form_without_the_reasoning_field
 
     assert weights_only == '{"visual":0.7,"audio":0.1,"transcription":0.1,"metadata":0.1}'
     assert with_reasoning == weights_only[:-1] + ',"reasoning":"Seen."}'
+    # and a weight of 0 or 1 is the bare integer there (the shortest JSON number), still a clean answer
+    bare = format_answer(decision(1.0, 0.0, 0.0, 0.0), DEFAULT_CHANNELS, with_reasoning=False)
+    assert bare == '{"visual":1,"audio":0,"transcription":0,"metadata":0}'
+    assert format_answer(decision(1.0, 0.0, 0.0, 0.0), DEFAULT_CHANNELS).startswith('{"visual":1.0,"audio":0.0,')
+    parsed = parse_routing_answer(bare, DEFAULT_CHANNELS)
+    assert (
+        parsed.ok
+        and parsed.clean
+        and parsed.decision.weights == {"visual": 1.0, "audio": 0.0, "transcription": 0.0, "metadata": 0.0}
+    )

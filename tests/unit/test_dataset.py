@@ -121,7 +121,7 @@ def test_a_weights_only_record_has_the_weights_only_prompt_and_target() -> None:
 
     assert record["system"] == [{"text": student_prompt(DEFAULT_CHANNELS, reasoning=False)}]
     (assistant,) = record["messages"][1]["content"]
-    assert assistant == {"text": '{"visual":0.7,"audio":0.1,"transcription":0.0,"metadata":0.2}'}
+    assert assistant == {"text": '{"visual":0.7,"audio":0.1,"transcription":0,"metadata":0.2}'}
     parsed = parse_routing_answer(assistant["text"], DEFAULT_CHANNELS, sum_tolerance=0.01)
     assert parsed.ok and parsed.clean and parsed.decision.weights == WEIGHTS and parsed.decision.reasoning is None
 
