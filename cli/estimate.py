@@ -296,13 +296,14 @@ def _route_cost(
     name: str, model: str, kind: str, *, prompt: float, sizes: TokenSizes, price: Price | None
 ) -> RouteCost:
     rin = prompt + sizes.query
+    answer = sizes.weights_only if kind == STUDENT_WEIGHTS_ONLY else sizes.answer
     return RouteCost(
         name=name,
         model=model,
         prompt_kind=kind,
         input_tokens=rin,
-        output_tokens=sizes.answer,
-        usd_per_1m=None if price is None else 1e6 * price.cost_per_route(rin, sizes.answer),
+        output_tokens=answer,
+        usd_per_1m=None if price is None else 1e6 * price.cost_per_route(rin, answer),
         usd_per_1m_no_reasoning=None if price is None else 1e6 * price.cost_per_route(rin, sizes.weights_only),
     )
 
