@@ -4,14 +4,15 @@ streaming yields the weights than waiting for the whole answer.
 1. **Per-request overhead**: the real Lambda handler (Powertools resolver, validation, logging, metrics, model
    selection, cache, thread-pool deadline, parser) called with an API Gateway event, in process, against a
    zero-latency model client; the time spent inside the client is measured and subtracted. p50/p99 over
-   ``--requests`` requests for a cache miss (Converse), a cache miss without reasoning (ConverseStream) and a
+   ``--requests`` requests for a cache miss with reasoning and one without (both stream since issue 12) and a
    cache hit. Tracing is off (outside Lambda); logs and EMF metrics are formatted and written (to a sink).
 2. **Cold-start import**: ``import search_router.handlers.router_api`` in a fresh interpreter with the Lambda
    environment (``LAMBDA_TASK_ROOT`` set, so the Tracer patches botocore as in Lambda), median of 5, minus the median
    of a bare interpreter start.
 3. **Time to weights**: a simulated model emitting one token every 15 ms, the weights in the first third of the
    answer (the reasoning after them), served by the botocore-validating Bedrock fake: the handler with
-   ``include_reasoning=false`` (ConverseStream, stops at the weights) vs ``true`` (Converse, waits for all).
+   ``include_reasoning=false`` (ConverseStream, stops at the weights) vs ``true`` with the whole answer generated
+   before the first event (what a unary Converse call waited for).
 
 4. **Tokens per route for each prompt** (issue 12): input and output tokens of the teacher prompt and of the two
    student prompts (weights then reasoning; weights only), mean over synthesized queries with the simulation's
@@ -41,7 +42,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -244,7 +245,7 @@ def measure_overhead(requests: int) -> dict[str, dict[str, float]]:
     run("warm-up", [f"warm up {i}" for i in range(50)], True, "model")
     run("warm-up", [f"warm up stream {i}" for i in range(50)], False, "model")
     del results["warm-up"]
-    run("cache miss, with reasoning (Converse)", [f"sunset over mountains {i}" for i in range(requests)], True, "model")
+    run("cache miss, with reasoning (stream)", [f"sunset over mountains {i}" for i in range(requests)], True, "model")
     run("cache miss, weights only (ConverseStream)", [f"thunder at night {i}" for i in range(requests)], False, "model")
     run("cache hit", ["sunset over mountains 0"] * requests, True, "cache")
     handler.use_service(None)
@@ -309,30 +310,25 @@ def measure_import() -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------------------
 # 3. time to weights: streaming vs the full answer
 # --------------------------------------------------------------------------------------------------------------
-def measure_streaming() -> dict[str, float]:
+STREAM_REASONING = (
+    "The query describes what the viewer sees: a landscape at a time of day, so the visual index leads; "
+    "no sound, speech or names."
+)
+
+
+def _streaming_router(prompt_kind: str) -> tuple[Any, Callable[[bool, int], float]]:
+    """The router handler against the botocore-validating Bedrock fake (one 4-character token per event), the
+    promoted model asked with ``prompt_kind``: the fake, and a function timing one ``POST /route`` in ms."""
     os.environ.update(ENVIRONMENT)
     os.environ.update(_router_environment(timeout_ms=10_000, call_timeout_ms=10_000, cache_size=0))
     from search_router.adapters.clients import CLIENTS
     from search_router.handlers import router_api as handler
     from simulation.bedrock_fake import BedrockFake
 
-    reasoning = (
-        "The query describes what the viewer sees: a landscape at a time of day, so the visual index leads; "
-        "no sound, speech or names."
-    )
-    answer = json.dumps(
-        {"visual": 0.8, "audio": 0.0, "transcription": 0.0, "metadata": 0.2, "reasoning": reasoning},
-        separators=(",", ":"),
-    )
-    weights_chars = answer.index('"reasoning"')
-    tokens = -(-len(answer) // CHARS_PER_TOKEN)
     fake = BedrockFake().with_default_catalog().install()
-    fake.responder = lambda request: answer
     fake.stream_chunk_chars = CHARS_PER_TOKEN
-    CLIENTS.override(
-        "ssm",
-        StaticParameter(json.dumps({"model_id": MODEL, "prompt_kind": "teacher", "channels": list(_channel_names())})),
-    )
+    promoted = {"model_id": MODEL, "prompt_kind": prompt_kind, "channels": list(_channel_names())}
+    CLIENTS.override("ssm", StaticParameter(json.dumps(promoted)))
     handler.use_service(None)
     context = _Context()
 
@@ -344,6 +340,27 @@ def measure_streaming() -> dict[str, float]:
             raise AssertionError(f"unexpected response {response}")
         return elapsed * 1000
 
+    return fake, timed
+
+
+def _reset_router() -> None:
+    from search_router.adapters.clients import CLIENTS
+    from search_router.handlers import router_api as handler
+
+    handler.use_service(None)
+    CLIENTS.reset()
+
+
+def measure_streaming() -> dict[str, float]:
+    answer = json.dumps(
+        {"visual": 0.8, "audio": 0.0, "transcription": 0.0, "metadata": 0.2, "reasoning": STREAM_REASONING},
+        separators=(",", ":"),
+    )
+    weights_chars = answer.index('"reasoning"')
+    tokens = -(-len(answer) // CHARS_PER_TOKEN)
+    fake, timed = _streaming_router("teacher")
+    fake.responder = lambda request: answer
+
     with _quiet():
         # full answer: Converse returns after every token was generated
         fake.delay_s, fake.stream_event_delay_s = tokens * TOKEN_SECONDS, 0.0
@@ -352,8 +369,7 @@ def measure_streaming() -> dict[str, float]:
         fake.delay_s, fake.stream_event_delay_s = 0.0, TOKEN_SECONDS
         streamed = statistics.median(timed(False, i) for i in range(STREAM_RUNS))
     events_read = fake.last_stream.events_read
-    handler.use_service(None)
-    CLIENTS.reset()
+    _reset_router()
     return {
         "tokens": tokens,
         "weights_share": weights_chars / len(answer),
@@ -486,23 +502,16 @@ def compact_forms() -> dict[str, dict[str, float]]:
 # --------------------------------------------------------------------------------------------------------------
 def measure_time_to_weights() -> dict[str, Any]:
     """POST /route end to end against the botocore-validating Bedrock fake, a promoted student model, a first token
-    after 300 ms and one token (4 characters) every 15 ms: today's full answer (weights then reasoning, Converse,
-    the router waits for all of it) against the weights-only prompt streamed with early exit, and against the
+    after 300 ms and one token (4 characters) every 15 ms: today's full answer (weights then reasoning, generated
+    in full before the first event as a unary Converse call returned it: the router waits for all of it) against
+    the weights-only prompt streamed with early exit, and against the
     weights-then-reasoning answer streamed and cut at the weights (a student that ignores "weights only")."""
-    os.environ.update(ENVIRONMENT)
-    os.environ.update(_router_environment(timeout_ms=10_000, call_timeout_ms=10_000, cache_size=0))
-    from search_router.adapters.clients import CLIENTS
-    from search_router.handlers import router_api as handler
     from search_router.shared.answer.decision import RoutingDecision
     from search_router.shared.answer.formatting import format_answer
     from search_router.shared.channels import DEFAULT_CHANNELS
     from search_router.shared.prompts import student_prompt
-    from simulation.bedrock_fake import BedrockFake
 
-    reasoning = (
-        "The query describes what the viewer sees: a landscape at a time of day, so the visual index leads; "
-        "no sound, speech or names."
-    )
+    reasoning = STREAM_REASONING
     decision = RoutingDecision.from_weights(
         {"visual": 0.8, "audio": 0.0, "transcription": 0.0, "metadata": 0.2}, DEFAULT_CHANNELS, reasoning=reasoning
     )
@@ -513,22 +522,7 @@ def measure_time_to_weights() -> dict[str, Any]:
     longer = (reasoning + padding)[: ISSUE_FULL_ANSWER_TOKENS * CHARS_PER_TOKEN - len(full) + len(reasoning)]
     reference = format_answer(RoutingDecision(decision.weights, longer), DEFAULT_CHANNELS)
     weights_only_prompt = student_prompt(DEFAULT_CHANNELS, reasoning=False)
-    fake = BedrockFake().with_default_catalog().install()
-    fake.stream_chunk_chars = CHARS_PER_TOKEN
-    CLIENTS.override(
-        "ssm",
-        StaticParameter(json.dumps({"model_id": MODEL, "prompt_kind": "student", "channels": list(_channel_names())})),
-    )
-    handler.use_service(None)
-    context = _Context()
-
-    def timed(include_reasoning: bool, index: int) -> float:
-        started = time.perf_counter()
-        response = handler.lambda_handler(_event(f"sunset over mountains {index}", include_reasoning), context)
-        elapsed = time.perf_counter() - started
-        if json.loads(response["body"])["source"] != "model":
-            raise AssertionError(f"unexpected response {response}")
-        return elapsed * 1000
+    fake, timed = _streaming_router("student")
 
     full_tokens = -(-len(full) // CHARS_PER_TOKEN)
     reference_tokens = -(-len(reference) // CHARS_PER_TOKEN)
@@ -548,8 +542,7 @@ def measure_time_to_weights() -> dict[str, Any]:
         # the full answer streamed and cut at the weights
         fake.responder = lambda request: full
         cut = statistics.median(timed(False, i) for i in range(TTW_RUNS))
-    handler.use_service(None)
-    CLIENTS.reset()
+    _reset_router()
     return {
         "full_tokens": full_tokens,
         "reference_tokens": reference_tokens,
@@ -589,9 +582,9 @@ def report_tokens(failures: list[str]) -> None:
         f"\nTime to weights, first token after {FIRST_TOKEN_SECONDS * 1000:.0f} ms then {TOKEN_SECONDS * 1000:.0f} ms "
         f"per token, promoted student, median of {TTW_RUNS} (handler end to end)"
     )
-    print(f"  today: full answer, {ttw['full_tokens']} tokens, Converse      {ttw['today_ms']:7.1f} ms")
+    print(f"  today: full answer, {ttw['full_tokens']} tokens, all at once  {ttw['today_ms']:7.1f} ms")
     print(
-        f"  today at the issue's {ttw['reference_tokens']} tokens, Converse    {ttw['today_reference_ms']:7.1f} ms   "
+        f"  today at the issue's {ttw['reference_tokens']} tokens, all at once {ttw['today_reference_ms']:7.1f} ms   "
         f"(weights-only ratio {ttw['reference_ratio']:.2f})"
     )
     print(
@@ -638,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  answer {stream['tokens']} tokens, weights in the first {stream['weights_share']:.0%}; "
         f"stream read {stream['events_read']} of {stream['events_total']} events"
     )
-    print(f"  full answer (Converse, include_reasoning=true)   {stream['full_ms']:7.1f} ms")
+    print(f"  full answer (include_reasoning=true)             {stream['full_ms']:7.1f} ms")
     print(f"  streamed weights (include_reasoning=false)       {stream['streamed_ms']:7.1f} ms")
     print(f"  ratio streamed / full                            {stream['ratio']:7.2f}")
     if stream["ratio"] > LIMIT_STREAM_RATIO:

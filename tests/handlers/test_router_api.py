@@ -12,6 +12,7 @@ from search_router.shared.channels import DEFAULT_CHANNELS
 from search_router.shared.prompts import student_prompt, teacher_prompt
 from simulation.bedrock.values import ConverseRequest
 from tests.handlers.router_harness import (
+    FALLBACK,
     FALLBACK_ANSWER,
     PRIMARY,
     VALID_ANSWER,
@@ -39,7 +40,7 @@ def test_a_query_gets_the_model_weights_and_reasoning(router: RouterHarness) -> 
     assert isinstance(reply.body["latency_ms"], float) and reply.body["latency_ms"] >= 0
     assert_valid_weights(reply.body)
     # And the model was asked once, with the prompt it was configured with (teacher) and the query as user turn
-    (call,) = router.calls("Converse")
+    (call,) = router.calls("ConverseStream")
     assert call["modelId"] == PRIMARY
     assert call["system"] == [{"text": teacher_prompt(DEFAULT_CHANNELS)}]
     assert call["messages"] == [{"role": "user", "content": [{"text": "sunset over snowy mountains"}]}]
@@ -53,7 +54,7 @@ def test_a_promoted_student_is_called_with_the_student_prompt(router: RouterHarn
     router.configure()  # a new container: reads the parameter afresh
     reply = router.route("sunset")
     assert reply.body["model"] == "us.amazon.nova-lite-v1:0"
-    (call,) = router.calls("Converse")
+    (call,) = router.calls("ConverseStream")
     assert call["system"] == [{"text": student_prompt(DEFAULT_CHANNELS)}]
 
 
@@ -121,7 +122,7 @@ def test_a_base64_encoded_body_is_read(router: RouterHarness) -> None:
     # API Gateway base64-encodes bodies of binary media types; the router decodes them (strictly)
     reply = router.invoke(load_event("router_body_base64"))
     assert reply.status == 200, reply.body
-    (call,) = router.calls("Converse")
+    (call,) = router.calls("ConverseStream")
     assert call["messages"][0]["content"][0]["text"] == "café au lait"
 
 
@@ -162,13 +163,13 @@ def test_unicode_queries_reach_the_model_unchanged(router: RouterHarness, event_
     reply = router.invoke(event)
     assert reply.status == 200
     assert_valid_weights(reply.body)
-    (call,) = router.calls("Converse")
+    (call,) = router.calls("ConverseStream")
     assert call["messages"][0]["content"][0]["text"] == json.loads(event["body"])["query"]
 
 
 def test_whitespace_is_normalized_before_the_model_and_the_cache(router: RouterHarness) -> None:
     router.route("  sunset \t over\n\n mountains  ")
-    (call,) = router.calls("Converse")
+    (call,) = router.calls("ConverseStream")
     assert call["messages"][0]["content"][0]["text"] == "sunset over mountains"
     # the same query spelled with other whitespace is the same cache entry
     assert router.route("sunset over mountains").body["source"] == "cache"
@@ -272,7 +273,7 @@ def test_both_operations_go_through_the_validating_fake(router: RouterHarness) -
     router.bedrock.responder = record
     router.route("one", include_reasoning=True)
     router.route("two", include_reasoning=False)
-    assert [r.operation for r in seen] == ["Converse", "ConverseStream"]
+    assert [r.operation for r in seen] == ["ConverseStream", "ConverseStream"]
     assert all(r.target_kind == "inference-profile" and r.model_id == PRIMARY for r in seen)
 
 
@@ -294,7 +295,7 @@ def _student_answers(request: ConverseRequest) -> str:
         (False, "ConverseStream", {"visual": 0.6, "audio": 0.2, "transcription": 0.1, "metadata": 0.1}, None),
         (
             True,
-            "Converse",
+            "ConverseStream",
             {"visual": 0.7, "audio": 0.1, "transcription": 0.1, "metadata": 0.1},
             "Mostly what is seen.",
         ),
@@ -330,8 +331,8 @@ def test_the_teacher_prompt_is_the_same_with_or_without_reasoning(router: Router
     router.route("one", include_reasoning=True)
     router.route("two", include_reasoning=False)
 
-    (unary,), (streamed,) = router.calls("Converse"), router.calls("ConverseStream")
-    assert unary["system"] == streamed["system"] == [{"text": teacher_prompt(DEFAULT_CHANNELS)}]
+    with_reasoning, weights_only = router.calls("ConverseStream")
+    assert with_reasoning["system"] == weights_only["system"] == [{"text": teacher_prompt(DEFAULT_CHANNELS)}]
 
 
 def test_the_two_student_prompts_are_cached_apart(router: RouterHarness) -> None:
@@ -350,3 +351,35 @@ def test_the_two_student_prompts_are_cached_apart(router: RouterHarness) -> None
     )
     assert with_reasoning.body["reasoning"] == "Mostly what is seen."
     assert again.body["reasoning"] is None and again.body["weights"] == weights_only.body["weights"]
+
+
+def test_with_reasoning_the_answer_is_streamed_and_the_stream_left_at_the_closing_brace(
+    router: RouterHarness,
+) -> None:
+    # Given a model that keeps talking after its answer, streamed in small chunks
+    router.bedrock.responder = by_model({PRIMARY: VALID_ANSWER + "\n" + "Let me know if you need more. " * 30})
+    router.bedrock.stream_chunk_chars = 5
+
+    # When reasoning is requested
+    reply = router.route("sunset", include_reasoning=True)
+
+    # Then the weights and the reasoning come from ConverseStream, read only up to the answer's end
+    assert reply.body["weights"] == {"visual": 0.7, "audio": 0.1, "transcription": 0.1, "metadata": 0.1}
+    assert reply.body["reasoning"] == "Mostly what is seen."
+    assert router.calls("Converse") == []
+    stream = router.bedrock.last_stream
+    assert stream.closed
+    assert stream.events_read <= len(VALID_ANSWER) // 5 + 3  # messageStart, the answer's chunks, one more at most
+    assert stream.events_read < stream.total_events / 4
+
+
+def test_with_reasoning_an_answer_inside_an_array_is_read_whole_and_refused_like_the_parser(
+    router: RouterHarness,
+) -> None:
+    router.bedrock.responder = by_model({PRIMARY: f"[{VALID_ANSWER}]", FALLBACK: FALLBACK_ANSWER})
+
+    reply = router.route("sunset", include_reasoning=True)
+
+    assert reply.body["source"] == "fallback_model"
+    assert router.metric("ParseFailure", reason="not_an_object") == 1
+    assert router.bedrock.streams[0].fully_read

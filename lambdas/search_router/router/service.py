@@ -11,7 +11,9 @@ Always returns valid weights (every channel, each in [0, 1], summing to 1) and s
 
 A student model (``prompt_kind`` ``student``, e.g. the promoted distilled model) is asked with its weights-only
 prompt unless the caller wants the reasoning (``include_reasoning``); one distilled model was trained on both.
-The cache key holds ``include_reasoning``, so an answer of one prompt never serves a request for the other.
+The cache key holds ``include_reasoning``, so an answer of one prompt never serves a request for the other. Both
+stream with early exit (ConverseStream): the weights-only request stops at the last weight, the one with reasoning
+at the answer's closing brace.
 
 Each model gets up to :data:`MAX_ATTEMPTS_PER_MODEL` calls for transient errors (throttling, not ready,
 unavailable: what the invoker calls ``retryable``, for Bedrock
@@ -284,9 +286,7 @@ class RouterService:
             timeout = min(call_timeout, remaining)
             began = self._timer()
             try:
-                result = self._invoker.ask(
-                    model, query, stream=not include_reasoning, timeout_s=timeout, reasoning=include_reasoning
-                )
+                result = self._invoker.ask(model, query, stream=True, timeout_s=timeout, reasoning=include_reasoning)
             except ModelCallError as error:
                 attempts.append(
                     Attempt(
