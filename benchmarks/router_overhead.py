@@ -4,16 +4,26 @@ streaming yields the weights than waiting for the whole answer.
 1. **Per-request overhead**: the real Lambda handler (Powertools resolver, validation, logging, metrics, model
    selection, cache, thread-pool deadline, parser) called with an API Gateway event, in process, against a
    zero-latency model client; the time spent inside the client is measured and subtracted. p50/p99 over
-   ``--requests`` requests for a cache miss (Converse), a cache miss without reasoning (ConverseStream) and a
+   ``--requests`` requests for a cache miss with reasoning and one without (both stream since issue 12) and a
    cache hit. Tracing is off (outside Lambda); logs and EMF metrics are formatted and written (to a sink).
 2. **Cold-start import**: ``import search_router.handlers.router_api`` in a fresh interpreter with the Lambda
    environment (``LAMBDA_TASK_ROOT`` set, so the Tracer patches botocore as in Lambda), median of 5, minus the median
    of a bare interpreter start.
 3. **Time to weights**: a simulated model emitting one token every 15 ms, the weights in the first third of the
    answer (the reasoning after them), served by the botocore-validating Bedrock fake: the handler with
-   ``include_reasoning=false`` (ConverseStream, stops at the weights) vs ``true`` (Converse, waits for all).
+   ``include_reasoning=false`` (ConverseStream, stops at the weights) vs ``true`` with the whole answer generated
+   before the first event (what a unary Converse call waited for).
 
-Acceptance: overhead p50 < 2 ms, import < 500 ms, streaming time-to-weights <= half the full-answer time.
+4. **Tokens per route for each prompt** (issue 12): input and output tokens of the teacher prompt and of the two
+   student prompts (weights then reasoning; weights only), mean over synthesized queries with the simulation's
+   answers, under two estimates (4 characters per token, as the Bedrock fake and ``cli estimate`` count; and a
+   BPE-like lexical count, :func:`lexical_tokens`); and the weights-only forms the shared parser reads, to choose
+   the compact one.
+5. **Time to weights with a first-token delay** (issue 12): a promoted student, first token after 300 ms, then one
+   token every 15 ms: today's full answer (Converse) against the weights-only prompt streamed with early exit.
+
+Acceptance: overhead p50 < 2 ms, import < 500 ms, streaming time-to-weights <= half the full-answer time;
+weights-only answer <= 25 output tokens; time to weights <= 0.45x today's full answer (with the first-token delay).
 
 Run from the repository root::
 
@@ -27,11 +37,12 @@ import contextlib
 import io
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -234,7 +245,7 @@ def measure_overhead(requests: int) -> dict[str, dict[str, float]]:
     run("warm-up", [f"warm up {i}" for i in range(50)], True, "model")
     run("warm-up", [f"warm up stream {i}" for i in range(50)], False, "model")
     del results["warm-up"]
-    run("cache miss, with reasoning (Converse)", [f"sunset over mountains {i}" for i in range(requests)], True, "model")
+    run("cache miss, with reasoning (stream)", [f"sunset over mountains {i}" for i in range(requests)], True, "model")
     run("cache miss, weights only (ConverseStream)", [f"thunder at night {i}" for i in range(requests)], False, "model")
     run("cache hit", ["sunset over mountains 0"] * requests, True, "cache")
     handler.use_service(None)
@@ -299,30 +310,25 @@ def measure_import() -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------------------
 # 3. time to weights: streaming vs the full answer
 # --------------------------------------------------------------------------------------------------------------
-def measure_streaming() -> dict[str, float]:
+STREAM_REASONING = (
+    "The query describes what the viewer sees: a landscape at a time of day, so the visual index leads; "
+    "no sound, speech or names."
+)
+
+
+def _streaming_router(prompt_kind: str) -> tuple[Any, Callable[[bool, int], float]]:
+    """The router handler against the botocore-validating Bedrock fake (one 4-character token per event), the
+    promoted model asked with ``prompt_kind``: the fake, and a function timing one ``POST /route`` in ms."""
     os.environ.update(ENVIRONMENT)
     os.environ.update(_router_environment(timeout_ms=10_000, call_timeout_ms=10_000, cache_size=0))
     from search_router.adapters.clients import CLIENTS
     from search_router.handlers import router_api as handler
     from simulation.bedrock_fake import BedrockFake
 
-    reasoning = (
-        "The query describes what the viewer sees: a landscape at a time of day, so the visual index leads; "
-        "no sound, speech or names."
-    )
-    answer = json.dumps(
-        {"visual": 0.8, "audio": 0.0, "transcription": 0.0, "metadata": 0.2, "reasoning": reasoning},
-        separators=(",", ":"),
-    )
-    weights_chars = answer.index('"reasoning"')
-    tokens = -(-len(answer) // CHARS_PER_TOKEN)
     fake = BedrockFake().with_default_catalog().install()
-    fake.responder = lambda request: answer
     fake.stream_chunk_chars = CHARS_PER_TOKEN
-    CLIENTS.override(
-        "ssm",
-        StaticParameter(json.dumps({"model_id": MODEL, "prompt_kind": "teacher", "channels": list(_channel_names())})),
-    )
+    promoted = {"model_id": MODEL, "prompt_kind": prompt_kind, "channels": list(_channel_names())}
+    CLIENTS.override("ssm", StaticParameter(json.dumps(promoted)))
     handler.use_service(None)
     context = _Context()
 
@@ -334,6 +340,27 @@ def measure_streaming() -> dict[str, float]:
             raise AssertionError(f"unexpected response {response}")
         return elapsed * 1000
 
+    return fake, timed
+
+
+def _reset_router() -> None:
+    from search_router.adapters.clients import CLIENTS
+    from search_router.handlers import router_api as handler
+
+    handler.use_service(None)
+    CLIENTS.reset()
+
+
+def measure_streaming() -> dict[str, float]:
+    answer = json.dumps(
+        {"visual": 0.8, "audio": 0.0, "transcription": 0.0, "metadata": 0.2, "reasoning": STREAM_REASONING},
+        separators=(",", ":"),
+    )
+    weights_chars = answer.index('"reasoning"')
+    tokens = -(-len(answer) // CHARS_PER_TOKEN)
+    fake, timed = _streaming_router("teacher")
+    fake.responder = lambda request: answer
+
     with _quiet():
         # full answer: Converse returns after every token was generated
         fake.delay_s, fake.stream_event_delay_s = tokens * TOKEN_SECONDS, 0.0
@@ -342,8 +369,7 @@ def measure_streaming() -> dict[str, float]:
         fake.delay_s, fake.stream_event_delay_s = 0.0, TOKEN_SECONDS
         streamed = statistics.median(timed(False, i) for i in range(STREAM_RUNS))
     events_read = fake.last_stream.events_read
-    handler.use_service(None)
-    CLIENTS.reset()
+    _reset_router()
     return {
         "tokens": tokens,
         "weights_share": weights_chars / len(answer),
@@ -353,6 +379,221 @@ def measure_streaming() -> dict[str, float]:
         "events_read": events_read,
         "events_total": fake.last_stream.total_events,
     }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 4. tokens per route for each prompt (issue 12, "the fewest tokens")
+# --------------------------------------------------------------------------------------------------------------
+TOKEN_QUERIES = 300
+FIRST_TOKEN_SECONDS = 0.3
+TTW_RUNS = 5
+LIMIT_WEIGHTS_ONLY_TOKENS = 25
+LIMIT_TTW_RATIO = 0.45
+ISSUE_FULL_ANSWER_TOKENS = 57  # issue 12: today's answers (weights and a reasoning sentence), ~57 output tokens
+_LEXICAL = re.compile(r'\{"|":|,"|"\}|[A-Za-z]+|[0-9]{1,3}|[^\sA-Za-z0-9]')
+_LEXICAL_WORD_CHARS = 8
+
+
+def lexical_tokens(text: str) -> int:
+    """A BPE-like token estimate (no tokenizer of the Nova models is public): a word of up to 8 letters is one
+    token (longer ones one per 8), a number one token per 3 digits, the JSON pairs ``{"`` ``":`` ``,"`` ``"}`` one
+    token, any other punctuation one token each; white space joins the next token."""
+    count = 0
+    for match in _LEXICAL.finditer(text):
+        piece = match.group()
+        count += -(-len(piece) // _LEXICAL_WORD_CHARS) if piece.isalpha() else 1
+    return count
+
+
+def chars_tokens(text: str) -> float:
+    """The estimate the Bedrock fake and ``cli estimate`` use: 4 characters per token."""
+    return len(text) / CHARS_PER_TOKEN
+
+
+def _token_queries() -> list[str]:
+    from search_router.pipeline.queries.synthesis import synthesize_queries
+    from search_router.shared.channels import DEFAULT_CHANNELS
+
+    return [query.text for query in synthesize_queries(DEFAULT_CHANNELS, TOKEN_QUERIES, seed=12)]
+
+
+def _simulated_models() -> Any:
+    from search_router.shared.channels import DEFAULT_CHANNELS
+    from simulation.models import SimulatedModels
+
+    return SimulatedModels(DEFAULT_CHANNELS, teacher_model_ids=("us.amazon.nova-pro-v1:0",), seed=12)
+
+
+def measure_tokens() -> dict[str, dict[str, float]]:
+    """Input and output tokens per route of each prompt, mean over synthesized queries; the answers are the
+    simulation's (``simulation/models.py``: the teacher's, the distilled model's in the form the prompt asks)."""
+    from search_router.shared.channels import DEFAULT_CHANNELS
+    from search_router.shared.prompts import student_prompt, teacher_prompt
+
+    queries = _token_queries()
+    models = _simulated_models()
+    prompts = {
+        "teacher (teacher prompt)": (teacher_prompt(DEFAULT_CHANNELS), models.teacher_answer),
+        "student, weights then reasoning": (
+            student_prompt(DEFAULT_CHANNELS),
+            lambda query: models.distilled_answer(query, reasoning=True),
+        ),
+        "student, weights only": (
+            student_prompt(DEFAULT_CHANNELS, reasoning=False),
+            lambda query: models.distilled_answer(query, reasoning=False),
+        ),
+    }
+    figures: dict[str, dict[str, float]] = {}
+    for label, (system, answer) in prompts.items():
+        answers = [answer(query) for query in queries]
+        figures[label] = {
+            "input_chars": statistics.fmean(chars_tokens(system + query) for query in queries),
+            "input_lexical": statistics.fmean(lexical_tokens(system) + lexical_tokens(query) for query in queries),
+            "output_chars": statistics.fmean(chars_tokens(text) for text in answers),
+            "output_lexical": statistics.fmean(lexical_tokens(text) for text in answers),
+        }
+    return figures
+
+
+def compact_forms() -> dict[str, dict[str, float]]:
+    """The weights-only forms the shared parser reads, measured to choose the compact one: tokens (both
+    estimates), mean over the simulated distilled model's weights."""
+    from search_router.shared.answer.decision import RoutingDecision
+    from search_router.shared.answer.formatting import format_answer, round_weights
+    from search_router.shared.answer.parser import parse_routing_answer
+    from search_router.shared.channels import DEFAULT_CHANNELS
+
+    models = _simulated_models()
+    decisions = [
+        parse_routing_answer(models.distilled_answer(query, reasoning=False), DEFAULT_CHANNELS).decision  # type: ignore[union-attr]
+        for query in _token_queries()
+    ]
+
+    def one_decimal(decision: RoutingDecision) -> str:
+        return format_answer(decision, DEFAULT_CHANNELS, decimals=1, with_reasoning=False)
+
+    forms = {
+        "compact JSON, 2 decimals, 0 not 0.0 (chosen)": lambda d: format_answer(
+            d, DEFAULT_CHANNELS, with_reasoning=False
+        ),
+        "compact JSON, 2 decimals, 0.0": lambda d: format_answer(
+            RoutingDecision(d.weights, "-"), DEFAULT_CHANNELS
+        ).replace(',"reasoning":"-"', ""),
+        "JSON with spaces (json.dumps)": lambda d: json.dumps(round_weights(d.weights, DEFAULT_CHANNELS)),
+        'nested {"weights": {...}}': lambda d: json.dumps(
+            {"weights": round_weights(d.weights, DEFAULT_CHANNELS)}, separators=(",", ":")
+        ),
+        "compact JSON, 1 decimal (less precise)": one_decimal,
+    }
+    figures: dict[str, dict[str, float]] = {}
+    for label, render in forms.items():
+        texts = [render(decision) for decision in decisions]
+        if not all(parse_routing_answer(text, DEFAULT_CHANNELS).ok for text in texts):
+            raise AssertionError(f"the form {label!r} does not parse")
+        figures[label] = {
+            "chars": statistics.fmean(chars_tokens(text) for text in texts),
+            "lexical": statistics.fmean(lexical_tokens(text) for text in texts),
+        }
+    return figures
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 5. time to weights with a first-token delay (issue 12)
+# --------------------------------------------------------------------------------------------------------------
+def measure_time_to_weights() -> dict[str, Any]:
+    """POST /route end to end against the botocore-validating Bedrock fake, a promoted student model, a first token
+    after 300 ms and one token (4 characters) every 15 ms: today's full answer (weights then reasoning, generated
+    in full before the first event as a unary Converse call returned it: the router waits for all of it) against
+    the weights-only prompt streamed with early exit, and against the
+    weights-then-reasoning answer streamed and cut at the weights (a student that ignores "weights only")."""
+    from search_router.shared.answer.decision import RoutingDecision
+    from search_router.shared.answer.formatting import format_answer
+    from search_router.shared.channels import DEFAULT_CHANNELS
+    from search_router.shared.prompts import student_prompt
+
+    reasoning = STREAM_REASONING
+    decision = RoutingDecision.from_weights(
+        {"visual": 0.8, "audio": 0.0, "transcription": 0.0, "metadata": 0.2}, DEFAULT_CHANNELS, reasoning=reasoning
+    )
+    weights = format_answer(decision, DEFAULT_CHANNELS, with_reasoning=False)
+    full = format_answer(decision, DEFAULT_CHANNELS)
+    # the issue's figure for today's answers (~57 output tokens): the same answer with a longer reasoning
+    padding = " The scene, not its sound, decides." * 2
+    longer = (reasoning + padding)[: ISSUE_FULL_ANSWER_TOKENS * CHARS_PER_TOKEN - len(full) + len(reasoning)]
+    reference = format_answer(RoutingDecision(decision.weights, longer), DEFAULT_CHANNELS)
+    weights_only_prompt = student_prompt(DEFAULT_CHANNELS, reasoning=False)
+    fake, timed = _streaming_router("student")
+
+    full_tokens = -(-len(full) // CHARS_PER_TOKEN)
+    reference_tokens = -(-len(reference) // CHARS_PER_TOKEN)
+    with _quiet():
+        # today: the whole answer is generated before Converse returns
+        fake.responder = lambda request: full
+        fake.delay_s, fake.stream_event_delay_s = FIRST_TOKEN_SECONDS + full_tokens * TOKEN_SECONDS, 0.0
+        today = statistics.median(timed(True, i) for i in range(TTW_RUNS))
+        fake.responder = lambda request: reference
+        fake.delay_s = FIRST_TOKEN_SECONDS + reference_tokens * TOKEN_SECONDS
+        today_reference = statistics.median(timed(True, i) for i in range(TTW_RUNS))
+        # the weights-only prompt, streamed: the router stops at the last weight
+        fake.responder = lambda request: weights if request.system_text == weights_only_prompt else full
+        fake.delay_s, fake.stream_event_delay_s = FIRST_TOKEN_SECONDS, TOKEN_SECONDS
+        weights_only = statistics.median(timed(False, i) for i in range(TTW_RUNS))
+        weights_only_events = (fake.last_stream.events_read, fake.last_stream.total_events)
+        # the full answer streamed and cut at the weights
+        fake.responder = lambda request: full
+        cut = statistics.median(timed(False, i) for i in range(TTW_RUNS))
+    _reset_router()
+    return {
+        "full_tokens": full_tokens,
+        "reference_tokens": reference_tokens,
+        "today_reference_ms": today_reference,
+        "reference_ratio": weights_only / today_reference,
+        "weights_tokens": -(-len(weights) // CHARS_PER_TOKEN),
+        "today_ms": today,
+        "weights_only_ms": weights_only,
+        "cut_ms": cut,
+        "ratio": weights_only / today,
+        "cut_ratio": cut / today,
+        "events": weights_only_events,
+    }
+
+
+def report_tokens(failures: list[str]) -> None:
+    """Print sections 4 and 5 and add what misses its target to ``failures``."""
+    print(
+        f"\nTokens per route, mean of {TOKEN_QUERIES} synthesized queries, simulated answers "
+        "(estimates: 4 characters per token | lexical, BPE-like; see lexical_tokens)"
+    )
+    tokens = measure_tokens()
+    for label, figures in tokens.items():
+        print(
+            f"  {label:<34} input {figures['input_chars']:6.1f} | {figures['input_lexical']:6.1f}   "
+            f"output {figures['output_chars']:5.1f} | {figures['output_lexical']:5.1f}"
+        )
+    print("  weights-only forms the shared parser reads (output tokens):")
+    for label, figures in compact_forms().items():
+        print(f"    {label:<40} {figures['chars']:5.1f} | {figures['lexical']:5.1f}")
+    worst = max(tokens["student, weights only"]["output_chars"], tokens["student, weights only"]["output_lexical"])
+    if worst > LIMIT_WEIGHTS_ONLY_TOKENS:
+        failures.append(f"weights-only answer {worst:.1f} tokens > {LIMIT_WEIGHTS_ONLY_TOKENS}")
+
+    ttw = measure_time_to_weights()
+    print(
+        f"\nTime to weights, first token after {FIRST_TOKEN_SECONDS * 1000:.0f} ms then {TOKEN_SECONDS * 1000:.0f} ms "
+        f"per token, promoted student, median of {TTW_RUNS} (handler end to end)"
+    )
+    print(f"  today: full answer, {ttw['full_tokens']} tokens, all at once  {ttw['today_ms']:7.1f} ms")
+    print(
+        f"  today at the issue's {ttw['reference_tokens']} tokens, all at once {ttw['today_reference_ms']:7.1f} ms   "
+        f"(weights-only ratio {ttw['reference_ratio']:.2f})"
+    )
+    print(
+        f"  weights-only prompt, {ttw['weights_tokens']} tokens, streamed   {ttw['weights_only_ms']:7.1f} ms   "
+        f"ratio {ttw['ratio']:.2f} (read {ttw['events'][0]} of {ttw['events'][1]} events)"
+    )
+    print(f"  full answer streamed, cut at the weights  {ttw['cut_ms']:7.1f} ms   ratio {ttw['cut_ratio']:.2f}")
+    if ttw["ratio"] > LIMIT_TTW_RATIO:
+        failures.append(f"time-to-weights ratio {ttw['ratio']:.2f} > {LIMIT_TTW_RATIO}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -390,15 +631,18 @@ def main(argv: list[str] | None = None) -> int:
         f"  answer {stream['tokens']} tokens, weights in the first {stream['weights_share']:.0%}; "
         f"stream read {stream['events_read']} of {stream['events_total']} events"
     )
-    print(f"  full answer (Converse, include_reasoning=true)   {stream['full_ms']:7.1f} ms")
+    print(f"  full answer (include_reasoning=true)             {stream['full_ms']:7.1f} ms")
     print(f"  streamed weights (include_reasoning=false)       {stream['streamed_ms']:7.1f} ms")
     print(f"  ratio streamed / full                            {stream['ratio']:7.2f}")
     if stream["ratio"] > LIMIT_STREAM_RATIO:
         failures.append(f"streaming ratio {stream['ratio']:.2f} > {LIMIT_STREAM_RATIO}")
 
+    report_tokens(failures)
+
     print(
         f"\nAcceptance: overhead p50 < {LIMIT_OVERHEAD_P50_MS} ms, import < {LIMIT_IMPORT_MS:.0f} ms, "
-        f"streaming <= {LIMIT_STREAM_RATIO:.0%} of the full answer"
+        f"streaming <= {LIMIT_STREAM_RATIO:.0%} of the full answer, weights-only <= {LIMIT_WEIGHTS_ONLY_TOKENS} "
+        f"output tokens, time to weights <= {LIMIT_TTW_RATIO}x today's full answer"
     )
     print("  " + ("PASS" if not failures else "FAIL: " + "; ".join(failures)))
     print(f"(benchmark took {time.perf_counter() - started:.1f} s; Python {sys.version.split()[0]})")

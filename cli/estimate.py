@@ -30,7 +30,13 @@ from search_router.shared.answer.decision import RoutingDecision
 from search_router.shared.answer.formatting import format_answer
 from search_router.shared.channels import ChannelSet
 from search_router.shared.model_ids import AUTO_TEACHER
-from search_router.shared.prompts import prompt_for, student_prompt, teacher_prompt
+from search_router.shared.prompts import (
+    STUDENT_WEIGHTS_ONLY,
+    named_prompt,
+    prompt_for,
+    student_prompt,
+    teacher_prompt,
+)
 
 QUERY_SAMPLE = 500  # queries synthesized to measure the mean query length
 JUDGE_PROMPT_PREFIX = "Route this video search query to the search channels: "  # lambdas/evaluate judge_record
@@ -225,9 +231,10 @@ def estimate(
     # Evaluation: every candidate answers every held-out query with its own prompt.
     routes: list[RouteCost] = []
     for candidate in config.eval_candidates:
-        prompt = _tokens(prompt_for(candidate.prompt_kind, channels), rates)
+        prompt = _tokens(named_prompt(candidate.prompt_kind, channels), rates)
         price = prices.of(candidate.model)
-        ein, eout = eval_examples * (prompt + sizes.query), eval_examples * sizes.answer
+        answer = sizes.weights_only if candidate.prompt_kind == STUDENT_WEIGHTS_ONLY else sizes.answer
+        ein, eout = eval_examples * (prompt + sizes.query), eval_examples * answer
         items.append(
             LineItem(
                 f"Evaluation: {candidate.name}", candidate.model, eval_examples, ein, eout, _cost(price, ein, eout)
@@ -289,13 +296,14 @@ def _route_cost(
     name: str, model: str, kind: str, *, prompt: float, sizes: TokenSizes, price: Price | None
 ) -> RouteCost:
     rin = prompt + sizes.query
+    answer = sizes.weights_only if kind == STUDENT_WEIGHTS_ONLY else sizes.answer
     return RouteCost(
         name=name,
         model=model,
         prompt_kind=kind,
         input_tokens=rin,
-        output_tokens=sizes.answer,
-        usd_per_1m=None if price is None else 1e6 * price.cost_per_route(rin, sizes.answer),
+        output_tokens=answer,
+        usd_per_1m=None if price is None else 1e6 * price.cost_per_route(rin, answer),
         usd_per_1m_no_reasoning=None if price is None else 1e6 * price.cost_per_route(rin, sizes.weights_only),
     )
 

@@ -24,6 +24,7 @@ from search_router.contract.names import DISTILLED
 from search_router.contract.run import RunSettings
 from search_router.shared.channels import ChannelConfigError, ChannelSet
 from search_router.shared.model_ids import AUTO_TEACHER, GEO_PREFIXES, base_model_id, is_customization_id
+from search_router.shared.prompts import PROMPT_NAMES, STUDENT_WEIGHTS_ONLY, PromptKind
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = PROJECT_ROOT / "cdk.json"
@@ -416,17 +417,30 @@ def _candidates(key: str, value: Any) -> tuple[Candidate, ...]:
             if item["model"] == DISTILLED_CANDIDATE_MODEL
             else _as_model_id(f"{where}.model", item["model"])
         )
-        kind = _as_choice(f"{where}.prompt_kind", item["prompt_kind"], ("student", "teacher"))
+        kind = _as_choice(f"{where}.prompt_kind", item["prompt_kind"], PROMPT_NAMES)
         candidates.append(Candidate(_as_name(f"{where}.name", item["name"]), model, kind))
     names = [c.name for c in candidates]
     if len(set(names)) != len(names):
         raise ConfigError(key, f"candidate names must be unique, got {names}")
-    distilled = [c for c in candidates if c.model == DISTILLED_CANDIDATE_MODEL]
-    if len(distilled) != 1:
-        raise ConfigError(key, 'must contain exactly one candidate with "model": "distilled" (the gate judges it)')
-    if distilled[0].prompt_kind != "student":
-        raise ConfigError(key, "the distilled candidate must use the student prompt it was trained on")
+    _check_distilled(key, [c for c in candidates if c.model == DISTILLED_CANDIDATE_MODEL])
     return tuple(candidates)
+
+
+def _check_distilled(key: str, distilled: list[Candidate]) -> None:
+    """One distilled candidate per student prompt it was trained on, and exactly one with the ``student`` prompt:
+    the one the gate judges (weights then reasoning, what the router serves by default)."""
+    trained = (PromptKind.STUDENT.value, STUDENT_WEIGHTS_ONLY)
+    if any(c.prompt_kind not in trained for c in distilled):
+        raise ConfigError(
+            key, f"a distilled candidate must use a student prompt it was trained on: {', '.join(trained)}"
+        )
+    kinds = [c.prompt_kind for c in distilled]
+    if kinds.count(PromptKind.STUDENT.value) != 1 or len(set(kinds)) != len(kinds):
+        raise ConfigError(
+            key,
+            'must contain exactly one candidate with "model": "distilled" and "prompt_kind": "student" (the gate '
+            'judges it) and at most one more with "prompt_kind": "student_weights_only"',
+        )
 
 
 def _email(key: str, value: Any) -> str | None:

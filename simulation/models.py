@@ -275,7 +275,8 @@ class SimulatedModels:
         self.clock = clock
         self.time_scale = time_scale
         self.reader = QueryReader(channels)
-        self._student_prompt = student_prompt(channels)
+        self._student_prompts = frozenset(student_prompt(channels, reasoning=reasoning) for reasoning in (True, False))
+        self._weights_only_prompt = student_prompt(channels, reasoning=False)
         self._lock = threading.Lock()
         self._attempts: Counter[str] = Counter()
         self.answers: Counter[str] = Counter()  # by role
@@ -286,8 +287,8 @@ class SimulatedModels:
             return DISTILLED
         if request.model_id in self.teacher_model_ids:
             return TEACHER
-        if request.system_text.strip() == self._student_prompt:
-            return BASE_STUDENT  # an undistilled model given only the one-sentence student prompt
+        if request.system_text.strip() in self._student_prompts:
+            return BASE_STUDENT  # an undistilled model given only a one-sentence student prompt
         return BASELINE
 
     def __call__(self, request: ConverseRequest) -> ConverseReply:
@@ -301,8 +302,8 @@ class SimulatedModels:
             text = self.teacher_answer(query)
             if attempt == 0 and _rng(self.seed, "teacher-cut", query).random() < 0.02:
                 text, stop_reason = text[: len(text) // 3], "max_tokens"
-        elif role == DISTILLED:
-            text = self.distilled_answer(query)
+        elif role == DISTILLED:  # trained on both student prompts: answers in the form the prompt asks for
+            text = self.distilled_answer(query, reasoning=request.system_text.strip() != self._weights_only_prompt)
         elif role == BASE_STUDENT:
             text = self.base_student_answer(query)
         else:
@@ -409,9 +410,10 @@ class SimulatedModels:
         total = sum(noisy.values())
         return round_weights({n: v / total for n, v in noisy.items()}, self.channels)
 
-    def distilled_answer(self, query: str) -> str:
+    def distilled_answer(self, query: str, *, reasoning: bool = True) -> str:
+        """The distilled model's answer: the same weights for either student prompt, the reasoning only when asked."""
         weights = self._noisy(query, DISTILLED, spread=0.05, slip=0.12, confusion=0.02)
-        return self._format(weights, self.reasoning(query, weights))
+        return self._format(weights, self.reasoning(query, weights) if reasoning else None)
 
     def baseline_answer(self, query: str, model_id: str) -> str:
         weights = _grid(
@@ -446,8 +448,9 @@ class SimulatedModels:
         rough = self._noisy(query, "base-student-weights", spread=0.2, slip=0.3, confusion=0.3)
         return json.dumps({**rough, "reasoning": "Based on the query."})
 
-    def _format(self, weights: Mapping[str, float], reasoning: str) -> str:
-        return format_answer(RoutingDecision.from_weights(weights, self.channels, reasoning=reasoning), self.channels)
+    def _format(self, weights: Mapping[str, float], reasoning: str | None) -> str:
+        decision = RoutingDecision.from_weights(weights, self.channels, reasoning=reasoning)
+        return format_answer(decision, self.channels, with_reasoning=reasoning is not None)
 
     # -------------------------------------------------------------------------------------------------- judge
     def judge_score(self, response: str, reference: str) -> int:

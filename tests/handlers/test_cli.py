@@ -1121,7 +1121,9 @@ def test_estimate_needs_no_credentials_and_no_aws(monkeypatch: pytest.MonkeyPatc
     assert re.search(r"^Teacher labeling\s+us\.amazon\.nova-premier-v1:0\s+1,050\s", result.out, re.MULTILINE)
     for candidate in CONFIG.eval_candidates:
         assert f"Evaluation: {candidate.name}" in result.out
-        assert re.search(rf"^{re.escape(candidate.name)}\s+\S+\s+(student|teacher)\s", result.out, re.MULTILINE)
+        assert re.search(
+            rf"^{re.escape(candidate.name)}\s+\S+\s+(student|student_weights_only|teacher)\s", result.out, re.MULTILINE
+        )
     assert re.search(r"^Total\s+\$\d+\.\d\d$", result.out, re.MULTILINE)
     assert "* unconfirmed" in result.out
 

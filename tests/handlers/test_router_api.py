@@ -16,6 +16,8 @@ from search_router.shared.channels import DEFAULT_CHANNELS
 from search_router.shared.prompts import student_prompt, teacher_prompt
 from simulation.bedrock.values import ConverseRequest
 from tests.handlers.router_harness import (
+    FALLBACK,
+    FALLBACK_ANSWER,
     PRIMARY,
     VALID_ANSWER,
     RouterHarness,
@@ -42,7 +44,7 @@ def test_a_query_gets_the_model_weights_and_reasoning(router: RouterHarness) -> 
     assert isinstance(reply.body["latency_ms"], float) and reply.body["latency_ms"] >= 0
     assert_valid_weights(reply.body)
     # And the model was asked once, with the prompt it was configured with (teacher) and the query as user turn
-    (call,) = router.calls("Converse")
+    (call,) = router.calls("ConverseStream")
     assert call["modelId"] == PRIMARY
     assert call["system"] == [{"text": teacher_prompt(DEFAULT_CHANNELS)}]
     assert call["messages"] == [{"role": "user", "content": [{"text": "sunset over snowy mountains"}]}]
@@ -56,7 +58,7 @@ def test_a_promoted_student_is_called_with_the_student_prompt(router: RouterHarn
     router.configure()  # a new container: reads the parameter afresh
     reply = router.route("sunset")
     assert reply.body["model"] == "us.amazon.nova-lite-v1:0"
-    (call,) = router.calls("Converse")
+    (call,) = router.calls("ConverseStream")
     assert call["system"] == [{"text": student_prompt(DEFAULT_CHANNELS)}]
 
 
@@ -124,7 +126,7 @@ def test_a_base64_encoded_body_is_read(router: RouterHarness) -> None:
     # API Gateway base64-encodes bodies of binary media types; the router decodes them (strictly)
     reply = router.invoke(load_event("router_body_base64"))
     assert reply.status == 200, reply.body
-    (call,) = router.calls("Converse")
+    (call,) = router.calls("ConverseStream")
     assert call["messages"][0]["content"][0]["text"] == "café au lait"
 
 
@@ -165,13 +167,13 @@ def test_unicode_queries_reach_the_model_unchanged(router: RouterHarness, event_
     reply = router.invoke(event)
     assert reply.status == 200
     assert_valid_weights(reply.body)
-    (call,) = router.calls("Converse")
+    (call,) = router.calls("ConverseStream")
     assert call["messages"][0]["content"][0]["text"] == json.loads(event["body"])["query"]
 
 
 def test_whitespace_is_normalized_before_the_model_and_the_cache(router: RouterHarness) -> None:
     router.route("  sunset \t over\n\n mountains  ")
-    (call,) = router.calls("Converse")
+    (call,) = router.calls("ConverseStream")
     assert call["messages"][0]["content"][0]["text"] == "sunset over mountains"
     # the same query spelled with other whitespace is the same cache entry
     assert router.route("sunset over mountains").body["source"] == "cache"
@@ -275,7 +277,7 @@ def test_both_operations_go_through_the_validating_fake(router: RouterHarness) -
     router.bedrock.responder = record
     router.route("one", include_reasoning=True)
     router.route("two", include_reasoning=False)
-    assert [r.operation for r in seen] == ["Converse", "ConverseStream"]
+    assert [r.operation for r in seen] == ["ConverseStream", "ConverseStream"]
     assert all(r.target_kind == "inference-profile" and r.model_id == PRIMARY for r in seen)
 
 
@@ -332,3 +334,111 @@ def test_invalid_settings_at_init_are_left_to_the_first_request(
     reply = router.invoke(load_event("router_post"))
     assert reply.status == 500
     assert reply.body == {"message": "The router is misconfigured"}
+
+
+WEIGHTS_ONLY_ANSWER = '{"visual":0.6,"audio":0.2,"transcription":0.1,"metadata":0.1}'
+
+
+def _student_answers(request: ConverseRequest) -> str:
+    """A distilled model trained on both student prompts: the weights only unless the prompt asks for reasoning."""
+    if request.system_text == student_prompt(DEFAULT_CHANNELS, reasoning=False):
+        return WEIGHTS_ONLY_ANSWER
+    if request.system_text == student_prompt(DEFAULT_CHANNELS):
+        return VALID_ANSWER
+    return FALLBACK_ANSWER  # not a student prompt: the test fails on the weights
+
+
+@pytest.mark.parametrize(
+    ("include_reasoning", "operation", "weights", "reasoning"),
+    [
+        (False, "ConverseStream", {"visual": 0.6, "audio": 0.2, "transcription": 0.1, "metadata": 0.1}, None),
+        (
+            True,
+            "ConverseStream",
+            {"visual": 0.7, "audio": 0.1, "transcription": 0.1, "metadata": 0.1},
+            "Mostly what is seen.",
+        ),
+    ],
+    ids=["weights-only", "with-reasoning"],
+)
+def test_a_promoted_student_gets_the_prompt_that_include_reasoning_picks(
+    router: RouterHarness,
+    include_reasoning: bool,
+    operation: str,
+    weights: dict[str, float],
+    reasoning: str | None,
+) -> None:
+    # Given a promoted student model
+    router.set_parameter(promotion("us.amazon.nova-lite-v1:0", "student"))
+    router.bedrock.responder = _student_answers
+    router.configure()
+
+    # When a query is routed with or without reasoning
+    reply = router.route("sunset", include_reasoning=include_reasoning)
+
+    # Then the model got the matching student prompt, and the answer has the same shape either way
+    (call,) = router.calls(operation)
+    assert call["system"] == [{"text": student_prompt(DEFAULT_CHANNELS, reasoning=include_reasoning)}]
+    assert reply.status == 200
+    assert set(reply.body) == {"weights", "reasoning", "model", "source", "latency_ms"}
+    assert reply.body["weights"] == weights
+    assert reply.body["reasoning"] == reasoning
+    assert reply.body["source"] == "model"
+
+
+def test_the_teacher_prompt_is_the_same_with_or_without_reasoning(router: RouterHarness) -> None:
+    router.route("one", include_reasoning=True)
+    router.route("two", include_reasoning=False)
+
+    with_reasoning, weights_only = router.calls("ConverseStream")
+    assert with_reasoning["system"] == weights_only["system"] == [{"text": teacher_prompt(DEFAULT_CHANNELS)}]
+
+
+def test_the_two_student_prompts_are_cached_apart(router: RouterHarness) -> None:
+    router.set_parameter(promotion("us.amazon.nova-lite-v1:0", "student"))
+    router.bedrock.responder = _student_answers
+    router.configure()
+
+    weights_only = router.route("sunset", include_reasoning=False)
+    with_reasoning = router.route("sunset", include_reasoning=True)
+    again = router.route("sunset", include_reasoning=False)
+
+    assert (weights_only.body["source"], with_reasoning.body["source"], again.body["source"]) == (
+        "model",
+        "model",
+        "cache",
+    )
+    assert with_reasoning.body["reasoning"] == "Mostly what is seen."
+    assert again.body["reasoning"] is None and again.body["weights"] == weights_only.body["weights"]
+
+
+def test_with_reasoning_the_answer_is_streamed_and_the_stream_left_at_the_closing_brace(
+    router: RouterHarness,
+) -> None:
+    # Given a model that keeps talking after its answer, streamed in small chunks
+    router.bedrock.responder = by_model({PRIMARY: VALID_ANSWER + "\n" + "Let me know if you need more. " * 30})
+    router.bedrock.stream_chunk_chars = 5
+
+    # When reasoning is requested
+    reply = router.route("sunset", include_reasoning=True)
+
+    # Then the weights and the reasoning come from ConverseStream, read only up to the answer's end
+    assert reply.body["weights"] == {"visual": 0.7, "audio": 0.1, "transcription": 0.1, "metadata": 0.1}
+    assert reply.body["reasoning"] == "Mostly what is seen."
+    assert router.calls("Converse") == []
+    stream = router.bedrock.last_stream
+    assert stream.closed
+    assert stream.events_read <= len(VALID_ANSWER) // 5 + 3  # messageStart, the answer's chunks, one more at most
+    assert stream.events_read < stream.total_events / 4
+
+
+def test_with_reasoning_an_answer_inside_an_array_is_read_whole_and_refused_like_the_parser(
+    router: RouterHarness,
+) -> None:
+    router.bedrock.responder = by_model({PRIMARY: f"[{VALID_ANSWER}]", FALLBACK: FALLBACK_ANSWER})
+
+    reply = router.route("sunset", include_reasoning=True)
+
+    assert reply.body["source"] == "fallback_model"
+    assert router.metric("ParseFailure", reason="not_an_object") == 1
+    assert router.bedrock.streams[0].fully_read

@@ -43,14 +43,14 @@ def test_the_cache_key_includes_the_model(router: RouterHarness) -> None:
 
 
 def test_fallback_answers_and_default_weights_are_not_cached(router: RouterHarness) -> None:
-    router.bedrock.script_errors("Converse", "AccessDeniedException", times=1, model_id=PRIMARY)
+    router.bedrock.script_errors("ConverseStream", "AccessDeniedException", times=1, model_id=PRIMARY)
     assert router.route("sunset").body["source"] == "fallback_model"
     # the selected model is asked again (and answers) instead of replaying the fallback's answer
     assert router.route("sunset").body["source"] == "model"
-    router.bedrock.script_errors("Converse", "AccessDeniedException", times=2)
+    router.bedrock.script_errors("ConverseStream", "AccessDeniedException", times=2)
     assert router.route("thunder").body["source"] == "default"
     assert router.route("thunder").body["source"] == "model"
-    assert len(router.calls("Converse", FALLBACK)) == 2
+    assert len(router.calls("ConverseStream", FALLBACK)) == 2
 
 
 def test_entries_expire_after_the_ttl(router: RouterHarness) -> None:

@@ -75,7 +75,7 @@ def test_a_failing_model_is_skipped_without_a_call_once_its_circuit_opens(
     # Given three requests in a row on which the selected model failed (throttling counts too)
     for index in range(3):
         assert router.route(f"storm {index}").body["source"] == "fallback_model"
-    calls = len(router.calls("Converse", PRIMARY))
+    calls = len(router.calls("ConverseStream", PRIMARY))
     assert router.metric("CircuitOpened", model=PRIMARY) == 1
     (opened,) = _lines(router, "Circuit opened")
     assert opened["level"] == "WARNING"
@@ -83,7 +83,7 @@ def test_a_failing_model_is_skipped_without_a_call_once_its_circuit_opens(
     # When more queries come
     replies = [router.route(f"calm {index}") for index in range(4)]
     # Then the open model is not called at all; the fallback answers at once
-    assert len(router.calls("Converse", PRIMARY)) == calls
+    assert len(router.calls("ConverseStream", PRIMARY)) == calls
     assert {r.body["source"] for r in replies} == {"fallback_model"}
     assert router.metric("CircuitOpen", model=PRIMARY) == 4
     assert router.metric("CircuitOpened", model=PRIMARY) == 1  # opened once, skipped four times
@@ -101,13 +101,13 @@ def test_after_open_seconds_one_probe_request_tries_the_model_and_closes_the_cir
     models.set(primary=VALID_ANSWER)
     router.clock.advance(29)
     assert router.route("three").body["source"] == "fallback_model"
-    calls = len(router.calls("Converse", PRIMARY))
+    calls = len(router.calls("ConverseStream", PRIMARY))
     # When the open time is over, the next request is the probe
     router.clock.advance(1)
     reply = router.route("four")
     # Then it calls the model (once), the model answers, and the circuit closes
     assert reply.body["source"] == "model"
-    assert len(router.calls("Converse", PRIMARY)) == calls + 1
+    assert len(router.calls("ConverseStream", PRIMARY)) == calls + 1
     (closed,) = _lines(router, "Circuit closed")
     assert closed["model"] == PRIMARY
     assert router.route("five").body["source"] == "model"
@@ -119,15 +119,15 @@ def test_a_failed_probe_reopens_the_circuit_for_another_open_seconds(router: Rou
     router.route("one")
     router.route("two")
     router.clock.advance(30)
-    calls = len(router.calls("Converse", PRIMARY))
+    calls = len(router.calls("ConverseStream", PRIMARY))
     assert router.route("probe").body["source"] == "fallback_model"
-    assert len(router.calls("Converse", PRIMARY)) == calls + 1  # the probe called it, once
+    assert len(router.calls("ConverseStream", PRIMARY)) == calls + 1  # the probe called it, once
     assert router.metric("CircuitOpened", model=PRIMARY) == 2
     (reopened,) = _lines(router, "Circuit re-opened")
     assert reopened["model"] == PRIMARY
     router.clock.advance(29)
     router.route("still open")
-    assert len(router.calls("Converse", PRIMARY)) == calls + 1
+    assert len(router.calls("ConverseStream", PRIMARY)) == calls + 1
 
 
 def test_timeouts_count_against_the_model(router: RouterHarness) -> None:
@@ -139,9 +139,9 @@ def test_timeouts_count_against_the_model(router: RouterHarness) -> None:
         router.route("slow two")
         assert router.metric("ModelError", code="Timeout") == 2
         assert router.metric("CircuitOpened", model=PRIMARY) == 1
-        calls = len(router.calls("Converse", PRIMARY))
+        calls = len(router.calls("ConverseStream", PRIMARY))
         assert router.route("fast").body["source"] == "fallback_model"
-        assert len(router.calls("Converse", PRIMARY)) == calls  # the slow model was not even called
+        assert len(router.calls("ConverseStream", PRIMARY)) == calls  # the slow model was not even called
         assert router.metric("ModelError", code="Timeout") == 2
     finally:
         release.set()
@@ -169,7 +169,7 @@ def test_unusable_answers_do_not_open_the_circuit(router: RouterHarness) -> None
     Models(router, primary="I would weigh the visual channel most.")
     for index in range(5):
         assert router.route(f"odd {index}").body["source"] == "fallback_model"
-    assert len(router.calls("Converse", PRIMARY)) == 5
+    assert len(router.calls("ConverseStream", PRIMARY)) == 5
     assert router.metric("ParseFailure", reason="no_json") == 5
     assert router.metric("CircuitOpened", model=PRIMARY) == 0
 
@@ -193,7 +193,7 @@ def test_the_breaker_is_off_with_zero_failures(router: RouterHarness) -> None:
     Models(router, primary=DENIED)
     for index in range(10):
         router.route(f"q{index}")
-    assert len(router.calls("Converse", PRIMARY)) == 10
+    assert len(router.calls("ConverseStream", PRIMARY)) == 10
     assert router.metric("CircuitOpened", model=PRIMARY) == 0
 
 
@@ -209,7 +209,7 @@ def test_expensive_fallbacks_are_capped_to_their_share_of_the_window(router: Rou
     replies = [router.route(f"outage {index}") for index in range(8)]
     # Then the expensive fallback answers as long as it stays within 20% of the window's requests (4 of 20 ...)
     assert [r.body["source"] for r in replies] == ["fallback_model"] * 4 + ["default"] * 4
-    assert len(router.calls("Converse", FALLBACK)) == 4
+    assert len(router.calls("ConverseStream", FALLBACK)) == 4
     # and beyond that the default weights answer, without a call to the fallback, counted and explained
     assert replies[-1].body["weights"] == DEFAULT_WEIGHTS
     assert router.metric("FallbackCapped") == 4
@@ -248,7 +248,7 @@ def test_the_default_model_as_the_first_fallback_of_a_promotion_is_never_capped(
     models.set(primary=DENIED)
     reply = router.route("both down")
     assert reply.body["source"] == "default"
-    assert router.calls("Converse", FALLBACK) == []
+    assert router.calls("ConverseStream", FALLBACK) == []
     assert _routed(router)[-1]["default_reason"] == "fallback_capped"
 
 

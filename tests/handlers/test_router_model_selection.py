@@ -71,8 +71,8 @@ def test_a_promotion_takes_effect_after_the_ttl_without_a_redeploy(router: Route
     reply = router.route("third")
     assert reply.body["model"] == LITE
     assert reply.body["source"] == "model"
-    assert router.calls("Converse", LITE)[0]["system"] == [{"text": student_prompt(DEFAULT_CHANNELS)}]
-    assert router.calls("Converse", PRIMARY)[0]["system"] == [{"text": teacher_prompt(DEFAULT_CHANNELS)}]
+    assert router.calls("ConverseStream", LITE)[0]["system"] == [{"text": student_prompt(DEFAULT_CHANNELS)}]
+    assert router.calls("ConverseStream", PRIMARY)[0]["system"] == [{"text": teacher_prompt(DEFAULT_CHANNELS)}]
 
 
 def test_a_promoted_custom_model_deployment_is_invoked_by_its_arn(router: RouterHarness) -> None:
@@ -84,19 +84,20 @@ def test_a_promoted_custom_model_deployment_is_invoked_by_its_arn(router: Router
     assert reply.body["model"] == deployment_arn
     assert reply.body["source"] == "model"
     (call,) = router.calls("ConverseStream")
-    assert call["system"] == [{"text": student_prompt(DEFAULT_CHANNELS)}]
+    # issue 12: without include_reasoning a student model gets its weights-only prompt
+    assert call["system"] == [{"text": student_prompt(DEFAULT_CHANNELS, reasoning=False)}]
 
 
 def test_when_the_promoted_model_fails_the_default_model_is_the_first_fallback(router: RouterHarness) -> None:
     deployment_arn = _deploy_distilled_model(router.bedrock)
     router.set_parameter(promotion(deployment_arn, "student"))
     router.clock.advance(31)
-    router.bedrock.script_errors("Converse", "ModelErrorException", times=None, model_id=deployment_arn)
+    router.bedrock.script_errors("ConverseStream", "ModelErrorException", times=None, model_id=deployment_arn)
     reply = router.route("sunset")
     assert reply.body["source"] == "fallback_model"
     assert reply.body["model"] == PRIMARY  # the configured default model, with its teacher prompt
-    assert router.calls("Converse", PRIMARY)[0]["system"] == [{"text": teacher_prompt(DEFAULT_CHANNELS)}]
-    assert router.calls("Converse", FALLBACK) == []
+    assert router.calls("ConverseStream", PRIMARY)[0]["system"] == [{"text": teacher_prompt(DEFAULT_CHANNELS)}]
+    assert router.calls("ConverseStream", FALLBACK) == []
 
 
 @pytest.mark.parametrize(
@@ -190,7 +191,7 @@ def test_a_promoted_arn_outside_this_account_and_region_is_not_called(
     reply = router.route("sunset")
     # Then the configured default model answers, the ARN is never invoked, and the problem is counted and logged
     assert (reply.body["model"], reply.body["source"]) == (PRIMARY, "model")
-    assert [c["modelId"] for c in router.bedrock.calls_to("Converse")] == [PRIMARY]
+    assert [c["modelId"] for c in router.bedrock.calls_to("ConverseStream")] == [PRIMARY]
     assert router.metric("ModelParameterInvalid", problem="foreign_arn") == 1
     (error,) = [line for line in router.logs() if line.get("problem") == "foreign_arn"]
     assert why in error["detail"]

@@ -49,13 +49,12 @@ CORPUS_CASES = [
 
 
 @pytest.mark.parametrize(("code", "retried"), BEDROCK_ERRORS)
-@pytest.mark.parametrize("include_reasoning", [True, False], ids=["converse", "stream"])
+@pytest.mark.parametrize("include_reasoning", [True, False], ids=["with-reasoning", "weights-only"])
 def test_a_failing_model_falls_back_to_the_next_model(
     router: RouterHarness, code: str, retried: bool, include_reasoning: bool
 ) -> None:
     # Given the selected model fails every call with this error
-    operation = "Converse" if include_reasoning else "ConverseStream"
-    router.bedrock.script_errors(operation, code, times=None, model_id=PRIMARY)
+    router.bedrock.script_errors("ConverseStream", code, times=None, model_id=PRIMARY)  # both stream (issue 12)
     # When a query is routed
     reply = router.route("sunset over the sea", include_reasoning=include_reasoning)
     # Then the fallback model answers, marked as such
@@ -63,7 +62,7 @@ def test_a_failing_model_falls_back_to_the_next_model(
     assert reply.body["model"] == FALLBACK
     assert reply.body["weights"] == FALLBACK_WEIGHTS
     # And transient errors were retried once on the same model, others not
-    assert len(router.calls(operation, PRIMARY)) == (2 if retried else 1)
+    assert len(router.calls("ConverseStream", PRIMARY)) == (2 if retried else 1)
     assert router.metric("ModelError", code=code) == (2 if retried else 1)
     assert router.metric("FallbackModelUsed") == 1
     assert router.metric("DefaultWeightsUsed") == 0
@@ -71,7 +70,7 @@ def test_a_failing_model_falls_back_to_the_next_model(
 
 @pytest.mark.parametrize(("code", "retried"), BEDROCK_ERRORS)
 def test_when_every_model_fails_the_default_weights_answer(router: RouterHarness, code: str, retried: bool) -> None:
-    router.bedrock.script_errors("Converse", code, times=None)
+    router.bedrock.script_errors("ConverseStream", code, times=None)
     reply = router.route("sunset over the sea")
     assert reply.body == {
         "weights": DEFAULT_WEIGHTS,
@@ -89,10 +88,10 @@ def test_when_every_model_fails_the_default_weights_answer(router: RouterHarness
 
 
 def test_a_transient_error_is_retried_on_the_same_model(router: RouterHarness) -> None:
-    router.bedrock.script_errors("Converse", "ThrottlingException", times=1)
+    router.bedrock.script_errors("ConverseStream", "ThrottlingException", times=1)
     reply = router.route("sunset")
     assert reply.body["source"] == "model"
-    assert len(router.calls("Converse", PRIMARY)) == 2
+    assert len(router.calls("ConverseStream", PRIMARY)) == 2
     assert router.metric("ModelError", code="ThrottlingException") == 1
 
 
@@ -162,7 +161,7 @@ def test_no_time_left_for_a_retry_goes_straight_to_the_default_weights(router: R
     router.bedrock.responder = by_model({PRIMARY: _slow(0.2, VALID_ANSWER), FALLBACK: FALLBACK_ANSWER})
     reply = router.route("sunset")
     assert reply.body["source"] == "default"
-    assert len(router.calls("Converse", FALLBACK)) == 0  # the budget was spent on the first call
+    assert len(router.calls("ConverseStream", FALLBACK)) == 0  # the budget was spent on the first call
     (line,) = [entry for entry in router.logs() if entry.get("source") == "default"]
     assert line["default_reason"] == "budget_exhausted"
 

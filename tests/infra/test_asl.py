@@ -100,7 +100,7 @@ def test_the_default_evaluation_concurrency_is_the_most_candidates_a_stack_may_h
     default = parse_config(context).run_defaults.evaluation_concurrency  # cdk.json's run_defaults
     assert (bounds["Ge"].ge, default, bounds["Le"].le) == (1, 6, 6)
     extra = [{"name": f"extra-{i}", "model": "us.amazon.nova-micro-v1:0", "prompt_kind": "student"} for i in range(4)]
-    six = [*context["eval_candidates"], *extra[:3]]
+    six = [*context["eval_candidates"], *extra[: 6 - len(context["eval_candidates"])]]
     assert len(parse_config({**context, "eval_candidates": six}).eval_candidates) == default
     with pytest.raises(ConfigError, match=r"list of 1\.\.6 "):
         parse_config({**context, "eval_candidates": [*six, extra[3]]})

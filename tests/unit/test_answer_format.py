@@ -164,3 +164,44 @@ def test_from_weights_orders_normalizes_and_validates_like_the_parser() -> None:
         RoutingDecision.from_weights(
             {"visual": 0.78, "audio": 0, "transcription": 0, "metadata": 0.2}, DEFAULT_CHANNELS
         )
+
+
+@pytest.mark.parametrize("with_reasoning", [True, False], ids=["weights-then-reasoning", "weights-only"])
+def test_both_target_forms_parse_back_whole_and_streamed(with_reasoning: bool) -> None:
+    from search_router.shared.answer.streaming import StreamingWeightsReader
+
+    # Given a teacher decision rendered in either training-target form
+    original = decision(0.55, 0.15, 0.0, 0.3, reasoning="Scenery with a name.")  # a zero: "0" or "0.0"
+    text = format_answer(original, DEFAULT_CHANNELS, with_reasoning=with_reasoning)
+
+    # Then the whole-text parser reads it as one clean answer, with the reasoning only in the first form
+    parsed = parse_routing_answer(text, DEFAULT_CHANNELS)
+    assert isinstance(parsed, ParseSuccess) and parsed.clean
+    assert parsed.decision.weights == original.weights
+    assert parsed.decision.reasoning == ("Scenery with a name." if with_reasoning else None)
+    assert ('"reasoning"' in text) is with_reasoning
+    # And the streaming reader gets the weights from 4-character pieces, and the full parse at the end
+    reader = StreamingWeightsReader(DEFAULT_CHANNELS)
+    decisions = [reader.feed(text[i : i + 4]) for i in range(0, len(text), 4)]
+    assert decisions[-1] is not None and decisions[-1].weights == original.weights
+    assert reader.finish() == parsed
+
+
+def test_the_weights_only_form_is_the_canonical_form_without_the_reasoning_field() -> None:
+    with_reasoning = format_answer(decision(0.7, 0.1, 0.1, 0.1, reasoning="Seen."), DEFAULT_CHANNELS)
+    weights_only = format_answer(
+        decision(0.7, 0.1, 0.1, 0.1, reasoning="Seen."), DEFAULT_CHANNELS, with_reasoning=False
+    )
+
+    assert weights_only == '{"visual":0.7,"audio":0.1,"transcription":0.1,"metadata":0.1}'
+    assert with_reasoning == weights_only[:-1] + ',"reasoning":"Seen."}'
+    # and a weight of 0 or 1 is the bare integer there (the shortest JSON number), still a clean answer
+    bare = format_answer(decision(1.0, 0.0, 0.0, 0.0), DEFAULT_CHANNELS, with_reasoning=False)
+    assert bare == '{"visual":1,"audio":0,"transcription":0,"metadata":0}'
+    assert format_answer(decision(1.0, 0.0, 0.0, 0.0), DEFAULT_CHANNELS).startswith('{"visual":1.0,"audio":0.0,')
+    parsed = parse_routing_answer(bare, DEFAULT_CHANNELS)
+    assert (
+        parsed.ok
+        and parsed.clean
+        and parsed.decision.weights == {"visual": 1.0, "audio": 0.0, "transcription": 0.0, "metadata": 0.0}
+    )

@@ -233,3 +233,17 @@ def test_history_events_inside_map_iterations_are_not_top_level_states() -> None
     assert history.map_length == {"LabelShards": 2}
     assert history.map_done == {"LabelShards": 1}
     assert "LabelShard" not in history.exits
+
+
+def test_the_weights_only_candidate_is_estimated_with_the_weights_only_prompt_and_answer() -> None:
+    from search_router.shared.prompts import STUDENT_WEIGHTS_ONLY
+
+    result = run_estimate()
+    sizes = result.sizes
+    (candidate,) = [c for c in CONFIG.eval_candidates if c.prompt_kind == STUDENT_WEIGHTS_ONLY]
+    (line,) = [i for i in result.items if i.step == f"Evaluation: {candidate.name}"]
+
+    prompt = len(student_prompt(CONFIG.channels, reasoning=False)) / 4
+    assert line.input_tokens == pytest.approx(100 * (prompt + sizes.query))
+    assert line.output_tokens == pytest.approx(100 * sizes.weights_only)
+    assert sizes.weights_only < sizes.answer

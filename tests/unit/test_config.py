@@ -180,3 +180,68 @@ def test_powertools_layer_arn_follows_region_runtime_and_architecture() -> None:
     assert config.powertools_layer_arn == (
         "arn:aws:lambda:us-west-2:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:27"
     )
+
+
+DISTILLED_WITH_REASONING = {"name": "distilled", "model": "distilled", "prompt_kind": "student"}
+DISTILLED_WEIGHTS_ONLY = {"name": "distilled-weights", "model": "distilled", "prompt_kind": "student_weights_only"}
+BASELINE_CANDIDATE = {
+    "name": "baseline",
+    "model": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+    "prompt_kind": "teacher",
+}
+
+
+def test_the_distilled_model_is_evaluated_with_both_student_prompts_by_default() -> None:
+    candidates = [c for c in load_config().eval_candidates if c.model == "distilled"]
+
+    assert [(c.name, c.prompt_kind) for c in candidates] == [
+        ("distilled", "student"),
+        ("distilled-weights", "student_weights_only"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("candidates", "expected"),
+    [
+        # the gate judges the distilled candidate with the student prompt: it must be there, once
+        ([DISTILLED_WEIGHTS_ONLY, BASELINE_CANDIDATE], 'exactly one candidate with "model": "distilled" and'),
+        (
+            [DISTILLED_WITH_REASONING, {**DISTILLED_WITH_REASONING, "name": "again"}, BASELINE_CANDIDATE],
+            '"prompt_kind": "student" (the gate judges it)',
+        ),
+        (
+            [DISTILLED_WITH_REASONING, DISTILLED_WEIGHTS_ONLY, {**DISTILLED_WEIGHTS_ONLY, "name": "twice"}],
+            'at most one more with "prompt_kind": "student_weights_only"',
+        ),
+        # the distilled model was trained on the student prompts only
+        (
+            [
+                DISTILLED_WITH_REASONING,
+                {**DISTILLED_WITH_REASONING, "name": "teacher-prompt", "prompt_kind": "teacher"},
+            ],
+            "a distilled candidate must use a student prompt it was trained on: student, student_weights_only",
+        ),
+        (
+            [{**BASELINE_CANDIDATE, "prompt_kind": "weights"}],
+            "must be one of",
+        ),
+    ],
+)
+def test_bad_distilled_candidates_are_rejected(candidates: list[dict[str, str]], expected: str) -> None:
+    with pytest.raises(ConfigError, match="eval_candidates") as raised:
+        parse_config(_context(eval_candidates=candidates))
+    assert expected in str(raised.value)
+
+
+def test_a_weights_only_candidate_of_another_model_is_accepted() -> None:
+    base = {"name": "base-weights", "model": "us.amazon.nova-micro-v1:0", "prompt_kind": "student_weights_only"}
+
+    config = parse_config(_context(eval_candidates=[DISTILLED_WITH_REASONING, base, BASELINE_CANDIDATE]))
+
+    assert [c.prompt_kind for c in config.eval_candidates] == ["student", "student_weights_only", "teacher"]
+
+
+def test_the_reasoning_share_of_the_training_set_is_a_run_setting_within_0_and_1() -> None:
+    assert load_config().run_defaults.reasoning_share == 0.5
+    with pytest.raises(ConfigError, match="reasoning_share"):
+        parse_config(_context(run_defaults={**read_cdk_json_context()["run_defaults"], "reasoning_share": 1.5}))

@@ -19,6 +19,7 @@ from search_router.pipeline.dataset import (
     ensure_trainable,
     heldout_record,
     read_examples,
+    reasoning_assignment,
     sha256_text,
     split_heldout,
     training_jsonl,
@@ -113,6 +114,74 @@ def test_training_record_has_the_bedrock_conversation_shape() -> None:
     parsed = parse_routing_answer(assistant, DEFAULT_CHANNELS, sum_tolerance=0.01)
     assert parsed.ok and parsed.decision.weights == WEIGHTS
     assert len(student_prompt(DEFAULT_CHANNELS)) < len(teacher_prompt(DEFAULT_CHANNELS)) / 3
+
+
+def test_a_weights_only_record_has_the_weights_only_prompt_and_target() -> None:
+    record = training_record(example(), DEFAULT_CHANNELS, reasoning=False)
+
+    assert record["system"] == [{"text": student_prompt(DEFAULT_CHANNELS, reasoning=False)}]
+    (assistant,) = record["messages"][1]["content"]
+    assert assistant == {"text": '{"visual":0.7,"audio":0.1,"transcription":0,"metadata":0.2}'}
+    parsed = parse_routing_answer(assistant["text"], DEFAULT_CHANNELS, sum_tolerance=0.01)
+    assert parsed.ok and parsed.clean and parsed.decision.weights == WEIGHTS and parsed.decision.reasoning is None
+
+
+def test_an_example_without_reasoning_cannot_train_the_reasoning_prompt() -> None:
+    with pytest.raises(ValueError, match="has no reasoning: it can only train the weights-only prompt"):
+        training_record(example(reasoning=None), DEFAULT_CHANNELS, reasoning=True)
+
+
+def test_the_two_prompt_file_puts_each_query_once_with_one_prompt_in_the_configured_share() -> None:
+    # Given 400 examples, 40 of them without reasoning, and a share of 30% with reasoning
+    examples = [example(f"query {i}", reasoning=None if i % 10 == 0 else f"reason {i}") for i in range(400)]
+
+    # When the records are assigned and written
+    flags = reasoning_assignment(examples, 0.3, seed=7)
+    text = training_jsonl(examples, DEFAULT_CHANNELS, reasoning=flags)
+
+    # Then the file is valid bedrock-conversation-2024 with one record per query
+    report = validate_training_jsonl(text, DEFAULT_CHANNELS)
+    assert report.ok, report.errors
+    records = [json.loads(line) for line in text.splitlines()]
+    assert [r["messages"][0]["content"][0]["text"] for r in records] == [e.query for e in examples]
+    # 120 with the reasoning prompt, never an example without reasoning; each target matches its prompt
+    prompts = {True: student_prompt(DEFAULT_CHANNELS), False: student_prompt(DEFAULT_CHANNELS, reasoning=False)}
+    assert sum(flags) == 120
+    for record, flag, source in zip(records, flags, examples, strict=True):
+        assert record["system"] == [{"text": prompts[flag]}]
+        parsed = parse_routing_answer(record["messages"][1]["content"][0]["text"], DEFAULT_CHANNELS)
+        assert parsed.ok and parsed.clean and parsed.decision.weights == WEIGHTS
+        assert parsed.decision.reasoning == (source.reasoning if flag else None)
+        assert not (flag and source.reasoning is None)
+
+
+def test_the_reasoning_assignment_is_seeded() -> None:
+    examples = [example(f"query {i}") for i in range(200)]
+
+    first = reasoning_assignment(examples, 0.5, seed=1)
+
+    assert first == reasoning_assignment(examples, 0.5, seed=1)
+    assert first != reasoning_assignment(examples, 0.5, seed=2)
+    assert sum(first) == 100
+    assert reasoning_assignment(examples, 0.0, seed=1) == [False] * 200
+    assert reasoning_assignment(examples, 1.0, seed=1) == [True] * 200
+
+
+def test_the_reasoning_share_is_capped_by_the_examples_that_have_a_reasoning() -> None:
+    examples = [example(f"query {i}", reasoning=None if i < 150 else "why") for i in range(200)]
+
+    assert sum(reasoning_assignment(examples, 0.9, seed=3)) == 50
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5, float("nan")])
+def test_a_reasoning_share_outside_0_to_1_is_refused(share: float) -> None:
+    with pytest.raises(ValueError, match=r"the reasoning share must be within 0\.\.1"):
+        reasoning_assignment([example()], share, seed=0)
+
+
+def test_reasoning_flags_must_match_the_examples() -> None:
+    with pytest.raises(ValueError, match="1 reasoning flags for 2 examples"):
+        training_jsonl([example("a"), example("b")], DEFAULT_CHANNELS, reasoning=[True])
 
 
 def test_heldout_record_strips_reasoning() -> None:
@@ -372,6 +441,8 @@ def test_manifest_reports_every_number() -> None:
     assert manifest["models"] == {"teacher": "us.amazon.nova-premier-v1:0", "student": "amazon.nova-micro-v1:0:128k"}
     assert manifest["prompts"]["teacher"]["sha256"] == sha256_text(teacher_prompt(DEFAULT_CHANNELS))
     assert manifest["prompts"]["student"]["text"] == student_prompt(DEFAULT_CHANNELS)
+    weights_only = student_prompt(DEFAULT_CHANNELS, reasoning=False)
+    assert manifest["prompts"]["student_weights_only"]["text"] == weights_only
     assert manifest["schemaVersion"] == SCHEMA_VERSION
     assert manifest["labeling"] == {"input_tokens": 123}
 

@@ -39,6 +39,7 @@ DEFAULTS = {
     "throttle_budget_seconds": 240,
     "keep_failed_artifacts": False,
     "max_failed_shards_percent": 10,
+    "reasoning_share": 0.5,
 }
 
 

@@ -225,3 +225,52 @@ def test_long_stream_fed_char_by_char_stays_linear() -> None:
     # Then
     assert arrived_at == len(text) - 1
     assert elapsed < 1.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ANSWER,
+        '{"reasoning": "Seen first.", "visual": 0.7, "audio": 0.1, "transcription": 0.1, "metadata": 0.1}',
+        '{"weights": {"visual": 0.7, "audio": 0.1, "transcription": 0.1, "metadata": 0.1}, "reasoning": "Nested."}',
+    ],
+    ids=["weights-first", "reasoning-first", "nested-weights"],
+)
+def test_whole_object_mode_decides_at_the_closing_brace_with_the_reasoning(text: str) -> None:
+    # Given the answer followed by prose the model kept generating
+    reader = StreamingWeightsReader(DEFAULT_CHANNELS, whole_object=True)
+
+    # When it is fed one character at a time
+    index = feed_chars(reader, text + "\nI hope this helps with your search!")
+
+    # Then the decision arrives with the answer's last character, holding what the full parser reads
+    assert index == len(text) - 1
+    expected = parse_routing_answer(text, DEFAULT_CHANNELS)
+    assert isinstance(expected, ParseSuccess)
+    assert reader.decision == expected.decision
+    assert reader.decision is not None and reader.decision.reasoning
+    assert reader.leads
+
+
+def test_whole_object_mode_does_not_decide_before_the_reasoning_is_complete() -> None:
+    reader = StreamingWeightsReader(DEFAULT_CHANNELS, whole_object=True)
+
+    cut = ANSWER.index("landscape")
+    assert feed_chars(reader, ANSWER[:cut]) is None
+    assert reader.decision is None and not reader.failed
+
+
+@pytest.mark.parametrize(
+    ("text", "leads"),
+    [
+        ('```json\n{"visual": 1, "audio": 0, "transcription": 0, "metadata": 0}\n```', True),
+        ('Here you go: {"visual": 1, "audio": 0, "transcription": 0, "metadata": 0}', False),
+        ('[{"visual": 1, "audio": 0, "transcription": 0, "metadata": 0}]', False),
+    ],
+    ids=["code-fence", "prose-first", "array-around"],
+)
+def test_leads_says_whether_the_weights_object_opens_the_answer(text: str, leads: bool) -> None:
+    reader = StreamingWeightsReader(DEFAULT_CHANNELS, whole_object=True)
+
+    assert feed_chars(reader, text) is not None
+    assert reader.leads is leads

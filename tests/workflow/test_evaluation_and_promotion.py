@@ -104,7 +104,9 @@ def test_from_empty_input_through_evaluation_report_gate_and_promotion(
 ) -> None:
     pipeline = small_pipeline
     bedrock.responder = scripted_routers()
-    bedrock.on_evaluation_complete = judge_writes_scores({"distilled": 4.0, "base-student": 1.0, "baseline": 4.0})
+    bedrock.on_evaluation_complete = judge_writes_scores(
+        {"distilled": 4.0, "distilled-weights": 4.0, "base-student": 1.0, "baseline": 4.0}
+    )
     before = _parameter(pipeline)
 
     execution = pipeline.run({}, name="full")
@@ -166,7 +168,9 @@ def test_a_failed_gate_keeps_the_router_model_and_says_why(
     pipeline = small_pipeline
     # Given a distilled model that routes everything to audio
     bedrock.responder = scripted_routers(distilled={"visual": 0.1, "audio": 0.7, "transcription": 0.1, "metadata": 0.1})
-    bedrock.on_evaluation_complete = judge_writes_scores({"distilled": 2.0, "base-student": 1.0, "baseline": 4.0})
+    bedrock.on_evaluation_complete = judge_writes_scores(
+        {"distilled": 2.0, "distilled-weights": 2.0, "base-student": 1.0, "baseline": 4.0}
+    )
     before = _parameter(pipeline)
 
     execution = pipeline.run({}, name="rejected")
@@ -243,7 +247,7 @@ def test_a_perfect_judge_score_in_normalized_form_promotes(
     # Bedrock may report custom-metric results normalized to 0..1: every answer 1.0 means every answer perfect
     bedrock.responder = scripted_routers()
     bedrock.on_evaluation_complete = judge_writes_scores(
-        {"distilled": 1.0, "base-student": 0.0, "baseline": 0.75}, calibration=0.0
+        {"distilled": 1.0, "distilled-weights": 1.0, "base-student": 0.0, "baseline": 0.75}, calibration=0.0
     )
     assert small_pipeline.run({}, name="normalized").status == "SUCCEEDED"
     report = small_pipeline.s3_json("runs/normalized/report/report.json")
@@ -265,13 +269,15 @@ def test_judge_job_request_uses_precomputed_responses_and_the_custom_metric(
     small_pipeline: PipelineHarness, bedrock: BedrockFake
 ) -> None:
     bedrock.responder = scripted_routers()
-    bedrock.on_evaluation_complete = judge_writes_scores({"distilled": 4.0, "base-student": 1.0, "baseline": 4.0})
+    bedrock.on_evaluation_complete = judge_writes_scores(
+        {"distilled": 4.0, "distilled-weights": 4.0, "base-student": 1.0, "baseline": 4.0}
+    )
     assert small_pipeline.run({}, name="judge-request").status == "SUCCEEDED"
     requests = {
         r["inferenceConfig"]["models"][0]["precomputedInferenceSource"]["inferenceSourceIdentifier"]: r
         for r in bedrock.calls_to("CreateEvaluationJob")
     }
-    assert set(requests) == {"distilled", "base-student", "baseline"}
+    assert set(requests) == {"distilled", "distilled-weights", "base-student", "baseline"}  # cdk.json (issue 12)
     request = requests["distilled"]
     automated = request["evaluationConfig"]["automated"]
     assert automated["datasetMetricConfigs"][0]["taskType"] == "General"

@@ -18,7 +18,7 @@ from simulation.synth import Synthesized
 from tests.workflow.conftest import FAST_POLLING, SMALL_STACK, running
 from tests.workflow.test_evaluation_and_promotion import BASE_STUDENT, BASELINE, scripted_routers
 
-CANDIDATES = 3  # cdk.json's eval_candidates: distilled, base-student, baseline
+CANDIDATES = 4  # cdk.json's eval_candidates: distilled, distilled-weights, base-student, baseline
 # The most candidates a stack may have (eval_candidates: 1..6): more than the Map's old fixed MaxConcurrency of 3.
 SIX_CANDIDATES = [
     {"name": "distilled", "model": "distilled", "prompt_kind": "student"},

@@ -94,7 +94,7 @@ def _last_event(harness: PipelineHarness, handler: str) -> dict[str, Any]:
 def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytest.MonkeyPatch) -> None:
     # A whole run from {} with the judge, then a run Preflight refuses (the failure notification).
     bedrock.on_evaluation_complete = CallRecorder.unattributed(
-        judge_writes_scores({"distilled": 4.5, "base-student": 1.0, "baseline": 4.0})
+        judge_writes_scores({"distilled": 4.5, "distilled-weights": 4.5, "base-student": 1.0, "baseline": 4.0})
     )
     bedrock.model_polls_to_active = 2
     assert harness.run({}).status == "SUCCEEDED"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 from search_router.pipeline.dataset import validate_training_jsonl
 from search_router.shared.channels import DEFAULT_CHANNELS
@@ -42,7 +43,11 @@ def test_small_run_reaches_an_active_deployment(pipeline: PipelineHarness, bedro
     records = [json.loads(line) for line in training.splitlines()]
     manifest = pipeline.s3_json(f"runs/{run_id}/dataset/manifest.json")
     assert len(records) == manifest["train_records"] == 200
-    assert all(r["system"] == [{"text": student_prompt(DEFAULT_CHANNELS)}] for r in records)
+    # each with one of the two student prompts (issue 12: one model serves both), half of them (reasoning_share
+    # 0.5) with the weights-and-reasoning one
+    prompts = Counter(r["system"][0]["text"] for r in records)
+    assert prompts == {student_prompt(DEFAULT_CHANNELS): 100, student_prompt(DEFAULT_CHANNELS, reasoning=False): 100}
+    assert manifest["training_prompts"] == {"reasoning_share": 0.5, "with_reasoning": 100, "weights_only": 100}
     assert manifest["requested"] == 220 and manifest["labeled"] == 220 and manifest["invalid"]["total"] == 0
 
     # And the held-out set is disjoint from training and carries reference weights

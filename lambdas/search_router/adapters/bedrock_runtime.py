@@ -1,11 +1,12 @@
-"""The router's model calls: one Bedrock call with a hard deadline, Converse (with reasoning) or ConverseStream
-(weights only), and the router's Bedrock client configuration.
+"""The router's model calls: one Bedrock call with a hard deadline, ConverseStream with early exit (or Converse),
+and the router's Bedrock client configuration.
 
 botocore's own timeouts bound a single socket read, not a call, and its retries are switched off (the
 service retries within its own time budget). So each call runs on a small per-container thread pool and the
 caller waits at most ``timeout_s``; a call that overruns is abandoned (its stream closed) and reported as
-``Timeout``. With ``stream=True`` the answer is read only until every channel's weight is known, then the
-stream is closed: the reasoning is never waited for.
+``Timeout``. With ``stream=True`` the answer is read only until every channel's weight is known (or, with
+``reasoning``, until the answer's JSON object closes), then the stream is closed: without reasoning the reasoning
+is never waited for, with it nothing after the answer is.
 
 An abandoned call keeps its thread until botocore gives up, which the client configuration bounds
 (:func:`router_client_config`: connect and read timeouts from ``call_timeout_ms``), and the pool is sized
@@ -87,7 +88,11 @@ class BedrockInvoker:
         self._channels = channels
         self._runtime = runtime
         self._max_workers = max_workers
-        self._prompts = {kind: prompt_for(kind, channels) for kind in PromptKind}
+        self._prompts = {
+            (kind, reasoning): prompt_for(kind, channels, reasoning=reasoning)
+            for kind in PromptKind
+            for reasoning in (True, False)
+        }
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._in_flight = 0
@@ -103,13 +108,20 @@ class BedrockInvoker:
         with self._in_flight_lock:
             return self._in_flight
 
-    def ask(self, model: ModelSpec, query: str, *, stream: bool, timeout_s: float) -> ParseResult:
-        """The parsed answer of ``model`` for ``query``; :class:`ModelCallError` if the call fails or overruns."""
-        request = self._request(model, query)
+    def ask(
+        self, model: ModelSpec, query: str, *, stream: bool, timeout_s: float, reasoning: bool = True
+    ) -> ParseResult:
+        """The parsed answer of ``model`` for ``query``; :class:`ModelCallError` if the call fails or overruns.
+
+        ``reasoning`` picks the prompt: a student model gets its weights-only prompt when it is False (the
+        teacher prompt has one form)."""
+        request = self._request(model, query, reasoning)
         cancel = threading.Event()
         streams: list[Any] = []
-        work = self._stream_weights if stream else self._converse
-        future = self._submit(work, request, cancel, streams)
+        if stream:
+            future = self._submit(self._stream_answer, request, cancel, streams, reasoning)
+        else:
+            future = self._submit(self._converse, request, cancel, streams)
         try:
             return future.result(timeout=max(timeout_s, 0.0))
         except FutureTimeout:
@@ -162,10 +174,10 @@ class BedrockInvoker:
                     self._executor = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="bedrock")
         return self._executor
 
-    def _request(self, model: ModelSpec, query: str) -> dict[str, Any]:
+    def _request(self, model: ModelSpec, query: str, reasoning: bool) -> dict[str, Any]:
         return {
             "modelId": model.model_id,
-            "system": [{"text": self._prompts[model.prompt_kind]}],
+            "system": [{"text": self._prompts[model.prompt_kind, reasoning]}],
             "messages": [{"role": "user", "content": [{"text": query}]}],
             "inferenceConfig": {"maxTokens": MAX_TOKENS, "temperature": TEMPERATURE},
         }
@@ -177,11 +189,17 @@ class BedrockInvoker:
         text = "".join(block["text"] for block in blocks if "text" in block)
         return parse_routing_answer(text, self._channels)
 
-    def _stream_weights(self, request: dict[str, Any], cancel: threading.Event, streams: list[Any]) -> ParseResult:
+    def _stream_answer(
+        self, request: dict[str, Any], cancel: threading.Event, streams: list[Any], reasoning: bool
+    ) -> ParseResult:
+        """Read the stream until the weights are complete (or, with ``reasoning``, until the answer's JSON object
+        has closed), then close it: the rest of the generation is never waited for. With ``reasoning``, an answer
+        that does not open with that object (prose, an array around it) is read to its end and parsed whole, exactly
+        as Converse's would be."""
         response = self._runtime().converse_stream(**request)
         event_stream = response["stream"]
         streams.append(event_stream)
-        reader = StreamingWeightsReader(self._channels)
+        reader = StreamingWeightsReader(self._channels, whole_object=reasoning)
         try:
             for event in event_stream:
                 if cancel.is_set():
@@ -190,7 +208,7 @@ class BedrockInvoker:
                 if delta is None:
                     continue
                 decision = reader.feed(delta.get("delta", {}).get("text") or "")
-                if decision is not None:
+                if decision is not None and (not reasoning or reader.leads):
                     return ParseSuccess(decision)
             # The stream ended without complete weights up front: parse the whole text like Converse would.
             return reader.finish()

@@ -74,6 +74,13 @@ class RunSettings(BaseModel):
         "run fails; their queries are counted as unlabeled (shard_failed)",
     )
 
+    reasoning_share: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="share of the training examples given the weights-and-reasoning student prompt (the rest get the "
+        "weights-only prompt the router sends by default); seeded by 'seed'",
+    )
+
     @field_validator("teacher_model_id")
     @classmethod
     def _model_id(cls, value: str) -> str:

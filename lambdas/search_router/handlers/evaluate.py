@@ -1,8 +1,11 @@
 """EvaluateCandidate: one candidate router answers every held-out query; raw results and metrics go to S3.
 
 A candidate is ``{"name", "model", "prompt_kind"}``; ``model`` ``"distilled"`` means this run's deployment,
-invoked with its *deployment* ARN and exactly the compact student prompt it was trained on. Every answer is
-recorded (raw text, parse result, client latency, the service's ``latencyMs``, tokens, errors), never dropped.
+invoked with its *deployment* ARN and exactly a compact student prompt it was trained on: ``student`` (weights then
+reasoning, what the quality gate judges: the router's default, ``include_reasoning`` true) or
+``student_weights_only`` (what the router sends with ``include_reasoning`` false), so the report compares both.
+Every answer is recorded (raw text, parse result, client latency, the service's ``latencyMs``, tokens, errors),
+never dropped.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from search_router.shared.answer.formatting import format_answer
 from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import ChannelSet, load_channels
 from search_router.shared.model_calls import ModelCallError
-from search_router.shared.prompts import PromptKind, prompt_for
+from search_router.shared.prompts import named_prompt
 
 # A deployment that just became Active may answer ModelNotReadyException or throttle for a while: retry what the
 # adapter calls retryable (aws_errors.TEACHER_RETRY_CODES, network errors) with full-jitter backoff (up to 20 s a wait)
@@ -140,7 +143,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     channels = load_channels(environment.channels)
     prices = environment.prices
     model_id = model_for(candidate, task.deployment)
-    system = prompt_for(PromptKind(candidate.prompt_kind), channels)
+    system = named_prompt(candidate.prompt_kind, channels)
     heldout_bucket, heldout_key = s3io.parse_s3_uri(task.dataset.heldout_uri)
     items = [json.loads(line) for line in s3io.get_text(heldout_bucket, heldout_key).splitlines() if line.strip()]
 

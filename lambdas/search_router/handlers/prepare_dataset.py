@@ -39,6 +39,7 @@ from search_router.pipeline.dataset import (
     ensure_trainable,
     heldout_record,
     read_examples,
+    reasoning_assignment,
     split_heldout_for_run,
     too_many_failed_shards,
     training_jsonl,
@@ -159,7 +160,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.warning("labeling shards failed", failed=failed, planned=stats["shards_planned"], queries=shard_failed)
         metrics.add_metric(name="LabelingShardsFailed", unit="Count", value=failed)
 
-    training_text = training_jsonl(train, channels)
+    with_reasoning = reasoning_assignment(train, settings.reasoning_share, seed=settings.seed)
+    training_text = training_jsonl(train, channels, reasoning=with_reasoning)
     layout = run.layout
     files: dict[str, str] = {}
     enough = len(train) >= MIN_RECORDS
@@ -195,6 +197,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "heldout_split": split.summary(),
             "teacher": run.teacher.model_dump() if run.teacher else {"model_id": run.teacher_model_id},
             "trainable": enough and tolerated,
+            "training_prompts": {
+                "reasoning_share": settings.reasoning_share,
+                "with_reasoning": sum(with_reasoning),
+                "weights_only": len(with_reasoning) - sum(with_reasoning),
+            },
         },
     )
     manifest_uri = s3io.put_json(bucket, layout.manifest, manifest)

@@ -24,6 +24,7 @@ from search_router.pipeline.judge import read_judge
 from search_router.pipeline.metrics import QueryResult
 from search_router.pipeline.report import build_report, headline, render_markdown
 from search_router.shared.channels import load_channels
+from search_router.shared.prompts import PromptKind
 
 
 @task_handler
@@ -59,7 +60,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             }
         )
 
-    distilled = next(c for c in candidates if candidates_config.get(c["name"], {}).get("model") == DISTILLED)
+    # The gate judges the distilled model with the student prompt (weights then reasoning), what POST /route serves
+    # by default (include_reasoning true); a weights-only candidate of the same model is reported beside it.
+    distilled = next(
+        c
+        for c in candidates
+        if candidates_config.get(c["name"], {}).get("model") == DISTILLED and c["prompt_kind"] == PromptKind.STUDENT
+    )
     baseline_name = environment.baseline_candidate
     baseline = next((c for c in candidates if c["name"] == baseline_name), None)
     thresholds = GateThresholds.from_dict(environment.gate)

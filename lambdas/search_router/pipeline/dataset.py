@@ -132,24 +132,51 @@ def write_examples(examples: Sequence[LabeledExample]) -> str:
 # ---------------------------------------------------------------------------------------------------------
 # Records
 # ---------------------------------------------------------------------------------------------------------
-def training_record(example: LabeledExample, channels: ChannelSet) -> dict[str, Any]:
-    """A ``bedrock-conversation-2024`` record: the compact student prompt as system, the query as the user turn,
-    the teacher's canonical JSON (weights first, reasoning last) as the assistant turn."""
+def training_record(example: LabeledExample, channels: ChannelSet, *, reasoning: bool = True) -> dict[str, Any]:
+    """A ``bedrock-conversation-2024`` record: a compact student prompt as system, the query as the user turn, the
+    teacher's canonical JSON as the assistant turn, rendered to match the prompt: weights then reasoning
+    (``reasoning=True``) or weights only. An example without reasoning can only be a weights-only record."""
+    if reasoning and example.reasoning is None:
+        raise ValueError(f"the example {example.query!r} has no reasoning: it can only train the weights-only prompt")
     return {
         "schemaVersion": SCHEMA_VERSION,
-        "system": [{"text": student_prompt(channels)}],
+        "system": [{"text": student_prompt(channels, reasoning=reasoning)}],
         "messages": [
             {"role": "user", "content": [{"text": example.query}]},
-            {"role": "assistant", "content": [{"text": format_answer(example.decision, channels)}]},
+            {
+                "role": "assistant",
+                "content": [{"text": format_answer(example.decision, channels, with_reasoning=reasoning)}],
+            },
         ],
     }
 
 
-def training_jsonl(examples: Sequence[LabeledExample], channels: ChannelSet) -> str:
-    """The training file: one :func:`training_record` per line, newline-terminated."""
+def reasoning_assignment(examples: Sequence[LabeledExample], share: float, *, seed: int) -> list[bool]:
+    """Which examples train the weights-and-reasoning prompt (True) and which the weights-only one (False).
+
+    ``round(share * n)`` of the ``n`` examples get the reasoning prompt, drawn with ``seed`` among the examples that
+    have a reasoning (the others are weights-only records; when they are too many, fewer get the reasoning prompt).
+    Each example appears once, with one of the two prompts, so the file stays within :data:`MAX_RECORDS`.
+    """
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"the reasoning share must be within 0..1, got {share!r}")
+    eligible = [index for index, example in enumerate(examples) if example.reasoning is not None]
+    wanted = min(len(eligible), round(share * len(examples)))
+    chosen = set(random.Random(seed).sample(eligible, wanted))  # noqa: S311 - reproducible, not security
+    return [index in chosen for index in range(len(examples))]
+
+
+def training_jsonl(
+    examples: Sequence[LabeledExample], channels: ChannelSet, *, reasoning: Sequence[bool] | None = None
+) -> str:
+    """The training file: one :func:`training_record` per line, newline-terminated; ``reasoning`` (one flag per
+    example, from :func:`reasoning_assignment`) picks each record's prompt (default: every one with reasoning)."""
+    flags = [True] * len(examples) if reasoning is None else list(reasoning)
+    if len(flags) != len(examples):
+        raise ValueError(f"{len(flags)} reasoning flags for {len(examples)} examples")
     return "".join(
-        json.dumps(training_record(example, channels), ensure_ascii=False, separators=(",", ":")) + "\n"
-        for example in examples
+        json.dumps(training_record(example, channels, reasoning=flag), ensure_ascii=False, separators=(",", ":")) + "\n"
+        for example, flag in zip(examples, flags, strict=True)
     )
 
 
@@ -672,12 +699,14 @@ def build_manifest(
          "per_dominant_channel": {channel: {"train", "heldout"}},
          "per_source": {source: {"train", "heldout"}},
          "models": {"teacher", "student"},
-         "prompts": {"teacher": {"sha256", "chars"}, "student": {"sha256", "chars", "text"}},
+         "prompts": {"teacher": {"sha256", "chars"}, "student": {"sha256", "chars", "text"},
+                     "student_weights_only": {"sha256", "chars", "text"}},
          "limits": {"min_records", "max_records"},
          "user_queries"?: {...}, "labeling"?: {...}}
     """
     teacher = teacher_prompt(channels)
     student = student_prompt(channels)
+    weights_only = student_prompt(channels, reasoning=False)
     manifest: dict[str, Any] = {
         "manifestVersion": MANIFEST_VERSION,
         "schemaVersion": SCHEMA_VERSION,
@@ -700,6 +729,11 @@ def build_manifest(
         "prompts": {
             "teacher": {"sha256": sha256_text(teacher), "chars": len(teacher)},
             "student": {"sha256": sha256_text(student), "chars": len(student), "text": student},
+            "student_weights_only": {
+                "sha256": sha256_text(weights_only),
+                "chars": len(weights_only),
+                "text": weights_only,
+            },
         },
         "limits": {"min_records": MIN_RECORDS, "max_records": MAX_RECORDS},
     }

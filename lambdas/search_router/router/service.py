@@ -14,6 +14,12 @@ Always returns valid weights (every channel, each in [0, 1], summing to 1) and s
 - ``default``: no model answered in time with a valid answer, the fallback cap was reached, or something
   unexpected failed (``default_reason`` says which).
 
+A student model (``prompt_kind`` ``student``, e.g. the promoted distilled model) is asked with its weights-only
+prompt unless the caller wants the reasoning (``include_reasoning``); one distilled model was trained on both.
+The cache key holds ``include_reasoning``, so an answer of one prompt never serves a request for the other. Both
+stream with early exit (ConverseStream): the weights-only request stops at the last weight, the one with reasoning
+at the answer's closing brace.
+
 Each model gets up to :data:`MAX_ATTEMPTS_PER_MODEL` calls for transient errors (throttling, not ready,
 unavailable: what the invoker calls ``retryable``, for Bedrock
 :data:`~search_router.adapters.aws_errors.ROUTER_RETRY_CODES`), with a short jittered backoff, never past the
@@ -119,7 +125,9 @@ class Invoker(Protocol):
     :class:`~search_router.shared.model_calls.ModelCallError` (``retryable`` for errors worth one more try on the same
     model; ``Timeout`` or ``PoolExhausted`` when the call overran or could not start)."""
 
-    def ask(self, model: ModelSpec, query: str, *, stream: bool, timeout_s: float) -> ParseResult: ...
+    def ask(
+        self, model: ModelSpec, query: str, *, stream: bool, timeout_s: float, reasoning: bool = True
+    ) -> ParseResult: ...
 
 
 class ModelSource(Protocol):
@@ -350,7 +358,7 @@ class RouterService:
             timeout = min(call_timeout, remaining)
             began = self._timer()
             try:
-                result = self._invoker.ask(model, query, stream=not include_reasoning, timeout_s=timeout)
+                result = self._invoker.ask(model, query, stream=True, timeout_s=timeout, reasoning=include_reasoning)
             except ModelCallError as error:
                 attempts.append(
                     Attempt(

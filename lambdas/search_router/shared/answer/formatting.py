@@ -1,5 +1,11 @@
 """The canonical router answer: compact JSON, weights in channel order rounded to sum to exactly 1, then the
-reasoning (what training targets and prompts use)."""
+reasoning (what training targets and prompts use).
+
+Two forms, one per student prompt: weights then reasoning, and weights only (``with_reasoning=False``, the
+compact form the router asks for by default: ``{"visual":0.7,"audio":0,...}``, no spaces, no trailing zeros; the
+benchmark ``benchmarks/router_overhead.py`` measures its tokens against the alternatives). Both parse with the
+shared parser (a weights-only answer gives ``reasoning=None``).
+"""
 
 from __future__ import annotations
 
@@ -20,15 +26,20 @@ def round_weights(weights: Mapping[str, float], channels: ChannelSet, *, decimal
     return {name: units / scale for name, units in _rounded_units(weights, channels, decimals).items()}
 
 
-def format_answer(decision: RoutingDecision, channels: ChannelSet, *, decimals: int = 2) -> str:
-    """The canonical answer: compact JSON, weights in channel order, then ``reasoning`` (omitted if None).
+def format_answer(
+    decision: RoutingDecision, channels: ChannelSet, *, decimals: int = 2, with_reasoning: bool = True
+) -> str:
+    """The canonical answer: compact JSON, weights in channel order, then ``reasoning`` (omitted if None, or
+    always with ``with_reasoning=False``: the weights-only form, which also writes a weight of 0 or 1 as ``0`` or
+    ``1``, the shortest JSON number).
 
     Values are rounded to ``decimals`` so that they still sum to exactly 1, and parsing the result gives
     exactly :func:`round_weights` of the decision.
     """
     units = _rounded_units(decision.weights, channels, decimals)
-    fields = [f"{json.dumps(name)}:{_format_units(count, decimals)}" for name, count in units.items()]
-    if decision.reasoning is not None:
+    bare = not with_reasoning  # the weights-only form writes 0 and 1 without ".0": two tokens fewer each
+    fields = [f"{json.dumps(name)}:{_format_units(count, decimals, bare=bare)}" for name, count in units.items()]
+    if with_reasoning and decision.reasoning is not None:
         fields.append(f"{json.dumps(REASONING_KEY)}:{json.dumps(decision.reasoning, ensure_ascii=False)}")
     return "{" + ",".join(fields) + "}"
 
@@ -53,7 +64,9 @@ def _rounded_units(weights: Mapping[str, float], channels: ChannelSet, decimals:
     return units
 
 
-def _format_units(units: int, decimals: int) -> str:
+def _format_units(units: int, decimals: int, *, bare: bool = False) -> str:
+    if bare and units % 10**decimals == 0:
+        return str(units // 10**decimals)
     text = f"{units / 10**decimals:.{decimals}f}"
     if "." not in text:
         return text + ".0"

@@ -21,6 +21,10 @@ class StreamingWeightsReader:
     The first object that holds a channel key decides: if it is malformed or invalid, ``failed`` becomes True
     and ``failure`` says why (the full-text parser may still find a later valid object: call :meth:`finish`).
     Work is linear in the streamed length, apart from a bounded number of rescans after malformed prose braces.
+
+    With ``whole_object=True`` the reader waits until the JSON object that holds the weights has closed and its
+    decision carries the reasoning (read from that object or the one around it), like the full-text parser: the
+    caller that wants the reasoning still stops at the answer's closing brace, not at the end of the stream.
     """
 
     def __init__(
@@ -29,8 +33,10 @@ class StreamingWeightsReader:
         *,
         sum_tolerance: float = DEFAULT_SUM_TOLERANCE,
         max_chars: int = DEFAULT_MAX_CHARS,
+        whole_object: bool = False,
     ) -> None:
         self._channels = channels
+        self._whole_object = whole_object
         self._watch = frozenset(channels.names)
         self._sum_tolerance = sum_tolerance
         self._max_chars = max_chars
@@ -60,6 +66,13 @@ class StreamingWeightsReader:
     @property
     def decision(self) -> RoutingDecision | None:
         return self._decision
+
+    @property
+    def leads(self) -> bool:
+        """The object holding the weights opens the answer: only white space or an opening code fence before it
+        (anything else, an array bracket or prose, is for the full-text parser to judge)."""
+        head = self.text[: self._start].strip()
+        return head in ("", "```") or (head.startswith("```") and head[3:].strip().isalpha())
 
     @property
     def failed(self) -> bool:
@@ -149,9 +162,11 @@ class StreamingWeightsReader:
             if key in self._watch:
                 self._present.add(key)
         self._pairs_seen = len(keyed.pairs)
-        if len(self._present) < len(self._watch) and not builder.done:
+        if not builder.done and (self._whole_object or len(self._present) < len(self._watch)):
             return False
-        result = decide(keyed, builder.root, self._channels, self._sum_tolerance, truncated=False, with_reasoning=False)
+        result = decide(
+            keyed, builder.root, self._channels, self._sum_tolerance, truncated=False, with_reasoning=self._whole_object
+        )
         if result.ok:
             self._decision = result.decision
         else:
