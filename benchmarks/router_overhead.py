@@ -816,7 +816,6 @@ def _tokens_section(run: Run) -> None:
 def _cold_start_section(run: Run, runs: int) -> None:
     from benchmarks.cold_start import TARGET_RATIO, cold_start_ratio, format_figures
 
-    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")  # infra.config loads aws-cdk-lib
     print(f"\nCold start, import + first request, fresh processes (benchmarks.cold_start, {runs} runs of each)")
     figures = run.section("cold start", lambda: cold_start_ratio(runs))
     if not figures:
