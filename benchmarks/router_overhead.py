@@ -315,13 +315,13 @@ def _stubbed_s3(artifact: bytes) -> tuple[Any, Any]:
 def measure_micro_overhead(requests: int) -> dict[str, float]:
     """The handler answering from a promoted micro-router (weights only, so the cascade applies): τ is the lowest
     confidence among the measured queries, so each is answered by it; a request answered otherwise fails the run."""
+    os.environ.update(ENVIRONMENT)  # before the handler's import: Powertools reads it then
+    os.environ.update(_router_environment())
     from search_router.adapters.clients import CLIENTS
     from search_router.handlers import router_api as handler
     from search_router.pipeline.queries.synthesis import synthesize_queries
     from search_router.shared.channels import DEFAULT_CHANNELS
 
-    os.environ.update(ENVIRONMENT)
-    os.environ.update(_router_environment())
     model = train_benchmark_micro_router()
     artifact = model.to_bytes()
     queries = [q.text for q in synthesize_queries(DEFAULT_CHANNELS, requests + 50, seed=8)]
