@@ -46,3 +46,15 @@ def test_the_run_trains_the_micro_router_and_predicts_the_heldout_set(
         assert line["reference"] == record["reference"]
         assert line["micro"] == expected.weights and line["confidence"] == expected.confidence
     assert result["heldout_records"] == len(heldout) == 20
+
+
+def test_a_run_with_micro_router_off_trains_none(pipeline: PipelineHarness, bedrock: BedrockFake) -> None:
+    # When a small run is started with the micro_router setting off
+    execution = pipeline.run({**SMALL, "micro_router": False}, name="micro-off")
+
+    # Then it succeeds without training the micro-router, and writes nothing under its prefix
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    states = execution.entered_states()
+    assert "TrainMicroRouter" not in states and "MicroRouterSkipped" in states
+    assert execution.output["micro_router"] is None
+    assert pipeline.s3_keys(RunLayout("micro-off").micro_router_prefix) == []
