@@ -81,6 +81,13 @@ STEPS = (
         2048,
     ),
     Step(
+        "TrainMicroRouterFunctionArn",
+        "search_router.handlers.train_micro_router.handler",
+        "Trains the micro-router",
+        600,
+        2048,
+    ),
+    Step(
         "StartDistillationFunctionArn",
         "search_router.handlers.distillation.start",
         "Starts the distillation job",
@@ -194,6 +201,9 @@ class Pipeline(Construct):
         self._objects(fn["PrepareDatasetFunctionArn"], ["s3:GetObject"], [labeled, dataset], run_reason)
         self._objects(fn["PrepareDatasetFunctionArn"], ["s3:PutObject"], [dataset], run_reason)
         self._list(fn["PrepareDatasetFunctionArn"], [every.pattern(every.tmp_prefix)])
+        micro_router = every.pattern(every.micro_router_prefix)
+        self._objects(fn["TrainMicroRouterFunctionArn"], ["s3:GetObject"], [dataset], run_reason)
+        self._objects(fn["TrainMicroRouterFunctionArn"], ["s3:PutObject"], [micro_router], run_reason)
         self._objects(fn["RecordOutputsFunctionArn"], ["s3:PutObject"], [every.pattern(every.outputs)], run_reason)
         self._objects(fn["EvaluateCandidateFunctionArn"], ["s3:GetObject"], [dataset], run_reason)
         self._objects(fn["EvaluateCandidateFunctionArn"], ["s3:PutObject"], [evaluation], run_reason)
@@ -397,6 +407,7 @@ class Pipeline(Construct):
             )
         )
         fn["ReportFunctionArn"].add_layers(functions.charts_layer)
+        fn["TrainMicroRouterFunctionArn"].add_layers(functions.charts_layer)  # numpy
         notifications.grant_publish(fn["NotifyFunctionArn"])
 
         # --- State machine --------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ EXPECTED_RETRY = {
             "PlanQueries",
             "LabelShards/ItemProcessor/LabelShard",
             "PrepareDataset",
+            "TrainMicroRouter",
             "StartDistillation",
             "CheckDistillation",
             "StartDeployment",

@@ -133,6 +133,21 @@ class RunLayout:
         return f"{self.dataset_prefix}manifest.json"
 
     @property
+    def micro_router_prefix(self) -> str:
+        """What TrainMicroRouter writes: the artifact and its held-out predictions."""
+        return f"{self.run_prefix}micro-router/"
+
+    @property
+    def micro_router_artifact(self) -> str:
+        return f"{self.micro_router_prefix}model.bin"
+
+    @property
+    def micro_router_predictions(self) -> str:
+        """One line per held-out query: its split, the teacher's reference, the micro-router's weights and
+        confidence."""
+        return f"{self.micro_router_prefix}heldout-predictions.jsonl"
+
+    @property
     def distillation_prefix(self) -> str:
         return f"{self.run_prefix}distillation/"
 

@@ -57,6 +57,9 @@ class RunSettings(BaseModel):
     seed: int = Field(ge=0, le=2**31 - 1)
     max_distillation_hours: int = Field(ge=1, le=168)
     judge: bool = Field(description="run the LLM-as-judge evaluation jobs")
+    micro_router: bool = Field(
+        default=True, description="train the micro-router (TrainMicroRouter) after PrepareDataset"
+    )
     throttle_budget_seconds: int = Field(
         ge=1,
         le=840,

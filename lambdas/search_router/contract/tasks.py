@@ -142,6 +142,23 @@ class Dataset(Payload):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+class TrainMicroRouterInput(Payload):
+    run: RunState
+    dataset: Dataset
+
+
+class MicroRouterTraining(Payload):
+    """TrainMicroRouter's result: the artifact, the held-out predictions, and the figures of the fit."""
+
+    artifact_uri: str
+    predictions_uri: str
+    train_records: int
+    heldout_records: int
+    artifact_bytes: int
+    mae_overall: float | None
+    training: dict[str, Any]
+
+
 class StartDistillationInput(Payload):
     run: RunState
     dataset: Dataset
@@ -372,6 +389,7 @@ class PipelineState(Payload):
     preflight: PreflightFindings
     plan: ShardPlan | None = None
     dataset: Dataset | None = None
+    micro_router: MicroRouterTraining | None = None
     distillation: DistillationJob | None = None
     distillation_status: DistillationStatus | None = None
     deployment: Deployment | None = None
@@ -388,6 +406,7 @@ TASK_INPUTS: dict[str, type[Payload]] = {
     "PlanQueries": RunTask,
     "LabelShard": LabelShardInput,
     "PrepareDataset": PrepareDatasetInput,
+    "TrainMicroRouter": TrainMicroRouterInput,
     "StartDistillation": StartDistillationInput,
     "CheckDistillation": CheckDistillationInput,
     "StartDeployment": StartDeploymentInput,
@@ -408,6 +427,7 @@ TASK_OUTPUTS: dict[str, Any] = {
     "PlanQueries": ShardPlan,
     "LabelShard": ShardSummary,
     "PrepareDataset": Dataset,
+    "TrainMicroRouter": MicroRouterTraining,
     "StartDistillation": DistillationJob,
     "CheckDistillation": DistillationStatus,
     "StartDeployment": Deployment,

@@ -10,11 +10,12 @@ patterns the model did not train on, like the hardest held-out split.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
 from array import array
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 from search_router.pipeline.dataset import LabeledExample
+from search_router.shared.answer.decision import ParseSuccess
+from search_router.shared.answer.parser import parse_routing_answer
+from search_router.shared.channels import ChannelSet
 from search_router.shared.micro_router import (
     Calibration,
     FeatureSettings,
@@ -212,3 +216,64 @@ def train_micro_router(
         calibration=Calibration(coef=(a, b, c, d), tolerance=settings.tolerance),
         training=training,
     )
+
+
+def examples_from_training_jsonl(text: str, channels: ChannelSet) -> list[LabeledExample]:
+    """The (query, teacher's weights) pairs of the ``bedrock-conversation-2024`` training file PrepareDataset wrote
+    (:func:`~search_router.pipeline.dataset.training_jsonl`), read back through the router's answer parser.
+
+    The file has no template ids, so each query is its own calibration group. ``ValueError`` names the first line
+    whose user or assistant turn is missing or whose answer does not parse: that file was validated before it was
+    written, so a bad line means it is not the file PrepareDataset wrote."""
+    examples: list[LabeledExample] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            messages = json.loads(line)["messages"]
+            query = messages[0]["content"][0]["text"]
+            answer = messages[1]["content"][0]["text"]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise ValueError(f"training file line {number}: not a user turn then an assistant turn ({exc})") from exc
+        parsed = parse_routing_answer(answer, channels)
+        if not isinstance(parsed, ParseSuccess):
+            raise ValueError(f"training file line {number}: the assistant turn does not parse ({parsed})")
+        examples.append(
+            LabeledExample(
+                query=query,
+                category="",
+                source="training-file",
+                weights=dict(parsed.decision.weights),
+                reasoning=parsed.decision.reasoning,
+            )
+        )
+    return examples
+
+
+def predict_heldout(router: MicroRouter, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One prediction line per held-out record (PrepareDataset's :func:`~search_router.pipeline.dataset.
+    heldout_record`): its query, ``split``, the teacher's ``reference``, the micro-router's ``micro`` weights,
+    ``confidence`` and ``mae`` against the reference (mean absolute error over the channels)."""
+    lines: list[dict[str, Any]] = []
+    for number, record in enumerate(records, start=1):
+        reference = record.get("reference")
+        if not isinstance(record.get("query"), str) or not isinstance(reference, dict):
+            raise ValueError(f"held-out record {number} needs a string 'query' and a 'reference' object")
+        missing = [name for name in router.channels if name not in reference]
+        if missing:
+            raise ValueError(f"held-out record {number}: the reference has no weight for {', '.join(missing)}")
+        prediction = router.predict(record["query"])
+        mae = math.fsum(abs(prediction.weights[n] - float(reference[n])) for n in router.channels) / len(
+            router.channels
+        )
+        lines.append(
+            {
+                "query": record["query"],
+                "split": record.get("split"),
+                "reference": reference,
+                "micro": prediction.weights,
+                "confidence": prediction.confidence,
+                "mae": round(mae, 6),
+            }
+        )
+    return lines
