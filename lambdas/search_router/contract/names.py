@@ -80,6 +80,9 @@ class PipelineState(StrEnum):
     LABEL_SHARDS = "LabelShards"
     LABEL_SHARD = "LabelShard"  # inside LabelShards
     PREPARE_DATASET = "PrepareDataset"
+    IS_MICRO_ROUTER_ENABLED = "IsMicroRouterEnabled"
+    TRAIN_MICRO_ROUTER = "TrainMicroRouter"
+    MICRO_ROUTER_SKIPPED = "MicroRouterSkipped"
     START_DISTILLATION = "StartDistillation"
     WAIT_FOR_DISTILLATION = "WaitForDistillation"
     CHECK_DISTILLATION = "CheckDistillation"
