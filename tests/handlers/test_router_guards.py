@@ -322,19 +322,19 @@ def test_a_full_pool_fails_at_once_instead_of_queueing(bedrock: BedrockFake, han
     model = ModelSpec(PRIMARY, PromptKind.TEACHER)
     for _ in range(2):
         with pytest.raises(ModelCallError) as timeout:
-            invoker.ask(model, "sunset", stream=False, timeout_s=0.02)
+            invoker.ask(model, "sunset", timeout_s=0.02)
         assert timeout.value.code == "Timeout"
     # Given both threads are held by abandoned calls, the next call does not wait for one
     started = time.perf_counter()
     with pytest.raises(ModelCallError) as full:
-        invoker.ask(model, "sunset", stream=False, timeout_s=1.0)
+        invoker.ask(model, "sunset", timeout_s=1.0)
     assert full.value.code == "PoolExhausted" and not full.value.retryable
     assert time.perf_counter() - started < 0.5
-    assert len(bedrock.calls_to("Converse")) == 2  # it was never sent
+    assert len(bedrock.calls_to("ConverseStream")) == 2  # it was never sent
     # When the abandoned calls end, the pool is usable again
     hanging.set()
     deadline = time.perf_counter() + 5
     while invoker.in_flight and time.perf_counter() < deadline:
         time.sleep(0.005)
     assert invoker.in_flight == 0
-    assert invoker.ask(model, "sunset", stream=False, timeout_s=1.0).ok
+    assert invoker.ask(model, "sunset", timeout_s=1.0).ok

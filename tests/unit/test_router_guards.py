@@ -282,10 +282,8 @@ class _Invoker:
     def __init__(self, failing: str, error: ModelCallError) -> None:
         self.failing, self.error, self.calls = failing, error, 0
 
-    def ask(
-        self, model: ModelSpec, query: str, *, stream: bool, timeout_s: float, reasoning: bool = True
-    ) -> ParseResult:
-        del query, stream, timeout_s, reasoning
+    def ask(self, model: ModelSpec, query: str, *, timeout_s: float, reasoning: bool = True) -> ParseResult:
+        del query, timeout_s, reasoning
         if model.model_id == self.failing:
             self.calls += 1
             raise self.error

@@ -1,10 +1,10 @@
-"""The router's model calls: one Bedrock call with a hard deadline, ConverseStream with early exit (or Converse),
-and the router's Bedrock client configuration.
+"""The router's model calls: one Bedrock call with a hard deadline, ConverseStream with early exit, and the
+router's Bedrock client configuration.
 
 botocore's own timeouts bound a single socket read, not a call, and its retries are switched off (the
 service retries within its own time budget). So each call runs on a small per-container thread pool and the
 caller waits at most ``timeout_s``; a call that overruns is abandoned (its stream closed) and reported as
-``Timeout``. With ``stream=True`` the answer is read only until every channel's weight is known (or, with
+``Timeout``. The answer is read only until every channel's weight is known (or, with
 ``reasoning``, until the answer's JSON object closes), then the stream is closed: without reasoning the reasoning
 is never waited for, with it nothing after the answer is.
 
@@ -44,7 +44,6 @@ from search_router.router.service import POOL_EXHAUSTED_CODE, TIMEOUT_CODE
 from search_router.router.settings import ModelSpec, RouterSettings
 from search_router.router.sizing import invoker_threads
 from search_router.shared.answer.decision import ParseResult, ParseSuccess
-from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.answer.streaming import StreamingWeightsReader
 from search_router.shared.channels import ChannelSet
 from search_router.shared.model_calls import ModelCallError
@@ -108,9 +107,7 @@ class BedrockInvoker:
         with self._in_flight_lock:
             return self._in_flight
 
-    def ask(
-        self, model: ModelSpec, query: str, *, stream: bool, timeout_s: float, reasoning: bool = True
-    ) -> ParseResult:
+    def ask(self, model: ModelSpec, query: str, *, timeout_s: float, reasoning: bool = True) -> ParseResult:
         """The parsed answer of ``model`` for ``query``; :class:`ModelCallError` if the call fails or overruns.
 
         ``reasoning`` picks the prompt: a student model gets its weights-only prompt when it is False (the
@@ -118,10 +115,7 @@ class BedrockInvoker:
         request = self._request(model, query, reasoning)
         cancel = threading.Event()
         streams: list[Any] = []
-        if stream:
-            future = self._submit(self._stream_answer, request, cancel, streams, reasoning)
-        else:
-            future = self._submit(self._converse, request, cancel, streams)
+        future = self._submit(self._stream_answer, request, cancel, streams, reasoning)
         try:
             return future.result(timeout=max(timeout_s, 0.0))
         except FutureTimeout:
@@ -181,13 +175,6 @@ class BedrockInvoker:
             "messages": [{"role": "user", "content": [{"text": query}]}],
             "inferenceConfig": {"maxTokens": MAX_TOKENS, "temperature": TEMPERATURE},
         }
-
-    def _converse(self, request: dict[str, Any], cancel: threading.Event, streams: list[Any]) -> ParseResult:
-        del cancel, streams  # a unary call cannot be interrupted; the caller just stops waiting
-        response = self._runtime().converse(**request)
-        blocks = response.get("output", {}).get("message", {}).get("content", [])
-        text = "".join(block["text"] for block in blocks if "text" in block)
-        return parse_routing_answer(text, self._channels)
 
     def _stream_answer(
         self, request: dict[str, Any], cancel: threading.Event, streams: list[Any], reasoning: bool

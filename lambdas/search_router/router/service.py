@@ -125,9 +125,7 @@ class Invoker(Protocol):
     :class:`~search_router.shared.model_calls.ModelCallError` (``retryable`` for errors worth one more try on the same
     model; ``Timeout`` or ``PoolExhausted`` when the call overran or could not start)."""
 
-    def ask(
-        self, model: ModelSpec, query: str, *, stream: bool, timeout_s: float, reasoning: bool = True
-    ) -> ParseResult: ...
+    def ask(self, model: ModelSpec, query: str, *, timeout_s: float, reasoning: bool = True) -> ParseResult: ...
 
 
 class ModelSource(Protocol):
@@ -358,7 +356,7 @@ class RouterService:
             timeout = min(call_timeout, remaining)
             began = self._timer()
             try:
-                result = self._invoker.ask(model, query, stream=True, timeout_s=timeout, reasoning=include_reasoning)
+                result = self._invoker.ask(model, query, timeout_s=timeout, reasoning=include_reasoning)
             except ModelCallError as error:
                 attempts.append(
                     Attempt(
