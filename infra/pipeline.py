@@ -209,8 +209,13 @@ class Pipeline(Construct):
         self._objects(fn["EvaluateCandidateFunctionArn"], ["s3:PutObject"], [evaluation], run_reason)
         self._objects(fn["CheckJudgeFunctionArn"], ["s3:GetObject"], [judge_output], run_reason)
         self._list(fn["CheckJudgeFunctionArn"], [judge_output])
-        self._objects(fn["ReportFunctionArn"], ["s3:GetObject"], [evaluation, dataset], run_reason)
+        self._objects(fn["ReportFunctionArn"], ["s3:GetObject"], [evaluation, dataset, micro_router], run_reason)
         self._objects(fn["ReportFunctionArn"], ["s3:PutObject"], [every.pattern(every.report_prefix)], run_reason)
+        # Promote copies an enabled cascade's micro-router out of the run folder (CopyObject: read + write).
+        self._objects(fn["PromoteFunctionArn"], ["s3:GetObject"], [every.micro_router_artifact], run_reason)
+        self._objects(
+            fn["PromoteFunctionArn"], ["s3:PutObject"], [every.pattern(every.promoted_micro_router_prefix)], run_reason
+        )
 
         # --- Bedrock ------------------------------------------------------------------------------------
         models = config.models

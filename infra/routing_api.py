@@ -35,6 +35,7 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
@@ -43,6 +44,7 @@ from infra.bedrock_arns import invoke_resource_arns, tagged_by
 from infra.config import AppConfig
 from infra.lambda_factory import FunctionSpec, LambdaFactory
 from infra.nag import acknowledge, acknowledge_resources, acknowledge_wildcards
+from search_router.contract.layout import RunLayout
 from search_router.contract.names import CORS_ALLOW_HEADERS
 from search_router.contract.promotion import PromotionDocument
 from search_router.router.settings import to_environment
@@ -105,8 +107,17 @@ class RoutingApi(Construct):
     ``access_logs``, ``route_url``, ``api_key`` (api_key mode only).
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, functions: LambdaFactory) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        functions: LambdaFactory,
+        data_bucket: s3.IBucket,
+    ) -> None:
         super().__init__(scope, construct_id)
+        self._data_bucket = data_bucket
         router = config.router
         self._config = config
 
@@ -265,7 +276,9 @@ class RoutingApi(Construct):
             {arn for model in self._config.router.models for arn in invoke_resource_arns(model.model_id)}
         )
         deployments = f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:custom-model-deployment/*"
-        invoke = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+        # Every model call of the router is ConverseStream (the API reference: it needs
+        # bedrock:InvokeModelWithResponseStream); the router never calls Converse, so no bedrock:InvokeModel.
+        invoke = ["bedrock:InvokeModelWithResponseStream"]
         function.add_to_role_policy(iam.PolicyStatement(actions=invoke, resources=model_resources))
         # A promoted deployment: only one this stack's pipeline created (IAM checks its stack tag), so a parameter
         # pointed at someone else's deployment cannot make the router call (and pay for) it.
@@ -289,6 +302,16 @@ class RoutingApi(Construct):
         )
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[self.model_parameter.parameter_arn])
+        )
+        # The promoted micro-router: Promote's copy under promoted/micro-router/<run>/ (never a run's folder).
+        promoted = RunLayout.any()
+        micro_routers = [self._data_bucket.arn_for_objects(promoted.pattern(promoted.promoted_micro_router_prefix))]
+        function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=micro_routers))
+        acknowledge_resources(
+            role,
+            micro_routers,
+            "Promoted micro-routers are named by run id, created at run time; the grant is read-only and limited to "
+            "promoted/micro-router/ of this stack's data bucket.",
         )
 
     def _add_account_logging_role(self) -> None:

@@ -51,7 +51,9 @@ class RouterDistillationStack(Stack):
         )
         self.functions = LambdaFactory(self, "Functions", config=config)
         self.notifications = Notifications(self, "Notifications", email=config.notification_email)
-        self.routing_api = RoutingApi(self, "RoutingApi", config=config, functions=self.functions)
+        self.routing_api = RoutingApi(
+            self, "RoutingApi", config=config, functions=self.functions, data_bucket=self.storage.data_bucket
+        )
         self.pipeline = Pipeline(
             self,
             "Pipeline",

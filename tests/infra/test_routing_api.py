@@ -326,10 +326,9 @@ def test_the_router_can_invoke_only_the_configured_models_and_custom_deployments
         ]
         assert all(s["Effect"] == "Allow" for s in bedrock)
         for statement in bedrock:
-            assert sorted(_as_list(statement["Action"])) == [
-                "bedrock:InvokeModel",
-                "bedrock:InvokeModelWithResponseStream",
-            ]
+            # every model call of the router is ConverseStream: the Bedrock API reference names
+            # bedrock:InvokeModelWithResponseStream as its permission (tests/policy/requirements.py ACTION_OF)
+            assert _as_list(statement["Action"]) == ["bedrock:InvokeModelWithResponseStream"]
         assert {_render(r) for s in bedrock for r in _as_list(s["Resource"])} == resources
         # a run-time deployment only when it carries this stack's tag (IAM checks it)
         (wildcard,) = [
@@ -346,17 +345,27 @@ def test_the_router_reads_only_its_parameter(synth: Synthesized) -> None:
     parameter_id = _one(synth, "AWS::SSM::Parameter", lambda p: "promoted-model" in str(p.get("Name")))[0]
     (resource,) = _as_list(statement["Resource"])
     assert _render(resource).endswith(":parameter${" + parameter_id + "}")
-    # and nothing else beyond its logs and tracing
+    # and nothing else beyond its models, the promoted micro-router, its logs and tracing
     other = [s for s in _router_statements(synth) if s not in ssm]
     actions = {a for s in other for a in _as_list(s["Action"])}
     assert actions == {
-        "bedrock:InvokeModel",
         "bedrock:InvokeModelWithResponseStream",
+        "s3:GetObject",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "xray:PutTelemetryRecords",
         "xray:PutTraceSegments",
     }
+
+
+def test_the_router_reads_only_promoted_micro_routers_of_the_data_bucket(synth: Synthesized) -> None:
+    (statement,) = [s for s in _router_statements(synth) if "s3:GetObject" in _as_list(s["Action"])]
+    assert _as_list(statement["Action"]) == ["s3:GetObject"]
+    bucket_id = synth.stack.get_logical_id(synth.stack.storage.data_bucket.node.default_child)
+    (resource,) = _as_list(statement["Resource"])
+    # Promote's copies (contract/layout.py), not the runs' folders, which data_retention_days may expire
+    assert _render(resource) == "${" + bucket_id + ".Arn}/promoted/micro-router/*/*"
+    assert "Condition" not in statement
 
 
 # --- cdk-nag -------------------------------------------------------------------------------------------------

@@ -29,6 +29,9 @@ ACTION_OF: dict[tuple[str, str], str] = {
     ("s3", "ListObjects"): "s3:ListBucket",
     # S3 API reference, HeadObject: "you must have the s3:GetObject permission".
     ("s3", "HeadObject"): "s3:GetObject",
+    # S3 API reference, CopyObject: "You must have READ access to the source object and WRITE access to the
+    # destination bucket" — s3:GetObject on the source (needs_of adds it), s3:PutObject on the destination.
+    ("s3", "CopyObject"): "s3:PutObject",
 }
 BEDROCK = f"arn:aws:bedrock:{REGION}:{ACCOUNT}"
 GEO_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "ca.", "jp.", "au.", "global.")
@@ -154,6 +157,10 @@ def needs_of(call: Call, *, topic_keys: Mapping[str, str]) -> list[Need]:
     why = f"{call.service}.{call.operation}"
     needs = [Need(action, r, why, context) for r in resources]
     p = call.params
+    if call.service == "s3" and call.operation == "CopyObject":
+        source = p["CopySource"]
+        bucket, key = (source["Bucket"], source["Key"]) if isinstance(source, Mapping) else source.split("/", 1)
+        needs.append(Need("s3:GetObject", f"arn:aws:s3:::{bucket}/{key}", f"{why} reads the source object"))
     if "roleArn" in p and call.operation in ("CreateModelCustomizationJob", "CreateEvaluationJob"):
         passed = {"iam:PassedToService": "bedrock.amazonaws.com"}
         needs.append(Need("iam:PassRole", p["roleArn"], f"{why} passes its service role", passed))

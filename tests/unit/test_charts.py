@@ -104,3 +104,23 @@ def test_no_candidates_at_all_still_renders(tmp_path: Path) -> None:
     report = build_report(run_id="r", channels=CHANNELS, candidates=[], gate=None, dataset=None, prices={})
     paths = render_charts(report, {}, tmp_path)
     assert all(path.read_bytes().startswith(PNG_SIGNATURE) for path in paths.values())
+
+
+def test_the_cascade_chart_is_drawn_only_when_the_report_has_a_cascade(tmp_path: Path) -> None:
+    from search_router.pipeline.cascade import evaluate_cascade
+
+    report, results = _inputs()
+    distilled = results["distilled"]
+    predictions = [
+        {"query": r.query, "reference": r.reference, "micro": REF if i % 2 else r.reference, "confidence": i / 5}
+        for i, r in enumerate(distilled)
+    ]
+    evaluation = evaluate_cascade(predictions, distilled, CHANNELS.names, price=PRICE)
+    report = {**report, "cascade": {"choice": evaluation.choice.to_dict(), "sweep": evaluation.sweep}}
+
+    paths = render_charts(report, results, tmp_path)
+
+    assert paths["cascade_tau"].name == "cascade_tau.png"
+    pixels = imread(paths["cascade_tau"])
+    assert pixels.shape[:2] == (700, 1200) and pixels.std() > 0.01
+    assert "cascade_tau" not in render_charts(_inputs()[0], results, tmp_path / "without")

@@ -171,3 +171,22 @@ def test_thresholds_from_dict_accepts_config_keys_and_strings() -> None:
 def test_thresholds_from_dict_rejects_bad_values(data: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         GateThresholds.from_dict(data)
+
+
+def test_a_judge_that_cannot_score_the_candidate_is_skipped_with_the_reason() -> None:
+    candidate = {"valid_json_rate": 1.0, "rubric_mean": 4.5, "mae_overall": 0.03}
+    decision = evaluate_gate(
+        candidate,
+        baseline=None,
+        judge_score=None,
+        thresholds=GateThresholds(require_judge=True),
+        judge_requested=True,
+        judge_not_applicable="the cascade's micro-router answers are none",
+    )
+    (judge,) = [c for c in decision.checks if c.name == "judge_score"]
+    assert decision.passed and judge.skipped and judge.passed
+    assert judge.message == "skipped: the cascade's micro-router answers are none"
+    # without it, the same missing score fails the gate (require_judge)
+    assert not evaluate_gate(
+        candidate, baseline=None, judge_score=None, thresholds=GateThresholds(require_judge=True)
+    ).passed

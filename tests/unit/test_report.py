@@ -299,3 +299,92 @@ def test_usd_formatting_keeps_enough_precision(value: float | None, text: str) -
 def test_build_report_rejects_malformed_candidates(candidates: list[dict[str, Any]], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         build_report(run_id="r", channels=CHANNELS, candidates=candidates, gate=None, dataset=None, prices={})
+
+
+def test_markdown_shows_every_candidate_per_split_and_the_cascade_decision() -> None:
+    from search_router.pipeline.cascade import FREE, cascade_outcome, evaluate_cascade
+    from search_router.pipeline.metrics import metrics_by_split
+
+    # Given twenty queries, half of them of unseen templates; the micro-router exact on its confident half
+    price = Price.from_dict(NOVA_MICRO)
+    model = [
+        QueryResult(
+            f"q{i}",
+            "visual",
+            REF,
+            "{}",
+            weights=OFF,
+            latency_ms=800.0,
+            input_tokens=50,
+            output_tokens=15,
+            split="seen" if i % 2 else "unseen_template",
+        )
+        for i in range(20)
+    ]
+    predictions = [
+        {
+            "query": r.query,
+            "split": r.split,
+            "reference": REF,
+            "micro": REF if i < 10 else {**OFF, "visual": 0.0, "audio": 0.8},
+            "confidence": 1 - i / 20,
+            "latency_ms": 0.04,
+        }
+        for i, r in enumerate(model)
+    ]
+    evaluation = evaluate_cascade(predictions, model, CHANNELS.names, price=price)
+    outcome = cascade_outcome(
+        setting="auto",
+        artifact_uri="s3://b/runs/r/micro-router/model.bin",
+        evaluation=evaluation,
+        unavailable=None,
+        model_passed=True,
+        cascade_passed=True,
+    )
+    candidates = [
+        {
+            "name": name,
+            "model_id": name,
+            "prompt_kind": None,
+            "metrics": compute_metrics(rows, CHANNELS, price=p),
+            "metrics_by_split": metrics_by_split(rows, CHANNELS, price=p),
+        }
+        for name, rows, p in (
+            ("distilled-weights", model, price),
+            ("micro-router", evaluation.micro, FREE),
+            ("cascade", evaluation.cascade, price),
+        )
+    ]
+    report = build_report(
+        run_id="r",
+        channels=CHANNELS,
+        candidates=candidates,
+        gate=None,
+        dataset=None,
+        prices={},
+        cascade={
+            "setting": "auto",
+            "fallback_candidate": "distilled-weights",
+            "choice": evaluation.choice.to_dict(),
+            "sweep": evaluation.sweep,
+            "gate": None,
+            "outcome": outcome,
+        },
+    )
+    markdown = render_markdown(report)
+
+    # Then each candidate has one row per split, with that split's figures
+    section = markdown.split("## Per held-out split", 1)[1].split("\n## ", 1)[0]
+    for candidate in candidates:
+        for split, metrics in candidate["metrics_by_split"].items():
+            row = next(line for line in section.splitlines() if line.startswith(f"| {candidate['name']} | {split} |"))
+            assert f"| {metrics['n']} | {metrics['rubric_mean']:.2f} |" in row
+    # the micro-router's sub-millisecond latency is not rounded to 0
+    assert "| micro-router | seen | 10 |" in section and "| 0.04 |" in section
+    # And the cascade section gives τ, the split it was chosen on, the shares and the decision
+    cascade = markdown.split("## Micro-router and cascade", 1)[1]
+    choice = evaluation.choice
+    assert f"τ = **{choice.tau:.3f}**, chosen on the hardest split `{choice.split}`" in cascade
+    assert "✅ enabled" in cascade and outcome["reason"] in cascade
+    assert f"{choice.answered_share_overall:.1%} of all held-out queries" in cascade
+    assert "| never (model only) | 0.0% |" in cascade and report["charts"]["cascade_tau"] == "cascade_tau.png"

@@ -40,6 +40,8 @@ DEFAULTS = {
     "keep_failed_artifacts": False,
     "max_failed_shards_percent": 10,
     "reasoning_share": 0.5,
+    "router_cascade": "auto",
+    "cascade_margin": 0.1,
 }
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from search_router.pipeline.cascade import CASCADE_CANDIDATE, MICRO_CANDIDATE
 from simulation.bedrock_fake import BedrockFake
 from simulation.harness import PipelineHarness
 from simulation.synth import Synthesized
@@ -93,7 +94,9 @@ def test_six_candidates_are_evaluated_at_once(six_candidates: PipelineHarness, b
     assert execution.status == "SUCCEEDED", execution.cause
     assert (evaluations.calls, evaluations.peak) == (6, 6)
     report = six_candidates.s3_json("runs/six-at-once/report/report.json")
-    assert sorted(c["name"] for c in report["candidates"]) == sorted(c["name"] for c in SIX_CANDIDATES)
+    # every evaluated candidate, then the micro-router and the cascade the report derives (issue 12)
+    assert [c["name"] for c in report["candidates"]][-2:] == [MICRO_CANDIDATE, CASCADE_CANDIDATE]
+    assert sorted(c["name"] for c in report["candidates"][:-2]) == sorted(c["name"] for c in SIX_CANDIDATES)
 
 
 def test_a_run_can_evaluate_one_candidate_at_a_time(small_pipeline: PipelineHarness, bedrock: BedrockFake) -> None:
@@ -104,7 +107,7 @@ def test_a_run_can_evaluate_one_candidate_at_a_time(small_pipeline: PipelineHarn
     assert execution.status == "SUCCEEDED", execution.cause
     assert (evaluations.calls, evaluations.peak) == (CANDIDATES, 1)
     report = small_pipeline.s3_json("runs/one-at-a-time/report/report.json")
-    assert len(report["candidates"]) == CANDIDATES
+    assert len(report["candidates"]) == CANDIDATES + 2  # and the micro-router and the cascade
 
 
 def test_an_evaluation_concurrency_out_of_range_fails_in_preflight_naming_it(

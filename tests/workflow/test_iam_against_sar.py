@@ -453,3 +453,18 @@ def test_a_condition_key_the_action_does_not_support_is_caught(recording: Record
         "not allowed: bedrock:CreateModelCustomizationJob" in f
         for f in call_findings(broken, resolver, recording.calls)
     )
+
+
+def test_the_promoted_micro_router_is_copied_and_read_under_the_checked_grants(recording: Recording) -> None:
+    # The {} run enables the cascade (the fake's answers are learnable): Promote copies the run's micro-router out
+    # of the run folder and the router reads that copy; both calls are among those the SAR check above allows.
+    copies = [c for c in recording.calls if (c.service, c.operation) == ("s3", "CopyObject")]
+    assert copies and all("/promoted/micro-router/" in f"/{c.params['Key']}" for c in copies)
+    promoted = {c.params["Key"] for c in copies}
+    router_reads = [
+        c for c in recording.calls if (c.service, c.operation) == ("s3", "GetObject") and c.params["Key"] in promoted
+    ]
+    assert router_reads, "the router never read the promoted micro-router"
+    assert {recording.functions[c.function] for c in router_reads} == {
+        "search_router.handlers.router_api.lambda_handler"
+    }

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import boto3
 
 from search_router.contract.layout import RunLayout
+from search_router.pipeline.cascade import CASCADE_CANDIDATE, MICRO_CANDIDATE
 from search_router.shared.channels import DEFAULT_CHANNELS
 from search_router.shared.micro_router import MicroRouter
 from simulation.bedrock_fake import BedrockFake
@@ -58,3 +60,71 @@ def test_a_run_with_micro_router_off_trains_none(pipeline: PipelineHarness, bedr
     assert "TrainMicroRouter" not in states and "MicroRouterSkipped" in states
     assert execution.output["micro_router"] is None
     assert pipeline.s3_keys(RunLayout("micro-off").micro_router_prefix) == []
+
+
+def _promotion(pipeline: PipelineHarness) -> dict[str, Any]:
+    (name,) = [
+        v["Properties"]["Name"]
+        for v in pipeline.synthesized.template["Resources"].values()
+        if v["Type"] == "AWS::SSM::Parameter"
+    ]
+    return json.loads(boto3.client("ssm", region_name=REGION).get_parameter(Name=name)["Parameter"]["Value"])
+
+
+def test_the_report_scores_the_micro_router_and_the_cascade_and_promote_names_it(
+    pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    # When a small run passes the gate with the cascade setting on (auto)
+    execution = pipeline.run({**SMALL, "judge": False}, name="micro-cascade")
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    layout = RunLayout("micro-cascade")
+    report = json.loads(pipeline.s3_text(layout.report_json))
+
+    # Then the report has the micro-router and the cascade as candidates, every candidate per held-out split
+    names = [c["name"] for c in report["candidates"]]
+    assert names[-2:] == [MICRO_CANDIDATE, CASCADE_CANDIDATE]
+    heldout = [json.loads(line) for line in pipeline.s3_text(layout.heldout).splitlines() if line.strip()]
+    splits = {record["split"] for record in heldout}
+    assert splits >= {"seen", "unseen_template"}
+    for candidate in report["candidates"]:
+        by_split = candidate["metrics_by_split"]
+        assert set(by_split) == splits, candidate["name"]
+        assert sum(m["n"] for m in by_split.values()) == candidate["metrics"]["n"] == len(heldout)
+    micro = report["candidates"][-2]["metrics"]
+    assert micro["cost_per_1m_routes"] == 0.0 and micro["tokens"]["output_mean"] == 0.0
+    # the τ chart is written beside the others, and the Markdown shows the section
+    assert pipeline.s3_keys(layout.report_chart("cascade_tau.png"))
+    assert "## Micro-router and cascade" in pipeline.s3_text(layout.report_markdown)
+
+    # And the decision the report took is the one Promote applied
+    outcome = execution.output["report"]["micro_router"]
+    cascade = report["cascade"]
+    assert cascade["outcome"] == outcome and cascade["fallback_candidate"] == "distilled-weights"
+    promotion = _promotion(pipeline)
+    assert execution.output["decision"]["outcome"] == "promoted"
+    # (this fake's default answer is equal weights for every query, teacher and students alike: the micro-router
+    # learns them exactly, so the cascade passes and Promote enables it; `make simulate`'s models are harder)
+    assert outcome["enabled"], outcome["reason"]
+    assert promotion["micro_router"] == {
+        "artifact_uri": f"s3://{pipeline.bucket}/{layout.promoted_micro_router}",
+        "tau": outcome["tau"],
+    }
+    assert outcome["tau"] == cascade["choice"]["tau"]
+    # the promoted copy is the run's artifact, outside the run's folder
+    s3 = boto3.client("s3", region_name=REGION)
+    copied = s3.get_object(Bucket=pipeline.bucket, Key=layout.promoted_micro_router)["Body"].read()
+    assert copied == s3.get_object(Bucket=pipeline.bucket, Key=layout.micro_router_artifact)["Body"].read()
+    assert not layout.promoted_micro_router.startswith(layout.run_prefix)
+
+
+def test_router_cascade_off_promotes_the_model_alone(pipeline: PipelineHarness, bedrock: BedrockFake) -> None:
+    # When a run passes the gate with router_cascade off
+    execution = pipeline.run({**SMALL, "judge": False, "router_cascade": "off"}, name="cascade-off")
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert execution.output["decision"]["outcome"] == "promoted"
+
+    # Then the micro-router is still reported, but the promotion names none, and says why
+    outcome = execution.output["report"]["micro_router"]
+    assert outcome["enabled"] is False and "router_cascade is 'off'" in outcome["reason"]
+    assert "micro_router" not in _promotion(pipeline)
+    assert pipeline.s3_keys(RunLayout("cascade-off").promoted_micro_router_prefix) == []

@@ -11,7 +11,10 @@
     runs/<run>/evaluation/judge-input/<candidate>.jsonl  a judge job's prompts (EvaluateCandidate; read by Bedrock)
     runs/<run>/evaluation/judge-output/<candidate>/      a judge job's results (Bedrock; read by CheckJudge)
     runs/<run>/report/                                   report.json, report.md and the charts (Report)
+    runs/<run>/micro-router/{model.bin,heldout-predictions.jsonl}   the micro-router and its held-out answers
     runs/<run>/compensation/attempt-<redrive>.json       the claim of a failure's compensation
+    promoted/micro-router/<run>/model.bin                a promoted micro-router (Promote; read by the router);
+                                                         outside runs/, so data_retention_days never expires it
     tmp/<run>/plan/shard-NNNNN.json                      the shards' queries (PlanQueries); expired by lifecycle
     tmp/<run>/labeled/shard-NNNNN{.jsonl,.stats.json,.error.json,/part-*.json}   a shard's labels (ShardKeys)
 
@@ -29,6 +32,7 @@ from typing import Final
 RUNS: Final = "runs/"
 TMP: Final = "tmp/"
 INPUTS: Final = "inputs/"
+PROMOTED: Final = "promoted/"
 ANY_RUN: Final = "*"
 """The run id of :meth:`RunLayout.any`: its keys are IAM resource patterns (``runs/*/dataset/``)."""
 
@@ -140,6 +144,16 @@ class RunLayout:
     @property
     def micro_router_artifact(self) -> str:
         return f"{self.micro_router_prefix}model.bin"
+
+    @property
+    def promoted_micro_router_prefix(self) -> str:
+        """Where Promote copies the run's micro-router: the router reads it from there for as long as the
+        promotion names it, whatever happens to the run's folder (``data_retention_days``)."""
+        return f"{PROMOTED}micro-router/{self.run_id}/"
+
+    @property
+    def promoted_micro_router(self) -> str:
+        return f"{self.promoted_micro_router_prefix}model.bin"
 
     @property
     def micro_router_predictions(self) -> str:

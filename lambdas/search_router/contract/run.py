@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -59,6 +59,16 @@ class RunSettings(BaseModel):
     judge: bool = Field(description="run the LLM-as-judge evaluation jobs")
     micro_router: bool = Field(
         default=True, description="train the micro-router (TrainMicroRouter) after PrepareDataset"
+    )
+    router_cascade: Literal["auto", "off"] = Field(
+        description="'auto': the promotion lets the micro-router answer the queries it is confident about (at the "
+        "run's τ) when the cascade passes the quality gate too; 'off': every query goes to the model",
+    )
+    cascade_margin: float = Field(
+        ge=0.0,
+        le=4.0,
+        description="τ is the lowest threshold at which the cascade's rubric mean on the hardest held-out split is "
+        "at most this far below the distilled model's own there (1-5 scale)",
     )
     throttle_budget_seconds: int = Field(
         ge=1,

@@ -308,6 +308,18 @@ class ReportInput(Payload):
     evaluations: list[Evaluation]
     dataset: Dataset
     judge: JudgeState | None = None
+    micro_router: MicroRouterTraining | None = None
+
+
+class CascadeOutcome(Payload):
+    """What the report decided about the cascade (``$.report.micro_router``): ``enabled`` (Promote then names the
+    micro-router ``artifact_uri`` and ``tau`` in the promotion document), and ``reason`` in every case."""
+
+    enabled: bool
+    reason: str
+    artifact_uri: str | None = None
+    tau: float | None = Field(default=None, ge=0.0, le=1.0)
+    answered_share: float | None = None
 
 
 class ReportOutput(Payload):
@@ -321,6 +333,7 @@ class ReportOutput(Payload):
     headline: str
     candidate: str
     summary: dict[str, float | None]
+    micro_router: CascadeOutcome | None = None
 
 
 class DecisionInput(Payload):

@@ -88,6 +88,7 @@ def answer_one(
                 category=item.get("category"),
                 reference=item["reference"],
                 error_kind=exc.code,
+                split=item.get("split"),
             )
         return QueryResult.from_parse(
             query=item["query"],
@@ -99,6 +100,7 @@ def answer_one(
             service_latency_ms=outcome.service_latency_ms,
             input_tokens=outcome.input_tokens,
             output_tokens=outcome.output_tokens,
+            split=item.get("split"),
         )
     raise AssertionError("unreachable")
 

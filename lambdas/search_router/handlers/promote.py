@@ -1,8 +1,10 @@
 """Promote / Reject: the router's model changes only when the quality gate passed.
 
 ``promote`` writes the SSM parameter the router reads (a ``contract.promotion.PromotionDocument``: the deployment
-ARN, the prompt kind it was trained with, channels, run id, metrics). SSM keeps every earlier version, so a
-rollback is one step.
+ARN, the prompt kind it was trained with, channels, run id, metrics). When the report enabled the cascade
+(``report.micro_router.enabled``), it first copies the run's micro-router to ``promoted/micro-router/<run>/``
+(outside ``runs/``, so the run folder's retention never takes it from the router) and names that copy and τ in the
+document. SSM keeps every earlier version, so a rollback is one step.
 ``reject`` keeps the router as it is and, when configured, deletes the rejected deployment.
 """
 
@@ -14,18 +16,34 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from search_router.adapters import s3io
 from search_router.adapters.aws_errors import ClientError, error_code, error_message
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.environment import PipelineEnvironment
-from search_router.contract.promotion import PromotionDocument
+from search_router.contract.promotion import MicroRouterPromotion, PromotionDocument
 from search_router.contract.tasks import DecisionInput, Promoted, Rejected
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.shared.channels import load_channels
 from search_router.shared.prompts import PromptKind
 
 
-def promoted_value(task: DecisionInput, environment: PipelineEnvironment) -> PromotionDocument:
-    """The promotion parameter's value: the run's deployment, with the student prompt it was trained for."""
+def promoted_micro_router(task: DecisionInput, environment: PipelineEnvironment) -> MicroRouterPromotion | None:
+    """The micro-router the promotion names (its promoted copy, made here), or None when the cascade is off."""
+    cascade = task.report.micro_router
+    if cascade is None or not cascade.enabled:
+        return None
+    if cascade.artifact_uri is None or cascade.tau is None:
+        raise ValueError("the report enabled the cascade without naming the micro-router's artifact and τ")
+    key = task.run.layout.promoted_micro_router
+    uri = s3io.copy(cascade.artifact_uri, environment.data_bucket, key)  # idempotent: same source, same key
+    return MicroRouterPromotion(artifact_uri=uri, tau=cascade.tau)
+
+
+def promoted_value(
+    task: DecisionInput, environment: PipelineEnvironment, micro_router: MicroRouterPromotion | None = None
+) -> PromotionDocument:
+    """The promotion parameter's value: the run's deployment, with the student prompt it was trained for, and
+    the micro-router when the cascade is enabled."""
     return PromotionDocument(
         model_id=task.deployment.deployment_arn,
         prompt_kind=PromptKind.STUDENT,
@@ -34,6 +52,7 @@ def promoted_value(task: DecisionInput, environment: PipelineEnvironment) -> Pro
         promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
         metrics=task.report.summary,
         report_uri=task.report.markdown_uri,
+        micro_router=micro_router,
     )
 
 
@@ -55,7 +74,8 @@ def _current(ssm: Any, name: str) -> tuple[dict[str, Any], int] | None:
 @task_handler
 def promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     environment = PipelineEnvironment.load()
-    value = promoted_value(DecisionInput.model_validate(event), environment)
+    task = DecisionInput.model_validate(event)
+    value = promoted_value(task, environment, promoted_micro_router(task, environment))
     name = environment.model_parameter
     ssm = CLIENTS.get("ssm")
     # Re-entered (a retry after a timeout, a redrive of a later step): this run's promotion is already in place,
@@ -66,7 +86,15 @@ def promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return Promoted(outcome="promoted", parameter=name, version=current[1], model_id=value.model_id).to_state()
     response = ssm.put_parameter(Name=name, Value=value.to_parameter(), Type="String", Overwrite=True)
     metrics.add_metric(name="ModelsPromoted", unit="Count", value=1)
-    logger.info("model promoted", parameter=name, version=response["Version"], model_id=value.model_id)
+    if value.micro_router is not None:
+        metrics.add_metric(name="MicroRoutersPromoted", unit="Count", value=1)
+    logger.info(
+        "model promoted",
+        parameter=name,
+        version=response["Version"],
+        model_id=value.model_id,
+        micro_router=value.micro_router.model_dump() if value.micro_router else None,
+    )
     return Promoted(outcome="promoted", parameter=name, version=response["Version"], model_id=value.model_id).to_state()
 
 

@@ -1,7 +1,13 @@
 """Report + quality gate: metrics of every candidate, the judge's scores, the gate decision, Markdown and charts.
 
-Writes ``runs/<run>/report/{report.json, report.md, latency.png, mae_per_channel.png,
-rubric_distribution.png}``. The state machine's QualityGate choice reads ``gate_passed``.
+Writes ``runs/<run>/report/{report.json, report.md, latency.png, mae_per_channel.png, rubric_distribution.png,
+cascade_tau.png}``. The state machine's QualityGate choice reads ``gate_passed``.
+
+With a micro-router trained (``$.micro_router``), two more candidates are reported: the micro-router alone and
+the cascade at the τ chosen on the hardest held-out split (micro-router when confident, else the distilled model
+with the weights-only prompt, what the router sends when the caller does not ask for the reasoning). The cascade
+is held to the same gate thresholds; ``micro_router`` in the output says whether Promote enables it, and why.
+Every candidate's metrics are also given per held-out split.
 """
 
 from __future__ import annotations
@@ -17,28 +23,102 @@ from search_router.adapters import s3io
 from search_router.adapters.bedrock import stop_evaluation_jobs
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.names import DISTILLED
-from search_router.contract.tasks import ReportInput, ReportOutput
+from search_router.contract.tasks import CascadeOutcome, MicroRouterTraining, ReportInput, ReportOutput
 from search_router.handlers.observability import logger, metrics, task_handler
-from search_router.pipeline.gate import GateThresholds, evaluate_gate
+from search_router.pipeline.cascade import (
+    CASCADE_CANDIDATE,
+    FREE,
+    MICRO_CANDIDATE,
+    CascadeEvaluation,
+    cascade_outcome,
+    evaluate_cascade,
+)
+from search_router.pipeline.gate import GateDecision, GateThresholds, evaluate_gate
 from search_router.pipeline.judge import read_judge
-from search_router.pipeline.metrics import QueryResult
+from search_router.pipeline.metrics import Price, QueryResult, compute_metrics, metrics_by_split
 from search_router.pipeline.report import build_report, headline, render_markdown
-from search_router.shared.channels import load_channels
-from search_router.shared.prompts import PromptKind
+from search_router.shared.channels import ChannelSet, load_channels
+from search_router.shared.prompts import STUDENT_WEIGHTS_ONLY, PromptKind
+
+JUDGE_NOT_APPLICABLE = "the judge scores model answers; the micro-router writes none"
+CASCADE_JUDGE_NOT_APPLICABLE = "the judge scores model answers; the cascade's micro-router answers are none"
 
 
-@task_handler
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    task = ReportInput.model_validate(event)
-    run = task.run
-    environment = PipelineEnvironment.load()
-    bucket = environment.data_bucket
-    channels = load_channels(environment.channels)
-    candidates_config = {c["name"]: c for c in environment.candidates}
-    judged = read_judge(task.judge.to_state() if task.judge else None, enabled=run.settings.judge)
-    if judged.unfinished:  # the judge loop broke off: do not leave its jobs running (and billing)
-        stop_evaluation_jobs(judged.unfinished)
+def _price(candidate: dict[str, Any]) -> Price | None:
+    price = candidate["metrics"].get("price")
+    return Price.from_dict(price) if isinstance(price, dict) else None
 
+
+def _fallback(candidates: list[dict[str, Any]], distilled_names: set[str], gated: dict[str, Any]) -> dict[str, Any]:
+    """The distilled candidate the cascade falls back to: the weights-only prompt (the micro-router answers only
+    requests without reasoning), else the gated one."""
+    return next(
+        (c for c in candidates if c["name"] in distilled_names and c["prompt_kind"] == STUDENT_WEIGHTS_ONLY),
+        gated,
+    )
+
+
+def _read_predictions(training: MicroRouterTraining) -> list[dict[str, Any]]:
+    text = s3io.get_text(*s3io.parse_s3_uri(training.predictions_uri))
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _cascade_candidates(
+    training: MicroRouterTraining | None,
+    fallback: dict[str, Any],
+    results: dict[str, list[QueryResult]],
+    channels: ChannelSet,
+    margin: float,
+) -> tuple[CascadeEvaluation | None, str | None, list[dict[str, Any]]]:
+    """The micro-router and the cascade as candidates (their results added to ``results``), or why not."""
+    if training is None:
+        return None, None, []
+    try:
+        evaluation = evaluate_cascade(
+            _read_predictions(training),
+            results[fallback["name"]],
+            channels.names,
+            price=_price(fallback),
+            margin=margin,
+        )
+    except ValueError as exc:  # reported, and the cascade stays off; the model's own report is not lost
+        logger.warning("cascade not evaluated", error=str(exc))
+        return None, str(exc), []
+    results[MICRO_CANDIDATE], results[CASCADE_CANDIDATE] = evaluation.micro, evaluation.cascade
+    tau = evaluation.choice.tau if evaluation.choice.enabled else None
+    micro = {
+        "name": MICRO_CANDIDATE,
+        "model_id": training.artifact_uri,
+        "prompt_kind": None,
+        "metrics": compute_metrics(evaluation.micro, channels, price=FREE),
+        "judge": {"score": None, "status": "skipped", "reason": JUDGE_NOT_APPLICABLE},
+    }
+    cascade = {
+        "name": CASCADE_CANDIDATE,
+        "model_id": f"{MICRO_CANDIDATE} (τ = {'never' if tau is None else f'{tau:.3f}'}) + {fallback['model_id']}",
+        "prompt_kind": fallback["prompt_kind"],
+        "metrics": compute_metrics(evaluation.cascade, channels, price=_price(fallback)),
+        "judge": {"score": None, "status": "skipped", "reason": CASCADE_JUDGE_NOT_APPLICABLE},
+    }
+    return evaluation, None, [micro, cascade]
+
+
+def _cascade_gate(
+    cascade: dict[str, Any] | None, baseline: dict[str, Any] | None, thresholds: GateThresholds, judge: bool
+) -> GateDecision | None:
+    if cascade is None:
+        return None
+    return evaluate_gate(
+        cascade["metrics"],
+        baseline=baseline["metrics"] if baseline else None,
+        judge_score=None,
+        thresholds=thresholds,
+        judge_requested=judge,
+        judge_not_applicable=CASCADE_JUDGE_NOT_APPLICABLE,
+    )
+
+
+def _load_candidates(task: ReportInput, judged: Any) -> tuple[list[dict[str, Any]], dict[str, list[QueryResult]]]:
     candidates: list[dict[str, Any]] = []
     results: dict[str, list[QueryResult]] = {}
     for evaluation in task.evaluations:
@@ -59,14 +139,26 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 "judge": judged.for_candidate(name),
             }
         )
+    return candidates, results
+
+
+@task_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    task = ReportInput.model_validate(event)
+    run = task.run
+    environment = PipelineEnvironment.load()
+    bucket = environment.data_bucket
+    channels = load_channels(environment.channels)
+    candidates_config = {c["name"]: c for c in environment.candidates}
+    judged = read_judge(task.judge.to_state() if task.judge else None, enabled=run.settings.judge)
+    if judged.unfinished:  # the judge loop broke off: do not leave its jobs running (and billing)
+        stop_evaluation_jobs(judged.unfinished)
+    candidates, results = _load_candidates(task, judged)
 
     # The gate judges the distilled model with the student prompt (weights then reasoning), what POST /route serves
     # by default (include_reasoning true); a weights-only candidate of the same model is reported beside it.
-    distilled = next(
-        c
-        for c in candidates
-        if candidates_config.get(c["name"], {}).get("model") == DISTILLED and c["prompt_kind"] == PromptKind.STUDENT
-    )
+    distilled_names = {name for name, c in candidates_config.items() if c.get("model") == DISTILLED}
+    distilled = next(c for c in candidates if c["name"] in distilled_names and c["prompt_kind"] == PromptKind.STUDENT)
     baseline_name = environment.baseline_candidate
     baseline = next((c for c in candidates if c["name"] == baseline_name), None)
     thresholds = GateThresholds.from_dict(environment.gate)
@@ -79,6 +171,27 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         judge_missing_reason=distilled["judge"].get("reason"),
     )
     gate = {**decision.to_dict(), "candidate": distilled["name"], "thresholds": thresholds.to_dict()}
+
+    fallback = _fallback(candidates, distilled_names, distilled)
+    evaluation, unavailable, extra = _cascade_candidates(
+        task.micro_router, fallback, results, channels, run.settings.cascade_margin
+    )
+    candidates += extra
+    cascade_gate = _cascade_gate(extra[1] if extra else None, baseline, thresholds, run.settings.judge)
+    outcome = CascadeOutcome.model_validate(
+        cascade_outcome(
+            setting=run.settings.router_cascade,
+            artifact_uri=task.micro_router.artifact_uri if task.micro_router else None,
+            evaluation=evaluation,
+            unavailable=unavailable,
+            model_passed=decision.passed,
+            cascade_passed=cascade_gate.passed if cascade_gate else None,
+            cascade_failures=cascade_gate.failures if cascade_gate else (),
+        )
+    )
+    for candidate in candidates:
+        candidate["metrics_by_split"] = metrics_by_split(results[candidate["name"]], channels, price=_price(candidate))
+
     manifest_bucket, manifest_key = s3io.parse_s3_uri(task.dataset.manifest_uri)
     report = build_report(
         run_id=run.run_id,
@@ -88,6 +201,17 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         dataset=s3io.get_json(manifest_bucket, manifest_key),
         prices=environment.prices,
         teacher=run.teacher.model_dump() if run.teacher else {"model_id": run.teacher_model_id},
+        cascade=None
+        if task.micro_router is None
+        else {
+            "setting": run.settings.router_cascade,
+            "fallback_candidate": fallback["name"],
+            "choice": evaluation.choice.to_dict() if evaluation else None,
+            "sweep": evaluation.sweep if evaluation else [],
+            "gate": cascade_gate.to_dict() if cascade_gate else None,
+            "outcome": outcome.to_state(),
+            "training": task.micro_router.model_dump(mode="json"),
+        },
     )
 
     chart_uris: dict[str, str] = {}
@@ -110,7 +234,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     markdown_uri = s3io.put_text(bucket, run.layout.report_markdown, markdown, "text/markdown; charset=utf-8")
     summary = headline(report)
     metrics.add_metric(name="QualityGatePassed" if decision.passed else "QualityGateFailed", unit="Count", value=1)
-    logger.info("report written", report_uri=report_uri, gate_passed=decision.passed, failures=decision.failures)
+    logger.info(
+        "report written",
+        report_uri=report_uri,
+        gate_passed=decision.passed,
+        failures=decision.failures,
+        cascade_enabled=outcome.enabled,
+        cascade_reason=outcome.reason,
+    )
     return ReportOutput(
         report_uri=report_uri,
         markdown_uri=markdown_uri,
@@ -124,4 +255,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             for k in ("valid_json_rate", "mae_overall", "rubric_mean", "dominant_accuracy")
         }
         | {"judge_score": distilled["judge"].get("score"), "latency_mean_ms": distilled["metrics"]["latency"]["mean"]},
+        micro_router=outcome,
     ).to_state()

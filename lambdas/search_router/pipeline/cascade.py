@@ -15,15 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from search_router.pipeline.metrics import abs_errors, rubric_score
+from search_router.pipeline.metrics import UNSPLIT, Price, QueryResult, abs_errors, compute_metrics, rubric_score
+from search_router.pipeline.report import MIN_SPLIT_SIZE
 
 Metric = Literal["rubric", "mae"]
 METRICS: Final = ("rubric", "mae")
 DEFAULT_MARGIN: Final = 0.1
-MIN_SPLIT_SIZE: Final = 10
-"""A split with fewer queries is too noisy to choose τ on (unless no split is larger)."""
 _FLOAT_NOISE: Final = 1e-9
 NEVER: Final = math.inf
 """τ above every confidence: the micro-router answers nothing (the cascade is the model alone)."""
@@ -187,3 +186,202 @@ def _answered_by_split(items: Sequence[CascadeItem], tau: float) -> dict[str, fl
         entry[0] += item.confidence >= tau
         entry[1] += 1
     return {split: answered / total for split, (answered, total) in sorted(counts.items())}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The micro-router and the cascade as evaluation candidates
+# ---------------------------------------------------------------------------------------------------------------
+MICRO_CANDIDATE: Final = "micro-router"
+CASCADE_CANDIDATE: Final = "cascade"
+SWEEP_STEP: Final = 0.05
+"""The τ grid of the report's quality / latency / cost chart (0, 0.05, ..., 1, and the chosen τ)."""
+FREE: Final = Price(0.0, 0.0)
+"""The micro-router's token price: it calls no model (its cost is the router function's own milliseconds)."""
+
+
+def micro_results(predictions: Sequence[Mapping[str, Any]]) -> list[QueryResult]:
+    """The micro-router's held-out predictions (TrainMicroRouter's ``heldout-predictions.jsonl`` lines) as the
+    results of a candidate: its weights, no tokens, the prediction's own latency. ``ValueError`` names a
+    malformed line (by number)."""
+    results: list[QueryResult] = []
+    for number, line in enumerate(predictions, start=1):
+        try:
+            result = QueryResult.from_dict(
+                {
+                    "query": line.get("query"),
+                    "category": line.get("category"),
+                    "reference": line.get("reference"),
+                    "weights": line.get("micro"),
+                    "latency_ms": line.get("latency_ms"),
+                    "split": line.get("split"),
+                }
+            )
+        except (ValueError, AttributeError) as exc:
+            raise ValueError(f"micro-router prediction {number}: {exc}") from None
+        if result.weights is None:
+            raise ValueError(f"micro-router prediction {number} has no 'micro' weights")
+        confidence = line.get("confidence")
+        if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0.0 <= confidence <= 1.0:
+            raise ValueError(f"micro-router prediction {number}: 'confidence' must be a number within 0..1")
+        results.append(result)
+    return results
+
+
+def _confidences(predictions: Sequence[Mapping[str, Any]]) -> list[float]:
+    return [float(line["confidence"]) for line in predictions]
+
+
+def _paired(micro: Sequence[QueryResult], model: Sequence[QueryResult]) -> list[QueryResult]:
+    """``model``'s result for each micro-router result, matched by query (the n-th occurrence of a query with the
+    n-th): both come from the same held-out file, so a query on one side only is a broken run, named."""
+    by_query: dict[str, list[QueryResult]] = {}
+    for result in model:
+        by_query.setdefault(result.query, []).append(result)
+    paired: list[QueryResult] = []
+    missing: list[str] = []
+    for result in micro:
+        queue = by_query.get(result.query)
+        if queue:
+            paired.append(queue.pop(0))
+        else:
+            missing.append(result.query)
+    extra = sum(len(queue) for queue in by_query.values())
+    if missing or extra:
+        example = f" (e.g. {missing[0]!r})" if missing else ""
+        raise ValueError(
+            f"the micro-router's predictions and the model's results are not of the same held-out set: "
+            f"{len(missing)} predicted queries have no model result{example}, {extra} model results have no "
+            "prediction"
+        )
+    return paired
+
+
+def compose(
+    micro: Sequence[QueryResult], confidences: Sequence[float], model: Sequence[QueryResult], tau: float
+) -> list[QueryResult]:
+    """The cascade's results at ``tau``: the micro-router's where its confidence is at least ``tau``, the model's
+    elsewhere (``model`` paired with ``micro`` by :func:`_paired`)."""
+    return [m if c >= tau else d for m, c, d in zip(micro, confidences, model, strict=True)]
+
+
+@dataclass(frozen=True)
+class CascadeEvaluation:
+    """The micro-router alone and the cascade at the chosen τ as candidates' results, the τ choice, and the sweep
+    over τ (each point: the cascade's figures over every held-out query)."""
+
+    micro: list[QueryResult]
+    cascade: list[QueryResult]
+    choice: TauChoice
+    sweep: list[dict[str, Any]]
+
+
+def _sweep_point(
+    tau: float, results: Sequence[QueryResult], answered: float, channels: Sequence[str], price: Price | None
+) -> dict[str, Any]:
+    metrics = compute_metrics(results, channels, price=price)
+    return {
+        "tau": None if tau == NEVER else tau,
+        "answered_share": answered,
+        "rubric_mean": metrics["rubric_mean"],
+        "mae_overall": metrics["mae_overall"],
+        "latency_mean_ms": metrics["latency"]["mean"],
+        "latency_p50_ms": metrics["latency"]["p50"],
+        "cost_per_1k_routes": metrics["cost_per_1k_routes"],
+    }
+
+
+def evaluate_cascade(
+    predictions: Sequence[Mapping[str, Any]],
+    model: Sequence[QueryResult],
+    channels: Sequence[str],
+    *,
+    price: Price | None,
+    margin: float = DEFAULT_MARGIN,
+    metric: Metric = "rubric",
+) -> CascadeEvaluation:
+    """The micro-router (``predictions``) and the cascade over the distilled model's held-out ``model`` results:
+    τ chosen by :func:`choose_tau` on the hardest split; the sweep over the τ grid (and the chosen τ) for the
+    report's chart. ``ValueError`` when the two are not of the same held-out set or a line is malformed."""
+    micro = micro_results(predictions)
+    if not micro:
+        raise ValueError("the micro-router predicted no held-out query")
+    confidences = _confidences(predictions)
+    paired = _paired(micro, model)
+    items = [
+        CascadeItem(
+            split=m.split or UNSPLIT,
+            reference=m.reference,
+            micro=m.weights or {},
+            confidence=c,
+            model=d.weights if d.answered else None,
+        )
+        for m, c, d in zip(micro, confidences, paired, strict=True)
+    ]
+    choice = choose_tau(items, channels, metric=metric, margin=margin)
+    grid = sorted({round(step * SWEEP_STEP, 10) for step in range(round(1 / SWEEP_STEP) + 1)} | {choice.tau, NEVER})
+    sweep = []
+    for tau in grid:
+        composed = compose(micro, confidences, paired, tau)
+        answered = sum(c >= tau for c in confidences) / len(confidences)
+        sweep.append(_sweep_point(tau, composed, answered, channels, price))
+    return CascadeEvaluation(
+        micro=micro, cascade=compose(micro, confidences, paired, choice.tau), choice=choice, sweep=sweep
+    )
+
+
+def _not_evaluated(artifact_uri: str | None, choice: TauChoice | None, unavailable: str | None) -> str | None:
+    if artifact_uri is None:
+        return "no micro-router was trained (run setting micro_router is false)"
+    if choice is None:
+        return f"the cascade could not be evaluated: {unavailable or 'no evaluation'}"
+    if not choice.enabled:
+        return (
+            f"no τ lets the micro-router answer while the cascade's {choice.metric} on split {choice.split!r} stays "
+            f"within {choice.margin:g} of the distilled model's"
+        )
+    return None
+
+
+def _not_allowed(
+    setting: str, at: str, model_passed: bool, cascade_passed: bool | None, failures: Sequence[str]
+) -> str | None:
+    if setting != "auto":
+        return f"router_cascade is {setting!r}: every query goes to the model; it would be {at}"
+    if not model_passed:
+        return "the distilled model did not pass the quality gate"
+    if not cascade_passed:
+        return f"the cascade at {at} failed the quality gate: {'; '.join(failures)}"
+    return None
+
+
+def cascade_outcome(
+    *,
+    setting: str,
+    artifact_uri: str | None,
+    evaluation: CascadeEvaluation | None,
+    unavailable: str | None,
+    model_passed: bool,
+    cascade_passed: bool | None,
+    cascade_failures: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Whether the promotion lets the micro-router answer (``enabled``), and why in every case: only with a
+    trained artifact, ``router_cascade`` ``auto``, a τ at which the micro-router answers something within the
+    margin, the distilled model through the gate and the cascade through the same thresholds."""
+    choice = evaluation.choice if evaluation is not None else None
+    enabled_choice = choice if choice is not None and choice.enabled else None
+    tau = enabled_choice.tau if enabled_choice else None
+    share = enabled_choice.answered_share_overall if enabled_choice else None
+    blocker = _not_evaluated(artifact_uri, choice, unavailable)
+    if blocker is None:
+        at = f"τ = {tau:.3f} (the micro-router answers {share:.1%} of the held-out queries)"
+        blocker = _not_allowed(setting, at, model_passed, cascade_passed, cascade_failures)
+        reason = blocker or f"the cascade passed the quality gate at {at}"
+    else:
+        reason = blocker
+    return {
+        "enabled": blocker is None,
+        "reason": reason,
+        "artifact_uri": artifact_uri,
+        "tau": tau,
+        "answered_share": share,
+    }

@@ -202,10 +202,70 @@ def _rubric_chart(report: Mapping[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def _sweep_series(sweep: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    xs, ys = [], []
+    for point in sweep:
+        tau, value = _number(point.get("tau")), _number(point.get(key))
+        if tau is not None and value is not None:
+            xs.append(tau)
+            ys.append(value)
+    return xs, ys
+
+
+def _model_only(sweep: Sequence[Mapping[str, Any]], key: str) -> float | None:
+    """The figure at τ "never" (no micro-router answer: the distilled model alone)."""
+    return next((_number(p.get(key)) for p in sweep if p.get("tau") is None), None)
+
+
+def _cascade_chart(report: Mapping[str, Any], path: Path) -> Path:
+    """Three panels over τ (every held-out query): rubric mean and the share the micro-router answers, latency
+    mean, cost per 1K routes; the model alone as a dotted line, the chosen τ as a dashed one."""
+    from matplotlib.figure import Figure
+
+    cascade = report.get("cascade") or {}
+    sweep = cascade.get("sweep") or []
+    chosen = _number((cascade.get("choice") or {}).get("tau"))
+    fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")
+    axes = fig.subplots(3, 1, sharex=True)
+    panels = (
+        ("rubric_mean", "rubric mean (1-5)", "{:.2f}"),
+        ("latency_mean_ms", "latency mean (ms)", "{:,.0f} ms"),
+        ("cost_per_1k_routes", "$ per 1K routes", "${:.4f}"),
+    )
+    for index, (ax, (key, label, text)) in enumerate(zip(axes, panels, strict=True)):
+        xs, ys = _sweep_series(sweep, key)
+        if xs:
+            ax.plot(xs, ys, marker="o", markersize=3, color=_color(index), label="cascade")
+        alone = _model_only(sweep, key)
+        if alone is not None:
+            ax.axhline(alone, color="gray", linestyle=":", label=f"model alone ({text.format(alone)})")
+        if chosen is not None:
+            ax.axvline(chosen, color="black", linestyle="--", label=f"chosen τ = {chosen:.3f}")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if not xs:
+            ax.text(0.5, 0.5, "no cascade evaluated", ha="center", va="center", transform=ax.transAxes, color="gray")
+        else:
+            ax.legend(loc="best", fontsize=9)
+    xs, shares = _sweep_series(sweep, "answered_share")
+    if xs:
+        share_ax = axes[0].twinx()
+        share_ax.plot(xs, [100.0 * s for s in shares], color=_color(3), linestyle="-.", label="answered by micro")
+        share_ax.set_ylabel("answered by micro-router (%)")
+        share_ax.set_ylim(0, 105)
+        share_ax.legend(loc="lower left", fontsize=9)
+    axes[-1].set_xlabel("confidence threshold τ (the micro-router answers when its confidence ≥ τ)")
+    axes[0].set_title(
+        "Cascade over τ: quality, latency and cost on every held-out query (the model alone at the dotted line)"
+    )
+    return _save(fig, path)
+
+
 def render_charts(
     report: Mapping[str, Any], results: Mapping[str, Sequence[QueryResult]], outdir: Path
 ) -> dict[str, Path]:
-    """Write ``latency.png``, ``mae_per_channel.png`` and ``rubric_distribution.png`` into ``outdir``.
+    """Write ``latency.png``, ``mae_per_channel.png``, ``rubric_distribution.png`` and, when the report has a
+    cascade section, ``cascade_tau.png`` into ``outdir``.
 
     ``report`` is :func:`search_router.pipeline.report.build_report` output (candidate order and metrics); ``results``
     maps a candidate name to its per-query results (for the latency distribution). A candidate without answers gets an
@@ -217,8 +277,11 @@ def render_charts(
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     names = [str(c.get("name")) for c in report.get("candidates", [])]
-    return {
+    charts = {
         "latency": _latency_chart(names, results, outdir / CHART_FILES["latency"]),
         "mae_per_channel": _mae_chart(report, outdir / CHART_FILES["mae_per_channel"]),
         "rubric_distribution": _rubric_chart(report, outdir / CHART_FILES["rubric_distribution"]),
     }
+    if report.get("cascade"):
+        charts["cascade_tau"] = _cascade_chart(report, outdir / CHART_FILES["cascade_tau"])
+    return charts

@@ -164,8 +164,16 @@ def _check_mae(candidate: Mapping[str, Any], maximum: float) -> Check:
 
 
 def _check_judge(
-    judge_score: float | None, minimum: float, *, requested: bool, required: bool, missing_reason: str | None
+    judge_score: float | None,
+    minimum: float,
+    *,
+    requested: bool,
+    required: bool,
+    missing_reason: str | None,
+    not_applicable: str | None = None,
 ) -> Check:
+    if not_applicable is not None:
+        return Check(CHECK_JUDGE, True, None, minimum, f"skipped: {not_applicable}", skipped=True)
     if not requested:
         return Check(CHECK_JUDGE, True, None, minimum, "skipped: the judge was off for this run", skipped=True)
     if judge_score is None or not math.isfinite(judge_score):
@@ -193,6 +201,7 @@ def evaluate_gate(
     thresholds: GateThresholds,
     judge_requested: bool = True,
     judge_missing_reason: str | None = None,
+    judge_not_applicable: str | None = None,
 ) -> GateDecision:
     """Run every check on ``candidate``'s metrics, in a fixed order.
 
@@ -200,7 +209,9 @@ def evaluate_gate(
     2. ``rubric_mean`` ≥ baseline ``rubric_mean`` − ``max_rubric_drop_vs_baseline`` (skipped without a baseline);
     3. ``mae_overall`` ≤ ``max_overall_mae`` (fails when None: no schema-valid answer);
     4. ``judge_score`` ≥ ``min_judge_score``: skipped when the run did not ask for the judge; a missing score fails
-       when ``require_judge`` (default), with ``judge_missing_reason`` in the message, else it is skipped.
+       when ``require_judge`` (default), with ``judge_missing_reason`` in the message, else it is skipped;
+       ``judge_not_applicable`` (why the judge cannot score this candidate, e.g. the cascade, most of whose
+       answers no model wrote) skips it with that reason.
 
     Boundary values pass (within 1e-9).
     """
@@ -214,6 +225,7 @@ def evaluate_gate(
             requested=judge_requested,
             required=thresholds.require_judge,
             missing_reason=judge_missing_reason,
+            not_applicable=judge_not_applicable,
         ),
     ]
     return GateDecision(passed=all(check.passed for check in checks), checks=checks)

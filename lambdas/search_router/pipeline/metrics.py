@@ -86,7 +86,8 @@ class QueryResult:
     parser's failure reason value (e.g. ``"invalid_json"``) when an answer arrived but did not parse;
     ``error_kind`` names why no answer arrived (a Bedrock error code such as ``"ThrottlingException"``, or
     ``"Timeout"``). ``latency_ms`` is measured by the client around the call; ``service_latency_ms`` is
-    Converse's ``metrics.latencyMs``.
+    Converse's ``metrics.latencyMs``. ``split`` is the held-out record's split (``seen``, ``unseen_template``,
+    ``user``: :mod:`search_router.pipeline.dataset`), None for results of an older held-out file.
     """
 
     query: str
@@ -100,6 +101,7 @@ class QueryResult:
     service_latency_ms: int | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+    split: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (the inverse of :meth:`from_dict`)."""
@@ -137,6 +139,7 @@ class QueryResult:
             service_latency_ms=service_latency,
             input_tokens=_count(data, "input_tokens"),
             output_tokens=_count(data, "output_tokens"),
+            split=_optional_str(data, "split"),
         )
 
     @classmethod
@@ -152,6 +155,7 @@ class QueryResult:
         service_latency_ms: int | None = None,
         input_tokens: int = 0,
         output_tokens: int = 0,
+        split: str | None = None,
     ) -> QueryResult:
         """The result of an answered call, from
         :func:`~search_router.shared.answer.parser.parse_routing_answer`'s result."""
@@ -166,6 +170,7 @@ class QueryResult:
             service_latency_ms=service_latency_ms,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
+            split=split,
         )
 
     @property
@@ -382,6 +387,21 @@ def compute_metrics(results: Sequence[QueryResult], channels: Channels, *, price
         **_latency_and_cost(answered, price),
         **_failure_counts(results, answered),
     }
+
+
+UNSPLIT = "unspecified"
+"""The split of results that carry none (an older held-out file)."""
+
+
+def metrics_by_split(
+    results: Sequence[QueryResult], channels: Channels, *, price: Price | None
+) -> dict[str, dict[str, Any]]:
+    """:func:`compute_metrics` of each held-out split's results (:data:`UNSPLIT` for results without one), in
+    split-name order; every result is in exactly one split, so the splits' ``n`` add up to ``len(results)``."""
+    grouped: dict[str, list[QueryResult]] = {}
+    for result in results:
+        grouped.setdefault(result.split or UNSPLIT, []).append(result)
+    return {split: compute_metrics(grouped[split], channels, price=price) for split in sorted(grouped)}
 
 
 Pairs: TypeAlias = Sequence[tuple[Mapping[str, float], Mapping[str, float]]]

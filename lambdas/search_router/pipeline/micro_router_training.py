@@ -252,8 +252,9 @@ def examples_from_training_jsonl(text: str, channels: ChannelSet) -> list[Labele
 
 def predict_heldout(router: MicroRouter, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One prediction line per held-out record (PrepareDataset's :func:`~search_router.pipeline.dataset.
-    heldout_record`): its query, ``split``, the teacher's ``reference``, the micro-router's ``micro`` weights,
-    ``confidence`` and ``mae`` against the reference (mean absolute error over the channels)."""
+    heldout_record`): its query, ``split``, ``category``, the teacher's ``reference``, the micro-router's
+    ``micro`` weights, ``confidence``, ``mae`` against the reference (mean absolute error over the channels) and
+    ``latency_ms``, the prediction's own time (pure Python, as in the router; no network call)."""
     lines: list[dict[str, Any]] = []
     for number, record in enumerate(records, start=1):
         reference = record.get("reference")
@@ -262,7 +263,9 @@ def predict_heldout(router: MicroRouter, records: Sequence[Mapping[str, Any]]) -
         missing = [name for name in router.channels if name not in reference]
         if missing:
             raise ValueError(f"held-out record {number}: the reference has no weight for {', '.join(missing)}")
+        started = time.perf_counter()
         prediction = router.predict(record["query"])
+        latency_ms = (time.perf_counter() - started) * 1000.0
         mae = math.fsum(abs(prediction.weights[n] - float(reference[n])) for n in router.channels) / len(
             router.channels
         )
@@ -270,10 +273,12 @@ def predict_heldout(router: MicroRouter, records: Sequence[Mapping[str, Any]]) -
             {
                 "query": record["query"],
                 "split": record.get("split"),
+                "category": record.get("category"),
                 "reference": reference,
                 "micro": prediction.weights,
                 "confidence": prediction.confidence,
                 "mae": round(mae, 6),
+                "latency_ms": round(latency_ms, 4),
             }
         )
     return lines

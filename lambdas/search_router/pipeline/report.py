@@ -14,17 +14,22 @@ from typing import Any
 
 from search_router.pipeline.metrics import Channels, Price, channel_names
 
+MIN_SPLIT_SIZE = 10
+"""A held-out split with fewer queries is too noisy to choose τ on (the cascade's rule)."""
+
 SCHEMA_VERSION = 1
 CHART_FILES: dict[str, str] = {
     "latency": "latency.png",
     "mae_per_channel": "mae_per_channel.png",
     "rubric_distribution": "rubric_distribution.png",
+    "cascade_tau": "cascade_tau.png",
 }
 """Chart key → file name, relative to the report's own folder."""
 CHART_TITLES: dict[str, str] = {
     "latency": "Latency per candidate",
     "mae_per_channel": "Mean absolute error per channel",
     "rubric_distribution": "Rubric score distribution",
+    "cascade_tau": "Cascade: quality, latency and cost over the confidence threshold τ",
 }
 JUDGE_STATUSES = ("ok", "missing", "skipped")
 NA = "n/a"
@@ -72,6 +77,7 @@ def build_report(
     prices: Mapping[str, Any],
     generated_at: str | None = None,
     teacher: Mapping[str, Any] | None = None,
+    cascade: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``report.json`` document.
 
@@ -81,7 +87,11 @@ def build_report(
     ``thresholds``), or None when the gate did not run. ``prices``: ``{model id or candidate name: {"input",
     "output"}}`` in USD per 1K tokens; each candidate's price is the one its metrics were computed with, else
     the entry for its name, else for its model id. ``teacher``: the run's teacher as Preflight chose it
-    (``{"model_id", "requested", "refused": [{"model_id", "reason"}]}``). ``ValueError`` on a malformed candidate.
+    (``{"model_id", "requested", "refused": [{"model_id", "reason"}]}``). A candidate's optional
+    ``metrics_by_split`` (:func:`~search_router.pipeline.metrics.metrics_by_split`) is kept. ``cascade``: the
+    micro-router and cascade section (``setting``, ``fallback_candidate``, ``choice``
+    (:meth:`~search_router.pipeline.cascade.TauChoice.to_dict`), ``sweep``, ``gate``, ``outcome``, ``training``),
+    None when no micro-router was trained. ``ValueError`` on a malformed candidate.
     """
     if not isinstance(run_id, str) or not run_id:
         raise ValueError("run_id must be a non-empty string")
@@ -107,6 +117,7 @@ def build_report(
                 "metrics": dict(metrics),
                 "judge": _judge(candidate.get("judge"), where),
                 "price": _price_for(candidate, prices),
+                "metrics_by_split": dict(candidate.get("metrics_by_split") or {}),
             }
         )
     return {
@@ -119,7 +130,8 @@ def build_report(
         "gate": dict(gate) if gate is not None else None,
         "dataset": dict(dataset) if dataset is not None else None,
         "prices": {key: Price.from_dict(value).to_dict() for key, value in prices.items()},
-        "charts": dict(CHART_FILES),
+        "cascade": dict(cascade) if cascade is not None else None,
+        "charts": {key: name for key, name in CHART_FILES.items() if key != "cascade_tau" or cascade is not None},
     }
 
 
@@ -144,8 +156,10 @@ def fmt_rate(value: Any) -> str:
 
 
 def fmt_ms(value: Any) -> str:
-    """Milliseconds without decimals, thousands separated: ``1741.2`` → ``1,741``."""
-    return _formatted(value, ",.0f")
+    """Milliseconds without decimals, thousands separated: ``1741.2`` → ``1,741``; under 10 ms with two
+    decimals (``0.0412`` → ``0.04``: the micro-router's answers are not 0 ms)."""
+    number = _num(value)
+    return _formatted(value, ".2f" if number is not None and abs(number) < 10 else ",.0f")
 
 
 def fmt_mae(value: Any) -> str:
@@ -371,6 +385,100 @@ def _gate_section(report: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _splits_section(report: Mapping[str, Any]) -> list[str]:
+    """Every candidate's headline metrics on each held-out split."""
+    rows = []
+    for c in report.get("candidates", []):
+        for split, m in (c.get("metrics_by_split") or {}).items():
+            rows.append(
+                [
+                    c["name"],
+                    split,
+                    m.get("n", NA),
+                    fmt_score(m.get("rubric_mean")),
+                    fmt_mae(m.get("mae_overall")),
+                    fmt_rate(m.get("dominant_accuracy")),
+                    fmt_rate(m.get("valid_json_rate")),
+                    fmt_ms(_get(m, "latency", "mean")),
+                    fmt_usd(m.get("cost_per_1m_routes")),
+                ]
+            )
+    if not rows:
+        return []
+    header = [
+        "candidate",
+        "split",
+        "queries",
+        "rubric mean",
+        "MAE",
+        "dominant accuracy",
+        "valid JSON",
+        "latency mean (ms)",
+        "$ per 1M routes",
+    ]
+    align = [":---", ":---"] + ["---:"] * (len(header) - 2)
+    return [
+        "## Per held-out split",
+        "",
+        "`seen`: queries of templates the training set also drew from; `unseen_template`: templates and vocabulary "
+        "never used in training (what a lexical model cannot have memorized); `user`: your own queries.",
+        "",
+        *_table(header, rows, align),
+        "",
+    ]
+
+
+def _tau(value: Any) -> str:
+    return "never (model only)" if value is None else _formatted(value, ".3f")
+
+
+def _cascade_section(report: Mapping[str, Any]) -> list[str]:
+    cascade = report.get("cascade")
+    if not isinstance(cascade, Mapping):
+        return []
+    outcome = cascade.get("outcome") or {}
+    mark = "✅ enabled" if outcome.get("enabled") else "⏸️ not enabled"
+    lines = ["## Micro-router and cascade", "", f"**{mark}** — {outcome.get('reason')}", ""]
+    choice = cascade.get("choice")
+    if isinstance(choice, Mapping):
+        shares = ", ".join(f"`{k}` {fmt_rate(v)}" for k, v in (choice.get("answered_share_by_split") or {}).items())
+        lines += [
+            f"- τ = **{_tau(choice.get('tau'))}**, chosen on the hardest split `{choice.get('split')}`: the lowest "
+            f"threshold at which the cascade's {choice.get('metric')} there "
+            f"({fmt_score(choice.get('cascade_quality'))}) "
+            f"is within {choice.get('margin')} of the distilled model's ({fmt_score(choice.get('model_quality'))}; "
+            f"micro-router alone {fmt_score(choice.get('micro_quality'))}); the hardest split is the one where the "
+            f"micro-router alone does worst, among splits of at least {MIN_SPLIT_SIZE} queries",
+            f"- share answered by the micro-router at τ: {fmt_rate(choice.get('answered_share_overall'))} of all "
+            f"held-out queries ({shares})",
+            f"- the cascade falls back to `{cascade.get('fallback_candidate')}`; the router uses the micro-router "
+            "only for requests without reasoning (`include_reasoning: false`), setting "
+            f"`router_cascade` = `{cascade.get('setting')}`",
+        ]
+    gate = cascade.get("gate")
+    if isinstance(gate, Mapping):
+        lines += ["", f"The cascade's quality gate: **{_gate_status(gate)}**"]
+        for check in gate.get("checks", []):
+            icon = "⏭️" if check.get("skipped") else ("✅" if check.get("passed") else "❌")
+            lines.append(f"- {icon} `{check.get('name')}`: {check.get('message')}")
+    sweep = cascade.get("sweep") or []
+    if sweep:
+        header = ["τ", "answered by micro-router", "rubric mean", "MAE", "latency mean (ms)", "$ per 1K routes"]
+        rows = [
+            [
+                _tau(p.get("tau")),
+                fmt_rate(p.get("answered_share")),
+                fmt_score(p.get("rubric_mean")),
+                fmt_mae(p.get("mae_overall")),
+                fmt_ms(p.get("latency_mean_ms")),
+                fmt_usd(p.get("cost_per_1k_routes")),
+            ]
+            for p in sweep
+        ]
+        lines += ["", "Over τ (every held-out query):", "", *_table(header, rows, [":---"] + ["---:"] * 5)]
+    return [*lines, ""]
+
+
 def teacher_text(teacher: Mapping[str, Any] | None) -> str:
     """``us.amazon.nova-pro-v1:0 (chosen automatically from teacher_preference; ... refused: ...)``."""
     if not teacher or not teacher.get("model_id"):
@@ -432,8 +540,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += _details_section(report)
     lines += _mae_section(report)
     lines += _rubric_section(report)
+    lines += _splits_section(report)
     lines += _failures_section(report)
     lines += _gate_section(report)
+    lines += _cascade_section(report)
     lines += _dataset_section(report)
     lines += _charts_section(report)
     return "\n".join(lines).rstrip() + "\n"
