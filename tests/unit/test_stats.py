@@ -307,10 +307,13 @@ def test_lower_is_better_metrics_decide_on_the_upper_bound() -> None:
 
 
 def test_a_bound_exactly_on_the_threshold_does_not_pass() -> None:
-    # Every difference is -0.2: the interval is [-0.2, -0.2]; "above -margin" is strict.
-    decision = decide([-0.2] * 20, margin=0.2)
-    assert decision.bound == pytest.approx(-0.2)
-    assert decision.outcome is not Outcome.PASS
+    # Every difference is 0.3 - 0.5 = -0.2 exactly in floats: the interval is [-0.2, -0.2]; "above -margin" is
+    # strict, and the interval is not beyond it either.
+    assert 0.3 - 0.5 == -0.2
+    paired = paired_difference(keyed([0.3] * 20), keyed([0.5] * 20))
+    decision = non_inferiority(paired, metric="m", margin=0.2, direction=Direction.HIGHER_IS_BETTER)
+    assert decision.bound == -0.2
+    assert decision.outcome is Outcome.INCONCLUSIVE
 
 
 @pytest.mark.parametrize(
