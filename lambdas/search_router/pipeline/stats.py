@@ -30,7 +30,7 @@ import math
 import random
 import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Literal, TypeAlias
 
@@ -88,17 +88,7 @@ class Interval:
         return None if self.low is None or self.high is None else self.high - self.low
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "estimate": self.estimate,
-            "low": self.low,
-            "high": self.high,
-            "width": self.width,
-            "n": self.n,
-            "missing": self.missing,
-            "confidence": self.confidence,
-            "resamples": self.resamples,
-            "seed": self.seed,
-        }
+        return {**asdict(self), "width": self.width}
 
 
 def bootstrap_mean(
@@ -318,16 +308,7 @@ class SampleSize:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "sd": self.sd,
-            "margin": self.margin,
-            "confidence": self.confidence,
-            "width": self.width,
-            "required_n": self.required_n,
-            "sufficient": self.sufficient,
-            "message": self.message,
-        }
+        return {**asdict(self), "sufficient": self.sufficient, "message": self.message}
 
 
 def check_sample_size(n: int, *, sd: float, margin: float, confidence: float = DEFAULT_CONFIDENCE) -> SampleSize:
