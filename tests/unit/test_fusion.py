@@ -134,6 +134,12 @@ def test_float_noise_does_not_break_a_tie() -> None:
             "channel 'visual': score of document 'd1' must be a finite number",
         ),
         ({**CASE_A, "visual": [1.0]}, w(1.0, 0.0), "the score list of channel 'visual' must map document ids"),
+        # A skipped channel's list (audio, weight 0) is checked too.
+        (
+            {**CASE_A, "audio": {"d9": math.nan}},
+            w(1.0, 0.0),
+            "channel 'audio': score of document 'd9' must be a finite",
+        ),
     ],
 )
 def test_bad_input_is_named(lists: object, weights: dict[str, float], message: str) -> None:

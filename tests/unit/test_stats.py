@@ -192,6 +192,11 @@ def test_a_repeated_query_is_an_error() -> None:
         paired_difference({"q1": 1.0}, [("q1", 1.0), ("q1", 2.0)])
 
 
+def test_values_that_are_neither_a_mapping_nor_pairs_are_named() -> None:
+    with pytest.raises(ValueError, match=r"candidate: per-query values must be a mapping or \(query, value\) pairs"):
+        paired_difference([1.0, 2.0], {"q1": 1.0})  # type: ignore[list-item]
+
+
 def test_a_non_finite_paired_value_is_named() -> None:
     with pytest.raises(ValueError, match="candidate value of query 'q2' must be a finite number"):
         paired_difference({"q1": 1.0, "q2": math.inf}, {"q1": 1.0, "q2": 1.0})
@@ -302,6 +307,10 @@ def test_lower_is_better_metrics_decide_on_the_upper_bound() -> None:
     assert "upper bound" in better.reason and "is below +0.01" in better.reason
     worse = decide([0.04, 0.06] * 50, margin=0.01, direction=Direction.LOWER_IS_BETTER)
     assert worse.outcome is Outcome.FAIL
+    # The direction as configuration gives it (a string) decides the same.
+    as_configured = decide([0.04, 0.06] * 50, margin=0.01, direction="lower_is_better")  # type: ignore[arg-type]
+    assert as_configured.direction is Direction.LOWER_IS_BETTER
+    assert as_configured.outcome is Outcome.FAIL
     # The same "better" differences read as higher-is-better are a clear loss of 0.02 > 0.01.
     assert decide([-0.01, -0.03] * 50, margin=0.01).outcome is Outcome.FAIL
 

@@ -79,11 +79,13 @@ def fuse(lists: ScoreLists, weights: Mapping[str, float], *, floor: float = WEIG
     number, a weight is negative, or the kept channels' weights sum to 0.
     """
     checked = _check_weights(weights, lists)
+    for name, scores in lists.items():
+        _check_scores(scores, name)  # a skipped channel's list too: bad input is named, not passed over
     channels = kept_channels(checked, floor=floor)
     total = math.fsum(checked[name] for name in channels)
     if total <= 0:
         raise ValueError("the weights of the channels the search would use sum to 0: nothing to rank by")
-    normalized = {name: min_max(_check_scores(lists[name], name)) for name in channels}
+    normalized = {name: min_max(lists[name]) for name in channels}
     documents = sorted({doc for name in channels for doc in normalized[name]})
     fused = [
         (doc, math.fsum(checked[name] * normalized[name].get(doc, 0.0) for name in channels) / total)
@@ -111,7 +113,7 @@ def _check_weights(weights: Mapping[str, float], lists: ScoreLists) -> dict[str,
     return checked
 
 
-def _check_scores(scores: ScoreList, channel: str) -> ScoreList:
+def _check_scores(scores: ScoreList, channel: str) -> None:
     if not isinstance(scores, Mapping):
         raise ValueError(f"the score list of channel {channel!r} must map document ids to scores")
     for doc, score in scores.items():
@@ -119,7 +121,6 @@ def _check_scores(scores: ScoreList, channel: str) -> ScoreList:
             raise ValueError(f"channel {channel!r}: document ids must be strings, got {doc!r}")
         if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
             raise ValueError(f"channel {channel!r}: score of document {doc!r} must be a finite number, got {score!r}")
-    return scores
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -243,7 +243,10 @@ def paired_difference(
 def _keyed(values: Keyed, side: str) -> dict[str, float | None]:
     items = values.items() if isinstance(values, Mapping) else values
     out: dict[str, float | None] = {}
-    for key, value in items:
+    for pair in items:
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise ValueError(f"{side}: per-query values must be a mapping or (query, value) pairs, got {pair!r}")
+        key, value = pair
         if not isinstance(key, str):
             raise ValueError(f"{side}: query keys must be strings, got {key!r}")
         if key in out:
@@ -367,13 +370,14 @@ def non_inferiority(
     *,
     metric: str,
     margin: float,
-    direction: Direction,
+    direction: Direction | str,
     min_pairs: int = DEFAULT_MIN_PAIRS,
 ) -> NonInferiority:
     """Decide whether the candidate is no worse than the baseline by more than ``margin`` on ``metric``.
 
     ``difference`` is :func:`paired_difference` of the candidate's and the baseline's per-query values (in the
-    metric's units). For ``Direction.HIGHER_IS_BETTER``: *pass* when the interval's lower bound is above
+    metric's units); ``direction`` is a :class:`Direction` or its value (``"higher_is_better"``, as configuration
+    gives it). For ``Direction.HIGHER_IS_BETTER``: *pass* when the interval's lower bound is above
     ``-margin``, *fail* when its upper bound is below ``-margin``; for ``LOWER_IS_BETTER`` the mirror image
     (upper bound below ``+margin``; lower bound above ``+margin``). Otherwise, or with fewer than ``min_pairs``
     pairs, *inconclusive*; the reason says why, and whether the set is too small for the margin.
@@ -381,8 +385,9 @@ def non_inferiority(
     limit = _finite(margin, "margin")
     if limit < 0:
         raise ValueError(f"margin must be >= 0, got {margin!r}")
-    if not isinstance(direction, Direction):
+    if direction not in {d.value for d in Direction}:
         raise ValueError(f"direction must be one of {', '.join(d.value for d in Direction)}, got {direction!r}")
+    direction = Direction(direction)
     if isinstance(min_pairs, bool) or not isinstance(min_pairs, int) or min_pairs < 2:
         raise ValueError(f"min_pairs must be a whole number >= 2, got {min_pairs!r}")
     higher = direction is Direction.HIGHER_IS_BETTER
