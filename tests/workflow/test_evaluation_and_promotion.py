@@ -181,11 +181,13 @@ def test_a_failed_gate_keeps_the_router_model_and_says_why(
     report = pipeline.s3_json("runs/rejected/report/report.json")
     assert report["gate"]["passed"] is False
     failures = " ".join(report["gate"]["failures"])
-    assert "overall MAE 0.300 > 0.080" in failures
+    # (every answer has the same error: its interval has no width)
+    assert "overall MAE 0.300 [0.300, 0.300] > 0.080" in failures
     assert "judge score 2.00 < 3.50" in failures
+    assert "distilled − baseline on rubric_mean: -2.000 [-2.000, -2.000], margin 0.2: inferior" in failures
     (note,) = pipeline.notifications()
     assert "rejected" in note["subject"]
-    assert "overall MAE 0.300 > 0.080" in note["message"]
+    assert "overall MAE 0.300 [0.300, 0.300] > 0.080" in note["message"]
 
 
 def test_a_failed_judge_job_fails_the_gate_with_the_reason_but_not_the_run(
