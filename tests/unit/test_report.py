@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from search_router.pipeline.gate import GateThresholds, evaluate_gate
-from search_router.pipeline.stats import non_inferiority, paired_difference
 from search_router.pipeline.metrics import Price, QueryResult, compute_metrics
 from search_router.pipeline.report import SCHEMA_VERSION, build_report, fmt_usd, headline, render_markdown
+from search_router.pipeline.stats import non_inferiority, paired_difference
 from search_router.shared.channels import DEFAULT_CHANNELS
 
 CHANNELS = DEFAULT_CHANNELS
