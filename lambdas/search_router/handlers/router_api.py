@@ -98,8 +98,9 @@ _service: RouterService | None = None
 
 
 def router_client(service: str, settings: RouterSettings) -> Any:
-    """The router's client of ``service`` (:func:`router_client_config`), created once per container."""
-    return CLIENTS.get(service, profile=CLIENT_PROFILE, config=router_client_config(settings))
+    """The router's client of ``service`` (:func:`router_client_config`), created once per container from the
+    service's trimmed model (``adapters/service_models.py``: the router's operations only)."""
+    return CLIENTS.get(service, profile=CLIENT_PROFILE, config=router_client_config(settings), trimmed=True)
 
 
 def build_service(settings: RouterSettings, *, clock: Callable[[], float] = time.monotonic) -> RouterService:
@@ -113,7 +114,7 @@ def build_service(settings: RouterSettings, *, clock: Callable[[], float] = time
         return router_client("ssm", settings)
 
     def s3() -> Any:
-        return CLIENTS.get("s3", profile=CLIENT_PROFILE, config=router_client_config(settings))
+        return router_client("s3", settings)
 
     return RouterService(
         settings,
