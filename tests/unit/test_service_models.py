@@ -41,7 +41,8 @@ VOLATILE_HEADERS = {"authorization", "x-amz-date", "amz-sdk-invocation-id"}
 
 
 @pytest.fixture(autouse=True)
-def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+def credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Test credentials in a default session of the test's own (the previous one is put back after it)."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
@@ -50,10 +51,13 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
+    previous = boto3.DEFAULT_SESSION
     boto3.setup_default_session()
     # Resolved now, not by the first client made: that client's user agent would carry the credentials' feature
     # id (``g``, from the environment) and the next one's would not, whichever model they are made from.
     assert boto3.DEFAULT_SESSION is not None and boto3.DEFAULT_SESSION.get_credentials() is not None
+    yield
+    boto3.DEFAULT_SESSION = previous
 
 
 def botocore_model(service: str) -> tuple[str, dict[str, Any]]:
