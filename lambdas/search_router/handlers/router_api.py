@@ -19,9 +19,11 @@ X-Ray SDK's own botocore subsegments record a failed call's message).
 Cold start (``benchmarks/cold_start.py``): API Gateway's request model is the first check of a body; this module
 repeats it for callers that bypass it (:func:`handle`: the body read strictly, then :class:`RouteRequest`, the
 same 400 messages) instead of Powertools' REST resolver with OpenAPI validation, which cost ~140 ms of import
-for routing one path. In Lambda the init phase validates the settings, builds the service and creates both
-clients (:func:`initialize_container`), so the first request creates nothing and a SnapStart snapshot
-(``router_snapstart``) holds them; the after-restore hook reseeds ``random``.
+for routing one path. Nothing on this module's import path imports pydantic (``router/api_models.py`` and
+``contract/promotion_rules.py`` are plain Python), and the router's clients are made from service models cut to
+the operations it calls (``adapters/service_models.py``). In Lambda the init phase validates the settings,
+builds the service and creates both clients (:func:`initialize_container`), so the first request creates
+nothing and a SnapStart snapshot (``router_snapstart``) holds them; the after-restore hook reseeds ``random``.
 """
 
 from __future__ import annotations
@@ -173,10 +175,10 @@ def initialize_container(environment: Mapping[str, str]) -> RouterService | None
 
 
 def freeze_long_lived_objects() -> None:
-    """Move everything the init created (modules, botocore's service models, the clients)
-    out of the garbage collector's reach: they live as long as the container, and a full collection that
-    traverses them pauses every thread, the one waiting on a model call's deadline included (``gc.freeze``; no
-    collection first: it would cost the cold start more than the little garbage of the init costs memory)."""
+    """Move everything the init created (modules, botocore's service models, the clients) out of the garbage
+    collector's reach: they live as long as the container, and a full collection that traverses them pauses
+    every thread, the one waiting on a model call's deadline included (``gc.freeze``; no collection first: it
+    would cost the cold start more than the little garbage of the init costs memory)."""
     gc.freeze()
 
 
