@@ -90,6 +90,7 @@ def build_report(
     cascade: Mapping[str, Any] | None = None,
     comparison: Mapping[str, Any] | None = None,
     warnings: Sequence[str] = (),
+    judge_reliability: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``report.json`` document.
 
@@ -106,8 +107,9 @@ def build_report(
     None when no micro-router was trained. A candidate's optional ``intervals``, ``fusion``, ``breakdowns``,
     ``confusion`` and ``worst`` (:func:`search_router.pipeline.analysis.analyse`) are kept; ``comparison`` is the
     gate's non-inferiority test (:meth:`~search_router.pipeline.analysis.Comparison.to_dict`), ``warnings`` what
-    the reader must know (e.g. a held-out set too small for the gate's margin). ``ValueError`` on a malformed
-    candidate.
+    the reader must know (e.g. a held-out set too small for the gate's margin); ``judge_reliability``: per
+    candidate ``{"repeats", "scores", "spread", "rank_correlation", "disagreement_share"}`` (the judge's repeated
+    runs and its agreement with the rubric). ``ValueError`` on a malformed candidate.
     """
     if not isinstance(run_id, str) or not run_id:
         raise ValueError("run_id must be a non-empty string")
@@ -150,6 +152,7 @@ def build_report(
         "cascade": dict(cascade) if cascade is not None else None,
         "comparison": dict(comparison) if comparison is not None else None,
         "warnings": list(warnings),
+        "judge_reliability": dict(judge_reliability) if judge_reliability else None,
         "charts": {key: name for key, name in CHART_FILES.items() if key != "cascade_tau" or cascade is not None},
     }
 
@@ -559,6 +562,43 @@ def _worst_section(report: Mapping[str, Any]) -> list[str]:
     return [title, "", *lines]
 
 
+def _judge_reliability_section(report: Mapping[str, Any]) -> list[str]:
+    reliability = report.get("judge_reliability")
+    if not isinstance(reliability, Mapping) or not reliability:
+        return []
+    rows = []
+    for name, entry in reliability.items():
+        scores = ", ".join(fmt_score(s) for s in entry.get("scores") or []) or NA
+        rows.append(
+            [
+                name,
+                entry.get("repeats", NA),
+                scores,
+                fmt_score(entry.get("spread")),
+                _formatted(entry.get("rank_correlation"), "+.2f"),
+                fmt_rate(entry.get("disagreement_share")),
+            ]
+        )
+    header = [
+        "candidate",
+        "judge runs",
+        "scores",
+        "spread (max − min)",
+        "rank correlation with the rubric",
+        "queries where judge and rubric differ by ≥ 2",
+    ]
+    return [
+        "## The judge's reliability",
+        "",
+        "Repeated judge runs (`judge_repeats`) and, per query, the judge's rating against the deterministic rubric "
+        "(Spearman rank correlation; a judge that agrees with the rubric adds little, one that often differs by 2 "
+        "or more points deserves a look at those queries).",
+        "",
+        *_table(header, rows, [":---"] + ["---:"] * 5),
+        "",
+    ]
+
+
 def _warnings_section(report: Mapping[str, Any]) -> list[str]:
     warnings = report.get("warnings") or []
     return [*(f"> ⚠️ {warning}" for warning in warnings), ""] if warnings else []
@@ -682,6 +722,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += _breakdown_section(report)
     lines += _failures_section(report)
     lines += _gate_section(report)
+    lines += _judge_reliability_section(report)
     lines += _cascade_section(report)
     lines += _worst_section(report)
     lines += _dataset_section(report)
