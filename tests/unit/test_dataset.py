@@ -81,10 +81,10 @@ def test_labeled_example_decision_and_dominant_channel() -> None:
     ("line", "message"),
     [
         ("{", "not valid JSON"),
-        ("[]", "must be a JSON object"),
+        ("[]", "expected a JSON object"),
         ('{"query": "q", "category": "c", "source": "s", "reasoning": null}', "non-empty 'weights'"),
         ('{"query": "q", "category": "c", "source": "s", "weights": {"visual": 0.5, "audio": 0.4}}', "sum to 1"),
-        ('{"query": 1, "category": "c", "source": "s", "weights": {"visual": 1.0}}', "string 'query'"),
+        ('{"query": 1, "category": "c", "source": "s", "weights": {"visual": 1.0}}', "'query' must be a string"),
     ],
 )
 def test_bad_labeled_example_lines_are_rejected(line: str, message: str) -> None:

@@ -42,6 +42,21 @@ _ROLES: Final = ("user", "assistant")
 # ---------------------------------------------------------------------------------------------------------
 # Labeled examples
 # ---------------------------------------------------------------------------------------------------------
+def json_record(line: str, where: str) -> dict[str, Any]:
+    """One JSON line of a query record (a labeled example, a training group): an object whose ``query``,
+    ``category`` and ``source`` are strings; ``ValueError`` names ``where`` and what is wrong."""
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not valid JSON ({exc.msg})") from exc
+    if not isinstance(item, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {type(item).__name__}")
+    for key in ("query", "category", "source"):
+        if not isinstance(item.get(key), str):
+            raise ValueError(f"{where}: {key!r} must be a string")
+    return item
+
+
 @dataclass(frozen=True)
 class LabeledExample:
     """One query with the teacher's validated weights (channel order) and reasoning. Shards are JSONL of these.
@@ -81,15 +96,7 @@ class LabeledExample:
     @classmethod
     def from_json_line(cls, line: str) -> LabeledExample:
         """Parse a line written by :meth:`to_json_line`; ``ValueError`` names what is wrong."""
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"labeled example is not valid JSON: {exc.msg}") from exc
-        if not isinstance(item, dict):
-            raise ValueError(f"labeled example must be a JSON object, got {type(item).__name__}")
-        for key in ("query", "category", "source"):
-            if not isinstance(item.get(key), str):
-                raise ValueError(f"labeled example needs a string {key!r}")
+        item = json_record(line, "labeled example")
         weights = item.get("weights")
         if not isinstance(weights, dict) or not weights:
             raise ValueError("labeled example needs a non-empty 'weights' object")
@@ -228,15 +235,7 @@ def read_training_groups(text: str) -> list[TrainingGroup]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"groups file line {number}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(item, dict):
-            raise ValueError(f"groups file line {number}: expected a JSON object, got {type(item).__name__}")
-        for key in ("query", "category", "source"):
-            if not isinstance(item.get(key), str):
-                raise ValueError(f"groups file line {number}: {key!r} must be a string")
+        item = json_record(line, f"groups file line {number}")
         template = item.get("template")
         if template is not None and not isinstance(template, str):
             raise ValueError(f"groups file line {number}: 'template' must be a string or null")
