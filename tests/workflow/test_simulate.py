@@ -15,10 +15,12 @@ from search_router.pipeline import labeling
 from search_router.pipeline.dataset import TRAINING_SUM_TOLERANCE
 from search_router.pipeline.queries.planning import plan_queries
 from search_router.pipeline.queries.query import normalize_query
+from search_router.pipeline.report import CHART_FILES, CHART_TITLES
 from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import DEFAULT_CHANNELS
 from simulation.cli import main
 from simulation.models import SimulatedModels
+from tests.html_page import check_report_page, png_of
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHARTS = ("latency.png", "mae_per_channel.png", "rubric_distribution.png")
@@ -51,6 +53,20 @@ def test_simulate_writes_a_labelled_report_and_charts(tmp_path: Path) -> None:
         body = (out_dir / chart).read_bytes()
         assert body.startswith(PNG_SIGNATURE), chart
         assert mpimg.imread(io.BytesIO(body), format="png").shape[:2] == (700, 1200), chart
+
+    # And report.html is one self-contained page: SIMULATED, the verdict, every candidate and every chart inlined
+    report_json = json.loads((out_dir / "report.json").read_text())
+    page = check_report_page(
+        (out_dir / "report.html").read_text(encoding="utf-8"),
+        candidates=[c["name"] for c in report_json["candidates"]],
+        charts=[CHART_TITLES[key] for key in CHART_FILES if key in report_json["charts"]],
+        gate="PASSED",
+    )
+    assert page.title.startswith("SIMULATED — Routing evaluation report")
+    assert page.by_id["simulated"].text.startswith("SIMULATED RUN — NOT A MEASUREMENT.")
+    assert sorted(png_of(image) for image in page.images) == sorted(
+        (out_dir / CHART_FILES[key]).read_bytes() for key in report_json["charts"]
+    )  # the stamped charts, as written next to it
 
     # And the run started with {} chose its teacher at run time, and says which one (Nova Premier is LEGACY)
     report = json.loads((out_dir / "report.json").read_text())
