@@ -29,7 +29,7 @@ UV_COMPILE = $(UV) pip compile --quiet --generate-hashes $(LOCK_FLAGS)
 LAYER_RUNTIMES := python3.12 python3.13
 LAYER_ARCHITECTURES := arm64 x86_64
 
-.PHONY: help install asl lock layers test test-unit test-handlers test-infra test-workflow e2e estimate doctor lint format synth deploy destroy diff bootstrap clean simulate
+.PHONY: help install asl service-models lock layers test test-unit test-handlers test-infra test-workflow e2e estimate doctor lint format synth deploy destroy diff bootstrap clean simulate
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -108,6 +108,9 @@ layers: install ## Build the Lambda layers (boto3/botocore, matplotlib) from the
 
 simulate: install layers ## Run the whole pipeline locally against a simulated Bedrock; writes ./out/
 	$(BIN)/python -m simulation $(SIMULATE_ARGS)
+
+service-models: install ## Rewrite the router's trimmed botocore service models (lambdas/search_router/adapters/service_models/) from the installed botocore
+	PYTHONPATH=lambdas $(BIN)/python -m search_router.adapters.service_models
 
 asl: ## Print a state machine definition as deployed, retry policies expanded (ASL=stepfunctions/compensation.asl.json)
 	@$(PYTHON) -m infra.asl $(or $(ASL),stepfunctions/pipeline.asl.json)

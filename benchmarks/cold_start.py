@@ -23,6 +23,10 @@ ratios:
   memory sizing projects (``memory_projection``);
 - ``peak rss``: the child's maximum resident set.
 
+Both handlers import from bytecode: the router's package is compiled first (:func:`compile_router_package`), as
+site-packages already is. (In Lambda neither the function's asset nor the SDK layer carries ``.pyc`` files today:
+``infra/lambda_factory.ASSET_EXCLUDES``, ``infra/layers._PRUNE``; see the README's "Cold start".)
+
 Run from the repository root::
 
     .venv/bin/python -m benchmarks.cold_start [--runs 9]
@@ -33,6 +37,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import socket
@@ -97,17 +102,36 @@ os._exit(0)
 """
 
 
-# The router's cold start in stages, in one process and in import order (each stage costs what the earlier ones
-# did not already load): where the time goes. The clients are made with boto3's defaults first, so that the
-# router's own (its configuration) find their service models already loaded.
+# The router's cold start in stages, in one process and in the order its init runs them (each stage costs what the
+# earlier ones did not already load): where the time goes. The handler is imported without Lambda's function name
+# (no init at import), then the init's parts run one by one; the last stage is not the router's: a client of
+# botocore's full SSM model, for comparison with the trimmed one the router makes.
 STAGES: tuple[tuple[str, str], ...] = (
     ("boto3 + botocore", "import boto3"),
-    ("bedrock-runtime client (the session's first)", "boto3.client('bedrock-runtime')"),
-    ("ssm client (its service model)", "boto3.client('ssm')"),
-    ("pydantic", "import pydantic"),
-    ("Powertools logger, metrics, tracer (X-Ray SDK)", "from aws_lambda_powertools import Logger, Metrics, Tracer"),
-    ("the router's settings and contract (pydantic models)", "import search_router.router.settings"),
-    ("the router's other modules and its init (service, clients, patch)", "import search_router.handlers.router_api"),
+    ("Powertools logger and metrics", "from aws_lambda_powertools import Logger, Metrics; Logger(); Metrics()"),
+    (
+        "Powertools tracer (X-Ray SDK import, botocore patched)",
+        "from aws_lambda_powertools import Tracer; Tracer(patch_modules=('botocore',))",
+    ),
+    (
+        "the router's modules (no pydantic)",
+        "name = os.environ.pop('AWS_LAMBDA_FUNCTION_NAME'); from search_router.handlers import router_api as api",
+    ),
+    (
+        "the router's settings and service (init)",
+        "from search_router.router.settings import load_settings; settings = load_settings(os.environ); "
+        "service = api.build_service(settings)",
+    ),
+    (
+        "bedrock-runtime client, trimmed model (the session's first)",
+        "api.router_client('bedrock-runtime', settings)",
+    ),
+    ("ssm client, trimmed model", "api.router_client('ssm', settings)"),
+    (
+        "the rest of the init (SnapStart hook, gc.freeze)",
+        "os.environ['AWS_LAMBDA_FUNCTION_NAME'] = name; api.initialize_container(os.environ)",
+    ),
+    ("(for comparison, not the router's) ssm client, botocore's full model", "boto3.client('ssm')"),
 )
 BREAKDOWN_CHILD = r"""
 import json, os, sys, time
@@ -365,6 +389,14 @@ def _check_answer(module: str, response: dict[str, Any]) -> None:
         raise RuntimeError(f"the minimal handler answered {body}")
 
 
+def compile_router_package() -> None:
+    """Bytecode for the router's package, as site-packages (boto3, Powertools) already has it: the children do
+    not write any (``PYTHONDONTWRITEBYTECODE``), so a module edited since its last import would otherwise be
+    compiled from source in every run, a cost the minimal handler's imports never pay."""
+    if not compileall.compile_dir(str(LAMBDAS / "search_router"), quiet=1):
+        raise RuntimeError("the router's package does not compile")
+
+
 def cold_start_ratio(runs: int = DEFAULT_RUNS, warmup: int = 1) -> ColdStartFigures:
     """The router's cold start against the minimal handler's: ``runs`` fresh processes of each (at least
     :data:`MIN_RUNS`), alternating, after ``warmup`` uncounted runs of each."""
@@ -372,6 +404,7 @@ def cold_start_ratio(runs: int = DEFAULT_RUNS, warmup: int = 1) -> ColdStartFigu
         raise ValueError(f"runs must be at least {MIN_RUNS} (got {runs})")
     if warmup < 0:
         raise ValueError(f"warmup must be 0 or more (got {warmup})")
+    compile_router_package()
     router_environment, parameter_value = _router_function_environment()
     endpoint = _Endpoint(parameter_value)
     figures: dict[str, list[RunFigures]] = {ROUTER: [], MINIMAL: []}
@@ -403,13 +436,14 @@ def cold_start_ratio(runs: int = DEFAULT_RUNS, warmup: int = 1) -> ColdStartFigu
 def cold_start_breakdown(runs: int = DEFAULT_RUNS) -> list[tuple[str, float]]:
     """The median seconds of each of :data:`STAGES` over ``runs`` fresh processes (Lambda's environment, no
     request: the first request is :func:`cold_start_ratio`'s ``total_s - import_s``)."""
+    compile_router_package()
     router_environment, _ = _router_function_environment()
     environment = _lambda_environment("http://127.0.0.1:9", router_environment)  # nothing is called
     samples: list[list[float]] = []
     with tempfile.TemporaryDirectory() as scratch:
         result_path = Path(scratch) / "stages.json"
         for _ in range(runs):
-            codes = json.dumps(["import boto3\n" + code for _, code in STAGES])
+            codes = json.dumps([code for _, code in STAGES])
             subprocess.run(
                 [sys.executable, "-c", BREAKDOWN_CHILD, codes, str(result_path)],
                 env=environment,

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from search_router.contract.environment import nullable
 from search_router.contract.names import DISTILLED
 from search_router.contract.run import RunSettings
+from search_router.pipeline.gate import NON_INFERIORITY_METRICS
 from search_router.shared.channels import ChannelConfigError, ChannelSet
 from search_router.shared.model_ids import AUTO_TEACHER, GEO_PREFIXES, base_model_id, is_customization_id
 from search_router.shared.prompts import PROMPT_NAMES, STUDENT_WEIGHTS_ONLY, PromptKind
@@ -248,7 +249,8 @@ class ModelIds:
 @dataclass(frozen=True)
 class GateThresholds:
     min_valid_json_rate: float
-    max_rubric_drop_vs_baseline: float
+    noninferiority_metric: str
+    noninferiority_margin: float
     max_overall_mae: float
     min_judge_score: float
     require_judge: bool
@@ -595,7 +597,8 @@ FIELDS: dict[str, _Parser] = {
     "channels": _channels,
     "run_defaults": _run_defaults,
     "gate_min_valid_json_rate": lambda k, v: _as_float(k, v, 0.0, 1.0),
-    "gate_max_rubric_drop_vs_baseline": lambda k, v: _as_float(k, v, 0.0, 4.0),
+    "gate_noninferiority_metric": lambda k, v: _as_choice(k, v, NON_INFERIORITY_METRICS),
+    "gate_noninferiority_margin": lambda k, v: _as_float(k, v, 0.0, 4.0),
     "gate_max_overall_mae": lambda k, v: _as_float(k, v, 0.0, 1.0),
     "gate_min_judge_score": lambda k, v: _as_float(k, v, 1.0, 5.0),
     "gate_require_judge": _as_bool,
@@ -718,7 +721,8 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
         data_retention_days=values["data_retention_days"],
         gate=GateThresholds(
             min_valid_json_rate=values["gate_min_valid_json_rate"],
-            max_rubric_drop_vs_baseline=values["gate_max_rubric_drop_vs_baseline"],
+            noninferiority_metric=values["gate_noninferiority_metric"],
+            noninferiority_margin=values["gate_noninferiority_margin"],
             max_overall_mae=values["gate_max_overall_mae"],
             min_judge_score=values["gate_min_judge_score"],
             require_judge=values["gate_require_judge"],

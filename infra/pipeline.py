@@ -529,7 +529,8 @@ def pipeline_environment(
         prices={k: {"input": v.input, "output": v.output} for k, v in config.prices.items()},
         gate={
             "min_valid_json_rate": config.gate.min_valid_json_rate,
-            "max_rubric_drop_vs_baseline": config.gate.max_rubric_drop_vs_baseline,
+            "noninferiority_metric": config.gate.noninferiority_metric,
+            "noninferiority_margin": config.gate.noninferiority_margin,
             "max_overall_mae": config.gate.max_overall_mae,
             "min_judge_score": config.gate.min_judge_score,
             "require_judge": config.gate.require_judge,

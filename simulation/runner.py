@@ -49,7 +49,7 @@ from simulation.progress import Counts, Progress
 from simulation.synth import Synthesized
 
 DEFAULT_EXAMPLES: Final = 300
-DEFAULT_EVAL: Final = 30
+DEFAULT_EVAL: Final = 200
 DEFAULT_SHARD_SIZE: Final = 50
 DEFAULT_TIME_SCALE: Final = 0.1
 MOTO_CONFIG: Final = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}

@@ -28,7 +28,7 @@ def test_cdk_json_defaults_match_the_documented_defaults() -> None:
     assert config.models.baseline == "us.anthropic.claude-haiku-4-5-20251001-v1:0"
     assert config.models.judge == "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
     assert config.channels.names == ("visual", "audio", "transcription", "metadata")
-    assert (config.run_defaults.num_examples, config.run_defaults.eval_examples) == (10_000, 100)
+    assert (config.run_defaults.num_examples, config.run_defaults.eval_examples) == (10_000, 300)
     assert config.api_auth == "iam"
     assert config.retain_data is False
     assert config.notification_email is None

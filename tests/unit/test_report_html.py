@@ -13,8 +13,16 @@ from search_router.pipeline.charts import render_charts
 from search_router.pipeline.fusion import drawn_lists, fusion_impact, items_from_results
 from search_router.pipeline.gate import GateThresholds, evaluate_gate
 from search_router.pipeline.metrics import Price, QueryResult, compute_metrics, metrics_by_split, rubric_score
-from search_router.pipeline.report import CHART_FILES, CHART_TITLES, build_report, fmt_mae, fmt_rate, fmt_score
-from search_router.pipeline.report_html import interval_text, render_html
+from search_router.pipeline.report import (
+    CHART_FILES,
+    CHART_TITLES,
+    build_report,
+    fmt_mae,
+    fmt_rate,
+    fmt_score,
+    interval_cell,
+)
+from search_router.pipeline.report_html import render_html
 from search_router.pipeline.stats import bootstrap_mean, non_inferiority, paired_difference
 from search_router.shared.channels import DEFAULT_CHANNELS
 from tests.html_page import check_report_page, parse_page, png_of
@@ -187,7 +195,7 @@ def test_the_non_inferiority_comparison_shows_its_outcome_and_interval(rendered:
 
     text = page.by_id["comparison"].text
     assert text.startswith(f"{comparison['outcome']} non-inferiority against the baseline")
-    assert f"distilled − baseline on rubric_mean: {interval_text(comparison['difference'], fmt_score)}" in text
+    assert f"distilled − baseline on rubric_mean: {interval_cell(comparison['difference'], fmt_score)}" in text
     assert f"bound {fmt_score(comparison['bound'])} against threshold {fmt_score(-0.2)} (margin 0.2" in text
     assert f"{comparison['matched']} paired" in text and comparison["reason"] in text
     assert comparison["sample"]["message"] in text
@@ -203,10 +211,14 @@ def test_metrics_with_intervals_read_estimate_low_high(rendered: Any) -> None:
     for candidate in report["candidates"]:
         row = _row(table, candidate["name"])
         rubric, mae = candidate["intervals"]["rubric_mean"], candidate["intervals"]["mae_overall"]
+        metrics = candidate["metrics"]
         assert row[header.index("rubric mean (1-5)")] == (
-            f"{fmt_score(rubric['estimate'])} [{fmt_score(rubric['low'])}, {fmt_score(rubric['high'])}]"
+            f"{fmt_score(metrics['rubric_mean'])} [{fmt_score(rubric['low'])}, {fmt_score(rubric['high'])}]"
         )
-        assert row[header.index("MAE")] == interval_text(mae, fmt_mae)
+        assert (
+            row[header.index("MAE")]
+            == f"{fmt_mae(metrics['mae_overall'])} [{fmt_mae(mae['low'])}, {fmt_mae(mae['high'])}]"
+        )
         # without an interval for the metric, its plain value
         assert row[header.index("valid JSON")] == fmt_rate(candidate["metrics"]["valid_json_rate"])
 
@@ -217,8 +229,8 @@ def test_fusion_breakdowns_worst_queries_and_judge_reliability(rendered: Any) ->
     distilled = report["candidates"][0]
 
     fusion = _row(_table_with(page, "mean overlap@10"), "distilled")
-    assert fusion[3] == interval_text(distilled["fusion"]["mean_overlap"], fmt_score)
-    assert fusion[4] == interval_text(distilled["fusion"]["share_changed"], fmt_rate)
+    assert fusion[3] == interval_cell(distilled["fusion"]["mean_overlap"], fmt_rate)
+    assert fusion[4] == interval_cell(distilled["fusion"]["share_changed"], fmt_rate)
     category = _row(_table_with(page, "category"), "distilled")
     assert category[1:] == ["complex", "12", "4.50", "0.020", "100.0%"]
     confusion = _table_with(page, "teacher \\ candidate")

@@ -195,18 +195,20 @@ def test_a_failed_gate_keeps_the_router_model_and_says_why(
     report = pipeline.s3_json("runs/rejected/report/report.json")
     assert report["gate"]["passed"] is False
     failures = " ".join(report["gate"]["failures"])
-    assert "overall MAE 0.300 > 0.080" in failures
+    # (every answer has the same error: its interval has no width)
+    assert "overall MAE 0.300 [0.300, 0.300] > 0.080" in failures
     assert "judge score 2.00 < 3.50" in failures
+    assert "distilled − baseline on rubric_mean: -2.000 [-2.000, -2.000], margin 0.2: inferior" in failures
     (note,) = pipeline.notifications()
     assert "rejected" in note["subject"]
-    assert "overall MAE 0.300 > 0.080" in note["message"]
+    assert "overall MAE 0.300 [0.300, 0.300] > 0.080" in note["message"]
     page = check_report_page(
         pipeline.s3_text("runs/rejected/report/report.html"),
         candidates=[c["name"] for c in report["candidates"]],
         charts=[CHART_TITLES[key] for key in CHART_FILES if key in report["charts"]],
         gate="FAILED",
     )
-    assert "overall MAE 0.300 > 0.080" in page.by_id["verdict"].text
+    assert "overall MAE 0.300 [0.300, 0.300] > 0.080" in page.by_id["verdict"].text
 
 
 def test_a_report_html_that_cannot_be_rendered_costs_the_run_nothing(

@@ -34,7 +34,7 @@ def test_simulate_writes_a_labelled_report_and_charts(tmp_path: Path) -> None:
 
     # When it runs
     code = main(
-        ["--examples", "100", "--eval", "10", "--seed", "3", "--out", str(out_dir), "--time-scale", "0"], out=console
+        ["--examples", "100", "--eval", "60", "--seed", "3", "--out", str(out_dir), "--time-scale", "0"], out=console
     )
 
     # Then it succeeds and says everywhere that Bedrock was simulated

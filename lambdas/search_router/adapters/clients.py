@@ -14,6 +14,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from search_router.adapters.service_models import create_trimmed_client
+
 # Control-plane and data calls made by pipeline tasks: patient, with adaptive retries.
 PIPELINE_CONFIG = Config(
     connect_timeout=5,
@@ -34,27 +36,30 @@ class AwsClients:
     with one configuration (timeouts, retries, pool size) is never handed to a caller that asked for another."""
 
     def __init__(self) -> None:
-        self._clients: dict[tuple[str, str, str], Any] = {}
+        self._clients: dict[tuple[str, str, str, bool], Any] = {}
         self._overrides: dict[str, Any] = {}
         self._keys: dict[int, tuple[Config, str]] = {}  # id(config) -> (config, its key): computed once per object
         self._lock = threading.Lock()
 
-    def get(self, service: str, *, profile: str = "default", config: Config | None = None) -> Any:
-        """The client of ``service`` made with ``config`` (default :data:`PIPELINE_CONFIG`), created on first use."""
+    def get(
+        self, service: str, *, profile: str = "default", config: Config | None = None, trimmed: bool = False
+    ) -> Any:
+        """The client of ``service`` made with ``config`` (default :data:`PIPELINE_CONFIG`), created on first use;
+        ``trimmed``: from the service's trimmed model (``service_models``: only the router's operations)."""
         if service in self._overrides:
             return self._overrides[service]
         config = config or PIPELINE_CONFIG
-        key = (service, profile, self._config_key(config))
+        key = (service, profile, self._config_key(config), trimmed)
         client = self._clients.get(key)
         if client is None:
             with self._lock:
                 client = self._clients.get(key)
                 if client is None:
-                    client = boto3.client(
-                        service,
-                        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
-                        config=config,
-                    )
+                    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                    if trimmed:
+                        client = create_trimmed_client(service, config=config, region_name=region)
+                    else:
+                        client = boto3.client(service, region_name=region, config=config)
                     self._clients[key] = client
         return client
 

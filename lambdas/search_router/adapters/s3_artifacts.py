@@ -10,7 +10,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from search_router.adapters.aws_errors import error_code
 from search_router.adapters.s3io import parse_s3_uri
 from search_router.router.micro_source import ArtifactNotFound, ArtifactUnavailable
-from search_router.shared.micro_router import MAX_ARTIFACT_BYTES
 
 _NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound"})
 
@@ -22,6 +21,8 @@ def artifact_reader(s3: Callable[[], Any]) -> Callable[[str], bytes]:
     is larger than the artifact limit."""
 
     def read(uri: str) -> bytes:
+        from search_router.shared.micro_router import MAX_ARTIFACT_BYTES  # with the artifact, not at import
+
         try:
             bucket, key = parse_s3_uri(uri)
         except ValueError as error:

@@ -2,8 +2,9 @@
 
 Written by the stack (the initial value: the router's default model, nothing promoted yet) and by the pipeline's
 Promote step; read by the router (``router/model_source.parse_promotion``, which validates it strictly and says
-what is wrong), by the compensation (the deployment in service is never removed) and by ``cli rollback``. SSM keeps
-every version, so a rollback is one ``put_parameter`` of an earlier one.
+what is wrong, without pydantic: the ``micro_router`` block's rules are ``contract/promotion_rules.py``'s), by
+the compensation (the deployment in service is never removed) and by ``cli rollback``. SSM keeps every version,
+so a rollback is one ``put_parameter`` of an earlier one.
 """
 
 from __future__ import annotations
@@ -13,20 +14,24 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from search_router.contract.promotion_rules import MICRO_ROUTER_URI_PATTERN, TAU_MAX, TAU_MIN
 from search_router.shared.prompts import PromptKind
 
-MICRO_ROUTER_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$"
+__all__ = ["MICRO_ROUTER_URI_PATTERN", "SUMMARY_FIELDS", "MicroRouterPromotion", "PromotionDocument", "model_id_of"]
 
 
 class MicroRouterPromotion(BaseModel):
     """The micro-router promoted with the model: its artifact (``s3://`` URI of the file
     :meth:`search_router.shared.micro_router.MicroRouter.to_bytes` wrote) and the confidence threshold ``tau``
-    at or above which the router answers from it (source ``micro``) instead of calling the model."""
+    at or above which the router answers from it (source ``micro``) instead of calling the model.
+
+    The field rules are ``contract/promotion_rules.py``'s, which the router reads the block with (strict types:
+    ``tau`` a number, not a string or a boolean, as the router's reader requires)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    artifact_uri: str = Field(pattern=MICRO_ROUTER_URI_PATTERN)
-    tau: float = Field(ge=0.0, le=1.0)
+    artifact_uri: str = Field(pattern=MICRO_ROUTER_URI_PATTERN, strict=True)
+    tau: float = Field(ge=TAU_MIN, le=TAU_MAX, strict=True)
 
 
 class PromotionDocument(BaseModel):

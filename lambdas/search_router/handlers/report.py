@@ -26,6 +26,7 @@ from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.names import DISTILLED
 from search_router.contract.tasks import CascadeOutcome, MicroRouterTraining, ReportInput, ReportOutput
 from search_router.handlers.observability import logger, metrics, task_handler
+from search_router.pipeline.analysis import CandidateAnalysis, Comparison, analyse, compare, sample_size_warning
 from search_router.pipeline.cascade import (
     CASCADE_CANDIDATE,
     FREE,
@@ -34,6 +35,7 @@ from search_router.pipeline.cascade import (
     cascade_outcome,
     evaluate_cascade,
 )
+from search_router.pipeline.fusion import drawn_lists
 from search_router.pipeline.gate import GateDecision, GateThresholds, evaluate_gate
 from search_router.pipeline.judge import read_judge
 from search_router.pipeline.metrics import Price, QueryResult, compute_metrics, metrics_by_split
@@ -105,7 +107,11 @@ def _cascade_candidates(
 
 
 def _cascade_gate(
-    cascade: dict[str, Any] | None, baseline: dict[str, Any] | None, thresholds: GateThresholds, judge: bool
+    cascade: dict[str, Any] | None,
+    baseline: dict[str, Any] | None,
+    thresholds: GateThresholds,
+    judge: bool,
+    comparison: dict[str, Any] | None,
 ) -> GateDecision | None:
     if cascade is None:
         return None
@@ -116,7 +122,48 @@ def _cascade_gate(
         thresholds=thresholds,
         judge_requested=judge,
         judge_not_applicable=CASCADE_JUDGE_NOT_APPLICABLE,
+        comparison=comparison,
+        intervals=cascade["intervals"],
     )
+
+
+def _analyse(
+    candidates: list[dict[str, Any]], results: dict[str, list[QueryResult]], channels: ChannelSet, *, seed: int
+) -> dict[str, CandidateAnalysis]:
+    """Per split, intervals, fusion impact, breakdowns, confusion and worst queries of every candidate (added to
+    the candidate's report entry); the fusion lists are drawn per query, the same for every candidate."""
+    source = drawn_lists(channels.names, seed=seed)
+    analyses: dict[str, CandidateAnalysis] = {}
+    for candidate in candidates:
+        rows = results[candidate["name"]]
+        candidate["metrics_by_split"] = metrics_by_split(rows, channels, price=_price(candidate))
+        analyses[candidate["name"]] = analysis = analyse(rows, channels, source, seed=seed)
+        candidate.update(analysis.to_fields())
+    return analyses
+
+
+def _comparisons(
+    names: list[str],
+    baseline: str,
+    analyses: dict[str, CandidateAnalysis],
+    results: dict[str, list[QueryResult]],
+    thresholds: GateThresholds,
+    *,
+    seed: int,
+) -> dict[str, Comparison]:
+    """The gate's paired non-inferiority test of each of ``names`` against the baseline (none without one)."""
+    if baseline not in analyses:
+        return {}
+    return {
+        name: compare(
+            (name, analyses[name].values, results[name]),
+            (baseline, analyses[baseline].values, results[baseline]),
+            metric=thresholds.noninferiority_metric,
+            margin=thresholds.noninferiority_margin,
+            seed=seed,
+        )
+        for name in names
+    }
 
 
 def _load_candidates(task: ReportInput, judged: Any) -> tuple[list[dict[str, Any]], dict[str, list[QueryResult]]]:
@@ -175,6 +222,22 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     baseline_name = environment.baseline_candidate
     baseline = next((c for c in candidates if c["name"] == baseline_name), None)
     thresholds = GateThresholds.from_dict(environment.gate)
+
+    fallback = _fallback(candidates, distilled_names, distilled)
+    evaluation, unavailable, extra = _cascade_candidates(
+        task.micro_router, fallback, results, channels, run.settings.cascade_margin
+    )
+    candidates += extra
+    analyses = _analyse(candidates, results, channels, seed=run.settings.seed)
+    comparisons = _comparisons(
+        [distilled["name"], *(c["name"] for c in extra[1:])],
+        baseline_name,
+        analyses,
+        results,
+        thresholds,
+        seed=run.settings.seed,
+    )
+    distilled_comparison = comparisons.get(distilled["name"])
     decision = evaluate_gate(
         distilled["metrics"],
         baseline=baseline["metrics"] if baseline else None,
@@ -182,15 +245,19 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         thresholds=thresholds,
         judge_requested=run.settings.judge,
         judge_missing_reason=distilled["judge"].get("reason"),
+        comparison=distilled_comparison.to_dict() if distilled_comparison else None,
+        intervals=distilled["intervals"],
     )
     gate = {**decision.to_dict(), "candidate": distilled["name"], "thresholds": thresholds.to_dict()}
-
-    fallback = _fallback(candidates, distilled_names, distilled)
-    evaluation, unavailable, extra = _cascade_candidates(
-        task.micro_router, fallback, results, channels, run.settings.cascade_margin
+    cascade_comparison = comparisons.get(CASCADE_CANDIDATE)
+    cascade_gate = _cascade_gate(
+        extra[1] if extra else None,
+        baseline,
+        thresholds,
+        run.settings.judge,
+        cascade_comparison.to_dict() if cascade_comparison else None,
     )
-    candidates += extra
-    cascade_gate = _cascade_gate(extra[1] if extra else None, baseline, thresholds, run.settings.judge)
+    warnings = [w for w in (sample_size_warning(c) for c in comparisons.values()) if w]
     outcome = CascadeOutcome.model_validate(
         cascade_outcome(
             setting=run.settings.router_cascade,
@@ -202,9 +269,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             cascade_failures=cascade_gate.failures if cascade_gate else (),
         )
     )
-    for candidate in candidates:
-        candidate["metrics_by_split"] = metrics_by_split(results[candidate["name"]], channels, price=_price(candidate))
-
     manifest_bucket, manifest_key = s3io.parse_s3_uri(task.dataset.manifest_uri)
     report = build_report(
         run_id=run.run_id,
@@ -214,6 +278,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         dataset=s3io.get_json(manifest_bucket, manifest_key),
         prices=environment.prices,
         teacher=run.teacher.model_dump() if run.teacher else {"model_id": run.teacher_model_id},
+        comparison=distilled_comparison.to_dict() if distilled_comparison else None,
+        warnings=warnings,
         cascade=None
         if task.micro_router is None
         else {

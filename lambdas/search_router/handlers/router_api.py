@@ -19,9 +19,11 @@ X-Ray SDK's own botocore subsegments record a failed call's message).
 Cold start (``benchmarks/cold_start.py``): API Gateway's request model is the first check of a body; this module
 repeats it for callers that bypass it (:func:`handle`: the body read strictly, then :class:`RouteRequest`, the
 same 400 messages) instead of Powertools' REST resolver with OpenAPI validation, which cost ~140 ms of import
-for routing one path. In Lambda the init phase validates the settings, builds the service and creates both
-clients (:func:`initialize_container`), so the first request creates nothing and a SnapStart snapshot
-(``router_snapstart``) holds them; the after-restore hook reseeds ``random``.
+for routing one path. Nothing on this module's import path imports pydantic (``router/api_models.py`` and
+``contract/promotion_rules.py`` are plain Python), and the router's clients are made from service models cut to
+the operations it calls (``adapters/service_models.py``). In Lambda the init phase validates the settings,
+builds the service and creates both clients (:func:`initialize_container`), so the first request creates
+nothing and a SnapStart snapshot (``router_snapstart``) holds them; the after-restore hook reseeds ``random``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from search_router.adapters.bedrock_runtime import BedrockInvoker, router_client_config
 from search_router.adapters.clients import CLIENTS
@@ -51,6 +52,7 @@ from search_router.contract.names import RouterMetric
 from search_router.handlers.observability import logger, metrics, tracer
 from search_router.router.api_models import (
     InvalidRequestError,
+    RequestValidationError,
     RouteRequest,
     RouteResponse,
     bad_request_body,
@@ -98,8 +100,9 @@ _service: RouterService | None = None
 
 
 def router_client(service: str, settings: RouterSettings) -> Any:
-    """The router's client of ``service`` (:func:`router_client_config`), created once per container."""
-    return CLIENTS.get(service, profile=CLIENT_PROFILE, config=router_client_config(settings))
+    """The router's client of ``service`` (:func:`router_client_config`), created once per container from the
+    service's trimmed model (``adapters/service_models.py``: the router's operations only)."""
+    return CLIENTS.get(service, profile=CLIENT_PROFILE, config=router_client_config(settings), trimmed=True)
 
 
 def build_service(settings: RouterSettings, *, clock: Callable[[], float] = time.monotonic) -> RouterService:
@@ -113,7 +116,7 @@ def build_service(settings: RouterSettings, *, clock: Callable[[], float] = time
         return router_client("ssm", settings)
 
     def s3() -> Any:
-        return CLIENTS.get("s3", profile=CLIENT_PROFILE, config=router_client_config(settings))
+        return router_client("s3", settings)
 
     return RouterService(
         settings,
@@ -172,10 +175,10 @@ def initialize_container(environment: Mapping[str, str]) -> RouterService | None
 
 
 def freeze_long_lived_objects() -> None:
-    """Move everything the init created (modules, botocore's service models, pydantic's schemas, the clients)
-    out of the garbage collector's reach: they live as long as the container, and a full collection that
-    traverses them pauses every thread, the one waiting on a model call's deadline included (``gc.freeze``; no
-    collection first: it would cost the cold start more than the little garbage of the init costs memory)."""
+    """Move everything the init created (modules, botocore's service models, the clients) out of the garbage
+    collector's reach: they live as long as the container, and a full collection that traverses them pauses
+    every thread, the one waiting on a model call's deadline included (``gc.freeze``; no collection first: it
+    would cost the cold start more than the little garbage of the init costs memory)."""
     gc.freeze()
 
 
@@ -200,7 +203,7 @@ def handle(event: dict[str, Any]) -> Reply:
     """One API Gateway REST proxy event: ``POST /route`` validated and routed; anything else answered with the
     status that says why. API Gateway's request model already refused most bad bodies; this repeats the check
     for a caller that bypasses it (a test invoke, a direct Lambda call) with the same messages, naming the
-    field: the body read strictly (``request_body``), then :class:`RouteRequest` (pydantic, strict)."""
+    field: the body read strictly (``request_body``), then :meth:`RouteRequest.from_body` (strict)."""
     try:
         refused = _refused(event)
         if refused is not None:
@@ -247,9 +250,9 @@ def _read_request(event: dict[str, Any]) -> RouteRequest:
     except json.JSONDecodeError:
         raise BadRequest(describe_validation_errors([{"type": "json_invalid", "loc": ("body",)}])) from None
     try:
-        return RouteRequest.model_validate(data)
-    except ValidationError as error:
-        raise BadRequest(describe_validation_errors(error.errors(include_input=False))) from None
+        return RouteRequest.from_body(data)
+    except RequestValidationError as error:
+        raise BadRequest(describe_validation_errors(error.errors())) from None
 
 
 def route(request: RouteRequest) -> Reply:
@@ -261,7 +264,7 @@ def route(request: RouteRequest) -> Reply:
         )
     outcome = service.route(request.query, include_reasoning=request.include_reasoning)
     _record(service, outcome, request)
-    return Reply(HTTPStatus.OK, _response(service, outcome).model_dump(mode="json"))
+    return Reply(HTTPStatus.OK, _response(service, outcome).to_dict())
 
 
 def _unexpected(error: Exception) -> Reply:
@@ -278,7 +281,7 @@ def _unexpected(error: Exception) -> Reply:
     )
     outcome = service.default_outcome(error)
     metrics.add_metric(name=RouterMetric.DEFAULT_WEIGHTS_USED, unit=MetricUnit.Count, value=1)
-    return Reply(HTTPStatus.OK, _response(service, outcome).model_dump(mode="json"))
+    return Reply(HTTPStatus.OK, _response(service, outcome).to_dict())
 
 
 initialize_container(os.environ)

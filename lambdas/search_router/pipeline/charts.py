@@ -398,13 +398,7 @@ def _confusion_panel(ax: Any, name: str, confusion: Mapping[str, Any]) -> None:
     ax.set_yticks(range(len(rows)), [str(r) for r in rows])
     total = sum(sum(row) for row in matrix)
     right = sum(matrix[i][columns.index(r)] for i, r in enumerate(rows) if r in columns)
-    _style(
-        ax,
-        title=f"{name}: {right} of {total} right",
-        xlabel="candidate's dominant channel",
-        ylabel="teacher's dominant channel",
-        grid=None,
-    )
+    _style(ax, title=f"{name}: {right} of {total} right", grid=None)
     ax.tick_params(labelsize=8)
 
 
@@ -423,10 +417,12 @@ def _confusion_chart(report: Mapping[str, Any], path: Path) -> Path:
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_axis_off()
     fig.suptitle(
-        "Dominant channel per held-out query: the teacher's (rows) vs the candidate's (columns)\n"
-        "counts of queries; colour = share of the row; unusable = no usable weights",
+        "Dominant channel: the teacher's (rows) vs the candidate's (columns)\n"
+        "counts of held-out queries; colour = share of the row; unusable = no usable weights",
         fontsize=TITLE_SIZE,
     )
+    fig.supxlabel("candidate's dominant channel", fontsize=LABEL_SIZE)
+    fig.supylabel("teacher's dominant channel", fontsize=LABEL_SIZE)
     return _save(fig, path)
 
 

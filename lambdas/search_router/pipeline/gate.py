@@ -1,7 +1,8 @@
 """The quality gate: does the distilled candidate deserve promotion to the router?
 
 :func:`evaluate_gate` compares a candidate's metrics (from :func:`search_router.pipeline.metrics.compute_metrics`) with
-:class:`GateThresholds` and, optionally, the baseline router's metrics and the LLM judge's score. Every
+:class:`GateThresholds` and, optionally, the baseline router (a paired non-inferiority test:
+:func:`search_router.pipeline.analysis.compare`) and the LLM judge's score. Every
 check is reported, passed or not, with a human-readable message; a check that cannot run because its input is
 optional and absent (no baseline; the judge switched off for the run) is *skipped*, which does not block
 promotion. A check whose input is mandatory but unavailable (no valid-JSON rate or MAE, e.g. no schema-valid
@@ -18,9 +19,11 @@ from typing import Any
 _EPSILON = 1e-9  # a value exactly on a threshold passes despite float noise (3.9 - 0.2 vs 3.7)
 
 CHECK_VALID_JSON = "valid_json_rate"
-CHECK_RUBRIC_VS_BASELINE = "rubric_vs_baseline"
+CHECK_NON_INFERIORITY = "non_inferiority"
 CHECK_MAE = "mae_overall"
 CHECK_JUDGE = "judge_score"
+NON_INFERIORITY_METRICS = ("rubric_mean", "mae_overall", "dominant_accuracy", "overlap_at_10")
+"""What the comparison with the baseline may be made on (:data:`search_router.pipeline.analysis.GATE_METRICS`)."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,9 @@ class GateThresholds:
     """What a candidate must reach to be promoted (the Lambda-side twin of the build-time configuration).
 
     ``min_valid_json_rate``: share of queries whose answer held a JSON object (0..1).
-    ``max_rubric_drop_vs_baseline``: how far the candidate's rubric mean may be below the baseline's (points).
+    ``noninferiority_metric`` / ``noninferiority_margin``: the candidate passes the comparison with the baseline
+    when the 95% interval of the paired difference (candidate - baseline) on that metric stays above ``-margin``
+    (below ``+margin`` for MAE), in the metric's units.
     ``max_overall_mae``: the highest acceptable overall mean absolute error of the weights.
     ``min_judge_score``: the lowest acceptable LLM-judge score (1..5).
     ``require_judge``: when the run asked for the judge, a missing judge score fails the gate (otherwise the
@@ -36,7 +41,8 @@ class GateThresholds:
     """
 
     min_valid_json_rate: float = 0.99
-    max_rubric_drop_vs_baseline: float = 0.2
+    noninferiority_metric: str = "rubric_mean"
+    noninferiority_margin: float = 0.2
     max_overall_mae: float = 0.08
     min_judge_score: float = 3.5
     require_judge: bool = True
@@ -44,8 +50,13 @@ class GateThresholds:
     def __post_init__(self) -> None:
         if not isinstance(self.require_judge, bool):
             raise ValueError(f"gate setting require_judge must be true or false, got {self.require_judge!r}")
+        if self.noninferiority_metric not in NON_INFERIORITY_METRICS:
+            raise ValueError(
+                f"gate setting noninferiority_metric must be one of {', '.join(NON_INFERIORITY_METRICS)}, got "
+                f"{self.noninferiority_metric!r}"
+            )
         for item in fields(self):
-            if item.name == "require_judge":
+            if item.name in ("require_judge", "noninferiority_metric"):
                 continue
             value = getattr(self, item.name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
@@ -68,7 +79,9 @@ class GateThresholds:
             if key not in known:
                 raise ValueError(f"unknown gate threshold {raw_key!r}; known: {', '.join(sorted(known))}")
             value = raw_value
-            if key == "require_judge":
+            if key == "noninferiority_metric":
+                pass
+            elif key == "require_judge":
                 if isinstance(value, str) and value.strip().lower() in ("true", "false"):
                     value = value.strip().lower() == "true"
             elif isinstance(value, str):
@@ -128,39 +141,54 @@ def _pct(value: float) -> str:
     return f"{value * 100:.1f}%"
 
 
-def _check_valid_json(candidate: Mapping[str, Any], minimum: float) -> Check:
+def _check_valid_json(candidate: Mapping[str, Any], minimum: float, intervals: Mapping[str, Any] | None) -> Check:
     rate = _number(candidate, "valid_json_rate")
     if rate is None:
         return Check(CHECK_VALID_JSON, False, None, minimum, "valid-JSON rate unavailable (no queries evaluated)")
     passed = rate >= minimum - _EPSILON
     sign = "≥" if passed else "<"
-    return Check(CHECK_VALID_JSON, passed, rate, minimum, f"valid-JSON rate {_pct(rate)} {sign} {_pct(minimum)}")
+    interval = (intervals or {}).get("valid_json_rate") or {}
+    low, high = _number(interval, "low"), _number(interval, "high")
+    shown = _pct(rate) + (f" [{_pct(low)}, {_pct(high)}]" if low is not None and high is not None else "")
+    return Check(CHECK_VALID_JSON, passed, rate, minimum, f"valid-JSON rate {shown} {sign} {_pct(minimum)}")
 
 
-def _check_rubric(candidate: Mapping[str, Any], baseline: Mapping[str, Any] | None, max_drop: float) -> Check:
-    name = CHECK_RUBRIC_VS_BASELINE
-    mean = _number(candidate, "rubric_mean")
-    if baseline is None:
-        return Check(name, True, mean, None, "skipped: no baseline to compare the rubric mean with", skipped=True)
-    baseline_mean = _number(baseline, "rubric_mean")
-    if baseline_mean is None:
-        return Check(name, True, mean, None, "skipped: the baseline has no rubric mean", skipped=True)
-    floor = baseline_mean - max_drop
-    if mean is None:
-        return Check(name, False, None, floor, "rubric mean unavailable (no queries evaluated)")
-    passed = mean >= floor - _EPSILON
-    sign = "≥" if passed else "<"
-    message = f"rubric mean {mean:.2f} {sign} baseline {baseline_mean:.2f} − {max_drop:.2f} = {floor:.2f}"
-    return Check(name, passed, mean, floor, message)
+def _interval_text(intervals: Mapping[str, Any] | None, metric: str, spec: str) -> str:
+    """`` [low, high]`` of the metric's interval, when there is one."""
+    interval = (intervals or {}).get(metric) or {}
+    low, high = _number(interval, "low"), _number(interval, "high")
+    return "" if low is None or high is None else f" [{format(low, spec)}, {format(high, spec)}]"
 
 
-def _check_mae(candidate: Mapping[str, Any], maximum: float) -> Check:
+def _check_non_inferiority(comparison: Mapping[str, Any] | None, *, has_baseline: bool) -> Check:
+    """``comparison``: :meth:`search_router.pipeline.analysis.Comparison.to_dict`."""
+    name = CHECK_NON_INFERIORITY
+    if not has_baseline:
+        return Check(name, True, None, None, "skipped: no baseline to compare with", skipped=True)
+    if comparison is None:
+        return Check(name, False, None, None, "the comparison with the baseline was not computed")
+    difference = comparison.get("difference") or {}
+    bound, threshold = _number(comparison, "bound"), _number(comparison, "threshold")
+    outcome = comparison.get("outcome")
+    shown = f"{comparison.get('candidate')} − {comparison.get('baseline')} on {comparison.get('metric')}"
+    estimate = _number(difference, "estimate")
+    interval = _interval_text({"d": difference}, "d", "+.3f")
+    text = f"{shown}: {estimate:+.3f}{interval}" if estimate is not None else f"{shown}: no paired value"
+    verdict = {"pass": "non-inferior", "fail": "inferior", "inconclusive": "not shown non-inferior"}.get(
+        str(outcome), str(outcome)
+    )
+    message = f"{text}, margin {comparison.get('margin')}: {verdict} ({comparison.get('reason')})"
+    return Check(name, outcome == "pass", bound, threshold, message)
+
+
+def _check_mae(candidate: Mapping[str, Any], maximum: float, intervals: Mapping[str, Any] | None) -> Check:
     mae = _number(candidate, "mae_overall")
     if mae is None:
         return Check(CHECK_MAE, False, None, maximum, "overall MAE unavailable (no schema-valid answers)")
     passed = mae <= maximum + _EPSILON
     sign = "≤" if passed else ">"
-    return Check(CHECK_MAE, passed, mae, maximum, f"overall MAE {mae:.3f} {sign} {maximum:.3f}")
+    shown = f"{mae:.3f}{_interval_text(intervals, 'mae_overall', '.3f')}"
+    return Check(CHECK_MAE, passed, mae, maximum, f"overall MAE {shown} {sign} {maximum:.3f}")
 
 
 def _check_judge(
@@ -202,11 +230,15 @@ def evaluate_gate(
     judge_requested: bool = True,
     judge_missing_reason: str | None = None,
     judge_not_applicable: str | None = None,
+    comparison: Mapping[str, Any] | None = None,
+    intervals: Mapping[str, Any] | None = None,
 ) -> GateDecision:
     """Run every check on ``candidate``'s metrics, in a fixed order.
 
     1. ``valid_json_rate`` ≥ ``min_valid_json_rate`` (fails when unavailable);
-    2. ``rubric_mean`` ≥ baseline ``rubric_mean`` − ``max_rubric_drop_vs_baseline`` (skipped without a baseline);
+    2. ``non_inferiority``: ``comparison`` (the paired test against the baseline on ``noninferiority_metric``,
+       computed by the caller with ``noninferiority_margin``) passed; skipped without a baseline, failed when
+       inferior *or* inconclusive (non-inferiority not shown);
     3. ``mae_overall`` ≤ ``max_overall_mae`` (fails when None: no schema-valid answer);
     4. ``judge_score`` ≥ ``min_judge_score``: skipped when the run did not ask for the judge; a missing score fails
        when ``require_judge`` (default), with ``judge_missing_reason`` in the message, else it is skipped;
@@ -216,9 +248,9 @@ def evaluate_gate(
     Boundary values pass (within 1e-9).
     """
     checks = [
-        _check_valid_json(candidate, thresholds.min_valid_json_rate),
-        _check_rubric(candidate, baseline, thresholds.max_rubric_drop_vs_baseline),
-        _check_mae(candidate, thresholds.max_overall_mae),
+        _check_valid_json(candidate, thresholds.min_valid_json_rate, intervals),
+        _check_non_inferiority(comparison, has_baseline=baseline is not None),
+        _check_mae(candidate, thresholds.max_overall_mae, intervals),
         _check_judge(
             judge_score,
             thresholds.min_judge_score,

@@ -46,12 +46,22 @@ def chart_applies(key: str, cascade: Any, candidates: Sequence[Mapping[str, Any]
 
 
 JUDGE_STATUSES = ("ok", "missing", "skipped")
+ANALYSIS_FIELDS = ("intervals", "fusion", "breakdowns", "confusion", "worst")
+"""A candidate's optional fields from :func:`search_router.pipeline.analysis.analyse`."""
 NA = "n/a"
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Building
 # ---------------------------------------------------------------------------------------------------------
+def with_interval(candidate: Mapping[str, Any], metric: str, value: Any, fmt: Any) -> str:
+    """``fmt(value)``, then `` [low, high]`` when the candidate has an interval for ``metric``."""
+    interval = _get(candidate, "intervals", metric) or {}
+    low, high = _num(interval.get("low")), _num(interval.get("high"))
+    text = fmt(value)
+    return text if low is None or high is None or text == NA else f"{text} [{fmt(low)}, {fmt(high)}]"
+
+
 def _judge(raw: Any, where: str) -> dict[str, Any]:
     if raw is None:
         return {"score": None, "status": "skipped", "reason": None}
@@ -92,6 +102,9 @@ def build_report(
     generated_at: str | None = None,
     teacher: Mapping[str, Any] | None = None,
     cascade: Mapping[str, Any] | None = None,
+    comparison: Mapping[str, Any] | None = None,
+    warnings: Sequence[str] = (),
+    judge_reliability: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``report.json`` document.
 
@@ -105,7 +118,12 @@ def build_report(
     ``metrics_by_split`` (:func:`~search_router.pipeline.metrics.metrics_by_split`) is kept. ``cascade``: the
     micro-router and cascade section (``setting``, ``fallback_candidate``, ``choice``
     (:meth:`~search_router.pipeline.cascade.TauChoice.to_dict`), ``sweep``, ``gate``, ``outcome``, ``training``),
-    None when no micro-router was trained. ``ValueError`` on a malformed candidate.
+    None when no micro-router was trained. A candidate's optional ``intervals``, ``fusion``, ``breakdowns``,
+    ``confusion`` and ``worst`` (:func:`search_router.pipeline.analysis.analyse`) are kept; ``comparison`` is the
+    gate's non-inferiority test (:meth:`~search_router.pipeline.analysis.Comparison.to_dict`), ``warnings`` what
+    the reader must know (e.g. a held-out set too small for the gate's margin); ``judge_reliability``: per
+    candidate ``{"repeats", "scores", "spread", "rank_correlation", "disagreement_share"}`` (the judge's repeated
+    runs and its agreement with the rubric). ``ValueError`` on a malformed candidate.
     """
     if not isinstance(run_id, str) or not run_id:
         raise ValueError("run_id must be a non-empty string")
@@ -132,6 +150,7 @@ def build_report(
                 "judge": _judge(candidate.get("judge"), where),
                 "price": _price_for(candidate, prices),
                 "metrics_by_split": dict(candidate.get("metrics_by_split") or {}),
+                **{key: candidate[key] for key in ANALYSIS_FIELDS if candidate.get(key) is not None},
             }
         )
     return {
@@ -145,6 +164,9 @@ def build_report(
         "dataset": dict(dataset) if dataset is not None else None,
         "prices": {key: Price.from_dict(value).to_dict() for key, value in prices.items()},
         "cascade": dict(cascade) if cascade is not None else None,
+        "comparison": dict(comparison) if comparison is not None else None,
+        "warnings": list(warnings),
+        "judge_reliability": dict(judge_reliability) if judge_reliability else None,
         "charts": {key: name for key, name in CHART_FILES.items() if chart_applies(key, cascade, candidates)},
     }
 
@@ -276,10 +298,10 @@ def _candidates_section(report: Mapping[str, Any]) -> list[str]:
                 f"`{c.get('model_id')}`" if c.get("model_id") else NA,
                 c.get("prompt_kind") or NA,
                 judge_text(c.get("judge")),
-                fmt_score(m.get("rubric_mean")),
-                fmt_mae(m.get("mae_overall")),
-                fmt_rate(m.get("dominant_accuracy")),
-                fmt_rate(m.get("valid_json_rate")),
+                with_interval(c, "rubric_mean", m.get("rubric_mean"), fmt_score),
+                with_interval(c, "mae_overall", m.get("mae_overall"), fmt_mae),
+                with_interval(c, "dominant_accuracy", m.get("dominant_accuracy"), fmt_rate),
+                with_interval(c, "valid_json_rate", m.get("valid_json_rate"), fmt_rate),
                 fmt_ms(_get(m, "latency", "mean")),
                 fmt_ms(_get(m, "latency", "p95")),
                 fmt_usd(_get(c, "price", "input_per_1k")),
@@ -287,7 +309,12 @@ def _candidates_section(report: Mapping[str, Any]) -> list[str]:
                 fmt_usd(m.get("cost_per_1m_routes")),
             ]
         )
-    return ["## Candidates", "", *_table(header, rows, align), ""]
+    note = (
+        ["95% bootstrap intervals in brackets (seeded; the same run gives the same intervals).", ""]
+        if any(c.get("intervals") for c in report.get("candidates", []))
+        else []
+    )
+    return ["## Candidates", "", *note, *_table(header, rows, align), ""]
 
 
 def _details_section(report: Mapping[str, Any]) -> list[str]:
@@ -442,6 +469,155 @@ def _splits_section(report: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _interval_cell(interval: Any, fmt: Any) -> str:
+    if not isinstance(interval, Mapping):
+        return NA
+    low, high = _num(interval.get("low")), _num(interval.get("high"))
+    text = fmt(interval.get("estimate"))
+    return text if low is None or high is None else f"{text} [{fmt(low)}, {fmt(high)}]"
+
+
+def _fusion_section(report: Mapping[str, Any]) -> list[str]:
+    rows = []
+    for c in report.get("candidates", []):
+        fusion = c.get("fusion")
+        if not isinstance(fusion, Mapping):
+            continue
+        rows.append(
+            [
+                c["name"],
+                _interval_cell(fusion.get("mean_overlap"), fmt_rate),
+                _interval_cell(fusion.get("share_changed"), fmt_rate),
+                fusion.get("n", NA),
+                fusion.get("without_weights", NA),
+            ]
+        )
+    if not rows:
+        return []
+    first = next(c["fusion"] for c in report["candidates"] if isinstance(c.get("fusion"), Mapping))
+    k, changed = first.get("k", 10), first.get("changed_threshold", 3)
+    header = [
+        "candidate",
+        f"mean overlap@{k} with the teacher's top {k}",
+        f"queries whose top {k} changes by > {changed}",
+        "queries",
+        "without weights (ranked with equal weights)",
+    ]
+    return [
+        "## What the weights do to search results",
+        "",
+        f"Per held-out query, per-channel score lists are drawn (seeded by the query; the same for every "
+        f"candidate), fused as the search does (weighted mean of min-max normalized scores, channels under 0.05 "
+        f"skipped), and the top {k} under the candidate's weights is compared with the top {k} under the teacher's. "
+        "The lists are synthetic: the figures compare candidates, not a real index.",
+        "",
+        *_table(header, rows, [":---"] + ["---:"] * 4),
+        "",
+    ]
+
+
+def _breakdown_section(report: Mapping[str, Any]) -> list[str]:
+    lines: list[str] = []
+    titles = {"category": "query category", "dominant_channel": "the teacher's dominant channel"}
+    for key, title in titles.items():
+        rows = [
+            [
+                c["name"],
+                row.get("key"),
+                row.get("n", NA),
+                fmt_score(row.get("rubric_mean")),
+                fmt_mae(row.get("mae_overall")),
+                fmt_rate(row.get("dominant_accuracy")),
+            ]
+            for c in report.get("candidates", [])
+            for row in (_get(c, "breakdowns", key) or [])
+        ]
+        if rows:
+            header = ["candidate", title, "queries", "rubric mean", "MAE", "dominant accuracy"]
+            lines += [f"### By {title}", "", *_table(header, rows, [":---", ":---"] + ["---:"] * 4), ""]
+    return ["## Where it goes wrong", "", *lines] if lines else []
+
+
+def _weights_text(weights: Any, channels: Sequence[str]) -> str:
+    if not isinstance(weights, Mapping):
+        return "none"
+    return " ".join(f"{name[:5]} {_formatted(weights.get(name), '.2f')}" for name in channels)
+
+
+def _worst_section(report: Mapping[str, Any]) -> list[str]:
+    channels = list(report.get("channels", []))
+    lines: list[str] = []
+    for c in report.get("candidates", []):
+        worst = c.get("worst") or []
+        if not worst:
+            continue
+        rows = [
+            [
+                w.get("query"),
+                w.get("split") or NA,
+                w.get("rubric"),
+                fmt_mae(w.get("mae")),
+                _weights_text(w.get("reference"), channels),
+                _weights_text(w.get("weights"), channels),
+                w.get("failure") or "",
+            ]
+            for w in worst
+        ]
+        header = ["query", "split", "rubric", "MAE", "teacher", "candidate", "failure"]
+        lines += [
+            f"### {c['name']}",
+            "",
+            *_table(header, rows, [":---", ":---", "---:", "---:", ":---", ":---", ":---"]),
+            "",
+        ]
+    if not lines:
+        return []
+    title = "## The worst answers (lowest rubric first, then the largest error), with the teacher's weights"
+    return [title, "", *lines]
+
+
+def _judge_reliability_section(report: Mapping[str, Any]) -> list[str]:
+    reliability = report.get("judge_reliability")
+    if not isinstance(reliability, Mapping) or not reliability:
+        return []
+    rows = []
+    for name, entry in reliability.items():
+        scores = ", ".join(fmt_score(s) for s in entry.get("scores") or []) or NA
+        rows.append(
+            [
+                name,
+                entry.get("repeats", NA),
+                scores,
+                fmt_score(entry.get("spread")),
+                _formatted(entry.get("rank_correlation"), "+.2f"),
+                fmt_rate(entry.get("disagreement_share")),
+            ]
+        )
+    header = [
+        "candidate",
+        "judge runs",
+        "scores",
+        "spread (max − min)",
+        "rank correlation with the rubric",
+        "queries where judge and rubric differ by ≥ 2",
+    ]
+    return [
+        "## The judge's reliability",
+        "",
+        "Repeated judge runs (`judge_repeats`) and, per query, the judge's rating against the deterministic rubric "
+        "(Spearman rank correlation; a judge that agrees with the rubric adds little, one that often differs by 2 "
+        "or more points deserves a look at those queries).",
+        "",
+        *_table(header, rows, [":---"] + ["---:"] * 5),
+        "",
+    ]
+
+
+def _warnings_section(report: Mapping[str, Any]) -> list[str]:
+    warnings = report.get("warnings") or []
+    return [*(f"> ⚠️ {warning}" for warning in warnings), ""] if warnings else []
+
+
 def _tau(value: Any) -> str:
     return "never (model only)" if value is None else _formatted(value, ".3f")
 
@@ -548,6 +724,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines += [f"Generated at {report['generated_at']}.", ""]
     mark = {"PASSED": " ✅", "FAILED": " ❌"}.get(_gate_status(gate), "")
     lines += [f"Quality gate: **{_gate_status(gate)}**{mark}", ""]
+    lines += _warnings_section(report)
     lines += ["Channels: " + ", ".join(f"`{c}`" for c in report.get("channels", [])), ""]
     lines += _teacher_section(report)
     lines += _candidates_section(report)
@@ -555,16 +732,20 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += _mae_section(report)
     lines += _rubric_section(report)
     lines += _splits_section(report)
+    lines += _fusion_section(report)
+    lines += _breakdown_section(report)
     lines += _failures_section(report)
     lines += _gate_section(report)
+    lines += _judge_reliability_section(report)
     lines += _cascade_section(report)
+    lines += _worst_section(report)
     lines += _dataset_section(report)
     lines += _charts_section(report)
     return "\n".join(lines).rstrip() + "\n"
 
 
 # The helpers the HTML page (report_html.py) shares with the Markdown, by public names.
-gate_status, get_path, dataset_value, tau_text = _gate_status, _get, _dataset_value, _tau
+gate_status, get_path, dataset_value, tau_text, interval_cell = _gate_status, _get, _dataset_value, _tau, _interval_cell
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -576,7 +757,8 @@ def _ms(value: Any) -> str:
 
 
 def headline(report: Mapping[str, Any]) -> str:
-    """A short plain-text summary for the SNS notification: the gate verdict, then one line per candidate."""
+    """A short plain-text summary for the SNS notification: the gate verdict, each of its checks (with the
+    intervals their messages give), the warnings, then one line per candidate."""
     gate = report.get("gate")
     status = _gate_status(gate)
     first = f"Routing evaluation run {report.get('run_id')}: quality gate {status}"
@@ -586,6 +768,10 @@ def headline(report: Mapping[str, Any]) -> str:
     if failures:
         first += " (" + "; ".join(str(f) for f in failures) + ")"
     lines = [first]
+    for check in (gate or {}).get("checks", []):
+        mark = "skip" if check.get("skipped") else ("pass" if check.get("passed") else "FAIL")
+        lines.append(f"  [{mark}] {check.get('message')}")
+    lines += [f"Warning: {warning}" for warning in report.get("warnings") or []]
     if report.get("teacher"):
         lines.append(f"Teacher: {teacher_text(report['teacher'])}")
     for c in report.get("candidates", []):

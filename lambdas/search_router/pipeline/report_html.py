@@ -30,23 +30,24 @@ from search_router.pipeline.report import (
     fmt_usd,
     gate_status,
     get_path,
+    interval_cell,
     judge_text,
     tau_text,
     teacher_text,
+    with_interval,
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 Formatter = Callable[[Any], str]
-INTERVAL_FORMATS: dict[str, tuple[str, Formatter]] = {
-    "rubric_mean": ("rubric mean (1-5)", fmt_score),
-    "mae_overall": ("MAE", fmt_mae),
-    "dominant_accuracy": ("dominant accuracy", fmt_rate),
-    "valid_json_rate": ("valid JSON", fmt_rate),
-    "latency_mean_ms": ("latency mean (ms)", fmt_ms),
-    "overlap_at_10": ("overlap@10", fmt_score),
+DIFFERENCE_FORMATS: dict[str, Formatter] = {
+    "rubric_mean": fmt_score,
+    "mae_overall": fmt_mae,
+    "dominant_accuracy": fmt_rate,
+    "valid_json_rate": fmt_rate,
+    "latency_mean_ms": fmt_ms,
+    "overlap_at_10": fmt_rate,
 }
-"""An interval metric → its column title and formatter; a metric not listed is shown with :func:`fmt_score`."""
-DIFFERENCE_FORMATS: dict[str, Formatter] = {"valid_json_rate": fmt_rate, "dominant_accuracy": fmt_rate}
+"""How the non-inferiority comparison's difference is formatted, by metric (three decimals otherwise)."""
 
 STYLE = """
 :root { color-scheme: light; --fg: #1d232a; --muted: #5b6672; --line: #d7dde3; --head: #f1f4f7;
@@ -165,20 +166,9 @@ def _check_badge(passed: bool | None, skipped: bool = False) -> Html:
 # ---------------------------------------------------------------------------------------------------------
 # Intervals
 # ---------------------------------------------------------------------------------------------------------
-def interval_text(interval: Mapping[str, Any] | None, formatter: Formatter) -> str:
-    """``4.67 [4.40, 4.90]``; ``n/a`` without an estimate; the estimate alone without bounds."""
-    if not isinstance(interval, Mapping):
-        return NA
-    estimate = formatter(interval.get("estimate"))
-    if interval.get("low") is None or interval.get("high") is None:
-        return estimate
-    return f"{estimate} [{formatter(interval.get('low'))}, {formatter(interval.get('high'))}]"
-
-
 def _metric_cell(candidate: Mapping[str, Any], metric: str, value: Any, formatter: Formatter) -> Cell:
-    """The metric's interval (``estimate [low, high]``) when the candidate has one, else its value."""
-    interval = get_path(candidate, "intervals", metric)
-    return num(interval_text(interval, formatter) if isinstance(interval, Mapping) else formatter(value))
+    """The metric's value, then ``[low, high]`` when the candidate has an interval for it (as in the Markdown)."""
+    return num(with_interval(candidate, metric, value, formatter))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -198,12 +188,12 @@ def _checks(gate: Mapping[str, Any]) -> Html:
 def comparison_html(comparison: Mapping[str, Any]) -> Html:
     """The non-inferiority decision: outcome, the paired difference's interval, the deciding bound and threshold."""
     metric = str(comparison.get("metric"))
-    formatter = DIFFERENCE_FORMATS.get(metric, INTERVAL_FORMATS.get(metric, ("", fmt_score))[1])
+    formatter = DIFFERENCE_FORMATS.get(metric, fmt_mae)
     outcome = str(comparison.get("outcome") or "inconclusive")
     css = {"pass": "pass", "fail": "fail"}.get(outcome, "inconclusive")
     subject = f"{comparison.get('candidate') or 'candidate'} − {comparison.get('baseline') or 'baseline'}"
     rows = [
-        ("difference", f"{subject} on {metric}: {interval_text(comparison.get('difference'), formatter)}"),
+        ("difference", f"{subject} on {metric}: {interval_cell(comparison.get('difference'), formatter)}"),
         (
             "decides",
             f"bound {formatter(comparison.get('bound'))} against threshold "
@@ -467,8 +457,8 @@ def _fusion(report: Mapping[str, Any]) -> Html:
                 c.get("name"),
                 num(dataset_value(fusion.get("n"))),
                 num(without),
-                num(interval_text(fusion.get("mean_overlap"), fmt_score)),
-                num(interval_text(fusion.get("share_changed"), fmt_rate)),
+                num(interval_cell(fusion.get("mean_overlap"), fmt_rate)),
+                num(interval_cell(fusion.get("share_changed"), fmt_rate)),
             ]
         )
     if not rows:
@@ -476,8 +466,8 @@ def _fusion(report: Mapping[str, Any]) -> Html:
     header = ["candidate", "queries", "without weights", f"mean overlap@{k}", f"share changed by > {threshold}"]
     note = (
         f"Each held-out query's per-channel score lists fused under the candidate's weights and under the teacher's: "
-        f"how many of the top {k} stay the same (mean, of {k}), and the share of queries whose top {k} changes by "
-        f"more than {threshold} results; 95% intervals."
+        f"the share of the teacher-weighted top {k} that the candidate's weights also return (mean over the queries), "
+        f"and the share of queries whose top {k} changes by more than {threshold} results; 95% intervals."
     )
     return _section(
         "What a weight error does to search (fusion impact)",

@@ -16,9 +16,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from search_router.shared.channels import ChannelSet
-from search_router.shared.micro_router import MicroRouter, MicroRouterArtifactError
+
+if TYPE_CHECKING:
+    from search_router.shared.micro_router import MicroRouter
 
 
 class MicroProblem(StrEnum):
@@ -103,6 +106,10 @@ class MicroRouterSource:
             return state
 
     def _load(self, ref: MicroRouterRef) -> MicroState:
+        # Imported by the first load, not by the router's import: a router with no micro-router promoted never
+        # needs it (``benchmarks/cold_start.py``).
+        from search_router.shared.micro_router import MicroRouter, MicroRouterArtifactError
+
         try:
             router = MicroRouter.from_bytes(self._read(ref.artifact_uri))
         except ArtifactNotFound:

@@ -23,9 +23,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ValidationError
-
-from search_router.contract.promotion import MicroRouterPromotion
+from search_router.contract.promotion_rules import MicroRouterBlockError, read_micro_router
 from search_router.router.micro_source import MicroRouterRef
 from search_router.router.settings import AccountScope, ModelSpec
 from search_router.shared.channels import ChannelSet
@@ -146,13 +144,10 @@ def _micro_router(value: Any) -> tuple[MicroRouterRef | None, str | None]:
     if value is None:
         return None, None
     try:
-        block = MicroRouterPromotion.model_validate(value)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"micro_router.{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
-        )
-        return None, problems
-    return MicroRouterRef(artifact_uri=block.artifact_uri, tau=block.tau), None
+        artifact_uri, tau = read_micro_router(value)
+    except MicroRouterBlockError as exc:
+        return None, str(exc)
+    return MicroRouterRef(artifact_uri=artifact_uri, tau=tau), None
 
 
 def _optional_str(value: Any) -> str | None:

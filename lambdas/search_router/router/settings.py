@@ -15,12 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from search_router.contract.environment import CommonEnvironment
 from search_router.shared.answer.decision import RoutingDecision
 from search_router.shared.channels import ChannelConfigError, ChannelSet, load_channels
 from search_router.shared.prompts import PromptKind
 
-ENV_CHANNELS = CommonEnvironment.variable("channels")
+# CommonEnvironment.variable("channels") (contract/environment.py, which builds pydantic models at import: not on
+# the router's path; tests/unit/test_router_import_path.py holds the two names together).
+ENV_CHANNELS = "CHANNELS"
 ENV_MODEL_PARAMETER = "ROUTER_MODEL_PARAMETER"
 ENV_DEFAULT_MODEL = "ROUTER_DEFAULT_MODEL"
 ENV_FALLBACK_MODELS = "ROUTER_FALLBACK_MODELS"
