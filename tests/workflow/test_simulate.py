@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -41,6 +42,24 @@ def test_simulate_writes_a_labelled_report_and_charts(tmp_path: Path) -> None:
     printed = console.getvalue()
     assert code == 0, printed
     assert "SIMULATED RUN" in printed and "NOT measurements" in printed
+
+    # And report.html is one self-contained page: SIMULATED, the verdict, every candidate and every chart inlined
+    report_json = json.loads((out_dir / "report.json").read_text())
+    page = check_report_page(
+        (out_dir / "report.html").read_text(encoding="utf-8"),
+        candidates=[c["name"] for c in report_json["candidates"]],
+        charts=[CHART_TITLES[key] for key in CHART_FILES if key in report_json["charts"]],
+        gate="PASSED" if report_json["gate"]["passed"] else "FAILED",
+    )
+    assert page.title.startswith("SIMULATED — Routing evaluation report")
+    assert page.by_id["simulated"].text.startswith("SIMULATED RUN — NOT A MEASUREMENT.")
+    assert sorted(png_of(image) for image in page.images) == sorted(
+        (out_dir / CHART_FILES[key]).read_bytes() for key in report_json["charts"]
+    )  # the stamped charts, as written next to it
+    assert "confusion" in report_json["charts"] and {"comparison", "fusion", "breakdowns", "worst"} <= set(page.by_id)
+    rubric = page.tables[0][0].index("rubric mean (1-5)")
+    assert all(re.fullmatch(r"\d\.\d\d \[\d\.\d\d, \d\.\d\d\]", row[rubric]) for row in page.tables[0][1:])
+
     assert "LabelShards" in printed and "shards 3/3 labeled" in printed and "100%" in printed
     report_md = (out_dir / "report.md").read_text()
     assert report_md.startswith("# SIMULATED — Routing evaluation report")
@@ -53,20 +72,6 @@ def test_simulate_writes_a_labelled_report_and_charts(tmp_path: Path) -> None:
         body = (out_dir / chart).read_bytes()
         assert body.startswith(PNG_SIGNATURE), chart
         assert mpimg.imread(io.BytesIO(body), format="png").shape[:2] == (700, 1200), chart
-
-    # And report.html is one self-contained page: SIMULATED, the verdict, every candidate and every chart inlined
-    report_json = json.loads((out_dir / "report.json").read_text())
-    page = check_report_page(
-        (out_dir / "report.html").read_text(encoding="utf-8"),
-        candidates=[c["name"] for c in report_json["candidates"]],
-        charts=[CHART_TITLES[key] for key in CHART_FILES if key in report_json["charts"]],
-        gate="PASSED",
-    )
-    assert page.title.startswith("SIMULATED — Routing evaluation report")
-    assert page.by_id["simulated"].text.startswith("SIMULATED RUN — NOT A MEASUREMENT.")
-    assert sorted(png_of(image) for image in page.images) == sorted(
-        (out_dir / CHART_FILES[key]).read_bytes() for key in report_json["charts"]
-    )  # the stamped charts, as written next to it
 
     # And the run started with {} chose its teacher at run time, and says which one (Nova Premier is LEGACY)
     report = json.loads((out_dir / "report.json").read_text())
