@@ -614,7 +614,8 @@ def _charts(report: Mapping[str, Any], charts: Mapping[str, bytes]) -> Html:
     figures = []
     for key in order:
         title = CHART_TITLES.get(key, key)
-        image = Html(f'<img src="{esc(png_data_uri(charts[key]))}" alt="{esc(title)}" loading="lazy">')
+        # a data URI is base64's alphabet and "data:image/png;base64,": nothing to escape in a quoted attribute
+        image = Html(f'<img src="{png_data_uri(charts[key])}" alt="{esc(title)}" loading="lazy">')
         figures.append(_el("figure", _join([image, _el("figcaption", title)]), id=f"chart-{key}"))
     if report.get("charts_error"):
         figures.append(_el("p", f"The charts could not be drawn: {report['charts_error']}", class_="warnings"))
