@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from rich.padding import Padding
 
 from cli.text import console, show, table
-from search_router.pipeline.report import teacher_text
+from search_router.pipeline.report import fmt_ms, teacher_text
 from simulation.models import SIMULATED
 from simulation.runner import (
     DEFAULT_EVAL,
@@ -101,8 +101,8 @@ def summary(result: SimulationResult, out: TextIO) -> None:
                 _fmt(m.get("rubric_mean"), ".2f"),
                 _fmt(m.get("mae_overall"), ".3f"),
                 _fmt(m.get("valid_json_rate"), ".1%"),
-                f"{_fmt(latency.get('mean'), ',.0f')} ms",
-                f"{_fmt(latency.get('p95'), ',.0f')} ms",
+                f"{fmt_ms(latency.get('mean'))} ms",
+                f"{fmt_ms(latency.get('p95'))} ms",
             ]
         )
     headers = ["candidate", "judge*", "rubric", "MAE", "valid JSON", "latency mean*", "p95*"]

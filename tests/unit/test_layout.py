@@ -15,6 +15,7 @@ def test_a_runs_keys_sit_under_its_folders() -> None:
         "runs/nightly-1/dataset/heldout.jsonl",
         "runs/nightly-1/dataset/manifest.json",
     )
+    assert run.train_groups == "runs/nightly-1/dataset/train-groups.jsonl"  # beside the training file
     assert run.judge_input("distilled") == "runs/nightly-1/evaluation/judge-input/distilled.jsonl"
     assert run.judge_output("distilled") == "runs/nightly-1/evaluation/judge-output/distilled/"
     assert run.compensation_claim(2) == "runs/nightly-1/compensation/attempt-2.json"
@@ -33,6 +34,7 @@ def test_the_patterns_of_every_run_match_each_runs_keys_and_nothing_beside_them(
     every, run, other = RunLayout.any(), RunLayout("r-1"), RunLayout("r-2")
     for prefix, key in [
         (every.dataset_prefix, run.train),
+        (every.dataset_prefix, run.train_groups),  # PrepareDataset writes it, TrainMicroRouter reads it
         (every.labeled_prefix, run.shard(1).part(1, "abc")),
         (every.judge_output_prefix, f"{run.judge_output('base-student')}x_output.jsonl"),
         (every.report_prefix, f"{other.report_prefix}report.md"),

@@ -1,4 +1,5 @@
-"""TrainMicroRouter in the pipeline: the synthesized definition, the real handler, the artifact the router reads."""
+"""TrainMicroRouter in the pipeline: the synthesized definition, the real handler, the artifact the router reads, and
+the calibration groups it reads from the groups file PrepareDataset writes beside the training file."""
 
 from __future__ import annotations
 
@@ -9,6 +10,15 @@ import boto3
 
 from search_router.contract.layout import RunLayout
 from search_router.pipeline.cascade import CASCADE_CANDIDATE, MICRO_CANDIDATE
+from search_router.pipeline.dataset import read_training_groups
+from search_router.pipeline.micro_router_training import (
+    CALIBRATION_BY_QUERIES,
+    CALIBRATION_BY_TEMPLATES,
+    TrainingSettings,
+    assign_training_groups,
+    calibration_slice,
+    examples_from_training_jsonl,
+)
 from search_router.shared.channels import DEFAULT_CHANNELS
 from search_router.shared.micro_router import MicroRouter
 from simulation.bedrock_fake import BedrockFake
@@ -48,6 +58,73 @@ def test_the_run_trains_the_micro_router_and_predicts_the_heldout_set(
         assert line["reference"] == record["reference"]
         assert line["micro"] == expected.weights and line["confidence"] == expected.confidence
     assert result["heldout_records"] == len(heldout) == 20
+
+    # And the confidence was calibrated on whole templates: PrepareDataset wrote the groups file beside the training
+    # file, one line per training line with its user text, and TrainMicroRouter grouped the examples by it
+    dataset = execution.output["dataset"]
+    assert dataset["train_groups_uri"] == f"s3://{pipeline.bucket}/{layout.train_groups}"
+    training_text = pipeline.s3_text(layout.train)
+    groups = read_training_groups(pipeline.s3_text(layout.train_groups))
+    user_texts = [json.loads(line)["messages"][0]["content"][0]["text"] for line in training_text.splitlines()]
+    assert [group.query for group in groups] == user_texts and len(groups) == 200
+    assert result["training"]["calibration_groups"] == router.training["calibration_groups"] == CALIBRATION_BY_TEMPLATES
+    manifest = pipeline.s3_json(layout.manifest)
+    assert manifest["files"]["train_groups"] == dataset["train_groups_uri"]
+    assert manifest["train_groups"]["lines"] == manifest["train_records"] == 200
+    assert manifest["train_groups"]["with_template"] == sum(group.template is not None for group in groups)
+    # the slice it held out (the default settings, as the handler trains) has every example of its templates
+    examples = assign_training_groups(examples_from_training_jsonl(training_text, DEFAULT_CHANNELS), groups)
+    defaults = TrainingSettings()
+    held = calibration_slice(examples, defaults.calibration_share, seed=defaults.seed)
+    assert len(held) == router.training["calibration_examples"]
+    inside = {examples[i].template for i in held}
+    assert inside and not inside & {e.template for i, e in enumerate(examples) if i not in held}
+    assert router.training["calibration_group_count"] == len(inside)
+
+
+def _train_micro_router(pipeline: PipelineHarness, event: dict[str, Any]) -> dict[str, Any]:
+    """Invoke the stack's TrainMicroRouter function with ``event`` (a redrive, or a retry, with that state)."""
+    info = pipeline.function_for("search_router.handlers.train_micro_router.handler")
+    return dict(json.loads(pipeline.invoke(info.arn, json.dumps(event), {})))
+
+
+def test_a_run_prepared_without_the_groups_file_calibrates_on_queries_and_says_so(
+    pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    # Given a run's state as PrepareDataset wrote it before the groups file existed (an older run, redriven)
+    execution = pipeline.run(SMALL, name="micro-older")
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    older = {k: v for k, v in execution.output["dataset"].items() if k != "train_groups_uri"}
+
+    # When TrainMicroRouter runs on it
+    result = _train_micro_router(pipeline, {"run": execution.output["run"], "dataset": older})
+
+    # Then it trains as before, each query its own calibration group, and the training figures say so
+    assert result["train_records"] == 200
+    assert result["training"]["calibration_groups"] == CALIBRATION_BY_QUERIES
+    assert result["training"]["calibration_group_count"] == result["training"]["calibration_examples"]
+    assert execution.output["micro_router"]["training"]["calibration_groups"] == CALIBRATION_BY_TEMPLATES
+
+
+def test_a_groups_file_that_does_not_match_the_training_file_fails_the_task_by_name(
+    pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    # Given a run whose groups file has lost its last line (written by something else than this run's PrepareDataset)
+    execution = pipeline.run(SMALL, name="micro-mismatch")
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    layout = RunLayout("micro-mismatch")
+    lines = pipeline.s3_text(layout.train_groups).splitlines(keepends=True)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=pipeline.bucket, Key=layout.train_groups, Body="".join(lines[:-1]).encode())
+
+    # When TrainMicroRouter runs again on the run's state
+    result = _train_micro_router(pipeline, {"run": execution.output["run"], "dataset": execution.output["dataset"]})
+
+    # Then it fails with the error the state machine sees, naming both files and what disagrees
+    assert result["errorType"] == "MicroRouterNotTrainable"
+    message = result["errorMessage"]
+    assert f"s3://{pipeline.bucket}/{layout.train_groups}" in message and f"{layout.train}" in message
+    assert "the groups file has 199 lines for the training file's 200" in message
 
 
 def test_a_run_with_micro_router_off_trains_none(pipeline: PipelineHarness, bedrock: BedrockFake) -> None:

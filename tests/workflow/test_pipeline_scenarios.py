@@ -305,7 +305,7 @@ def test_bad_input_fails_in_preflight_naming_the_field(
     assert expected in note["message"]
 
 
-def test_empty_input_plans_the_configured_10000_plus_100_queries(pipeline: PipelineHarness) -> None:
+def test_empty_input_plans_the_configured_10000_plus_300_queries(pipeline: PipelineHarness) -> None:
     # The plan step alone, with the deployed defaults (no teacher calls are made here)
     preflight = pipeline.function_for("search_router.handlers.preflight.handler")
     plan_fn = pipeline.function_for("search_router.handlers.plan_queries.handler")
@@ -321,13 +321,13 @@ def test_empty_input_plans_the_configured_10000_plus_100_queries(pipeline: Pipel
     )
     plan = _invoke(pipeline, plan_fn.arn, {"run": accepted["run"]})
     assert accepted["run"]["settings"]["num_examples"] == 10_000
-    assert accepted["run"]["settings"]["eval_examples"] == 100
-    assert plan["requested"] == plan["planned"] == 10_100
-    assert sum(s["count"] for s in plan["shards"]) == 10_100
+    assert accepted["run"]["settings"]["eval_examples"] == 300
+    assert plan["requested"] == plan["planned"] == 10_300
+    assert sum(s["count"] for s in plan["shards"]) == 10_300
     texts = set()
     for shard in plan["shards"]:
         texts.update(normalize_query(q["text"]) for q in pipeline.s3_json(shard["key"])["queries"])
-    assert len(texts) == 10_100
+    assert len(texts) == 10_300
 
 
 def _invoke(pipeline: PipelineHarness, arn: str, event: dict) -> dict:

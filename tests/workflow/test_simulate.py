@@ -60,7 +60,8 @@ def test_simulate_writes_a_labelled_report_and_charts(tmp_path: Path) -> None:
     rubric = page.tables[0][0].index("rubric mean (1-5)")
     assert all(re.fullmatch(r"\d\.\d\d \[\d\.\d\d, \d\.\d\d\]", row[rubric]) for row in page.tables[0][1:])
 
-    assert "LabelShards" in printed and "shards 3/3 labeled" in printed and "100%" in printed
+    # 100 + 60 queries, 50 a shard
+    assert "LabelShards" in printed and "shards 4/4 labeled" in printed and "100%" in printed
     report_md = (out_dir / "report.md").read_text()
     assert report_md.startswith("# SIMULATED — Routing evaluation report")
     assert "SIMULATED RUN — NOT A MEASUREMENT" in report_md
@@ -83,7 +84,7 @@ def test_simulate_writes_a_labelled_report_and_charts(tmp_path: Path) -> None:
     assert report["simulated"]["label"] == "SIMULATED"
     assert report["gate"]["passed"] is True
     metrics = {c["name"]: c["metrics"] for c in report["candidates"]}
-    assert metrics["distilled"]["n"] == 10 and metrics["distilled"]["valid_json_rate"] == 1.0
+    assert metrics["distilled"]["n"] == 60 and metrics["distilled"]["valid_json_rate"] == 1.0
     assert metrics["base-student"]["schema_valid_rate"] < 0.5
     # With no real sleep at all, the client-measured latency still follows the simulated distributions
     assert 500 < metrics["distilled"]["latency"]["mean"] < 1_300

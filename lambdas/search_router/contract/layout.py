@@ -5,6 +5,8 @@
     inputs/...                                           your uploads (query files); never written by the pipeline
     runs/<run>/dataset/plan.json                         the plan (PlanQueries)
     runs/<run>/dataset/{train.jsonl,heldout.jsonl,manifest.json}   the dataset (PrepareDataset)
+    runs/<run>/dataset/train-groups.jsonl                each training line's template (PrepareDataset; read by
+                                                         TrainMicroRouter for its calibration groups)
     runs/<run>/distillation/                             the customization job's output (Bedrock)
     runs/<run>/outputs.json                              the job, model and deployment of the run (RecordOutputs)
     runs/<run>/evaluation/<candidate>/                   a candidate's results and metrics (EvaluateCandidate)
@@ -127,6 +129,13 @@ class RunLayout:
     @property
     def train(self) -> str:
         return f"{self.dataset_prefix}train.jsonl"
+
+    @property
+    def train_groups(self) -> str:
+        """One line per line of :attr:`train`, in its order: the query's template id (``null`` for a user's query),
+        category and source — what the micro-router groups its calibration slice by, which the training file
+        (Bedrock's format) cannot carry."""
+        return f"{self.dataset_prefix}train-groups.jsonl"
 
     @property
     def heldout(self) -> str:

@@ -135,6 +135,9 @@ class Dataset(Payload):
     unlabeled: int
     withheld: int = 0
     """Examples of the held-out templates kept out of training beyond the unseen-template share."""
+    train_groups_uri: str | None = None
+    """The groups file beside the training file (``RunLayout.train_groups``): each training line's template, for the
+    micro-router's calibration groups. Absent in the state of a run prepared before it existed."""
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -9,9 +9,10 @@ its queries are counted, as unlabeled with reason ``shard_failed``. More failed 
 
 De-duplicates (normalized query) across shards, holds out a stratified sample that is never trained on,
 writes ``bedrock-conversation-2024`` records (compact student prompt as system, the teacher's weights-first
-JSON as the assistant turn) and validates the file against the service's limits before anything is
-submitted. Too few valid examples fail the run with the numbers (and, when the teacher kept throttling, with
-that as the reason); the manifest is written on those paths too.
+JSON as the assistant turn) with, beside them, each record's template id (``train-groups.jsonl``: the
+micro-router's calibration groups, which Bedrock's format has no field for), and validates the file against the
+service's limits before anything is submitted. Too few valid examples fail the run with the numbers (and, when
+the teacher kept throttling, with that as the reason); the manifest is written on those paths too.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from search_router.pipeline.dataset import (
     reasoning_assignment,
     split_heldout_for_run,
     too_many_failed_shards,
+    training_groups_jsonl,
+    training_groups_summary,
     training_jsonl,
     validate_training_jsonl,
 )
@@ -170,6 +173,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if not report.ok:
             raise PipelineError(f"the training file failed validation: {'; '.join(report.errors[:5])}")
         files["train"] = s3io.put_text(bucket, layout.train, training_text, "application/x-ndjson")
+        files["train_groups"] = s3io.put_text(
+            bucket, layout.train_groups, training_groups_jsonl(train), "application/x-ndjson"
+        )
         records = [heldout_record(e, name) for e, name in zip(heldout, split.splits, strict=True)]
         files["heldout"] = s3io.put_jsonl(bucket, layout.heldout, records)
     # The manifest is written on every path, so a run that fails here still says what happened to each query.
@@ -197,6 +203,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "heldout_split": split.summary(),
             "teacher": run.teacher.model_dump() if run.teacher else {"model_id": run.teacher_model_id},
             "trainable": enough and tolerated,
+            "train_groups": training_groups_summary(train),
             "training_prompts": {
                 "reasoning_share": settings.reasoning_share,
                 "with_reasoning": sum(with_reasoning),
@@ -231,6 +238,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.info("dataset prepared", train=len(train), heldout=len(heldout), **{k: v for k, v in counts.items()})
     return Dataset(
         train_uri=train_uri,
+        train_groups_uri=files["train_groups"],
         heldout_uri=heldout_uri,
         manifest_uri=manifest_uri,
         train_records=len(train),

@@ -12,7 +12,7 @@ import hashlib
 import json
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Final, NotRequired, TypedDict, Unpack
 
 from search_router.pipeline.queries.mix import largest_remainder
@@ -178,6 +178,70 @@ def training_jsonl(
         json.dumps(training_record(example, channels, reasoning=flag), ensure_ascii=False, separators=(",", ":")) + "\n"
         for example, flag in zip(examples, flags, strict=True)
     )
+
+
+@dataclass(frozen=True)
+class TrainingGroup:
+    """One line of the training file's groups file (``train-groups.jsonl``, :func:`training_groups_jsonl`): the
+    query of the training line at the same position and where it came from — the synthesizer's ``template`` id
+    (``None`` for a user's query, or when unknown), its ``category`` and ``source``. The planner's facts, nothing
+    the teacher answered: the training file itself stays exactly the ``bedrock-conversation-2024`` format, which
+    allows no extra fields, and the micro-router reads its calibration groups from here."""
+
+    query: str
+    template: str | None
+    category: str
+    source: str
+
+    @classmethod
+    def of(cls, example: LabeledExample) -> TrainingGroup:
+        return cls(query=example.query, template=example.template, category=example.category, source=example.source)
+
+
+def training_groups_jsonl(examples: Sequence[LabeledExample]) -> str:
+    """The groups file of :func:`training_jsonl` for the same ``examples``: one :class:`TrainingGroup` per line, in
+    the same order, newline-terminated (``template`` is ``null`` when unknown)."""
+    return "".join(
+        json.dumps(asdict(TrainingGroup.of(example)), ensure_ascii=False, separators=(",", ":")) + "\n"
+        for example in examples
+    )
+
+
+def training_groups_summary(examples: Sequence[LabeledExample]) -> dict[str, int]:
+    """The manifest's ``train_groups``: the groups file's ``lines`` (one per training record), how many carry a
+    template id (``with_template``) and how many not (``without_template``: user queries), and the distinct
+    ``templates`` among them."""
+    templates = [example.template for example in examples if example.template is not None]
+    return {
+        "lines": len(examples),
+        "with_template": len(templates),
+        "without_template": len(examples) - len(templates),
+        "templates": len(set(templates)),
+    }
+
+
+def read_training_groups(text: str) -> list[TrainingGroup]:
+    """The lines of a groups file (:func:`training_groups_jsonl`; blank lines ignored, like the training file's
+    reader). ``ValueError`` names the first line that is not a group: not JSON, not an object, a ``query``,
+    ``category`` or ``source`` that is not a string, or a ``template`` that is neither a string nor null."""
+    groups: list[TrainingGroup] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"groups file line {number}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(item, dict):
+            raise ValueError(f"groups file line {number}: expected a JSON object, got {type(item).__name__}")
+        for key in ("query", "category", "source"):
+            if not isinstance(item.get(key), str):
+                raise ValueError(f"groups file line {number}: {key!r} must be a string")
+        template = item.get("template")
+        if template is not None and not isinstance(template, str):
+            raise ValueError(f"groups file line {number}: 'template' must be a string or null")
+        groups.append(TrainingGroup(item["query"], template, item["category"], item["source"]))
+    return groups
 
 
 def heldout_record(example: LabeledExample, split: str | None = None) -> dict[str, Any]:

@@ -16,13 +16,13 @@ import random
 import time
 from array import array
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from search_router.pipeline.dataset import LabeledExample
+from search_router.pipeline.dataset import LabeledExample, TrainingGroup
 from search_router.shared.answer.decision import ParseSuccess
 from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import ChannelSet
@@ -114,12 +114,30 @@ def _softmax(logits: FloatArray) -> FloatArray:
     return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
 
 
+CALIBRATION_BY_TEMPLATES = "templates"
+"""``training["calibration_groups"]`` when the examples carry template ids: the slice is whole templates (a user's
+query, which has none, is a group of its own)."""
+CALIBRATION_BY_QUERIES = "queries"
+"""``training["calibration_groups"]`` when no example carries a template id (a training file read without its
+groups file): each query is its own group, so the slice shares templates with the fit."""
+
+
+def _group_of(example: LabeledExample) -> str:
+    return example.template or f"query:{example.query}"
+
+
+def calibration_grouping(examples: Sequence[LabeledExample]) -> str:
+    """:data:`CALIBRATION_BY_TEMPLATES` or :data:`CALIBRATION_BY_QUERIES`: what :func:`calibration_slice` groups
+    ``examples`` by."""
+    return CALIBRATION_BY_TEMPLATES if any(example.template for example in examples) else CALIBRATION_BY_QUERIES
+
+
 def calibration_slice(examples: Sequence[LabeledExample], share: float, *, seed: int) -> set[int]:
     """Indices of whole groups (a template, or one user query) holding about ``share`` of the examples, and
     never every group."""
     groups: dict[str, list[int]] = {}
     for index, example in enumerate(examples):
-        groups.setdefault(example.template or f"query:{example.query}", []).append(index)
+        groups.setdefault(_group_of(example), []).append(index)
     names = sorted(groups)
     random.Random(f"calibration:{seed}").shuffle(names)  # noqa: S311 - reproducible sampling, not security
     chosen: set[int] = set()
@@ -205,6 +223,8 @@ def train_micro_router(
         "loss": round(loss, 6),
         "calibration_mae": round(float(errors.mean()), 6),
         "calibration_agreement": round(float(agree.mean()), 6),
+        "calibration_groups": calibration_grouping(examples),
+        "calibration_group_count": len({_group_of(examples[index]) for index in calibrate}),
         "seconds": round(time.perf_counter() - started, 3),
     }
     return MicroRouter(
@@ -222,7 +242,8 @@ def examples_from_training_jsonl(text: str, channels: ChannelSet) -> list[Labele
     """The (query, teacher's weights) pairs of the ``bedrock-conversation-2024`` training file PrepareDataset wrote
     (:func:`~search_router.pipeline.dataset.training_jsonl`), read back through the router's answer parser.
 
-    The file has no template ids, so each query is its own calibration group. ``ValueError`` names the first line
+    The file has no template ids (Bedrock's format has no field for them), so each query is its own calibration
+    group unless :func:`assign_training_groups` gives them from the groups file. ``ValueError`` names the first line
     whose user or assistant turn is missing or whose answer does not parse: that file was validated before it was
     written, so a bad line means it is not the file PrepareDataset wrote."""
     examples: list[LabeledExample] = []
@@ -248,6 +269,36 @@ def examples_from_training_jsonl(text: str, channels: ChannelSet) -> list[Labele
             )
         )
     return examples
+
+
+class TrainingGroupsMismatch(ValueError):
+    """The groups file is not the one written with the training file: another number of lines, or a line whose
+    query is not the user text of the training line at the same position."""
+
+
+def assign_training_groups(examples: Sequence[LabeledExample], groups: Sequence[TrainingGroup]) -> list[LabeledExample]:
+    """``examples`` (read back from the training file, in its order) with each one's template, category and source
+    from the groups file's line at the same position (:func:`~search_router.pipeline.dataset.read_training_groups`),
+    so that :func:`calibration_slice` holds out whole templates.
+
+    :class:`TrainingGroupsMismatch` when the files disagree: a different number of lines, or the first line whose
+    query is not the training line's user text (a groups file of another run, or of another version of the file).
+    """
+    if len(groups) != len(examples):
+        raise TrainingGroupsMismatch(
+            f"the groups file has {len(groups)} lines for the training file's {len(examples)}: "
+            "they must match one to one"
+        )
+    for number, (example, group) in enumerate(zip(examples, groups, strict=True), start=1):
+        if group.query != example.query:
+            raise TrainingGroupsMismatch(
+                f"groups file line {number}: query {group.query!r} is not the training line's user text "
+                f"{example.query!r}"
+            )
+    return [
+        replace(example, template=group.template, category=group.category, source=group.source)
+        for example, group in zip(examples, groups, strict=True)
+    ]
 
 
 def predict_heldout(router: MicroRouter, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
