@@ -30,6 +30,8 @@ from infra.config import AppConfig, ConfigError, load_config
 
 # Interactive tool: fail within seconds rather than minutes, but ride out throttling.
 CLIENT_CONFIG = Config(connect_timeout=10, read_timeout=60, retries={"max_attempts": 6, "mode": "standard"})
+# Per service, on top: S3 pre-signs with SigV4 (`report --link`), not the legacy SigV2 query string.
+SERVICE_CONFIG: Mapping[str, Config] = {"s3": Config(signature_version="s3v4")}
 
 # The stack's CloudFormation outputs (infra/stack.py, infra/routing_api.py).
 OUTPUT_BUCKET = "DataBucketName"
@@ -205,7 +207,8 @@ class App:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(service, region_name=self.region, config=CLIENT_CONFIG)
+            config = CLIENT_CONFIG.merge(SERVICE_CONFIG[service]) if service in SERVICE_CONFIG else CLIENT_CONFIG
+            self._clients[service] = self.session.client(service, region_name=self.region, config=config)
         return self._clients[service]
 
     @cached_property

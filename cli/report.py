@@ -1,5 +1,6 @@
-"""``report``: download a run's evaluation report (``runs/<run>/report/``: report.json, report.md, charts) to
-``<out>/<run>/`` and print its candidates table.
+"""``report``: download a run's evaluation report (``runs/<run>/report/``: report.json, report.md, report.html,
+charts) to ``<out>/<run>/``, print its candidates table and the path of report.html (the page to open); with
+``--link``, print a pre-signed URL of report.html instead (valid one hour, nothing downloaded).
 
 Without ``RUN``, the newest execution that has a report is used.
 """
@@ -21,7 +22,9 @@ from search_router.contract.layout import RunLayout
 from search_router.contract.run import run_id_from_execution
 from search_router.pipeline.report import render_markdown
 
-REPORT_FILES = (".json", ".md", ".png")
+REPORT_FILES = (".json", ".md", ".html", ".png")
+LINK_EXPIRES_S = 3600
+"""How long ``report --link``'s pre-signed URL is valid."""
 DEFAULT_OUT = Path("out")
 # How many recent executions to look through for the latest report.
 LATEST_SCAN = 50
@@ -105,6 +108,22 @@ def download_report(app: App, run: str | None, out: Path = DEFAULT_OUT) -> Downl
     return DownloadedReport(run_id=run_id, folder=folder, files=files, report=report, markdown=markdown)
 
 
+def report_link(app: App, run: str | None, expires_s: int = LINK_EXPIRES_S) -> tuple[str, str]:
+    """(run id, a pre-signed GET URL of the run's report.html valid ``expires_s`` seconds)."""
+    run_id = run_id_from_execution(run.rsplit(":", 1)[-1]) if run else latest_report_run(app)
+    key = RunLayout(run_id).report_html
+    if key not in report_keys(app, run_id):
+        raise NotFoundError(
+            f"run {run_id} has no report.html at s3://{app.outputs.bucket}/{key}",
+            hint=f"the run's report predates report.html or is not written yet: `python -m cli report {run_id}` "
+            "downloads what there is",
+        )
+    url = app.client("s3").generate_presigned_url(
+        "get_object", Params={"Bucket": app.outputs.bucket, "Key": key}, ExpiresIn=expires_s
+    )
+    return run_id, str(url)
+
+
 def section(markdown: str, title: str) -> list[str]:
     """The lines of a ``## title`` section up to its first sub-heading (without the heading), trimmed."""
     lines = markdown.splitlines()
@@ -131,10 +150,22 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="base folder; files go to OUT/<run>/ (default ./out)"
     )
+    parser.add_argument(
+        "--link",
+        action="store_true",
+        help=f"print a pre-signed URL of report.html (valid {LINK_EXPIRES_S // 60} minutes) instead of downloading",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(app: App, args: argparse.Namespace) -> int:
+    if args.link:
+        run_id, url = report_link(app, args.run)
+        app.terminal.print(
+            f"Run {run_id}: report.html, valid for {LINK_EXPIRES_S // 60} minutes (anyone with the link can read it):"
+        )
+        app.terminal.print(url)
+        return 0
     downloaded = download_report(app, args.run, args.out)
     out = app.terminal
     out.print(f"Run {downloaded.run_id}: report saved to {downloaded.folder}/")
@@ -147,4 +178,10 @@ def run(app: App, args: argparse.Namespace) -> int:
         out.print("")
     for line in section(downloaded.markdown, "Candidates"):
         out.print(line)
+    page = downloaded.folder / "report.html"
+    out.print("")
+    if page in downloaded.files:
+        out.print(f"Open {page} in a browser (`python -m cli report {downloaded.run_id} --link` to share it).")
+    else:
+        out.print("This run's report has no report.html (it predates the page): read report.md.")
     return 0

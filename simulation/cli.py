@@ -152,6 +152,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     summary(result, out)
     out.write(
         f"\nDone in {time.perf_counter() - started:.1f} s wall time (synth {result.synth_s:.1f} s, execution "
-        f"{result.run_s:.1f} s). Open {result.files['report.md']} — every number in it is {SIMULATED}.\n"
+        f"{result.run_s:.1f} s). Open {result.files['report.html']} (or report.md) — every number in it is "
+        f"{SIMULATED}.\n"
     )
     return 0

@@ -4,6 +4,9 @@
   ``report.json``), titled "SIMULATED — ..." with a banner that says what was simulated, and a closing section
   with the run's settings. Chart links point at the PNGs next to it.
 * ``report.json``: the pipeline's report with a top-level ``"simulated"`` object (the same explanation).
+* ``report.html``: the same report as one self-contained page
+  (:func:`search_router.pipeline.report_html.render_html`), SIMULATED in its title and a banner, the stamped
+  charts inlined.
 * ``latency.png``, ``mae_per_channel.png``, ``rubric_distribution.png``: the pipeline's charts, stamped with a
   SIMULATED watermark and label.
 * ``dataset_manifest.json``: the dataset manifest of the run, with a ``"simulated"`` note.
@@ -17,10 +20,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from search_router.pipeline.report import CHART_FILES, render_markdown
+from search_router.pipeline.report_html import render_html
 from simulation.models import SIMULATED
 
 REPORT_MD: Final = "report.md"
 REPORT_JSON: Final = "report.json"
+REPORT_HTML: Final = "report.html"
 MANIFEST_JSON: Final = "dataset_manifest.json"
 
 SIMULATION_NOTES: Final[tuple[str, ...]] = (
@@ -120,6 +125,9 @@ def write_outputs(
     written[REPORT_JSON].write_text(json.dumps(local, indent=2, ensure_ascii=False) + "\n")
     written[REPORT_MD] = out_dir / REPORT_MD
     written[REPORT_MD].write_text(render_simulated_markdown(local))
+    stamped = {key: written[filename].read_bytes() for key, filename in local["charts"].items()}
+    written[REPORT_HTML] = out_dir / REPORT_HTML
+    written[REPORT_HTML].write_text(render_html(local, stamped), encoding="utf-8")
     if manifest is not None:
         written[MANIFEST_JSON] = out_dir / MANIFEST_JSON
         labelled = {"simulated": simulated_section({}), **manifest}

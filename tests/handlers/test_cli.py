@@ -18,11 +18,14 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
+import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest, AWSResponse
+from botocore.config import Config
 from botocore.credentials import ReadOnlyCredentials
 from botocore.model import OperationModel
 from botocore.validate import ParamValidator, validate_parameters
@@ -34,6 +37,7 @@ from cli.status import wait_for
 from infra.config import load_config
 from search_router.pipeline.metrics import Price, QueryResult, compute_metrics
 from search_router.pipeline.report import build_report, render_markdown
+from search_router.pipeline.report_html import render_html
 from search_router.shared.channels import DEFAULT_CHANNELS
 from tests.unit.test_run_naming import DEFAULTS
 
@@ -1107,6 +1111,68 @@ def test_report_of_a_run_without_one_is_not_found(stack: None, tmp_path: Path) -
     assert result.code == EXIT_NOT_FOUND
     assert f"run nope has no report at s3://{BUCKET}/runs/nope/report/report.json" in result.err
     assert not (tmp_path / "nope").exists()
+
+
+def put_report_html(run_id: str, report: dict[str, Any]) -> bytes:
+    body = render_html(report, {}).encode("utf-8")
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=BUCKET, Key=f"runs/{run_id}/report/report.html", Body=body, ContentType="text/html; charset=utf-8"
+    )
+    return body
+
+
+def test_report_downloads_report_html_and_prints_where_it_is(stack: None, tmp_path: Path) -> None:
+    body = put_report_html("night-2", put_report("night-2"))
+
+    result = run_cli("report", "night-2", "--out", str(tmp_path))
+
+    assert result.code == 0, result.err
+    page = tmp_path / "night-2" / "report.html"
+    assert page.read_bytes() == body
+    assert f"Open {page} in a browser (`python -m cli report night-2 --link` to share it)." in result.out
+
+
+def test_report_of_a_run_from_before_report_html_says_there_is_none(stack: None, tmp_path: Path) -> None:
+    put_report("night-3")
+    result = run_cli("report", "night-3", "--out", str(tmp_path))
+    assert result.code == 0, result.err
+    assert "This run's report has no report.html (it predates the page): read report.md." in result.out
+
+
+def test_report_link_prints_a_presigned_url_of_report_html_and_downloads_nothing(
+    stack: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a run with report.html, and a frozen signing clock
+    body = put_report_html("night-4", put_report("night-4"))
+    signed_at = datetime(2026, 3, 1, 9, 30, 0)
+    monkeypatch.setattr("botocore.auth.get_current_datetime", lambda: signed_at)
+    monkeypatch.chdir(tmp_path)
+
+    # When the link is asked for
+    result = run_cli("report", "night-4", "--link")
+
+    # Then one URL is printed: botocore's own pre-signed GET of report.html for one hour, byte for byte
+    assert result.code == 0, result.err
+    url = result.out.strip().splitlines()[-1]
+    presigner = boto3.client("s3", region_name=REGION, config=Config(signature_version="s3v4"))
+    expected = presigner.generate_presigned_url(
+        "get_object", Params={"Bucket": BUCKET, "Key": "runs/night-4/report/report.html"}, ExpiresIn=3600
+    )
+    assert url == expected
+    query = parse_qs(urlsplit(url).query)
+    assert query["X-Amz-Expires"] == ["3600"] and query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert query["X-Amz-Credential"][0].endswith(f"/20260301/{REGION}/s3/aws4_request")
+    assert "valid for 60 minutes" in result.out
+    # and it fetches the page (moto answers the pre-signed request); nothing was downloaded
+    assert requests.get(url, timeout=5).content == body
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_link_of_a_run_without_report_html_is_not_found(stack: None) -> None:
+    put_report("night-5")
+    result = run_cli("report", "night-5", "--link")
+    assert result.code == EXIT_NOT_FOUND
+    assert f"run night-5 has no report.html at s3://{BUCKET}/runs/night-5/report/report.html" in result.err
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from matplotlib.image import imread  # the report Lambda's layer; requirements-dev.txt for tests
 
-from search_router.pipeline.charts import render_charts
+from search_router.pipeline.charts import confusion_problem, render_charts
 from search_router.pipeline.gate import GateThresholds, evaluate_gate
 from search_router.pipeline.metrics import Price, QueryResult, compute_metrics
 from search_router.pipeline.report import build_report
@@ -124,3 +125,57 @@ def test_the_cascade_chart_is_drawn_only_when_the_report_has_a_cascade(tmp_path:
     pixels = imread(paths["cascade_tau"])
     assert pixels.shape[:2] == (700, 1200) and pixels.std() > 0.01
     assert "cascade_tau" not in render_charts(_inputs()[0], results, tmp_path / "without")
+
+
+def _with_issue_13_fields(report: dict[str, Any]) -> dict[str, Any]:
+    """The report with the confusion matrices and intervals a report of issue 13 carries (optional fields)."""
+    from search_router.pipeline.stats import bootstrap_mean
+
+    names = list(CHANNELS.names)
+    candidates = []
+    for index, candidate in enumerate(report["candidates"]):
+        rows = [[4 - index, index, 0, 0, 1], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 1, 0, 0]]
+        intervals = {
+            "rubric_mean": bootstrap_mean([5, 4, 4, 3, 5 - index], seed=1, resamples=100).to_dict(),
+            "mae_overall": bootstrap_mean([0.01, 0.02, 0.05 * (index + 1)], seed=1, resamples=100).to_dict(),
+        }
+        confusion = {"rows": names, "columns": [*names, "unusable"], "matrix": rows}
+        candidates.append({**candidate, "confusion": confusion, "intervals": intervals})
+    return {**report, "candidates": candidates}
+
+
+def test_the_confusion_chart_is_drawn_when_a_candidate_has_a_matrix(tmp_path: Path) -> None:
+    report, results = _inputs()
+
+    paths = render_charts(_with_issue_13_fields(report), results, tmp_path / "a")
+    again = render_charts(_with_issue_13_fields(report), results, tmp_path / "b")
+
+    assert paths["confusion"].name == "confusion.png"
+    pixels = imread(paths["confusion"])
+    assert pixels.shape[:2] == (700, 1200) and pixels.std() > 0.01
+    assert all(path.read_bytes() == again[key].read_bytes() for key, path in paths.items())  # still reproducible
+
+
+def test_intervals_add_error_bars_to_the_mae_and_rubric_charts_only(tmp_path: Path) -> None:
+    report, results = _inputs()
+
+    plain = render_charts(report, results, tmp_path / "plain")
+    with_intervals = render_charts(_with_issue_13_fields(report), results, tmp_path / "intervals")
+
+    for key in ("mae_per_channel", "rubric_distribution"):
+        assert imread(with_intervals[key]).shape[:2] == (700, 1200)
+        assert with_intervals[key].read_bytes() != plain[key].read_bytes(), key
+    assert with_intervals["latency"].read_bytes() == plain["latency"].read_bytes()
+
+
+def test_a_malformed_confusion_matrix_is_noted_in_its_panel_not_fatal(tmp_path: Path) -> None:
+    report, results = _inputs()
+    broken = _with_issue_13_fields(report)
+    first = broken["candidates"][0]
+    first["confusion"] = {**first["confusion"], "matrix": [[1, 2]]}  # one row for four channels
+
+    paths = render_charts(broken, results, tmp_path)
+
+    assert imread(paths["confusion"]).shape[:2] == (700, 1200)
+    assert confusion_problem(first["confusion"]) == "matrix must have one row per teacher channel (4)"
+    assert confusion_problem(broken["candidates"][1]["confusion"]) is None

@@ -38,6 +38,7 @@ def test_the_patterns_of_every_run_match_each_runs_keys_and_nothing_beside_them(
         (every.labeled_prefix, run.shard(1).part(1, "abc")),
         (every.judge_output_prefix, f"{run.judge_output('base-student')}x_output.jsonl"),
         (every.report_prefix, f"{other.report_prefix}report.md"),
+        (every.report_prefix, other.report_html),  # the Report function may write report.html
         (every.outputs, run.outputs),
     ]:
         assert fnmatchcase(key, RunLayout.pattern(prefix)), (prefix, key)

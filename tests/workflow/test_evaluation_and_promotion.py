@@ -15,10 +15,13 @@ import boto3
 import pytest
 from matplotlib import image as mpimg
 
+from search_router.pipeline import report_html
 from search_router.pipeline.judge import CALIBRATION_CATEGORY
+from search_router.pipeline.report import CHART_FILES, CHART_TITLES
 from simulation.bedrock.values import ConverseRequest, EvaluationJobRequest
 from simulation.bedrock_fake import BedrockFake
 from simulation.harness import REGION, PipelineHarness
+from tests.html_page import check_report_page
 
 TEACHER = "us.amazon.nova-pro-v1:0"  # what teacher_model_id "auto" picks: Nova Premier is LEGACY
 BASE_STUDENT = "us.amazon.nova-micro-v1:0"
@@ -154,6 +157,17 @@ def test_from_empty_input_through_evaluation_report_gate_and_promotion(
         )
         assert body.startswith(b"\x89PNG\r\n\x1a\n")
         assert mpimg.imread(io.BytesIO(body), format="png").shape[0] > 100
+    # and report.html holds the verdict, every candidate and every chart the Report step drew, inlined
+    html_object = boto3.client("s3", region_name=REGION).get_object(
+        Bucket=pipeline.bucket, Key="runs/full/report/report.html"
+    )
+    assert html_object["ContentType"] == "text/html; charset=utf-8"
+    check_report_page(
+        html_object["Body"].read().decode("utf-8"),
+        candidates=[c["name"] for c in report["candidates"]],
+        charts=[CHART_TITLES[key] for key in CHART_FILES if key in report["charts"]],
+        gate="PASSED",
+    )
 
     # Everyone is told, with the headline table and where the report is
     (note,) = pipeline.notifications()
@@ -188,6 +202,41 @@ def test_a_failed_gate_keeps_the_router_model_and_says_why(
     (note,) = pipeline.notifications()
     assert "rejected" in note["subject"]
     assert "overall MAE 0.300 [0.300, 0.300] > 0.080" in note["message"]
+    page = check_report_page(
+        pipeline.s3_text("runs/rejected/report/report.html"),
+        candidates=[c["name"] for c in report["candidates"]],
+        charts=[CHART_TITLES[key] for key in CHART_FILES if key in report["charts"]],
+        gate="FAILED",
+    )
+    assert "overall MAE 0.300 [0.300, 0.300] > 0.080" in page.by_id["verdict"].text
+
+
+def test_a_report_html_that_cannot_be_rendered_costs_the_run_nothing(
+    small_pipeline: PipelineHarness,
+    bedrock: BedrockFake,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a page renderer that breaks
+    def broken(report: Any, charts: Any) -> str:
+        raise RuntimeError("the page could not be laid out")
+
+    monkeypatch.setattr(report_html, "render_html", broken)
+    bedrock.responder = scripted_routers()
+    bedrock.on_evaluation_complete = judge_writes_scores(
+        {"distilled": 4.0, "distilled-weights": 4.0, "base-student": 1.0, "baseline": 4.0}
+    )
+
+    # When a run reaches its report
+    execution = small_pipeline.run({}, name="no-html")
+
+    # Then the run, its report, Markdown and charts are all there; only report.html is missing, and counted
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    keys = small_pipeline.s3_keys("runs/no-html/report/")
+    assert {"runs/no-html/report/report.json", "runs/no-html/report/report.md"} <= set(keys)
+    assert "runs/no-html/report/report.html" not in keys
+    assert small_pipeline.s3_json("runs/no-html/report/report.json")["gate"]["passed"] is True
+    assert '"ReportHtmlFailed"' in capsys.readouterr().out
 
 
 def test_a_failed_judge_job_fails_the_gate_with_the_reason_but_not_the_run(

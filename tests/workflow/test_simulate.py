@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -15,10 +16,12 @@ from search_router.pipeline import labeling
 from search_router.pipeline.dataset import TRAINING_SUM_TOLERANCE
 from search_router.pipeline.queries.planning import plan_queries
 from search_router.pipeline.queries.query import normalize_query
+from search_router.pipeline.report import CHART_FILES, CHART_TITLES
 from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import DEFAULT_CHANNELS
 from simulation.cli import main
 from simulation.models import SimulatedModels
+from tests.html_page import check_report_page, png_of
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHARTS = ("latency.png", "mae_per_channel.png", "rubric_distribution.png")
@@ -39,9 +42,26 @@ def test_simulate_writes_a_labelled_report_and_charts(tmp_path: Path) -> None:
     printed = console.getvalue()
     assert code == 0, printed
     assert "SIMULATED RUN" in printed and "NOT measurements" in printed
-    assert (
-        "LabelShards" in printed and "shards 4/4 labeled"
-    )  # 100 + 60 queries, 50 a shard in printed and "100%" in printed
+
+    # And report.html is one self-contained page: SIMULATED, the verdict, every candidate and every chart inlined
+    report_json = json.loads((out_dir / "report.json").read_text())
+    page = check_report_page(
+        (out_dir / "report.html").read_text(encoding="utf-8"),
+        candidates=[c["name"] for c in report_json["candidates"]],
+        charts=[CHART_TITLES[key] for key in CHART_FILES if key in report_json["charts"]],
+        gate="PASSED" if report_json["gate"]["passed"] else "FAILED",
+    )
+    assert page.title.startswith("SIMULATED — Routing evaluation report")
+    assert page.by_id["simulated"].text.startswith("SIMULATED RUN — NOT A MEASUREMENT.")
+    assert sorted(png_of(image) for image in page.images) == sorted(
+        (out_dir / CHART_FILES[key]).read_bytes() for key in report_json["charts"]
+    )  # the stamped charts, as written next to it
+    assert "confusion" in report_json["charts"] and {"comparison", "fusion", "breakdowns", "worst"} <= set(page.by_id)
+    rubric = page.tables[0][0].index("rubric mean (1-5)")
+    assert all(re.fullmatch(r"\d\.\d\d \[\d\.\d\d, \d\.\d\d\]", row[rubric]) for row in page.tables[0][1:])
+
+    # 100 + 60 queries, 50 a shard
+    assert "LabelShards" in printed and "shards 4/4 labeled" in printed and "100%" in printed
     report_md = (out_dir / "report.md").read_text()
     assert report_md.startswith("# SIMULATED — Routing evaluation report")
     assert "SIMULATED RUN — NOT A MEASUREMENT" in report_md

@@ -12,7 +12,7 @@
     runs/<run>/evaluation/<candidate>/                   a candidate's results and metrics (EvaluateCandidate)
     runs/<run>/evaluation/judge-input/<candidate>.jsonl  a judge job's prompts (EvaluateCandidate; read by Bedrock)
     runs/<run>/evaluation/judge-output/<candidate>/      a judge job's results (Bedrock; read by CheckJudge)
-    runs/<run>/report/                                   report.json, report.md and the charts (Report)
+    runs/<run>/report/                                   report.json, report.md, report.html and the charts (Report)
     runs/<run>/micro-router/{model.bin,heldout-predictions.jsonl}   the micro-router and its held-out answers
     runs/<run>/compensation/attempt-<redrive>.json       the claim of a failure's compensation
     promoted/micro-router/<run>/model.bin                a promoted micro-router (Promote; read by the router);
@@ -217,6 +217,11 @@ class RunLayout:
     @property
     def report_markdown(self) -> str:
         return f"{self.report_prefix}report.md"
+
+    @property
+    def report_html(self) -> str:
+        """The self-contained page of the report (charts inlined): what ``cli report --link`` points at."""
+        return f"{self.report_prefix}report.html"
 
     def report_chart(self, file_name: str) -> str:
         """A chart of the report (``latency.png`` ...)."""

@@ -1,7 +1,8 @@
 """Report + quality gate: metrics of every candidate, the judge's scores, the gate decision, Markdown and charts.
 
-Writes ``runs/<run>/report/{report.json, report.md, latency.png, mae_per_channel.png, rubric_distribution.png,
-cascade_tau.png}``. The state machine's QualityGate choice reads ``gate_passed``.
+Writes ``runs/<run>/report/{report.json, report.md, report.html, latency.png, mae_per_channel.png,
+rubric_distribution.png, cascade_tau.png, confusion.png}`` (report.html inlines the charts). The state machine's
+QualityGate choice reads ``gate_passed``.
 
 With a micro-router trained (``$.micro_router``), two more candidates are reported: the micro-router alone and
 the cascade at the τ chosen on the hardest held-out split (micro-router when confident, else the distilled model
@@ -189,6 +190,18 @@ def _load_candidates(task: ReportInput, judged: Any) -> tuple[list[dict[str, Any
     return candidates, results
 
 
+def _write_html(bucket: str, key: str, report: dict[str, Any], charts: dict[str, bytes]) -> str | None:
+    """report.html, the report as one page with the charts inlined; a failure never costs the run its report."""
+    try:
+        from search_router.pipeline.report_html import render_html
+
+        return s3io.put_text(bucket, key, render_html(report, charts), "text/html; charset=utf-8")
+    except Exception:
+        logger.exception("report.html could not be written", key=key)
+        metrics.add_metric(name="ReportHtmlFailed", unit="Count", value=1)
+        return None
+
+
 @task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = ReportInput.model_validate(event)
@@ -281,13 +294,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
 
     chart_uris: dict[str, str] = {}
+    chart_bytes: dict[str, bytes] = {}  # kept for report.html, which inlines them
     try:
         from search_router.pipeline.charts import render_charts  # matplotlib: imported only here
 
         with tempfile.TemporaryDirectory() as tmp:
             for name, path in render_charts(report, results, Path(tmp)).items():
+                chart_bytes[name] = path.read_bytes()
                 chart_uris[name] = s3io.put_bytes(
-                    bucket, run.layout.report_chart(path.name), path.read_bytes(), "image/png"
+                    bucket, run.layout.report_chart(path.name), chart_bytes[name], "image/png"
                 )
     except Exception as exc:  # charts must never cost the run its report
         logger.exception("charts could not be rendered")
@@ -298,6 +313,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report_uri = s3io.put_json(bucket, run.layout.report_json, report)
     markdown = render_markdown(report)
     markdown_uri = s3io.put_text(bucket, run.layout.report_markdown, markdown, "text/markdown; charset=utf-8")
+    _write_html(bucket, run.layout.report_html, report, chart_bytes)
     summary = headline(report)
     metrics.add_metric(name="QualityGatePassed" if decision.passed else "QualityGateFailed", unit="Count", value=1)
     logger.info(

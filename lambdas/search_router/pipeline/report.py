@@ -23,6 +23,7 @@ CHART_FILES: dict[str, str] = {
     "mae_per_channel": "mae_per_channel.png",
     "rubric_distribution": "rubric_distribution.png",
     "cascade_tau": "cascade_tau.png",
+    "confusion": "confusion.png",
 }
 """Chart key → file name, relative to the report's own folder."""
 CHART_TITLES: dict[str, str] = {
@@ -30,7 +31,20 @@ CHART_TITLES: dict[str, str] = {
     "mae_per_channel": "Mean absolute error per channel",
     "rubric_distribution": "Rubric score distribution",
     "cascade_tau": "Cascade: quality, latency and cost over the confidence threshold τ",
+    "confusion": "Dominant channel: teacher vs candidate (confusion matrix)",
 }
+
+
+def chart_applies(key: str, cascade: Any, candidates: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether chart ``key`` is drawn: ``cascade_tau`` only with a cascade section, ``confusion`` only when a
+    candidate has a confusion matrix, every other chart always."""
+    if key == "cascade_tau":
+        return cascade is not None
+    if key == "confusion":
+        return any(isinstance(c.get("confusion"), Mapping) for c in candidates)
+    return True
+
+
 JUDGE_STATUSES = ("ok", "missing", "skipped")
 ANALYSIS_FIELDS = ("intervals", "fusion", "breakdowns", "confusion", "worst")
 """A candidate's optional fields from :func:`search_router.pipeline.analysis.analyse`."""
@@ -153,7 +167,7 @@ def build_report(
         "comparison": dict(comparison) if comparison is not None else None,
         "warnings": list(warnings),
         "judge_reliability": dict(judge_reliability) if judge_reliability else None,
-        "charts": {key: name for key, name in CHART_FILES.items() if key != "cascade_tau" or cascade is not None},
+        "charts": {key: name for key, name in CHART_FILES.items() if chart_applies(key, cascade, candidates)},
     }
 
 
@@ -728,6 +742,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += _dataset_section(report)
     lines += _charts_section(report)
     return "\n".join(lines).rstrip() + "\n"
+
+
+# The helpers the HTML page (report_html.py) shares with the Markdown, by public names.
+gate_status, get_path, dataset_value, tau_text, interval_cell = _gate_status, _get, _dataset_value, _tau, _interval_cell
 
 
 # ---------------------------------------------------------------------------------------------------------
