@@ -273,4 +273,7 @@ def sample_size_warning(comparison: Comparison) -> str | None:
     sample = comparison.decision.sample
     if sample is None or sample.sufficient:
         return None
-    return f"the held-out set is too small for the gate's non-inferiority margin: {sample.message}"
+    return (
+        f"the held-out set is too small for the gate's non-inferiority margin ({comparison.candidate} against "
+        f"{comparison.baseline}): {sample.message}"
+    )
