@@ -80,13 +80,14 @@ def job_request(run: RunState, name: str, judge_input_uri: str, repeat: int = 1)
     }
 
 
-def _repeat_field(repeat: int) -> dict[str, int]:
-    """``repeat`` of a JudgeJob: given from the second repeat on (the first looks as it did before repeats)."""
-    return {} if repeat == 1 else {"repeat": repeat}
+def _judge_job(repeat: int, **fields: Any) -> JudgeJob:
+    """A JudgeJob of judge repeat ``repeat``: ``repeat`` is given from the second on (the first looks as it did
+    before repeats)."""
+    return JudgeJob.model_validate(fields if repeat == 1 else {**fields, "repeat": repeat})
 
 
 def _missing(name: str, reason: str, repeat: int = 1) -> JudgeJob:
-    return JudgeJob(candidate=name, status="missing", reason=reason, score=None, **_repeat_field(repeat))
+    return _judge_job(repeat, candidate=name, status="missing", reason=reason, score=None)
 
 
 def _lost(job: JudgeJob, reason: str) -> JudgeJob:
@@ -102,7 +103,7 @@ def _start_one(bedrock: Any, run: RunState, name: str, judge_input_uri: str, rep
     except ClientError as exc:
         logger.warning("judge job not created", candidate=name, repeat=repeat, code=error_code(exc))
         return _missing(name, f"could not create the judge job: {error_message(exc)}", repeat)
-    return JudgeJob(candidate=name, status="InProgress", job_arn=arn, score=None, **_repeat_field(repeat))
+    return _judge_job(repeat, candidate=name, status="InProgress", job_arn=arn, score=None)
 
 
 @task_handler
@@ -146,7 +147,8 @@ def _scores(job: JudgeJob, run: RunState) -> JudgeJob:
             f"only {len(judged.ratings)} of {judged.records} judged records carry an {JUDGE_METRIC} score; not trusted",
             repeat,
         )
-    return JudgeJob(
+    return _judge_job(
+        repeat,
         candidate=candidate,
         status="ok",
         job_arn=job.job_arn,
@@ -156,7 +158,6 @@ def _scores(job: JudgeJob, run: RunState) -> JudgeJob:
         scale=judged.scale,
         calibration=judged.calibration,
         output_keys=keys,
-        **_repeat_field(repeat),
     )
 
 
