@@ -270,7 +270,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
     warnings = [w for w in (sample_size_warning(c) for c in comparisons.values()) if w]
     reliability = _reliability(judged, results, channels, bucket)
-    warnings += [f"judge of {n}: {e['reason']}" for n, e in (reliability or {}).items() if e.get("reason")]
+    # (a candidate with no judge score at all already shows why in its judge column)
+    warnings += [
+        f"judge of {name}: {entry['reason']}"
+        for name, entry in (reliability or {}).items()
+        if entry.get("reason") and any(score is not None for score in entry["scores"])
+    ]
     outcome = CascadeOutcome.model_validate(
         cascade_outcome(
             setting=run.settings.router_cascade,
