@@ -12,6 +12,7 @@ marked unconfirmed and flagged with ``*`` in the output.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ from cli.app import App
 from cli.start import local_pipeline_defaults, validate
 from cli.text import lines, table
 from infra.config import AppConfig
-from search_router.pipeline.judge import INSTRUCTIONS, RATING_SCALE
+from search_router.pipeline.judge import INSTRUCTIONS, JUDGE_PROMPT_PREFIX, RATING_SCALE
 from search_router.pipeline.metrics import Price
 from search_router.pipeline.queries.planning import plan_queries
 from search_router.pipeline.report import fmt_usd
@@ -39,7 +40,6 @@ from search_router.shared.prompts import (
 )
 
 QUERY_SAMPLE = 500  # queries synthesized to measure the mean query length
-JUDGE_PROMPT_PREFIX = "Route this video search query to the search channels: "  # lambdas/evaluate judge_record
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,7 @@ class TokenSizes:
     answer: float
     weights_only: float
     judge_instructions: float
+    """The custom metric's instructions, its rating scale and the judged prompt's fixed text."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,9 @@ class Estimate:
     storage_usd_per_month: float
     missing_prices: list[str]
     teacher_note: str | None = None
+    judge_repeats: int = 1
+    judge_call: tuple[float, float] | None = None
+    """Input and output tokens of one judge call (the mean over the judged candidates), when the judge is on."""
 
     @property
     def total_usd(self) -> float:
@@ -186,6 +190,7 @@ def estimate(
     teacher: str,
     judge: bool,
     seed: int,
+    judge_repeats: int = 1,
     rates: Rates = RATES,
 ) -> Estimate:
     channels = config.channels
@@ -244,15 +249,20 @@ def estimate(
             _route_cost(candidate.name, candidate.model, candidate.prompt_kind, prompt=prompt, sizes=sizes, price=price)
         )
 
-    # LLM judge: one Bedrock evaluation job per candidate, one judge call per held-out answer and one for the
-    # calibration record (search_router.pipeline.judge).
+    # LLM judge: judge_repeats Bedrock evaluation jobs per candidate, each one judge call per held-out answer and
+    # one for the calibration record (search_router.pipeline.judge). A call reads the metric's instructions and
+    # scale, the judged prompt (fixed text + query), the candidate's answer and the reference weights, inside
+    # Bedrock's own evaluator template (unconfirmed overhead); it answers an explanation and a rating.
+    judge_call = None
     if judge:
-        calls = (eval_examples + 1) * len(config.eval_candidates)
-        per_call = (
-            sizes.judge_instructions + sizes.query + sizes.answer + sizes.weights_only + rates.judge_overhead_tokens
-        )
-        jin, jout = calls * per_call, calls * rates.judge_output_tokens
-        step = f"LLM judge ({len(config.eval_candidates)} candidates)"
+        candidates = config.eval_candidates
+        calls = judge_repeats * (eval_examples + 1) * len(candidates)
+        answers = [sizes.weights_only if c.prompt_kind == STUDENT_WEIGHTS_ONLY else sizes.answer for c in candidates]
+        fixed = sizes.judge_instructions + sizes.query + sizes.weights_only + rates.judge_overhead_tokens
+        jin = judge_repeats * (eval_examples + 1) * math.fsum(fixed + answer for answer in answers)
+        jout = calls * rates.judge_output_tokens
+        judge_call = (jin / calls, float(rates.judge_output_tokens))
+        step = f"LLM judge ({len(candidates)} candidates x {judge_repeats} repeat{'s' if judge_repeats > 1 else ''})"
         items.append(prices.item(step, config.models.judge, calls, jin, jout, unconfirmed=True))
 
     default = config.router.default_model
@@ -277,6 +287,8 @@ def estimate(
         storage_usd_per_month=rates.custom_model_storage_usd_per_month,
         missing_prices=prices.missing,
         teacher_note=teacher_note,
+        judge_repeats=judge_repeats,
+        judge_call=judge_call,
     )
 
 
@@ -325,6 +337,19 @@ def _usd(value: float | None) -> str:
     return "no price" if value is None else fmt_usd(value)
 
 
+def _judge_lines(result: Estimate, rates: Rates) -> list[str]:
+    if result.judge_call is None:
+        return []
+    judge_in, judge_out = result.judge_call
+    s = result.sizes
+    return [
+        f"Judge: {result.judge_repeats} job(s) per candidate (judge_repeats), each {result.eval_examples} held-out "
+        f"answers + 1 calibration record; a call ~{judge_in:.0f} input tokens (instructions and rating scale "
+        f"{s.judge_instructions:.0f} + query {s.query:.0f} + the candidate's answer + reference weights "
+        f"{s.weights_only:.0f} + evaluator template {rates.judge_overhead_tokens} *) and {judge_out:.0f} output *.",
+    ]
+
+
 def render(result: Estimate, rates: Rates = RATES) -> Group:
     """The estimate as rich renders it: the sizes, the run's cost table, the routing cost table, the notes."""
     s = result.sizes
@@ -335,6 +360,7 @@ def render(result: Estimate, rates: Rates = RATES) -> Group:
         f"student prompt {s.student_prompt:.0f}, mean query {s.query:.0f}, answer {s.answer:.0f} "
         f"(weights only {s.weights_only:.0f}).",
         *([f"Note: {result.teacher_note}"] if result.teacher_note else []),
+        *_judge_lines(result, rates),
         "",
     ]
     rows = [
@@ -402,6 +428,9 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     judge = parser.add_mutually_exclusive_group()
     judge.add_argument("--judge", dest="judge", action="store_true", default=None, help="count the LLM judge")
     judge.add_argument("--no-judge", dest="judge", action="store_false", help="leave the LLM judge out")
+    parser.add_argument(
+        "--judge-repeats", type=int, help="judge jobs per candidate (judge_repeats, 1..3; default from cdk.json)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -412,6 +441,7 @@ def run(app: App, args: argparse.Namespace) -> int:
         ("eval_examples", args.eval),
         ("teacher_model_id", args.teacher),
         ("judge", args.judge),
+        ("judge_repeats", args.judge_repeats),
     ):
         if value is not None:
             overrides[key] = value
@@ -423,6 +453,7 @@ def run(app: App, args: argparse.Namespace) -> int:
         teacher=settings.teacher_model_id,
         judge=settings.judge,
         seed=settings.seed,
+        judge_repeats=settings.judge_repeats,
     )
     app.terminal.show(render(result))
     return 0

@@ -308,6 +308,11 @@ def _evaluate_detail(seen: _Seen) -> str | None:
     return f"{history.map_done.get(_EVALUATE_MAP, 0)}/{history.map_length[_EVALUATE_MAP]} candidates evaluated"
 
 
+def _repeat_text(job: dict[str, Any]) -> str:
+    """`` (repeat N)`` for a judge job after the first of its candidate (``judge_repeats``)."""
+    return f" (repeat {job['repeat']})" if job.get("repeat") else ""
+
+
 def _judge_detail(seen: _Seen) -> str | None:
     history = seen.history
     if "JudgeSkipped" in history.exits:
@@ -316,7 +321,7 @@ def _judge_detail(seen: _Seen) -> str | None:
     if not isinstance(judge, dict) or not isinstance(judge.get("jobs"), list):
         return None
     return ", ".join(
-        f"{job.get('candidate')} {job.get('status')}"
+        f"{job.get('candidate')}{_repeat_text(job)} {job.get('status')}"
         + (f" {job['score']:.2f}" if isinstance(job.get("score"), int | float) else "")
         for job in judge["jobs"]
     )

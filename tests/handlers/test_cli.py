@@ -430,7 +430,7 @@ def until_distillation(name: str, checks: int) -> History:
     return history.enter("WaitForDistillation", "Wait")
 
 
-def to_the_end(name: str, *, promoted: bool) -> History:
+def to_the_end(name: str, *, promoted: bool, judge_jobs: list[dict[str, Any]] | None = None) -> History:
     history = until_distillation(name, checks=1)
     history.exit("WaitForDistillation", "Wait", seconds=300)
     done = {"status": "Completed", "sub_status": {}, "elapsed_minutes": 10.0, "output_model_arn": "arn:model"}
@@ -442,7 +442,7 @@ def to_the_end(name: str, *, promoted: bool) -> History:
     history.task("RecordOutputs", {"outputs_uri": "s3://x/y"}, "outputs")
     history.map_state("EvaluateCandidates", "EvaluateCandidate", 3, 3)
     history.pass_through("IsJudgeEnabled", "Choice")
-    jobs = [{"candidate": c.name, "status": "ok", "score": 4.0} for c in CONFIG.eval_candidates]
+    jobs = judge_jobs or [{"candidate": c.name, "status": "ok", "score": 4.0} for c in CONFIG.eval_candidates]
     history.task("StartJudge", {"done": True, "jobs": jobs}, "judge").pass_through("IsJudgeDone", "Choice")
     failures = [] if promoted else ["MAE 0.12 > 0.08"]
     history.task("Report", {"gate_passed": promoted, "failures": failures, "headline": "h"}, "report")
@@ -696,6 +696,19 @@ def test_status_of_a_promoted_run_says_so(sfn: StepFunctionsFake) -> None:
     assert "3/3 candidates evaluated" in result.out
     assert "Report: python -m cli report good" in result.out
     assert "[>]" not in result.out and "[ ]" not in result.out
+
+
+def test_status_tells_a_candidates_judge_repeats_apart(sfn: StepFunctionsFake) -> None:
+    jobs = [
+        {"candidate": "distilled", "status": "ok", "score": 4.0},
+        {"candidate": "distilled", "status": "ok", "score": 5.0, "repeat": 2},
+        {"candidate": "distilled", "status": "missing", "score": None, "repeat": 3, "reason": "quota"},
+    ]
+    history = to_the_end("twice", promoted=True, judge_jobs=jobs)
+    sfn.add(FakeExecution("twice", T0, "SUCCEEDED", history.events, stop=history.time))
+    result = run_cli("status", "twice", clients={"stepfunctions": sfn.client})
+    assert result.code == 0
+    assert "distilled ok 4.00, distilled (repeat 2) ok 5.00, distilled (repeat 3) missing" in result.out
 
 
 # What rich's live display writes to a terminal: it hides the cursor, then before each new frame goes back to the

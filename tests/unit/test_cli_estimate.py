@@ -87,6 +87,34 @@ def test_distillation_bills_teacher_inference_and_training_per_token_and_is_mark
     assert inference.unconfirmed and training.unconfirmed
 
 
+def test_the_judge_costs_repeats_x_candidates_x_heldout_plus_calibration_calls_at_the_judges_price() -> None:
+    # Given two judge repeats of every candidate (judge_repeats)
+    once, twice = run_estimate(), run_estimate(judge_repeats=2)
+    names = [c.name for c in CONFIG.eval_candidates]
+    judge = item(twice, "LLM judge")
+    sizes = twice.sizes
+    # Then every repeat judges each held-out answer and its own calibration record again ...
+    assert judge.calls == 2 * (100 + 1) * len(names)
+    assert item(once, "LLM judge").calls == (100 + 1) * len(names)
+    # ... each call reading the instructions and scale, the judged prompt, the candidate's answer (weights only
+    # for a weights-only candidate) and the reference weights inside the evaluator's template
+    fixed = sizes.judge_instructions + sizes.query + sizes.weights_only + RATES.judge_overhead_tokens
+    answers = [
+        sizes.weights_only if c.prompt_kind == "student_weights_only" else sizes.answer for c in CONFIG.eval_candidates
+    ]
+    assert judge.input_tokens == pytest.approx(2 * 101 * sum(fixed + a for a in answers))
+    assert judge.output_tokens == pytest.approx(judge.calls * RATES.judge_output_tokens)
+    # at the judge model's price from cdk.json, so twice the repeats cost twice as much
+    assert judge.usd == pytest.approx(
+        price_of(CONFIG.models.judge).cost_per_route(judge.input_tokens, judge.output_tokens)
+    )
+    assert judge.usd == pytest.approx(2 * item(once, "LLM judge").usd)
+    assert twice.total_usd == pytest.approx(once.total_usd + item(once, "LLM judge").usd)
+    # and the output says how a judge call was sized
+    text = plain(render(twice))
+    assert "2 job(s) per candidate (judge_repeats)" in text and "evaluator template" in text
+
+
 def test_the_rates_are_the_one_place_to_change_an_assumption() -> None:
     base = run_estimate()
     doubled = estimate(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
+import pytest
+
 from search_router.contract.layout import RunLayout, part_number
 
 
@@ -45,3 +47,17 @@ def test_the_patterns_of_every_run_match_each_runs_keys_and_nothing_beside_them(
     assert RunLayout.pattern(every.outputs) == "runs/*/outputs.json"  # an object, not a folder
     assert not fnmatchcase(run.plan_shard(1), RunLayout.pattern(every.dataset_prefix))
     assert not fnmatchcase(run.judge_input("distilled"), RunLayout.pattern(every.judge_output_prefix))
+
+
+def test_each_judge_repeat_has_a_prefix_that_lists_none_of_the_others_and_the_grants_still_cover() -> None:
+    run, every = RunLayout("r-1"), RunLayout.any()
+    # the first repeat keeps the prefix it had before repeats; a later one is a sibling, not a child
+    assert run.judge_output("distilled", 1) == run.judge_output("distilled")
+    assert run.judge_output("distilled", 2) == "runs/r-1/evaluation/judge-output/distilled--repeat-2/"
+    prefixes = [run.judge_output(c, n) for c in ("distilled", "distilled-weights", "distilled-2") for n in (1, 2, 3)]
+    assert len(set(prefixes)) == len(prefixes)
+    assert not [(a, b) for a in prefixes for b in prefixes if a != b and b.startswith(a)]
+    for prefix in prefixes:  # the Bedrock role writes there, CheckJudge lists and reads there (one pattern)
+        assert fnmatchcase(f"{prefix}job/id/x_output.jsonl", RunLayout.pattern(every.judge_output_prefix))
+    with pytest.raises(ValueError, match="numbered from 1"):
+        run.judge_output("distilled", 0)

@@ -122,3 +122,16 @@ def test_status_checks_wait_longer_as_a_job_runs_so_the_history_stays_bounded() 
         elapsed += max(1.0, next_wait_seconds(0, elapsed, cap=1800))  # each check itself takes ~1 s
         checks += 1
     assert checks * 9 < 25_000
+
+
+def test_judge_repeats_get_distinct_valid_job_names_even_when_shortened() -> None:
+    # the judge handler names repeat N of a candidate (stack, run, candidate, "judge", N); the first without N
+    run_id = run_id_from_execution("a" * 80)
+    for stack in ("S", "A-very-long-stack-name-that-goes-on-and-on"):
+        names = [
+            evaluation_job_name(stack, run_id, candidate, "judge", *(() if n == 1 else (str(n),)))
+            for candidate in ("distilled", "distilled-weights", "base-student")
+            for n in (1, 2, 3)
+        ]
+        assert len(set(names)) == len(names), names
+        assert all(len(n) <= 63 and EVALUATION_JOB_NAME.match(n) for n in names), names

@@ -7,8 +7,10 @@ The report's numbers are then checked against those answers.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
+import re
 from typing import Any
 
 import boto3
@@ -51,14 +53,19 @@ def scripted_routers(distilled: dict[str, float] = DISTILLED_ANSWER):
     return responder
 
 
-def judge_writes_scores(scores: dict[str, float], *, calibration: float = 1.0):
+def judge_writes_scores(
+    scores: dict[str, float], *, calibration: float = 1.0, repeats: dict[int, dict[str, float]] | None = None
+):
     """On completion, write Bedrock-style ``*_output.jsonl`` results for each judged record (``calibration``: the
-    result of the calibration record, whose answer is not JSON: the lowest rating, raw 1.0 or normalized 0.0)."""
+    result of the calibration record, whose answer is not JSON: the lowest rating, raw 1.0 or normalized 0.0;
+    ``repeats``: the scores of a judge repeat N ≥ 2, told by the job's output prefix, instead of ``scores``)."""
 
     def on_complete(job: EvaluationJobRequest) -> None:
         candidate = job.params["inferenceConfig"]["models"][0]["precomputedInferenceSource"][
             "inferenceSourceIdentifier"
         ]
+        repeat = re.search(r"--repeat-(\d+)/?$", job.output_s3_uri)
+        chosen = (repeats or {}).get(int(repeat.group(1)), scores) if repeat else scores
         dataset_uri = job.params["evaluationConfig"]["automated"]["datasetMetricConfigs"][0]["dataset"][
             "datasetLocation"
         ]["s3Uri"]
@@ -70,7 +77,7 @@ def judge_writes_scores(scores: dict[str, float], *, calibration: float = 1.0):
         for record in records:
             item = json.loads(record)
             # The calibration record's answer is not JSON: a judge following the rubric rates it 1.
-            score = calibration if item.get("category") == CALIBRATION_CATEGORY else scores[candidate]
+            score = calibration if item.get("category") == CALIBRATION_CATEGORY else chosen[candidate]
             lines.append(
                 json.dumps(
                     {
@@ -352,3 +359,69 @@ def test_judge_job_request_uses_precomputed_responses_and_the_custom_metric(
     last = json.loads(lines[-1])
     assert last["category"] == CALIBRATION_CATEGORY
     assert last["modelResponses"][0]["modelIdentifier"] == "distilled"
+
+
+EVALUATION_JOB_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")  # botocore's pattern, which botocore does not check
+
+
+def test_repeated_judge_runs_are_separate_jobs_and_their_spread_reaches_the_report(
+    small_pipeline: PipelineHarness, bedrock: BedrockFake
+) -> None:
+    # Given a judge that rates the distilled candidate 4 in its first run and 5 in its second
+    bedrock.responder = scripted_routers()
+    first = {"distilled": 4.0, "distilled-weights": 4.0, "base-student": 1.0, "baseline": 4.0}
+    bedrock.on_evaluation_complete = judge_writes_scores(first, repeats={2: {**first, "distilled": 5.0}})
+
+    execution = small_pipeline.run({"judge_repeats": 2}, name="judged-twice")
+
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    # Two jobs per candidate, each with its own name, token and output prefix (the first's as without repeats)
+    requests = bedrock.calls_to("CreateEvaluationJob")
+    assert len(requests) == 2 * 4
+    names = [r["jobName"] for r in requests]
+    assert len(set(names)) == 8 and all(EVALUATION_JOB_NAME.match(n) and len(n) <= 63 for n in names)
+    assert len({r["clientRequestToken"] for r in requests}) == 8
+    outputs = {r["outputDataConfig"]["s3Uri"].split("/", 3)[3] for r in requests}
+    prefix = "runs/judged-twice/evaluation/judge-output/"
+    assert {f"{prefix}distilled/", f"{prefix}distilled--repeat-2/", f"{prefix}distilled-weights/"} <= outputs
+    assert len(outputs) == 8
+    assert not any(a != b and b.startswith(a) for a in outputs for b in outputs)  # no prefix lists another's
+    # CheckJudge kept each completed job's result keys (repeat given from the second on)
+    judge_state = execution.output["judge"]
+    distilled_jobs = [j for j in judge_state["jobs"] if j["candidate"] == "distilled"]
+    assert [j.get("repeat") for j in distilled_jobs] == [None, 2]
+    assert distilled_jobs[1]["output_keys"][0].startswith(f"{prefix}distilled--repeat-2/")
+
+    # The candidate's score is the mean of its repeats, and the report says how far they are apart
+    report = small_pipeline.s3_json("runs/judged-twice/report/report.json")
+    assert _candidate(report, "distilled")["judge"] == {"score": pytest.approx(4.5), "status": "ok", "reason": None}
+    reliability = report["judge_reliability"]["distilled"]
+    assert reliability["repeats"] == 2 and reliability["scores"] == [pytest.approx(4.0), pytest.approx(5.0)]
+    assert reliability["spread"] == pytest.approx(1.0)
+    # every held-out query paired with its rubric (4: 0.1 off on two channels); judge mean 4.5 is never 2 away
+    assert reliability["paired_queries"] == 20 and reliability["disagreement_share"] == 0.0
+    assert reliability["rank_correlation"] is None  # the rubric is 4 for every query: no ranking to agree with
+    base = report["judge_reliability"]["base-student"]
+    assert base["spread"] == 0.0 and base["disagreement_share"] == 0.0
+    markdown = small_pipeline.s3_text("runs/judged-twice/report/report.md")
+    assert "## The judge's reliability" in markdown
+    assert any(line.startswith("| distilled | 2 | 4.00, 5.00 | 1.00 |") for line in markdown.splitlines()), markdown
+
+    # A result object that cannot be read is a reason in the report, never a failed report
+    event = copy.deepcopy(
+        next(e for h, e in reversed(small_pipeline.invocations) if h == "search_router.handlers.report.handler")
+    )
+    for job in event["judge"]["jobs"]:
+        if job["candidate"] == "distilled" and job.get("repeat") == 2:
+            job["output_keys"] = [f"{prefix}distilled--repeat-2/gone_output.jsonl"]
+    headers: dict[str, str] = {}
+    info = small_pipeline.function_for("search_router.handlers.report.handler")
+    body = small_pipeline.invoke(info.arn, json.dumps(event).encode(), headers)
+    assert not headers.get("x-amz-function-error"), body
+    reread = small_pipeline.s3_json("runs/judged-twice/report/report.json")["judge_reliability"]["distilled"]
+    assert "repeat 2: its results could not be read" in reread["reason"] and "gone_output.jsonl" in reread["reason"]
+    assert reread["scores"] == [pytest.approx(4.0), pytest.approx(5.0)]  # the scores CheckJudge read stand
+    assert reread["paired_queries"] == 20  # the first repeat's ratings still pair every query
+    assert "judge of distilled: repeat 2: its results could not be read" in small_pipeline.s3_text(
+        "runs/judged-twice/report/report.md"
+    )

@@ -91,6 +91,16 @@ def test_simulate_writes_a_labelled_report_and_charts(tmp_path: Path) -> None:
     assert metrics["baseline"]["latency"]["mean"] > metrics["distilled"]["latency"]["mean"]
     manifest = json.loads((out_dir / "dataset_manifest.json").read_text())
     assert manifest["simulated"]["label"] == "SIMULATED" and manifest["train_records"] == 100
+    # The simulated judge rates each answer with the rubric (simulation/models.py): where its ratings vary, they
+    # pair with the report's own per-query rubric exactly, by judged prompt (a mispairing would break the ranks)
+    reliability = report["judge_reliability"]
+    assert set(reliability) == {"distilled", "distilled-weights", "base-student", "baseline"}
+    for name, entry in reliability.items():
+        assert entry["repeats"] == 1 and entry["spread"] is None and entry["paired_queries"] == metrics[name]["n"], name
+        assert entry["disagreement_share"] == 0.0, name
+        assert entry["rank_correlation"] in (None, pytest.approx(1.0)), name
+    assert any(entry["rank_correlation"] is not None for entry in reliability.values())
+    assert "## The judge's reliability" in report_md
 
     # And the process is left as it was: real clock in the domain code, environment restored
     assert labeling.time is time

@@ -12,6 +12,7 @@
     runs/<run>/evaluation/<candidate>/                   a candidate's results and metrics (EvaluateCandidate)
     runs/<run>/evaluation/judge-input/<candidate>.jsonl  a judge job's prompts (EvaluateCandidate; read by Bedrock)
     runs/<run>/evaluation/judge-output/<candidate>/      a judge job's results (Bedrock; read by CheckJudge)
+    runs/<run>/evaluation/judge-output/<candidate>--repeat-N/   the results of its repeat N ≥ 2 (judge_repeats)
     runs/<run>/report/                                   report.json, report.md, report.html and the charts (Report)
     runs/<run>/micro-router/{model.bin,heldout-predictions.jsonl}   the micro-router and its held-out answers
     runs/<run>/compensation/attempt-<redrive>.json       the claim of a failure's compensation
@@ -94,6 +95,8 @@ def part_number(key: str) -> int:
 
 CANDIDATE_METRICS: Final = "metrics.json"
 """The file name of a candidate's metrics under its evaluation prefix (the simulation counts them)."""
+JUDGE_REPEAT_SEPARATOR: Final = "--repeat-"
+"""Between a candidate's name and a judge repeat's number in its output prefix (a candidate name has no ``--``)."""
 STATS_SUFFIX: Final = ".stats.json"
 """How a finished shard's stats object ends (``cli status`` counts them)."""
 
@@ -203,8 +206,16 @@ class RunLayout:
     def judge_output_prefix(self) -> str:
         return f"{self.evaluation_prefix}judge-output/"
 
-    def judge_output(self, candidate: str) -> str:
-        return f"{self.judge_output_prefix}{candidate}/"
+    def judge_output(self, candidate: str, repeat: int = 1) -> str:
+        """Where Bedrock writes the results of ``candidate``'s judge job number ``repeat`` (``judge_repeats``).
+
+        The first repeat keeps the prefix it always had; a later one gets ``<candidate>--repeat-N/``, a sibling:
+        listing one repeat's prefix never returns another's objects, and no candidate is named like that (names
+        have single hyphens only)."""
+        if repeat < 1:
+            raise ValueError(f"a judge repeat is numbered from 1, got {repeat}")
+        name = candidate if repeat == 1 else f"{candidate}{JUDGE_REPEAT_SEPARATOR}{repeat}"
+        return f"{self.judge_output_prefix}{name}/"
 
     @property
     def report_prefix(self) -> str:

@@ -23,6 +23,7 @@ from search_router.contract.tags import run_tags
 from search_router.pipeline.report import teacher_text
 from search_router.shared.model_ids import AUTO_TEACHER, MODEL_ID_PATTERN
 
+MAX_JUDGE_REPEATS = 3
 _S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
 _SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
 
@@ -57,6 +58,15 @@ class RunSettings(BaseModel):
     seed: int = Field(ge=0, le=2**31 - 1)
     max_distillation_hours: int = Field(ge=1, le=168)
     judge: bool = Field(description="run the LLM-as-judge evaluation jobs")
+    # A default, unlike the others: the run state of an execution started before the setting existed stays valid.
+    judge_repeats: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_JUDGE_REPEATS,
+        description="judge jobs per candidate (each judges every held-out answer again): the spread of their scores "
+        "says how much the judge varies; each repeat costs as much as the first and takes one more concurrent "
+        "evaluation job",
+    )
     micro_router: bool = Field(
         default=True, description="train the micro-router (TrainMicroRouter) after PrepareDataset"
     )

@@ -276,17 +276,27 @@ JUDGE_IN_PROGRESS = "InProgress"
 
 
 class JudgeJob(Payload):
-    """One candidate's judge job: ``InProgress`` with its ARN, ``ok`` with a score, or ``missing`` with a reason."""
+    """One candidate's judge job: ``InProgress`` with its ARN, ``ok`` with a score, or ``missing`` with a reason.
+
+    ``repeat`` is the job's number among the candidate's ``judge_repeats`` (left out for the first, which looks as
+    it did before repeats existed); ``output_keys`` the S3 keys of its completed job's ``*_output.jsonl`` results
+    (the report reads the per-query ratings from them with ``s3:GetObject`` alone)."""
 
     candidate: str
     status: str
     score: float | None
+    repeat: int | None = Field(default=None, ge=1)
     job_arn: str | None = None
     reason: str | None = None
     scored: int | None = None
     records: int | None = None
     scale: str | None = None
     calibration: float | None = None
+    output_keys: list[str] | None = None
+
+    @property
+    def repeat_number(self) -> int:
+        return self.repeat or 1
 
 
 class JudgeState(Payload):

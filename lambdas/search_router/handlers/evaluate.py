@@ -25,7 +25,7 @@ from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.names import DISTILLED
 from search_router.contract.tasks import Candidate, Deployment, EvaluateCandidateInput, Evaluation
 from search_router.handlers.observability import logger, metrics, task_handler
-from search_router.pipeline.judge import CALIBRATION_QUERY, calibration_record
+from search_router.pipeline.judge import CALIBRATION_QUERY, calibration_record, judge_prompt
 from search_router.pipeline.metrics import Price, QueryResult, compute_metrics
 from search_router.shared.answer.decision import RoutingDecision
 from search_router.shared.answer.formatting import format_answer
@@ -105,10 +105,6 @@ def answer_one(
     raise AssertionError("unreachable")
 
 
-def _judge_prompt(query: str) -> str:
-    return f"Route this video search query to the search channels: {query}"
-
-
 def _reference(weights: dict[str, float], channels: ChannelSet) -> str:
     return format_answer(RoutingDecision.from_weights(weights, channels), channels)
 
@@ -116,7 +112,7 @@ def _reference(weights: dict[str, float], channels: ChannelSet) -> str:
 def judge_record(result: QueryResult, candidate_name: str, channels: ChannelSet) -> dict[str, Any]:
     """One line of the LLM-judge dataset (precomputed response, reference weights without reasoning)."""
     record: dict[str, Any] = {
-        "prompt": _judge_prompt(result.query),
+        "prompt": judge_prompt(result.query),
         "referenceResponse": _reference(result.reference, channels),
         "modelResponses": [{"response": result.raw_text or "", "modelIdentifier": candidate_name}],
     }
@@ -131,7 +127,7 @@ def judge_dataset(results: list[QueryResult], candidate_name: str, channels: Cha
     names = channels.names
     even = {name: 1.0 / len(names) for name in names}
     calibration = calibration_record(
-        _judge_prompt(CALIBRATION_QUERY), _reference(even, channels), model_identifier=candidate_name
+        judge_prompt(CALIBRATION_QUERY), _reference(even, channels), model_identifier=candidate_name
     )
     return [*(judge_record(r, candidate_name, channels) for r in results), calibration]
 

@@ -1,5 +1,7 @@
-"""LLM judge: one Bedrock Model Evaluation job per candidate, a custom ``OverallQuality`` metric over the
-candidate's precomputed answers, the teacher's weights as ground truth.
+"""LLM judge: ``judge_repeats`` Bedrock Model Evaluation jobs per candidate (one by default), a custom
+``OverallQuality`` metric over the candidate's precomputed answers, the teacher's weights as ground truth. Each
+repeat has its own job name, idempotency token and output prefix (``RunLayout.judge_output``); CheckJudge polls
+every job and records the keys of a completed job's results, which the report reads per query.
 
 The judge never fails the *execution*: a job that cannot be created, fails, runs too long or cannot be read is
 reported as ``missing`` with the reason, and the quality gate fails on it (``gate_require_judge``, default true)
@@ -37,16 +39,24 @@ MIN_SCORED_SHARE = 0.9
 FINAL = ("Completed", "Failed", "Stopped", "Deleting")
 
 
-def job_request(run: RunState, name: str, judge_input_uri: str) -> dict[str, Any]:
-    """The CreateEvaluationJob request that judges candidate ``name``'s answers (``judge_input_uri``)."""
+def _repeat_parts(repeat: int) -> tuple[str, ...]:
+    """What a repeat adds to the first job's name and token: nothing for the first (named as before repeats)."""
+    return () if repeat == 1 else (str(repeat),)
+
+
+def job_request(run: RunState, name: str, judge_input_uri: str, repeat: int = 1) -> dict[str, Any]:
+    """The CreateEvaluationJob request of judge repeat ``repeat`` of candidate ``name``'s answers
+    (``judge_input_uri``). A repeat's name ends ``-judge-N`` (the first's ``-judge``), so no two candidates' or
+    repeats' names meet; its token's purpose has ``--repeat-N``, which no candidate name can contain."""
     environment = PipelineEnvironment.load()
     stack_name = environment.stack_name
     evaluator = {"bedrockEvaluatorModels": [{"modelIdentifier": environment.models["judge"]}]}
+    of_repeat = "" if repeat == 1 else f" (repeat {repeat})"
     return {
-        "jobName": evaluation_job_name(stack_name, run.run_id, name, "judge"),
-        "jobDescription": f"LLM-as-judge OverallQuality for candidate {name} of run {run.run_id}",
+        "jobName": evaluation_job_name(stack_name, run.run_id, name, "judge", *_repeat_parts(repeat)),
+        "jobDescription": f"LLM-as-judge OverallQuality for candidate {name} of run {run.run_id}{of_repeat}",
         "roleArn": environment.bedrock_role_arn,
-        "clientRequestToken": run.token(f"judge-{name}"),
+        "clientRequestToken": run.token(f"judge-{name}" + "".join(f"--repeat-{p}" for p in _repeat_parts(repeat))),
         "applicationType": "ModelEvaluation",
         "evaluationConfig": {
             "automated": {
@@ -65,13 +75,35 @@ def job_request(run: RunState, name: str, judge_input_uri: str) -> dict[str, Any
             }
         },
         "inferenceConfig": {"models": [{"precomputedInferenceSource": {"inferenceSourceIdentifier": name}}]},
-        "outputDataConfig": {"s3Uri": s3io.s3_uri(environment.data_bucket, run.layout.judge_output(name))},
+        "outputDataConfig": {"s3Uri": s3io.s3_uri(environment.data_bucket, run.layout.judge_output(name, repeat))},
         "jobTags": bedrock_tags(run.tags(stack_name)),
     }
 
 
-def _missing(name: str, reason: str) -> JudgeJob:
-    return JudgeJob(candidate=name, status="missing", reason=reason, score=None)
+def _judge_job(repeat: int, **fields: Any) -> JudgeJob:
+    """A JudgeJob of judge repeat ``repeat``: ``repeat`` is given from the second on (the first looks as it did
+    before repeats)."""
+    return JudgeJob.model_validate(fields if repeat == 1 else {**fields, "repeat": repeat})
+
+
+def _missing(name: str, reason: str, repeat: int = 1) -> JudgeJob:
+    return _judge_job(repeat, candidate=name, status="missing", reason=reason, score=None)
+
+
+def _lost(job: JudgeJob, reason: str) -> JudgeJob:
+    """``job`` (its candidate and repeat) reported missing with ``reason``."""
+    return _missing(job.candidate, reason, job.repeat_number)
+
+
+def _start_one(bedrock: Any, run: RunState, name: str, judge_input_uri: str, repeat: int) -> JudgeJob:
+    request = job_request(run, name, judge_input_uri, repeat)
+    try:
+        # Re-entered after the job was created (a retry, a redrive): create_once finds that job.
+        arn, _ = create_once(bedrock, "evaluation", request["jobName"], bedrock.create_evaluation_job, request)
+    except ClientError as exc:
+        logger.warning("judge job not created", candidate=name, repeat=repeat, code=error_code(exc))
+        return _missing(name, f"could not create the judge job: {error_message(exc)}", repeat)
+    return _judge_job(repeat, candidate=name, status="InProgress", job_arn=arn, score=None)
 
 
 @task_handler
@@ -79,17 +111,11 @@ def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = StartJudgeInput.model_validate(event)
     run = task.run
     bedrock = CLIENTS.get("bedrock")
-    jobs = []
-    for evaluation in task.evaluations:
-        request = job_request(run, evaluation.name, evaluation.judge_input_uri)
-        try:
-            # Re-entered after the job was created (a retry, a redrive): create_once finds that job.
-            arn, _ = create_once(bedrock, "evaluation", request["jobName"], bedrock.create_evaluation_job, request)
-        except ClientError as exc:
-            logger.warning("judge job not created", candidate=evaluation.name, code=error_code(exc))
-            jobs.append(_missing(evaluation.name, f"could not create the judge job: {error_message(exc)}"))
-            continue
-        jobs.append(JudgeJob(candidate=evaluation.name, status="InProgress", job_arn=arn, score=None))
+    jobs = [
+        _start_one(bedrock, run, evaluation.name, evaluation.judge_input_uri, repeat)
+        for evaluation in task.evaluations
+        for repeat in range(1, run.settings.judge_repeats + 1)
+    ]
     return JudgeState(
         done=all(j.status != JUDGE_IN_PROGRESS for j in jobs),
         jobs=jobs,
@@ -98,34 +124,40 @@ def start(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     ).to_state()
 
 
-def _scores(job_arn: str, candidate: str, run: RunState) -> JudgeJob:
+def _scores(job: JudgeJob, run: RunState) -> JudgeJob:
+    candidate, repeat = job.candidate, job.repeat_number
     bucket = PipelineEnvironment.load().data_bucket
-    prefix = run.layout.judge_output(candidate)
+    prefix = run.layout.judge_output(candidate, repeat)
+    keys = [key for key in s3io.list_keys(bucket, prefix) if key.endswith("_output.jsonl")]
     lines: list[str] = []
-    for key in s3io.list_keys(bucket, prefix):
-        if key.endswith("_output.jsonl"):
-            lines.extend(s3io.get_text(bucket, key).splitlines())
+    for key in keys:
+        lines.extend(s3io.get_text(bucket, key).splitlines())
     judged = parse_judge_scores(lines)
     if judged.problem:
-        return _missing(candidate, judged.problem)
+        return _missing(candidate, judged.problem, repeat)
     if not judged.ratings:
         return _missing(
-            candidate, f"the judge job finished but no {JUDGE_METRIC} scores were found under s3://{bucket}/{prefix}"
+            candidate,
+            f"the judge job finished but no {JUDGE_METRIC} scores were found under s3://{bucket}/{prefix}",
+            repeat,
         )
     if len(judged.ratings) < MIN_SCORED_SHARE * judged.records:
         return _missing(
             candidate,
             f"only {len(judged.ratings)} of {judged.records} judged records carry an {JUDGE_METRIC} score; not trusted",
+            repeat,
         )
-    return JudgeJob(
+    return _judge_job(
+        repeat,
         candidate=candidate,
         status="ok",
-        job_arn=job_arn,
+        job_arn=job.job_arn,
         score=sum(judged.ratings) / len(judged.ratings),
         scored=len(judged.ratings),
         records=judged.records,
         scale=judged.scale,
         calibration=judged.calibration,
+        output_keys=keys,
     )
 
 
@@ -149,24 +181,27 @@ def check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             if error_code(exc) in TRANSIENT_CODES:
                 jobs.append(job)  # look again at the next poll
                 continue
-            jobs.append(_missing(job.candidate, f"could not read the judge job: {error_message(exc)}"))
+            jobs.append(_lost(job, f"could not read the judge job: {error_message(exc)}"))
             continue
         status = described["status"]
         if status == "Completed":
-            jobs.append(_scores(job.job_arn, job.candidate, run))
+            jobs.append(_scores(job, run))
         elif status in FINAL:
             reasons = "; ".join(described.get("failureMessages", [])) or "no message given"
-            jobs.append(_missing(job.candidate, f"judge job {status}: {reasons}"))
+            jobs.append(_lost(job, f"judge job {status}: {reasons}"))
         elif overdue:
             stop_evaluation_jobs([job.job_arn])
-            jobs.append(_missing(job.candidate, f"judge job still {status} after {MAX_JUDGE_HOURS:.0f} h; stopped"))
+            jobs.append(_lost(job, f"judge job still {status} after {MAX_JUDGE_HOURS:.0f} h; stopped"))
         else:
             jobs.append(job)
     done = all(j.status != JUDGE_IN_PROGRESS for j in jobs)
     if done:
         missing = sum(1 for j in jobs if j.status == "missing")
         metrics.add_metric(name="JudgeJobsMissing", unit="Count", value=missing)
-    logger.info("judge status", jobs=[{"candidate": j.candidate, "status": j.status, "score": j.score} for j in jobs])
+    status_lines = [
+        {"candidate": j.candidate, "repeat": j.repeat_number, "status": j.status, "score": j.score} for j in jobs
+    ]
+    logger.info("judge status", jobs=status_lines)
     elapsed_s = (datetime.now(UTC) - started).total_seconds()
     return JudgeState(
         done=done,

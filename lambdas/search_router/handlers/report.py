@@ -21,6 +21,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from search_router.adapters import s3io
+from search_router.adapters.aws_errors import ClientError, error_message
 from search_router.adapters.bedrock import stop_evaluation_jobs
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.names import DISTILLED
@@ -37,7 +38,13 @@ from search_router.pipeline.cascade import (
 )
 from search_router.pipeline.fusion import drawn_lists
 from search_router.pipeline.gate import GateDecision, GateThresholds, evaluate_gate
-from search_router.pipeline.judge import read_judge
+from search_router.pipeline.judge import (
+    JudgeOutputUnreadable,
+    JudgeReadout,
+    judge_ratings,
+    judge_reliability,
+    read_judge,
+)
 from search_router.pipeline.metrics import Price, QueryResult, compute_metrics, metrics_by_split
 from search_router.pipeline.report import build_report, headline, render_markdown
 from search_router.shared.channels import ChannelSet, load_channels
@@ -202,6 +209,23 @@ def _write_html(bucket: str, key: str, report: dict[str, Any], charts: dict[str,
         return None
 
 
+def _reliability(
+    judged: JudgeReadout, results: dict[str, list[QueryResult]], channels: ChannelSet, bucket: str
+) -> dict[str, dict[str, Any]] | None:
+    """The judge's repeats and its per-query agreement with the rubric (None with the judge off); results that
+    cannot be read are a reason in the candidate's entry, never a failed report."""
+
+    def read(key: str) -> str:
+        try:
+            return s3io.get_text(bucket, key)
+        except (ClientError, UnicodeDecodeError) as exc:
+            detail = error_message(exc) if isinstance(exc, ClientError) else str(exc)
+            raise JudgeOutputUnreadable(f"s3://{bucket}/{key}: {detail}") from exc
+
+    ratings = {name: judge_ratings(runs, read) for name, runs in judged.runs.items() if name in results}
+    return judge_reliability(ratings, results, channels) if ratings else None
+
+
 @task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = ReportInput.model_validate(event)
@@ -258,6 +282,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         cascade_comparison.to_dict() if cascade_comparison else None,
     )
     warnings = [w for w in (sample_size_warning(c) for c in comparisons.values()) if w]
+    reliability = _reliability(judged, results, channels, bucket)
+    # (a candidate with no judge score at all already shows why in its judge column)
+    warnings += [
+        f"judge of {name}: {entry['reason']}"
+        for name, entry in (reliability or {}).items()
+        if entry.get("reason") and any(score is not None for score in entry["scores"])
+    ]
     outcome = CascadeOutcome.model_validate(
         cascade_outcome(
             setting=run.settings.router_cascade,
@@ -280,6 +311,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         teacher=run.teacher.model_dump() if run.teacher else {"model_id": run.teacher_model_id},
         comparison=distilled_comparison.to_dict() if distilled_comparison else None,
         warnings=warnings,
+        judge_reliability=reliability,
         cascade=None
         if task.micro_router is None
         else {

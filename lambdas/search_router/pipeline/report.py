@@ -591,6 +591,7 @@ def _judge_reliability_section(report: Mapping[str, Any]) -> list[str]:
                 fmt_score(entry.get("spread")),
                 _formatted(entry.get("rank_correlation"), "+.2f"),
                 fmt_rate(entry.get("disagreement_share")),
+                entry.get("reason") or "",
             ]
         )
     header = [
@@ -600,6 +601,7 @@ def _judge_reliability_section(report: Mapping[str, Any]) -> list[str]:
         "spread (max − min)",
         "rank correlation with the rubric",
         "queries where judge and rubric differ by ≥ 2",
+        "note",
     ]
     return [
         "## The judge's reliability",
@@ -608,7 +610,7 @@ def _judge_reliability_section(report: Mapping[str, Any]) -> list[str]:
         "(Spearman rank correlation; a judge that agrees with the rubric adds little, one that often differs by 2 "
         "or more points deserves a look at those queries).",
         "",
-        *_table(header, rows, [":---"] + ["---:"] * 5),
+        *_table(header, rows, [":---"] + ["---:"] * 5 + [":---"]),
         "",
     ]
 
