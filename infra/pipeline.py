@@ -210,6 +210,8 @@ class Pipeline(Construct):
         self._objects(fn["CheckJudgeFunctionArn"], ["s3:GetObject"], [judge_output], run_reason)
         self._list(fn["CheckJudgeFunctionArn"], [judge_output])
         self._objects(fn["ReportFunctionArn"], ["s3:GetObject"], [evaluation, dataset, micro_router], run_reason)
+        # the user's score samples of the fusion metric (fusion_scores_s3_uri, under inputs/; Preflight parses them)
+        self._objects(fn["ReportFunctionArn"], ["s3:GetObject"], [inputs], inputs_reason)
         self._objects(fn["ReportFunctionArn"], ["s3:PutObject"], [every.pattern(every.report_prefix)], run_reason)
         # Promote copies an enabled cascade's micro-router out of the run folder (CopyObject: read + write).
         self._objects(fn["PromoteFunctionArn"], ["s3:GetObject"], [every.micro_router_artifact], run_reason)

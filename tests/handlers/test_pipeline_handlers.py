@@ -230,7 +230,7 @@ def test_a_query_file_that_cannot_be_found_or_read_is_named_in_preflight(code: s
     from botocore.stub import Stubber
 
     from search_router.adapters.clients import CLIENTS
-    from search_router.handlers.preflight import check_query_file
+    from search_router.handlers.preflight import check_input_file
 
     # Given S3 answering HeadObject with a 404 (or a 403, as it does without s3:ListBucket)
     client = boto3.client("s3", region_name="us-east-1")
@@ -244,7 +244,7 @@ def test_a_query_file_that_cannot_be_found_or_read_is_named_in_preflight(code: s
     CLIENTS.override("s3", client)
     # When Preflight checks the file, Then the message names the URI and what to do
     with stubber, pytest.raises(InvalidRunInput) as error:
-        check_query_file("s3://data-bucket/inputs/queries.txt", "data-bucket")
+        check_input_file("s3://data-bucket/inputs/queries.txt", "data-bucket")
     assert expected in str(error.value) and "s3://data-bucket/inputs/queries.txt" in str(error.value)
 
 

@@ -245,3 +245,14 @@ def test_the_reasoning_share_of_the_training_set_is_a_run_setting_within_0_and_1
     assert load_config().run_defaults.reasoning_share == 0.5
     with pytest.raises(ConfigError, match="reasoning_share"):
         parse_config(_context(run_defaults={**read_cdk_json_context()["run_defaults"], "reasoning_share": 1.5}))
+
+
+def test_the_fusion_shape_is_a_run_setting_validated_by_name() -> None:
+    defaults = read_cdk_json_context()["run_defaults"]
+    assert load_config().run_defaults.fusion_shape["list_length"] == 50
+    with pytest.raises(ConfigError, match=r"fusion_shape.*unknown key.*colour"):
+        parse_config(_context(run_defaults={**defaults, "fusion_shape": {**defaults["fusion_shape"], "colour": 1}}))
+    with pytest.raises(ConfigError, match=r"list_length .* must not exceed documents"):
+        parse_config(
+            _context(run_defaults={**defaults, "fusion_shape": {**defaults["fusion_shape"], "list_length": 500}})
+        )

@@ -7,6 +7,7 @@ list, take the weighted mean (a document absent from a list scores 0 there), sor
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -334,3 +335,37 @@ def test_a_bad_shape_is_named(settings: dict[str, object], message: str) -> None
 def test_drawn_lists_need_unique_channels() -> None:
     with pytest.raises(ValueError, match="channels must be a non-empty list of unique names"):
         drawn_lists(["visual", "visual"])
+
+
+def test_the_user_s_score_samples_are_parsed_and_named_when_bad() -> None:
+    from search_router.pipeline.fusion import parse_score_samples
+
+    good = '{"visual": {"a": 3, "b": 1}, "audio": {"a": 0.5}}\n\n{"visual": {"c": 2}, "audio": {"d": 1}}\n'
+    samples = parse_score_samples(good, ("visual", "audio"))
+    assert samples == [
+        {"visual": {"a": 3.0, "b": 1.0}, "audio": {"a": 0.5}},
+        {"visual": {"c": 2.0}, "audio": {"d": 1.0}},
+    ]
+    bad = {
+        "not json": "score samples line 1: not valid JSON",
+        "[1]": "score samples line 1: expected an object",
+        '{"visual": {"a": 1}}': "score samples line 1: no list for channel(s) audio",
+        '{"visual": {}, "audio": {"a": 1}}': "'visual' must be a non-empty object",
+        '{"visual": {"a": NaN}, "audio": {"a": 1}}': "must be a finite number",
+        "": "holds no sample",
+    }
+    for text, message in bad.items():
+        with pytest.raises(ValueError, match=re.escape(message)):
+            parse_score_samples(text, ("visual", "audio"))
+
+
+def test_each_query_gets_one_sample_chosen_by_its_text_and_the_seed() -> None:
+    from search_router.pipeline.fusion import query_seed, sampled_lists
+
+    samples = [{"visual": {f"d{i}": float(i)}, "audio": {"x": 1.0}} for i in range(7)]
+    source = sampled_lists(samples, seed=11)
+    for query in ("cats", "rain on a window", "a goal in the last minute"):
+        assert source(query) is samples[query_seed(11, query) % 7]
+        assert sampled_lists(list(reversed(samples[::-1])), seed=11)(query) == source(query)
+    with pytest.raises(ValueError, match="at least one score sample"):
+        sampled_lists([])

@@ -203,6 +203,39 @@ def test_bring_your_own_queries_from_s3(pipeline: PipelineHarness, bedrock: Bedr
     assert manifest["train_records"] == 160 and manifest["heldout_records"] == 20
 
 
+def test_the_fusion_metric_ranks_with_the_user_s_own_score_samples(pipeline: PipelineHarness) -> None:
+    # Given three real searches' per-channel score lists in the data bucket
+    channels = ("visual", "audio", "transcription", "metadata")
+    samples = [
+        {name: {f"{name}-{n}-{d}": float(d * (n + 1)) for d in range(20)} for name in channels} for n in range(3)
+    ]
+    body = "\n".join(json.dumps(sample) for sample in samples)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=pipeline.bucket, Key="inputs/scores.jsonl", Body=body.encode())
+    # When a run names them
+    uri = f"s3://{pipeline.bucket}/inputs/scores.jsonl"
+    execution = pipeline.run({**SMALL, "judge": False, "fusion_scores_s3_uri": uri}, name="own-scores")
+    # Then Preflight counted them and the report ranked every held-out query with one of them
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.output["preflight"]["score_samples"]["samples"] == 3
+    report = pipeline.s3_json("runs/own-scores/report/report.json")
+    assert report["fusion_source"] == {"kind": "samples", "uri": uri, "samples": 3}
+    distilled = next(c for c in report["candidates"] if c["name"] == "distilled")
+    assert distilled["fusion"]["n"] == distilled["metrics"]["n"]
+    markdown = pipeline.s3_text("runs/own-scores/report/report.md")
+    assert f"one of your 3 score samples (`{uri}`" in markdown
+
+
+def test_bad_score_samples_stop_the_run_in_preflight_with_the_line(pipeline: PipelineHarness) -> None:
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=pipeline.bucket, Key="inputs/scores.jsonl", Body=b'{"visual": {"a": 1}}\n'
+    )
+    uri = f"s3://{pipeline.bucket}/inputs/scores.jsonl"
+    execution = pipeline.run({**SMALL, "fusion_scores_s3_uri": uri}, name="bad-scores")
+    assert execution.status == "FAILED" and execution.error == "InvalidRunInput"
+    assert "score samples line 1: no list for channel(s) audio, transcription, metadata" in execution.cause
+
+
 def test_a_query_file_outside_the_data_bucket_is_rejected_by_preflight(pipeline: PipelineHarness) -> None:
     execution = pipeline.run({**SMALL, "queries_s3_uri": "s3://someone-elses-bucket/q.txt"}, name="foreign")
     assert execution.status == "FAILED"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from search_router.contract.errors import InvalidRunInput
 from search_router.contract.layout import RunLayout
 from search_router.contract.tags import run_tags
+from search_router.pipeline.fusion import ScoreShape
 from search_router.pipeline.report import teacher_text
 from search_router.shared.model_ids import AUTO_TEACHER, MODEL_ID_PATTERN
 
@@ -80,6 +82,15 @@ class RunSettings(BaseModel):
         description="τ is the lowest threshold at which the cascade's rubric mean on the hardest held-out split is "
         "at most this far below the distilled model's own there (1-5 scale)",
     )
+    fusion_shape: dict[str, Any] = Field(
+        description="how the fusion-impact metric draws each held-out query's per-channel score lists: documents, "
+        "list_length, overlap (0..1), distribution (normal, uniform, exponential), correlation (0..1)",
+    )
+    fusion_scores_s3_uri: str | None = Field(
+        default=None,
+        description="your own score samples (JSON lines, one search's per-channel lists each) under inputs/; "
+        "each held-out query is given one of them instead of drawn lists",
+    )
     throttle_budget_seconds: int = Field(
         ge=1,
         le=840,
@@ -115,7 +126,16 @@ class RunSettings(BaseModel):
             )
         return value
 
-    @field_validator("queries_s3_uri")
+    @field_validator("fusion_shape")
+    @classmethod
+    def _fusion_shape(cls, value: dict[str, Any]) -> dict[str, Any]:
+        known = {item.name for item in fields(ScoreShape)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return ScoreShape(**value).to_dict()  # ValueError names a bad value
+
+    @field_validator("queries_s3_uri", "fusion_scores_s3_uri")
     @classmethod
     def _s3_uri(cls, value: str | None) -> str | None:
         if value in (None, ""):

@@ -70,6 +70,7 @@ class PreflightFindings(Payload):
     models: list[dict[str, Any]]
     router_models: list[dict[str, Any]]
     query_file: dict[str, Any] | None
+    score_samples: dict[str, Any] | None = None
 
 
 class PreflightOutput(Payload):

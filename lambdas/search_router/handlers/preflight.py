@@ -37,7 +37,9 @@ from search_router.contract.run import (
 )
 from search_router.contract.tasks import PreflightFindings, PreflightInput, PreflightOutput
 from search_router.handlers.observability import logger, metrics, task_handler
+from search_router.pipeline.fusion import parse_score_samples
 from search_router.pipeline.model_checks import teacher_not_allowed
+from search_router.shared.channels import ChannelSet, load_channels
 
 MAX_QUERY_FILE_BYTES = 200 * 1024 * 1024
 
@@ -66,30 +68,52 @@ def check_models(settings: RunSettings) -> Readiness:
     return readiness
 
 
-def check_query_file(uri: str, bucket: str) -> dict[str, Any]:
+def check_input_file(
+    uri: str,
+    bucket: str,
+    *,
+    setting: str = "queries_s3_uri",
+    extensions: tuple[str, ...] = (".txt", ".jsonl", ".csv"),
+    example: str = "queries.txt",
+) -> dict[str, Any]:
+    """The user's input file named by run setting ``setting``: in this stack's bucket under inputs/, with one of
+    ``extensions``, present, readable and at most 200 MB; ``InvalidRunInput`` says what to change."""
     source_bucket, key = s3io.parse_s3_uri(uri)
     if source_bucket != bucket:
         raise InvalidRunInput(
-            f"queries_s3_uri must point into this stack's data bucket (s3://{bucket}/inputs/...), got {uri}"
+            f"{setting} must point into this stack's data bucket (s3://{bucket}/inputs/...), got {uri}"
         )
     if not key.startswith(INPUTS):
-        raise InvalidRunInput(f"queries_s3_uri must be under s3://{bucket}/inputs/, got {uri}")
-    if not key.endswith((".txt", ".jsonl", ".csv")):
-        raise InvalidRunInput(f"queries_s3_uri must end in .txt, .jsonl or .csv, got {uri}")
+        raise InvalidRunInput(f"{setting} must be under s3://{bucket}/inputs/, got {uri}")
+    if not key.endswith(extensions):
+        raise InvalidRunInput(f"{setting} must end in {' or '.join(extensions)}, got {uri}")
     try:
         metadata = s3io.head(bucket, key)
     except ClientError as exc:
         if error_code(exc) not in ("403", "AccessDenied", "Forbidden"):
             raise
         raise InvalidRunInput(
-            f"queries_s3_uri {uri} cannot be read ({error_code(exc)}): it may not exist, or be encrypted with a key "
-            f"this stack cannot use; upload it with default encryption (aws s3 cp queries.txt {uri})"
+            f"{setting} {uri} cannot be read ({error_code(exc)}): it may not exist, or be encrypted with a key "
+            f"this stack cannot use; upload it with default encryption (aws s3 cp {example} {uri})"
         ) from None
     if metadata is None:
-        raise InvalidRunInput(f"queries_s3_uri {uri} does not exist; upload it first (aws s3 cp queries.txt {uri})")
+        raise InvalidRunInput(f"{setting} {uri} does not exist; upload it first (aws s3 cp {example} {uri})")
     if metadata["ContentLength"] > MAX_QUERY_FILE_BYTES:
-        raise InvalidRunInput(f"queries_s3_uri {uri} is {metadata['ContentLength']} bytes; the limit is 200 MB")
+        raise InvalidRunInput(f"{setting} {uri} is {metadata['ContentLength']} bytes; the limit is 200 MB")
     return {"uri": uri, "bytes": metadata["ContentLength"]}
+
+
+def check_score_samples(uri: str, bucket: str, channels: ChannelSet) -> dict[str, Any]:
+    """The fusion metric's score samples (``fusion_scores_s3_uri``), read and parsed now, before any money is
+    spent: a bad line fails the run here with its number."""
+    found = check_input_file(
+        uri, bucket, setting="fusion_scores_s3_uri", extensions=(".jsonl",), example="scores.jsonl"
+    )
+    try:
+        samples = parse_score_samples(s3io.get_text(*s3io.parse_s3_uri(uri)), channels.names)
+    except ValueError as exc:
+        raise InvalidRunInput(f"fusion_scores_s3_uri {uri}: {exc}") from None
+    return {**found, "samples": len(samples)}
 
 
 @task_handler
@@ -101,7 +125,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if refusal is not None:
         raise InvalidRunInput(f"teacher_model_id {settings.teacher_model_id}: {refusal}")
     readiness = check_models(settings)
-    query_file = check_query_file(settings.queries_s3_uri, environment.data_bucket) if settings.queries_s3_uri else None
+    query_file = check_input_file(settings.queries_s3_uri, environment.data_bucket) if settings.queries_s3_uri else None
+    score_samples = (
+        check_score_samples(settings.fusion_scores_s3_uri, environment.data_bucket, load_channels(environment.channels))
+        if settings.fusion_scores_s3_uri
+        else None
+    )
     choice = readiness.teacher
     teacher = RunTeacher(
         model_id=str(choice.model_id),
@@ -135,5 +164,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             models=[v.to_dict() for v in readiness.verdicts],
             router_models=[v.to_dict() for v in readiness.router],
             query_file=query_file,
+            **({"score_samples": score_samples} if score_samples else {}),
         ),
     ).to_state()

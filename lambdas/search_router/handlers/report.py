@@ -24,7 +24,9 @@ from search_router.adapters import s3io
 from search_router.adapters.aws_errors import ClientError, error_message
 from search_router.adapters.bedrock import stop_evaluation_jobs
 from search_router.contract.environment import PipelineEnvironment
+from search_router.contract.layout import RunLayout
 from search_router.contract.names import DISTILLED
+from search_router.contract.run import RunSettings
 from search_router.contract.tasks import CascadeOutcome, MicroRouterTraining, ReportInput, ReportOutput
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.analysis import CandidateAnalysis, Comparison, analyse, compare, sample_size_warning
@@ -36,7 +38,7 @@ from search_router.pipeline.cascade import (
     cascade_outcome,
     evaluate_cascade,
 )
-from search_router.pipeline.fusion import drawn_lists
+from search_router.pipeline.fusion import ScoreShape, ScoreSource, drawn_lists, parse_score_samples, sampled_lists
 from search_router.pipeline.gate import GateDecision, GateThresholds, evaluate_gate
 from search_router.pipeline.judge import (
     JudgeOutputUnreadable,
@@ -134,12 +136,28 @@ def _cascade_gate(
     )
 
 
+def fusion_source(settings: RunSettings, channels: ChannelSet) -> tuple[ScoreSource, dict[str, Any]]:
+    """Where the fusion metric's score lists come from, and how the report says it: the user's samples
+    (``fusion_scores_s3_uri``, one per query, seeded) or lists drawn in ``fusion_shape``."""
+    if settings.fusion_scores_s3_uri:
+        text = s3io.get_text(*s3io.parse_s3_uri(settings.fusion_scores_s3_uri))
+        samples = parse_score_samples(text, channels.names)  # Preflight parsed it already: an error is a bug
+        source = sampled_lists(samples, seed=settings.seed)
+        return source, {"kind": "samples", "uri": settings.fusion_scores_s3_uri, "samples": len(samples)}
+    shape = ScoreShape(**settings.fusion_shape)
+    return drawn_lists(channels.names, shape, seed=settings.seed), {"kind": "drawn", "shape": shape.to_dict()}
+
+
 def _analyse(
-    candidates: list[dict[str, Any]], results: dict[str, list[QueryResult]], channels: ChannelSet, *, seed: int
+    candidates: list[dict[str, Any]],
+    results: dict[str, list[QueryResult]],
+    channels: ChannelSet,
+    source: ScoreSource,
+    *,
+    seed: int,
 ) -> dict[str, CandidateAnalysis]:
     """Per split, intervals, fusion impact, breakdowns, confusion and worst queries of every candidate (added to
     the candidate's report entry); the fusion lists are drawn per query, the same for every candidate."""
-    source = drawn_lists(channels.names, seed=seed)
     analyses: dict[str, CandidateAnalysis] = {}
     for candidate in candidates:
         rows = results[candidate["name"]]
@@ -226,6 +244,30 @@ def _reliability(
     return judge_reliability(ratings, results, channels) if ratings else None
 
 
+def _write_charts(
+    report: dict[str, Any], results: dict[str, list[QueryResult]], bucket: str, layout: RunLayout
+) -> tuple[dict[str, str], dict[str, bytes]]:
+    """Render and write the charts (their URIs go into ``report["charts"]``); their bytes are kept for
+    report.html, which inlines them. A chart failure never costs the run its report."""
+    chart_uris: dict[str, str] = {}
+    chart_bytes: dict[str, bytes] = {}
+    try:
+        from search_router.pipeline.charts import render_charts  # matplotlib: imported only here
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, path in render_charts(report, results, Path(tmp)).items():
+                chart_bytes[name] = path.read_bytes()
+                chart_uris[name] = s3io.put_bytes(
+                    bucket, layout.report_chart(path.name), chart_bytes[name], "image/png"
+                )
+    except Exception as exc:  # charts must never cost the run its report
+        logger.exception("charts could not be rendered")
+        metrics.add_metric(name="ChartsFailed", unit="Count", value=1)
+        report["charts_error"] = f"{type(exc).__name__}: {exc}"
+    report["charts"] = chart_uris
+    return chart_uris, chart_bytes
+
+
 @task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = ReportInput.model_validate(event)
@@ -252,7 +294,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         task.micro_router, fallback, results, channels, run.settings.cascade_margin
     )
     candidates += extra
-    analyses = _analyse(candidates, results, channels, seed=run.settings.seed)
+    source, fusion_description = fusion_source(run.settings, channels)
+    analyses = _analyse(candidates, results, channels, source, seed=run.settings.seed)
     comparisons = _comparisons(
         [distilled["name"], *(c["name"] for c in extra[1:])],
         baseline_name,
@@ -311,6 +354,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         teacher=run.teacher.model_dump() if run.teacher else {"model_id": run.teacher_model_id},
         comparison=distilled_comparison.to_dict() if distilled_comparison else None,
         warnings=warnings,
+        fusion_source=fusion_description,
         judge_reliability=reliability,
         cascade=None
         if task.micro_router is None
@@ -325,22 +369,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         },
     )
 
-    chart_uris: dict[str, str] = {}
-    chart_bytes: dict[str, bytes] = {}  # kept for report.html, which inlines them
-    try:
-        from search_router.pipeline.charts import render_charts  # matplotlib: imported only here
-
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, path in render_charts(report, results, Path(tmp)).items():
-                chart_bytes[name] = path.read_bytes()
-                chart_uris[name] = s3io.put_bytes(
-                    bucket, run.layout.report_chart(path.name), chart_bytes[name], "image/png"
-                )
-    except Exception as exc:  # charts must never cost the run its report
-        logger.exception("charts could not be rendered")
-        metrics.add_metric(name="ChartsFailed", unit="Count", value=1)
-        report["charts_error"] = f"{type(exc).__name__}: {exc}"
-    report["charts"] = chart_uris
+    chart_uris, chart_bytes = _write_charts(report, results, bucket, run.layout)
 
     report_uri = s3io.put_json(bucket, run.layout.report_json, report)
     markdown = render_markdown(report)

@@ -26,6 +26,7 @@ configurable :class:`ScoreShape`; or :func:`given_lists`, the user's own score s
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -210,6 +211,53 @@ def drawn_lists(channels: Sequence[str], shape: ScoreShape | None = None, *, see
 
     def source(query: str) -> ScoreLists:
         return draw_lists(query, names, chosen, seed=seed)
+
+    return source
+
+
+def parse_score_samples(text: str, channels: Sequence[str]) -> list[ScoreLists]:
+    """The user's score samples (``fusion_scores_s3_uri``): JSON lines, each one search's lists
+    ``{"<channel>": {"<document id>": score, ...}, ...}`` with every channel, at least one document each and
+    finite scores. ``ValueError`` names the first bad line and what is wrong; blank lines are skipped."""
+    samples: list[ScoreLists] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"score samples line {number}: not valid JSON ({exc})") from None
+        if not isinstance(item, dict):
+            raise ValueError(f"score samples line {number}: expected an object of channel score lists")
+        missing = [name for name in channels if name not in item]
+        if missing:
+            raise ValueError(f"score samples line {number}: no list for channel(s) {', '.join(missing)}")
+        lists: dict[str, dict[str, float]] = {}
+        for name in channels:
+            scores = item[name]
+            if not isinstance(scores, dict) or not scores:
+                raise ValueError(f"score samples line {number}: {name!r} must be a non-empty object doc -> score")
+            try:
+                _check_scores(scores, name)
+            except ValueError as exc:
+                raise ValueError(f"score samples line {number}: {exc}") from None
+            lists[name] = {str(doc): float(score) for doc, score in scores.items()}
+        samples.append(lists)
+    if not samples:
+        raise ValueError("the score samples file holds no sample")
+    return samples
+
+
+def sampled_lists(samples: Sequence[ScoreLists], *, seed: int = DEFAULT_SEED) -> ScoreSource:
+    """A :data:`ScoreSource` giving each query one of the user's ``samples`` (real searches' lists, from
+    :func:`parse_score_samples`), chosen by :func:`query_seed`: the same for every candidate and every run with
+    this seed, whatever the order of the queries."""
+    if not samples:
+        raise ValueError("at least one score sample is needed")
+    pool = list(samples)
+
+    def source(query: str) -> ScoreLists:
+        return pool[query_seed(seed, query) % len(pool)]
 
     return source
 

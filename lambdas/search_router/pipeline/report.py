@@ -105,6 +105,7 @@ def build_report(
     comparison: Mapping[str, Any] | None = None,
     warnings: Sequence[str] = (),
     judge_reliability: Mapping[str, Any] | None = None,
+    fusion_source: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``report.json`` document.
 
@@ -123,7 +124,9 @@ def build_report(
     gate's non-inferiority test (:meth:`~search_router.pipeline.analysis.Comparison.to_dict`), ``warnings`` what
     the reader must know (e.g. a held-out set too small for the gate's margin); ``judge_reliability``: per
     candidate ``{"repeats", "scores", "spread", "rank_correlation", "disagreement_share"}`` (the judge's repeated
-    runs and its agreement with the rubric). ``ValueError`` on a malformed candidate.
+    runs and its agreement with the rubric); ``fusion_source``: where the fusion metric's score lists came from
+    (``{"kind": "drawn", "shape"}`` or ``{"kind": "samples", "uri", "samples"}``). ``ValueError`` on a malformed
+    candidate.
     """
     if not isinstance(run_id, str) or not run_id:
         raise ValueError("run_id must be a non-empty string")
@@ -167,6 +170,7 @@ def build_report(
         "comparison": dict(comparison) if comparison is not None else None,
         "warnings": list(warnings),
         "judge_reliability": dict(judge_reliability) if judge_reliability else None,
+        "fusion_source": dict(fusion_source) if fusion_source else None,
         "charts": {key: name for key, name in CHART_FILES.items() if chart_applies(key, cascade, candidates)},
     }
 
@@ -477,6 +481,25 @@ def _interval_cell(interval: Any, fmt: Any) -> str:
     return text if low is None or high is None else f"{text} [{fmt(low)}, {fmt(high)}]"
 
 
+def _fusion_text(source: Any, k: int) -> str:
+    how = (
+        "fused as the search does (weighted mean of min-max normalized scores, channels under 0.05 skipped), and "
+        f"the top {k} under the candidate's weights is compared with the top {k} under the teacher's."
+    )
+    if isinstance(source, Mapping) and source.get("kind") == "samples":
+        return (
+            f"Per held-out query, one of your {source.get('samples')} score samples (`{source.get('uri')}`, chosen "
+            f"by the query and the seed; the same for every candidate) is {how}"
+        )
+    shape = source.get("shape") if isinstance(source, Mapping) else None
+    drawn = ", ".join(f"{key} {value}" for key, value in shape.items()) if isinstance(shape, Mapping) else ""
+    return (
+        f"Per held-out query, per-channel score lists are drawn (seeded by the query; the same for every candidate"
+        f"{'; ' + drawn if drawn else ''}), {how} The lists are synthetic: the figures compare candidates, not a real "
+        "index (give your own with `fusion_scores_s3_uri`)."
+    )
+
+
 def _fusion_section(report: Mapping[str, Any]) -> list[str]:
     rows = []
     for c in report.get("candidates", []):
@@ -506,10 +529,7 @@ def _fusion_section(report: Mapping[str, Any]) -> list[str]:
     return [
         "## What the weights do to search results",
         "",
-        f"Per held-out query, per-channel score lists are drawn (seeded by the query; the same for every "
-        f"candidate), fused as the search does (weighted mean of min-max normalized scores, channels under 0.05 "
-        f"skipped), and the top {k} under the candidate's weights is compared with the top {k} under the teacher's. "
-        "The lists are synthetic: the figures compare candidates, not a real index.",
+        _fusion_text(report.get("fusion_source"), k),
         "",
         *_table(header, rows, [":---"] + ["---:"] * 4),
         "",
