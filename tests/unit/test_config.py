@@ -256,3 +256,15 @@ def test_the_fusion_shape_is_a_run_setting_validated_by_name() -> None:
         parse_config(
             _context(run_defaults={**defaults, "fusion_shape": {**defaults["fusion_shape"], "list_length": 500}})
         )
+
+
+def test_a_run_setting_with_a_default_in_the_model_has_the_same_one_in_cdk_json() -> None:
+    # Settings added after the first release default in the model too (an older execution's state still
+    # validates on redrive); cdk.json's run_defaults stays the one source of what a run does.
+    from search_router.contract.run import RunSettings
+
+    run_defaults = read_cdk_json_context()["run_defaults"]
+    with_default = {name: field for name, field in RunSettings.model_fields.items() if not field.is_required()}
+    assert {"micro_router", "router_cascade", "cascade_margin", "fusion_shape"} <= set(with_default)
+    for name, field in with_default.items():
+        assert run_defaults[name] == field.get_default(call_default_factory=True), name

@@ -72,17 +72,22 @@ class RunSettings(BaseModel):
     micro_router: bool = Field(
         default=True, description="train the micro-router (TrainMicroRouter) after PrepareDataset"
     )
+    # The settings added after the first release have a default here too, equal to cdk.json's: the state of an
+    # execution started before them still validates when it is redriven.
     router_cascade: Literal["auto", "off"] = Field(
+        default="auto",
         description="'auto': the promotion lets the micro-router answer the queries it is confident about (at the "
         "run's τ) when the cascade passes the quality gate too; 'off': every query goes to the model",
     )
     cascade_margin: float = Field(
+        default=0.1,
         ge=0.0,
         le=4.0,
         description="τ is the lowest threshold at which the cascade's rubric mean on the hardest held-out split is "
         "at most this far below the distilled model's own there (1-5 scale)",
     )
     fusion_shape: dict[str, Any] = Field(
+        default_factory=lambda: ScoreShape().to_dict(),
         description="how the fusion-impact metric draws each held-out query's per-channel score lists: documents, "
         "list_length, overlap (0..1), distribution (normal, uniform, exponential), correlation (0..1)",
     )
