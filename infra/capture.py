@@ -1,0 +1,142 @@
+"""Capture of routed queries (``capture_queries``, off by default): an Amazon Data Firehose stream the router
+writes to, delivering to ``captured/raw/<yyyy-MM-dd>/`` of the data bucket.
+
+- **The stream**: Direct PUT, server-side encrypted (an AWS-owned key), GZIP, buffered up to
+  :data:`BUFFER_MB` MB or :data:`BUFFER_SECONDS` s (whichever comes first: at 1M routes a day an object every
+  15 minutes, ~96 PUTs a day), partitioned by arrival day with the prefix expression ``!{timestamp:yyyy-MM-dd}``
+  (UTC); what it cannot deliver goes to ``captured/errors/`` and its delivery errors to a log group.
+- **Least privilege**: the stream's role may write objects under ``captured/`` only (plus the bucket-level
+  calls an S3 delivery makes) and its own log stream; the router's role gets ``firehose:PutRecordBatch`` on this
+  stream only.
+- **Retention**: ``data_retention_days`` expires ``captured/`` (``infra/storage.py``).
+
+What a record holds and how the router buffers it: ``lambdas/search_router/router/capture.py``.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Aws, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kinesisfirehose as firehose
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.config import AppConfig
+from infra.nag import acknowledge_resources
+from search_router.contract.layout import CAPTURED, FIREHOSE_ERROR_PREFIX, FIREHOSE_RAW_PREFIX
+from search_router.router.settings import capture_environment
+
+BUFFER_MB = 64
+BUFFER_SECONDS = 900  # Firehose's maximum buffer interval: fewer, larger objects (the S3 PUTs of the cost)
+DELIVERY_LOG_STREAM = "S3Delivery"
+
+
+class QueryCapture(Construct):
+    """The capture stream and the router's permission to write to it.
+
+    Attributes: ``stream`` (the ``AWS::KinesisFirehose::DeliveryStream``), ``role`` (its delivery role),
+    ``stream_arn``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        data_bucket: s3.IBucket,
+        router_function: lambda_.Function,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        self._data_bucket = data_bucket
+        self.log_group = logs.LogGroup(
+            self,
+            "DeliveryLogs",
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        log_group_resource = self.log_group.node.default_child
+        assert isinstance(log_group_resource, logs.CfnLogGroup)
+        log_group_resource.retention_in_days = config.log_retention_days
+        log_stream = logs.LogStream(
+            self,
+            "DeliveryLogStream",
+            log_group=self.log_group,
+            log_stream_name=DELIVERY_LOG_STREAM,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.role = self._delivery_role(log_stream)
+        self.stream = firehose.CfnDeliveryStream(
+            self,
+            "Stream",
+            delivery_stream_type="DirectPut",
+            delivery_stream_encryption_configuration_input=firehose.CfnDeliveryStream.DeliveryStreamEncryptionConfigurationInputProperty(
+                key_type="AWS_OWNED_CMK"
+            ),
+            extended_s3_destination_configuration=firehose.CfnDeliveryStream.ExtendedS3DestinationConfigurationProperty(
+                bucket_arn=data_bucket.bucket_arn,
+                role_arn=self.role.role_arn,
+                prefix=FIREHOSE_RAW_PREFIX,
+                error_output_prefix=FIREHOSE_ERROR_PREFIX,
+                compression_format="GZIP",
+                buffering_hints=firehose.CfnDeliveryStream.BufferingHintsProperty(
+                    interval_in_seconds=BUFFER_SECONDS, size_in_m_bs=BUFFER_MB
+                ),
+                cloud_watch_logging_options=firehose.CfnDeliveryStream.CloudWatchLoggingOptionsProperty(
+                    enabled=True,
+                    log_group_name=self.log_group.log_group_name,
+                    log_stream_name=log_stream.log_stream_name,
+                ),
+            ),
+        )
+        # The role's policy must exist before Firehose checks it can write (CloudFormation creates in order).
+        self.stream.node.add_dependency(self.role)
+        self.stream_arn = self.stream.attr_arn
+        self._grant_router(router_function)
+
+    def _delivery_role(self, log_stream: logs.LogStream) -> iam.Role:
+        """The role Firehose assumes to deliver: this account's Firehose only, objects under ``captured/`` only."""
+        role = iam.Role(
+            self,
+            "DeliveryRole",
+            assumed_by=iam.ServicePrincipal(
+                "firehose.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+            ),
+            description="Amazon Data Firehose delivery of captured queries to captured/ of the data bucket",
+        )
+        objects = [self._data_bucket.arn_for_objects(f"{CAPTURED}*")]
+        # The S3 destination's documented permissions (Firehose developer guide, "Grant Firehose access to an
+        # Amazon S3 destination"), the object ones on captured/ only.
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"], resources=objects)
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                resources=[self._data_bucket.bucket_arn],
+            )
+        )
+        log_stream_arn = Stack.of(self).format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"{self.log_group.log_group_name}:log-stream:{log_stream.log_stream_name}",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["logs:PutLogEvents"], resources=[log_stream_arn]))
+        acknowledge_resources(
+            role,
+            objects,
+            "Firehose names each object at delivery (day prefix, stream name, timestamp, random suffix); the grant "
+            "is limited to captured/ of this stack's data bucket.",
+        )
+        return role
+
+    def _grant_router(self, function: lambda_.Function) -> None:
+        """The router writes its capture batches to this stream, and nowhere else."""
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["firehose:PutRecordBatch"], resources=[self.stream.attr_arn])
+        )
+        for name, value in capture_environment(self.stream.ref, self._config.capture.redact_patterns).items():
+            function.add_environment(name, value)
