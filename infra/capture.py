@@ -9,6 +9,10 @@ writes to, delivering to ``captured/raw/<yyyy-MM-dd>/`` of the data bucket.
   calls an S3 delivery makes) and its own log stream; the router's role gets ``firehose:PutRecordBatch`` on this
   stream only.
 - **Retention**: ``data_retention_days`` expires ``captured/`` (``infra/storage.py``).
+- **Compaction**: EventBridge Scheduler runs the CompactCaptured function daily at :data:`COMPACTION_CRON` (UTC):
+  yesterday's ``captured/raw/<date>/`` into ``inputs/captured/<date>.jsonl`` (an hour after midnight: the last
+  object of a day is delivered at most one buffer interval, 15 minutes, after it). It reads ``captured/raw/``
+  and writes ``inputs/captured/`` only.
 
 What a record holds and how the router buffers it: ``lambdas/search_router/router/capture.py``.
 """
@@ -21,23 +25,35 @@ from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
 from infra.config import AppConfig
+from infra.lambda_factory import FunctionSpec, LambdaFactory
 from infra.nag import acknowledge_resources
-from search_router.contract.layout import CAPTURED, FIREHOSE_ERROR_PREFIX, FIREHOSE_RAW_PREFIX
+from search_router.contract.environment import CaptureCompactionEnvironment
+from search_router.contract.layout import (
+    CAPTURED,
+    CAPTURED_INPUTS,
+    CAPTURED_RAW,
+    FIREHOSE_ERROR_PREFIX,
+    FIREHOSE_RAW_PREFIX,
+)
 from search_router.router.settings import capture_environment
 
 BUFFER_MB = 64
 BUFFER_SECONDS = 900  # Firehose's maximum buffer interval: fewer, larger objects (the S3 PUTs of the cost)
 DELIVERY_LOG_STREAM = "S3Delivery"
+COMPACTION_CRON = "cron(0 1 * * ? *)"  # 01:00 UTC every day
+COMPACTION_TIMEOUT_SECONDS = 600
+COMPACTION_MEMORY_MB = 1024
 
 
 class QueryCapture(Construct):
     """The capture stream and the router's permission to write to it.
 
     Attributes: ``stream`` (the ``AWS::KinesisFirehose::DeliveryStream``), ``role`` (its delivery role),
-    ``stream_arn``.
+    ``stream_arn``, ``compaction_function`` and ``schedule`` (the daily compaction).
     """
 
     def __init__(
@@ -46,6 +62,7 @@ class QueryCapture(Construct):
         construct_id: str,
         *,
         config: AppConfig,
+        functions: LambdaFactory,
         data_bucket: s3.IBucket,
         router_function: lambda_.Function,
     ) -> None:
@@ -95,6 +112,8 @@ class QueryCapture(Construct):
         self.stream.node.add_dependency(self.role)
         self.stream_arn = self.stream.attr_arn
         self._grant_router(router_function)
+        self.compaction_function = self._compaction(functions)
+        self.schedule = self._schedule(self.compaction_function)
 
     def _delivery_role(self, log_stream: logs.LogStream) -> iam.Role:
         """The role Firehose assumes to deliver: this account's Firehose only, objects under ``captured/`` only."""
@@ -140,3 +159,65 @@ class QueryCapture(Construct):
         )
         for name, value in capture_environment(self.stream.ref, self._config.capture.redact_patterns).items():
             function.add_environment(name, value)
+
+    def _compaction(self, functions: LambdaFactory) -> lambda_.Function:
+        function = functions.create(
+            self,
+            "CompactCaptured",
+            FunctionSpec(
+                handler="search_router.handlers.compact_captured.handler",
+                description="Compacts yesterday's captured queries into inputs/captured/<date>.jsonl (daily)",
+                timeout_seconds=COMPACTION_TIMEOUT_SECONDS,
+                memory_mb=COMPACTION_MEMORY_MB,
+                environment=CaptureCompactionEnvironment(
+                    channels=self._config.channels.to_json(), data_bucket=self._data_bucket.bucket_name
+                ).to_environment(),
+            ),
+        )
+        raw = [self._data_bucket.arn_for_objects(f"{CAPTURED_RAW}*")]
+        compacted = [self._data_bucket.arn_for_objects(f"{CAPTURED_INPUTS}*")]
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self._data_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{CAPTURED_RAW}*"]}},
+            )
+        )
+        function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=raw))
+        function.add_to_role_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=compacted))
+        assert function.role is not None
+        acknowledge_resources(
+            function.role,
+            [*raw, *compacted],
+            "The compaction reads the objects Firehose named under captured/raw/ and writes one file per day under "
+            "inputs/captured/ of this stack's data bucket; nothing else.",
+        )
+        return function
+
+    def _schedule(self, function: lambda_.Function) -> scheduler.CfnSchedule:
+        """EventBridge Scheduler, daily, invoking the compaction with ``{}`` (yesterday) through its own role."""
+        role = iam.Role(
+            self,
+            "ScheduleRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+            ),
+            description="EventBridge Scheduler: invokes the daily compaction of captured queries",
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[function.function_arn]))
+        return scheduler.CfnSchedule(
+            self,
+            "CompactionSchedule",
+            description="Daily compaction of captured queries (yesterday, UTC)",
+            schedule_expression=COMPACTION_CRON,
+            schedule_expression_timezone="UTC",
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+            target=scheduler.CfnSchedule.TargetProperty(
+                arn=function.function_arn,
+                role_arn=role.role_arn,
+                input="{}",
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                    maximum_retry_attempts=3, maximum_event_age_in_seconds=3600
+                ),
+            ),
+        )

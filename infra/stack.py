@@ -61,6 +61,7 @@ class RouterDistillationStack(Stack):
                 self,
                 "QueryCapture",
                 config=config,
+                functions=self.functions,
                 data_bucket=self.storage.data_bucket,
                 router_function=self.routing_api.function,
             )

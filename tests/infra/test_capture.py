@@ -118,3 +118,47 @@ def test_data_retention_expires_captured_queries(captured: Synthesized) -> None:
     rules = {r.get("Prefix"): r for r in data["Properties"]["LifecycleConfiguration"]["Rules"]}
     assert rules["captured/"]["ExpirationInDays"] == 30 and rules["captured/"]["Status"] == "Enabled"
     assert rules["inputs/"]["ExpirationInDays"] == 30  # the compacted files live under inputs/captured/
+
+
+def test_the_compaction_runs_daily_through_scheduler_with_a_role_that_invokes_it_only(captured: Synthesized) -> None:
+    _, schedule = _only(captured.resources("AWS::Scheduler::Schedule"))
+    props = schedule["Properties"]
+    assert props["ScheduleExpression"].startswith("cron(") and props["ScheduleExpressionTimezone"] == "UTC"
+    assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    function_id = captured.stack.get_logical_id(captured.stack.capture.compaction_function.node.default_child)
+    assert props["Target"]["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert props["Target"]["Input"] == "{}"
+    role_id = props["Target"]["RoleArn"]["Fn::GetAtt"][0]
+    [trust] = captured.template["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert "aws:SourceAccount" in trust["Condition"]["StringEquals"]
+    resolver = TemplateResolver.for_template(captured.template)
+    statements = role_statements(captured.template, resolver)[role_id]
+    function_arn = resolver.resolve({"Fn::GetAtt": [function_id, "Arn"]})
+    router_id = captured.stack.get_logical_id(captured.stack.routing_api.function.node.default_child)
+    assert allowed(statements, Request("lambda:InvokeFunction", function_arn))
+    assert not allowed(
+        statements, Request("lambda:InvokeFunction", resolver.resolve({"Fn::GetAtt": [router_id, "Arn"]}))
+    )
+    assert statement_findings({role_id: statements}) == []
+
+
+def test_the_compaction_reads_captured_raw_and_writes_inputs_captured_only(captured: Synthesized) -> None:
+    resolver = TemplateResolver.for_template(captured.template)
+    function_id = captured.stack.get_logical_id(captured.stack.capture.compaction_function.node.default_child)
+    role_id = function_roles(captured.template)[function_id]
+    statements = role_statements(captured.template, resolver)[role_id]
+    bucket = resolver.resolve(
+        {"Ref": captured.stack.get_logical_id(captured.stack.storage.data_bucket.node.default_child)}
+    )
+    obj = f"{BUCKET_ARN}{bucket}/"
+    assert allowed(statements, Request("s3:GetObject", f"{obj}captured/raw/2026-12-01/a.gz"))
+    assert allowed(statements, Request("s3:PutObject", f"{obj}inputs/captured/2026-12-01.jsonl"))
+    assert allowed(
+        statements, Request("s3:ListBucket", f"{BUCKET_ARN}{bucket}", {"s3:prefix": "captured/raw/2026-12-01/"})
+    )
+    assert not allowed(statements, Request("s3:ListBucket", f"{BUCKET_ARN}{bucket}", {"s3:prefix": "runs/"}))
+    assert not allowed(statements, Request("s3:PutObject", f"{obj}inputs/queries.txt"))
+    assert not allowed(statements, Request("s3:GetObject", f"{obj}runs/r1/dataset/train.jsonl"))
+    assert not allowed(statements, Request("s3:DeleteObject", f"{obj}captured/raw/2026-12-01/a.gz"))
+    assert statement_findings({role_id: statements}) == []
