@@ -37,12 +37,14 @@ def _percentile(values: Sequence[float], share: float) -> float:
 
 def measure(requests: int, firehose_ms: float, request_gap_ms: float) -> dict[str, float]:
     redact = Redactor(load_config().capture.redact_patterns)
-    delivered: list[int] = []
+    delivered: list[int] = []  # queries per call
+    firehose_records: list[int] = []  # Firehose records (packs of queries) per call
 
-    def firehose(records: Sequence[bytes]) -> int:
+    def firehose(records: Sequence[bytes]) -> list[int]:
         time.sleep(firehose_ms / 1000)
-        delivered.append(len(records))
-        return 0
+        delivered.append(sum(record.count(b"\n") for record in records))
+        firehose_records.append(len(records))
+        return []
 
     capture = QueryCapture(firehose, redact=redact)
     background: list[float] = []
@@ -56,13 +58,14 @@ def measure(requests: int, firehose_ms: float, request_gap_ms: float) -> dict[st
     counts = capture.take_counts()
     assert sum(delivered) == requests and counts.failed == 0 and counts.dropped == 0, (delivered, counts)
 
+    packed = sum(firehose_records)
     on_request: list[float] = []
     for _ in range(max(1, requests // 10)):  # each costs the round trip: fewer runs suffice
         started = time.perf_counter()
         record = capture_record(
             query=redact(QUERY), weights=WEIGHTS, source="model", model="m", latency_ms=120.0, timestamp=time.time()
         )
-        firehose([record])
+        firehose([record])  # one query per call at this rate: one Firehose record each
         on_request.append((time.perf_counter() - started) * 1e6)
     return {
         "background_median_us": statistics.median(background),
@@ -70,6 +73,7 @@ def measure(requests: int, firehose_ms: float, request_gap_ms: float) -> dict[st
         "on_request_median_us": statistics.median(on_request),
         "on_request_p99_us": _percentile(on_request, 0.99),
         "batches": float(len(delivered)),
+        "firehose_records": float(packed),
     }
 
 
@@ -87,7 +91,8 @@ def main() -> None:
     print(
         f"background sender: median {figures['background_median_us']:.1f} µs, "
         f"p99 {figures['background_p99_us']:.1f} µs per request "
-        f"({int(figures['batches'])} batches for {args.requests} records)"
+        f"({int(figures['batches'])} calls, {int(figures['firehose_records'])} Firehose records for "
+        f"{args.requests} queries)"
     )
     print(
         f"flush on request:  median {figures['on_request_median_us']:.1f} µs, p99 {figures['on_request_p99_us']:.1f} µs"

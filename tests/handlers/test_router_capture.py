@@ -174,7 +174,7 @@ def _hold_sender(capture: QueryCapture) -> threading.Event:
 
 
 def test_a_partial_batch_counts_its_failed_put_count(router: RouterHarness, stubbed_firehose: Stubber) -> None:
-    # Given a Firehose that takes the first batch, rejects one record of the second and takes the third
+    # Given a Firehose that takes the first call's record, rejects the second's and takes the third's
     router.configure(capture_stream=STREAM, capture_redact_patterns=REDACT)
     capture = _capture()
     release = _hold_sender(capture)
@@ -182,9 +182,10 @@ def test_a_partial_batch_counts_its_failed_put_count(router: RouterHarness, stub
     stubbed_firehose.add_response(
         "put_record_batch", {"FailedPutCount": 0, "RequestResponses": [{"RecordId": "a"}]}, expected
     )
+    # (the second call's two short queries travel packed in one Firehose record, which Firehose rejects)
     partial = {
         "FailedPutCount": 1,
-        "RequestResponses": [{"RecordId": "b"}, {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "slow"}],
+        "RequestResponses": [{"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "slow"}],
     }
     stubbed_firehose.add_response("put_record_batch", partial, expected)
     stubbed_firehose.add_response(
@@ -199,8 +200,8 @@ def test_a_partial_batch_counts_its_failed_put_count(router: RouterHarness, stub
     _settle()
     router.route("fourth query")
     _settle()
-    # Then the one record Firehose did not take is counted
-    assert router.metric("CaptureFailed") == 1
+    # Then the two queries of the record Firehose did not take are counted, and no response changed
+    assert router.metric("CaptureFailed") == 2
     stubbed_firehose.assert_no_pending_responses()
 
 

@@ -1,22 +1,31 @@
-"""The capture buffer's batches respect PutRecordBatch's limits (500 records, 4 MiB) and its redaction runs
-before a record exists."""
+"""The capture buffer's batches respect PutRecordBatch's limits (500 records, 4 MiB), pack queries into Firehose
+records of at most 5 KB (its billing unit), and its redaction runs before a record exists."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Sequence
 
-from search_router.router.capture import MAX_BATCH_BYTES, MAX_BATCH_RECORDS, REDACTED, QueryCapture, Redactor
+from search_router.router.capture import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_RECORDS,
+    PACK_BYTES,
+    REDACTED,
+    CaptureCounts,
+    QueryCapture,
+    Redactor,
+)
 
 WEIGHTS = {"visual": 1.0, "audio": 0.0, "transcription": 0.0, "metadata": 0.0}
 
 
 def _capture(batches: list[list[bytes]], gate: threading.Event, **kwargs: object) -> QueryCapture:
-    def send(records: Sequence[bytes]) -> int:
+    def send(records: Sequence[bytes]) -> list[int]:
         gate.wait(5.0)
         batches.append(list(records))
-        return 0
+        return []
 
     return QueryCapture(send, redact=Redactor(["secret"]), max_buffered=5_000, **kwargs)  # type: ignore[arg-type]
 
@@ -45,3 +54,46 @@ def test_the_buffered_record_is_already_redacted_json_lines() -> None:
     [[record]] = batches
     assert record.endswith(b"\n") and b"secret" not in record
     assert json.loads(record)["query"] == f"my {REDACTED} plan"
+
+
+def test_small_queries_are_packed_into_firehose_records_of_at_most_5_kb_as_json_lines() -> None:
+    batches: list[list[bytes]] = []
+    gate = threading.Event()
+    capture = _capture(batches, gate)
+    for i in range(300):
+        capture.record(
+            query=f"query {i:03d} about mountains", weights=WEIGHTS, source="model", model="m", latency_ms=1.0
+        )
+    gate.set()
+    assert capture.wait_idle(10.0)
+    records = [record for batch in batches for record in batch]
+    assert all(len(record) <= PACK_BYTES for record in records)
+    queries = [json.loads(line)["query"] for record in records for line in record.decode().splitlines()]
+    assert queries == [f"query {i:03d} about mountains" for i in range(300)]  # every one, in order
+    assert len(records) <= 300 * 200 // PACK_BYTES + 2  # ~150-byte records: ~30 a pack, not one a record
+
+
+def test_a_partly_failed_batch_counts_the_queries_of_the_failed_records() -> None:
+    # Given a Firehose that rejects the second record of every call, and queries too long to share a record
+    gate = threading.Event()
+    calls: list[int] = []
+
+    def send(records: Sequence[bytes]) -> list[int]:
+        gate.wait(5.0)
+        calls.append(len(records))
+        return [1] if len(records) > 1 else []
+
+    capture = QueryCapture(send, redact=Redactor([]))
+    long = "x" * 3_000
+    # When one query is taken alone and two more wait for the next call
+    capture.record(query=f"q0 {long}", weights=WEIGHTS, source="model", model="m", latency_ms=1.0)
+    deadline = time.monotonic() + 5.0
+    while capture.pending() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    for i in (1, 2):
+        capture.record(query=f"q{i} {long}", weights=WEIGHTS, source="model", model="m", latency_ms=1.0)
+    gate.set()
+    assert capture.wait_idle(5.0)
+    # Then the one query of the rejected record is counted failed, the others sent
+    assert calls == [1, 2]
+    assert capture.take_counts() == CaptureCounts(sent=2, failed=1, dropped=0)
