@@ -161,8 +161,10 @@ def _taken_by_the_sender(capture: QueryCapture) -> None:
 
 
 def _hold_sender(capture: QueryCapture) -> threading.Event:
-    """The sender waits for the returned event before each call (batches pile up meanwhile)."""
+    """The sender waits for the returned event before each call (batches pile up meanwhile); no lingering, so
+    that the first record is taken alone at once."""
     release = threading.Event()
+    capture._linger = 0.0
     send = capture._send
 
     def held(records: Any) -> int:

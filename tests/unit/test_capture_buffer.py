@@ -83,7 +83,7 @@ def test_a_partly_failed_batch_counts_the_queries_of_the_failed_records() -> Non
         calls.append(len(records))
         return [1] if len(records) > 1 else []
 
-    capture = QueryCapture(send, redact=Redactor([]))
+    capture = QueryCapture(send, redact=Redactor([]), linger_seconds=0.0)  # each record is sent when it comes
     long = "x" * 3_000
     # When one query is taken alone and two more wait for the next call
     capture.record(query=f"q0 {long}", weights=WEIGHTS, source="model", model="m", latency_ms=1.0)
@@ -97,3 +97,23 @@ def test_a_partly_failed_batch_counts_the_queries_of_the_failed_records() -> Non
     # Then the one query of the rejected record is counted failed, the others sent
     assert calls == [1, 2]
     assert capture.take_counts() == CaptureCounts(sent=2, failed=1, dropped=0)
+
+
+def test_the_sender_lingers_for_a_full_record_and_sends_the_oldest_when_it_is_due() -> None:
+    sent: list[bytes] = []
+    now = [100.0]
+    arrived = threading.Event()
+
+    def send(records: Sequence[bytes]) -> list[int]:
+        sent.extend(records)
+        arrived.set()
+        return []
+
+    capture = QueryCapture(send, redact=Redactor([]), linger_seconds=2.0, monotonic=lambda: now[0])
+    capture.record(query="a lonely query", weights=WEIGHTS, source="model", model="m", latency_ms=1.0)
+    assert not arrived.wait(0.2) and capture.pending() == 1  # not due yet: lingering for company
+    now[0] += 2.5
+    with capture._lock:  # wake the sender as a timed-out wait would
+        capture._wake.notify()
+    assert arrived.wait(5.0)
+    assert [json.loads(r)["query"] for r in sent] == ["a lonely query"]

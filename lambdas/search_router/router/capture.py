@@ -9,10 +9,12 @@ from the event).
 
 Why a background thread (and not a flush at the start of the next request): a flush at the start of a request
 waits for Firehose before the model is called, which puts the PutRecordBatch's latency on that request. Here
-the request only appends to an in-process buffer (``benchmarks/capture.py`` measures what that costs) and wakes
-the sender thread, which sends while the handler returns. When Lambda freezes the environment mid-send the
-thread resumes on the next invocation (the call's short timeouts bound it); a batch lost to an environment that
-is shut down is at most what one request's flush had not sent yet.
+the request only appends to an in-process buffer (``benchmarks/capture.py`` measures what that costs); the
+sender thread sends once a Firehose record's worth is buffered (:data:`PACK_BYTES`) or the oldest record has
+waited :data:`LINGER_SECONDS`, packing the queries into as few records as it can (Firehose bills per record,
+rounded up to 5 KB). When Lambda freezes the environment, the thread resumes on the next invocation (a call in
+flight is bounded by its short timeouts); what an environment that is shut down had not sent (at most the last
+:data:`LINGER_SECONDS` of its queries) is lost, and cannot be counted.
 
 Failures never change a response: the queries of a failed call, or of the records a partial one lost, are
 counted (:attr:`CaptureCounts.failed`, the function's ``CaptureFailed`` metric), a full buffer drops the new
@@ -39,6 +41,9 @@ Firehose outage)."""
 MAX_BATCH_RECORDS: Final = 500  # PutRecordBatch: at most 500 records ...
 MAX_BATCH_BYTES: Final = 4 * 1024 * 1024  # ... and 4 MiB per call
 MAX_RECORD_BYTES: Final = 1_000 * 1024  # Firehose: a record's data is at most 1,000 KiB
+LINGER_SECONDS: Final = 2.0
+"""How long the sender lets records gather before a call that would not fill a Firehose record: more queries per
+record (the billing unit), at most this much later in S3. Lambda's freeze between invocations only extends it."""
 PACK_BYTES: Final = 5_000
 """Firehose bills Direct PUT ingestion per record rounded up to the next 5 KB: queries (a few hundred bytes each)
 are packed, as consecutive JSON lines, into Firehose records of at most this size (a query longer than that
@@ -103,12 +108,19 @@ class QueryCapture:
         redact: Callable[[str], str],
         clock: Callable[[], float] = time.time,
         max_buffered: int = MAX_BUFFERED,
+        linger_seconds: float = LINGER_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self._send = send
         self._redact = redact
         self._clock = clock
         self._max_buffered = max_buffered
+        self._linger = linger_seconds
+        self._monotonic = monotonic
+        self._oldest = 0.0  # monotonic time the oldest buffered record arrived
+        self._buffered_bytes = 0
+        self._flush_now = False
         self._on_error = on_error
         self._buffer: deque[bytes] = deque()
         self._lock = threading.Lock()
@@ -134,8 +146,12 @@ class QueryCapture:
             if len(self._buffer) >= self._max_buffered or len(data) > MAX_RECORD_BYTES:
                 self._dropped += 1
                 return False
+            if not self._buffer:
+                self._oldest = self._monotonic()
             self._buffer.append(data)
-            self._wake.notify()
+            self._buffered_bytes += len(data)
+            if self._buffered_bytes >= PACK_BYTES:
+                self._wake.notify()
         self._ensure_thread()
         return True
 
@@ -151,9 +167,12 @@ class QueryCapture:
             return len(self._buffer)
 
     def wait_idle(self, timeout: float) -> bool:
-        """Wait until the buffer is empty and nothing is being sent (tests, benchmarks); False on timeout."""
+        """Send what is buffered now (no lingering) and wait until it is sent (tests, benchmarks); False on
+        timeout."""
         deadline = time.monotonic() + timeout
         with self._lock:
+            self._flush_now = True
+            self._wake.notify()
             while self._buffer or self._sending:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -172,13 +191,25 @@ class QueryCapture:
     def _run(self) -> None:
         while True:
             with self._lock:
-                while not self._buffer:
-                    self._sending = False
-                    self._idle.notify_all()
-                    self._wake.wait()
+                while not self._ready():
+                    if not self._buffer:
+                        self._sending = False
+                        self._flush_now = False
+                        self._idle.notify_all()
+                        self._wake.wait()
+                    else:  # lingering: wait for a full record's worth, at most until the oldest is due
+                        self._wake.wait(max(0.0, self._oldest + self._linger - self._monotonic()))
                 self._sending = True
                 batch = self._take_batch()
+                self._buffered_bytes = sum(map(len, self._buffer))
+                self._oldest = self._monotonic()
             self._deliver(batch)
+
+    def _ready(self) -> bool:
+        """Something to send now: a full record's worth, the oldest record due, or a flush asked for."""
+        return bool(self._buffer) and (
+            self._flush_now or self._buffered_bytes >= PACK_BYTES or self._monotonic() - self._oldest >= self._linger
+        )
 
     def _take_batch(self) -> list[list[bytes]]:
         """The next call's Firehose records, each a pack of queries (:data:`PACK_BYTES`): at most
