@@ -28,7 +28,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
-from infra.config import AppConfig
+from infra.config import CAPTURE_BUFFER_MB, CAPTURE_BUFFER_SECONDS, AppConfig
 from infra.lambda_factory import FunctionSpec, LambdaFactory
 from infra.nag import acknowledge_resources
 from search_router.contract.environment import CaptureCompactionEnvironment
@@ -41,8 +41,8 @@ from search_router.contract.layout import (
 )
 from search_router.router.settings import capture_environment
 
-BUFFER_MB = 64
-BUFFER_SECONDS = 900  # Firehose's maximum buffer interval: fewer, larger objects (the S3 PUTs of the cost)
+BUFFER_MB = CAPTURE_BUFFER_MB
+BUFFER_SECONDS = CAPTURE_BUFFER_SECONDS
 DELIVERY_LOG_STREAM = "S3Delivery"
 COMPACTION_CRON = "cron(0 1 * * ? *)"  # 01:00 UTC every day
 COMPACTION_TIMEOUT_SECONDS = 600

@@ -315,6 +315,11 @@ class AlarmThresholds:
     p99_latency_ms: int  # API Gateway p99 latency of the route stage
 
 
+# The capture stream's buffering (infra/capture.py; the cost estimate, cli/capture_cost.py, counts its objects).
+CAPTURE_BUFFER_MB = 64
+CAPTURE_BUFFER_SECONDS = 900  # Firehose's maximum buffer interval: fewer, larger objects (the S3 PUTs of the cost)
+
+
 @dataclass(frozen=True)
 class CaptureConfig:
     """Capture of routed queries (``capture_*``, infra/capture.py): off by default."""
