@@ -22,22 +22,12 @@ from search_router.handlers.compact_captured import handler as compact_handler
 from search_router.router.capture import capture_record
 from simulation.harness import REGION, TemplateResolver
 from simulation.synth import Synthesized
+from tests.handlers.test_compact_captured import Context  # the compaction's Lambda context
 from tests.policy.checks import call_findings
 from tests.policy.recorder import CallRecorder
 from tests.policy.template import function_roles
 
 STREAM_TYPE = "AWS::KinesisFirehose::DeliveryStream"
-
-
-class Context:
-    function_name = "compact_captured"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:compact_captured"
-    aws_request_id = "req"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 600_000
 
 
 @pytest.fixture(scope="module")
