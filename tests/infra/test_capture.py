@@ -162,3 +162,29 @@ def test_the_compaction_reads_captured_raw_and_writes_inputs_captured_only(captu
     assert not allowed(statements, Request("s3:GetObject", f"{obj}runs/r1/dataset/train.jsonl"))
     assert not allowed(statements, Request("s3:DeleteObject", f"{obj}captured/raw/2026-12-01/a.gz"))
     assert statement_findings({role_id: statements}) == []
+
+
+def test_the_capture_variant_is_cdk_nag_and_cfn_lint_clean(captured: Synthesized) -> None:
+    import json
+
+    from cfnlint.api import ManualArgs, lint_file
+
+    report = json.loads((captured.outdir / "validation-report.json").read_text())
+    (plugin,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
+    assert plugin["conclusion"] == "success" and plugin["violations"] == []
+    capture_acknowledged = [
+        f
+        for f in plugin["suppressedViolations"]
+        if any("QueryCapture" in c["constructPath"] for c in f["violatingConstructs"])
+    ]
+    # the capture's own wildcards are object keys under captured/ (or inputs/captured/), one construct each
+    s3_wildcards = [f["ruleName"] for f in capture_acknowledged if "StorageData" in f["ruleName"]]
+    assert sorted(s3_wildcards) == [
+        "AwsSolutions-IAM5[Resource::<StorageData6BB23F4E.Arn>/captured/*]",
+        "AwsSolutions-IAM5[Resource::<StorageData6BB23F4E.Arn>/captured/raw/*]",
+        "AwsSolutions-IAM5[Resource::<StorageData6BB23F4E.Arn>/inputs/captured/*]",
+    ]
+    assert all(len(f["violatingConstructs"]) == 1 and len(f["reason"]) >= 20 for f in capture_acknowledged)
+    matches = lint_file(captured.template_path, config=ManualArgs(regions=["us-east-1"]))
+    errors = [m for m in matches if m.rule.id.startswith("E")]
+    assert errors == [], "\n".join(str(m) for m in errors)
