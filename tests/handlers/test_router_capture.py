@@ -8,6 +8,8 @@ expected request against that model)."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -236,3 +238,23 @@ def test_an_exception_in_the_capture_itself_is_a_metric_not_a_500(router: Router
     reply = router.route("crowd cheering in a stadium")
     assert reply.status == 200 and reply.body["source"] == "model"
     assert router.metric("CaptureFailed") == 1
+
+
+def test_the_init_builds_the_capture_and_its_client_but_starts_no_thread(
+    router: RouterHarness, firehose_stream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given capture on in Lambda's init (what a SnapStart snapshot would hold)
+    router.configure(capture_stream=firehose_stream, capture_redact_patterns=REDACT)
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py", None)  # no SnapStart hooks here
+    router_api.use_service(None)
+    threads_before = {t.name for t in threading.enumerate()}
+    service = router_api.initialize_container({**os.environ, "AWS_LAMBDA_FUNCTION_NAME": "router"})
+    assert service is not None
+    capture = router_api.capture_for(service)
+    # Then the capture and its Firehose client exist, and no sender thread runs until a query is captured
+    assert capture is not None and capture.pending() == 0
+    assert router_api.capture_client() is router_api.capture_client()
+    assert "query-capture" not in {t.name for t in threading.enumerate()} - threads_before
+    router.route("a first query after the init")
+    _settle()
+    assert [r["query"] for r in _delivered()] == ["a first query after the init"]

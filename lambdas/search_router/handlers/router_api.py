@@ -157,17 +157,21 @@ def build_capture(settings: RouterSettings) -> QueryCapture | None:
     nothing more (``tests/unit/test_router_import_path.py``)."""
     if settings.capture_stream is None:
         return None
-    from search_router.adapters.firehose import CAPTURE_CLIENT_CONFIG, batch_sender
+    from search_router.adapters.firehose import batch_sender
     from search_router.router.capture import QueryCapture, Redactor
 
-    def firehose() -> Any:
-        return CLIENTS.get("firehose", profile=CLIENT_PROFILE, config=CAPTURE_CLIENT_CONFIG, trimmed=True)
-
     return QueryCapture(
-        batch_sender(firehose, settings.capture_stream),
+        batch_sender(capture_client, settings.capture_stream),
         redact=Redactor(settings.capture_redact_patterns),
         on_error=_capture_error,
     )
+
+
+def capture_client() -> Any:
+    """The router's Firehose client (capture only): its trimmed model, short timeouts, created once."""
+    from search_router.adapters.firehose import CAPTURE_CLIENT_CONFIG
+
+    return CLIENTS.get("firehose", profile=CLIENT_PROFILE, config=CAPTURE_CLIENT_CONFIG, trimmed=True)
 
 
 def _capture_error(error: BaseException) -> None:
@@ -217,6 +221,9 @@ def initialize_container(environment: Mapping[str, str]) -> RouterService | None
     use_service(service)
     for client in ROUTER_CLIENTS:
         router_client(client, service.settings)
+    capture = capture_for(service)  # capture_queries: its modules and client now, its thread on the first record
+    if capture is not None:
+        capture_client()
     _register_after_restore(_after_restore)
     freeze_long_lived_objects()
     return service
