@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Group
 
 from cli.app import App
+from cli.capture_cost import capture_cost, capture_cost_lines
 from cli.start import local_pipeline_defaults, validate
 from cli.text import lines, table
 from infra.config import AppConfig
@@ -456,4 +457,5 @@ def run(app: App, args: argparse.Namespace) -> int:
         judge_repeats=settings.judge_repeats,
     )
     app.terminal.show(render(result))
+    app.terminal.show(Group(*lines(["", *capture_cost_lines(capture_cost(app.config))])))
     return 0

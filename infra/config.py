@@ -315,6 +315,19 @@ class AlarmThresholds:
     p99_latency_ms: int  # API Gateway p99 latency of the route stage
 
 
+# The capture stream's buffering (infra/capture.py; the cost estimate, cli/capture_cost.py, counts its objects).
+CAPTURE_BUFFER_MB = 64
+CAPTURE_BUFFER_SECONDS = 900  # Firehose's maximum buffer interval: fewer, larger objects (the S3 PUTs of the cost)
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    """Capture of routed queries (``capture_*``, infra/capture.py): off by default."""
+
+    enabled: bool
+    redact_patterns: tuple[str, ...]  # regexes; each match is replaced before a query is buffered
+
+
 @dataclass(frozen=True)
 class AppConfig:
     stack_name: str
@@ -343,6 +356,7 @@ class AppConfig:
     log_retention_days: int
     router: RouterConfig
     alarms: AlarmThresholds
+    capture: CaptureConfig = CaptureConfig(enabled=False, redact_patterns=())
 
     @property
     def powertools_layer_arn(self) -> str:
@@ -549,6 +563,37 @@ def _optional_int(key: str, value: Any, lo: int, hi: int) -> int | None:
         raise ConfigError(key, f"must be null (unreserved) or an integer in {lo}..{hi}, got {value!r}") from None
 
 
+MAX_REDACT_PATTERNS = 20
+MAX_REDACT_PATTERN_CHARS = 500
+
+
+def _redact_patterns(key: str, value: Any) -> tuple[str, ...]:
+    """A list of Python regexes (the router applies them with ``re``); one that does not compile fails synth,
+    naming its index and the compiler's message."""
+    value = _as_json(key, value)
+    if not isinstance(value, list) or len(value) > MAX_REDACT_PATTERNS:
+        raise ConfigError(key, f"must be a list of at most {MAX_REDACT_PATTERNS} regular expressions, got {value!r}")
+    patterns: list[str] = []
+    for index, pattern in enumerate(value):
+        where = f"{key}[{index}]"
+        if not isinstance(pattern, str) or not pattern or len(pattern) > MAX_REDACT_PATTERN_CHARS:
+            raise ConfigError(
+                where,
+                f"must be a non-empty regular expression of at most {MAX_REDACT_PATTERN_CHARS} "
+                f"characters, got {pattern!r}",
+            )
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(where, f"is not a valid regular expression ({exc}): {pattern!r}") from None
+        if compiled.search(""):
+            raise ConfigError(
+                where, f"matches the empty string, so it would redact between every character: {pattern!r}"
+            )
+        patterns.append(pattern)
+    return tuple(patterns)
+
+
 def _router_config(values: Mapping[str, Any]) -> RouterConfig:
     """The ``router_*`` / ``api_*`` keys (parsed one by one) checked against each other and the channels."""
     if values["router_call_timeout_ms"] > values["router_timeout_ms"]:
@@ -649,6 +694,9 @@ FIELDS: dict[str, _Parser] = {
     # Monitoring (infra/monitoring.py): router alarms to the notification topic
     "alarm_fallback_rate": lambda k, v: _as_float(k, v, 0.0, 1.0),
     "alarm_p99_latency_ms": lambda k, v: _as_int(k, v, 100, 30_000),
+    # Capture of routed queries (infra/capture.py, router/capture.py); retention: data_retention_days
+    "capture_queries": _as_bool,
+    "capture_redact_patterns": _redact_patterns,
 }
 
 
@@ -742,6 +790,7 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
         alarms=AlarmThresholds(
             fallback_rate=values["alarm_fallback_rate"], p99_latency_ms=values["alarm_p99_latency_ms"]
         ),
+        capture=CaptureConfig(enabled=values["capture_queries"], redact_patterns=values["capture_redact_patterns"]),
     )
 
 

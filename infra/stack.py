@@ -8,6 +8,7 @@ from aws_cdk import Annotations, CfnOutput, Stack, Tags
 from constructs import Construct
 
 from infra.bedrock_roles import BedrockServiceRole
+from infra.capture import QueryCapture
 from infra.cleanup import RuntimeResourceCleanup
 from infra.compensation import Compensation
 from infra.config import DOCUMENTED_DISTILLATION_REGIONS, AppConfig, pipeline_defaults
@@ -54,6 +55,16 @@ class RouterDistillationStack(Stack):
         self.routing_api = RoutingApi(
             self, "RoutingApi", config=config, functions=self.functions, data_bucket=self.storage.data_bucket
         )
+        self.capture: QueryCapture | None = None
+        if config.capture.enabled:
+            self.capture = QueryCapture(
+                self,
+                "QueryCapture",
+                config=config,
+                functions=self.functions,
+                data_bucket=self.storage.data_bucket,
+                router_function=self.routing_api.function,
+            )
         self.pipeline = Pipeline(
             self,
             "Pipeline",

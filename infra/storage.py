@@ -6,7 +6,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from search_router.contract.layout import INPUTS, RUNS, TMP
+from search_router.contract.layout import CAPTURED, INPUTS, RUNS, TMP
 
 # The object layout of the data bucket is search_router.contract.layout (runs/, tmp/, inputs/).
 # Step Functions can redrive an execution for 14 days after it ended; a redriven labeling step reads its shards
@@ -20,7 +20,8 @@ class Storage(Construct):
 
     ``retain_data=False`` (default) empties and removes both buckets on ``cdk destroy``; ``True`` keeps
     them (datasets and reports survive the stack). ``data_retention_days`` (default ``None``: kept) expires
-    run data (``runs/``) and uploaded queries (``inputs/``) that many days after they were written.
+    run data (``runs/``), uploaded and compacted queries (``inputs/``) and captured queries (``captured/``,
+    ``capture_queries``) that many days after they were written.
     """
 
     def __init__(
@@ -72,7 +73,7 @@ class Storage(Construct):
                         expiration=Duration.days(data_retention_days),
                         noncurrent_version_expiration=Duration.days(1),
                     )
-                    for prefix in (RUNS, INPUTS)
+                    for prefix in (RUNS, INPUTS, CAPTURED)
                     if data_retention_days
                 ),
                 s3.LifecycleRule(id="expire-old-versions", noncurrent_version_expiration=Duration.days(30)),

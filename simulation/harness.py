@@ -60,6 +60,7 @@ _ARN_OF_NAME: dict[str, Callable[[str], str]] = {
     "AWS::Logs::LogGroup": lambda name: f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*",
     "AWS::KMS::Key": lambda name: f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{name}",
     "AWS::SQS::Queue": lambda name: f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}",
+    "AWS::KinesisFirehose::DeliveryStream": lambda name: f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{name}",
 }
 
 

@@ -142,6 +142,8 @@ def resources_of(call: Call) -> tuple[list[str], dict[str, Any]]:  # noqa: PLR09
         return [p.get("executionArn") or p["stateMachineArn"]], {}
     if service == "cloudformation":
         return [p["StackName"]], {}
+    if service == "firehose":
+        return [f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{p['DeliveryStreamName']}"], {}
     if service in ("bedrock", "bedrock-runtime"):
         found = _bedrock_resources(call)
         if found is None:

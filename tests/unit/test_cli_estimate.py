@@ -275,3 +275,31 @@ def test_the_weights_only_candidate_is_estimated_with_the_weights_only_prompt_an
     assert line.input_tokens == pytest.approx(100 * (prompt + sizes.query))
     assert line.output_tokens == pytest.approx(100 * sizes.weights_only)
     assert sizes.weights_only < sizes.answer
+
+
+def test_the_capture_cost_bills_firehose_per_5_kb_record_and_packing_cuts_it() -> None:
+    from cli.capture_cost import CAPTURE_RATES, capture_cost
+
+    cost = capture_cost(CONFIG, routes_per_day=1_000_000)
+    # Every query is one JSON line of a few hundred bytes; unpacked, each would be billed a whole 5 KB
+    assert 100 < cost.record_bytes < 1_000
+    routes = 1_000_000 * CAPTURE_RATES.days_per_month
+    assert cost.unpacked_billed_gb == pytest.approx(routes * 5 * 1024 / 1024**3)
+    assert 1 <= cost.queries_per_record <= cost.pack_capacity <= 5_000 // cost.record_bytes
+    assert cost.billed_gb == pytest.approx(cost.unpacked_billed_gb / cost.queries_per_record, rel=1e-3)
+    assert cost.firehose_usd == pytest.approx(cost.billed_gb * CAPTURE_RATES.firehose_usd_per_gb)
+    # S3: Firehose writes an object at least every buffer interval (900 s: 96 a day), plus the compacted file
+    assert cost.s3_puts == pytest.approx(97 * CAPTURE_RATES.days_per_month)
+    assert cost.total_usd == pytest.approx(cost.firehose_usd + cost.s3_requests_usd + cost.storage_usd_per_month)
+    # Ten times the traffic costs more, and packs fuller records
+    busier = capture_cost(CONFIG, routes_per_day=10_000_000)
+    assert busier.firehose_usd > cost.firehose_usd and busier.queries_per_record >= cost.queries_per_record
+
+
+def test_estimate_prints_the_capture_cost(capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.main import main
+
+    assert main(["estimate", "--examples", "100", "--eval", "10", "--no-judge"]) == 0
+    out = capsys.readouterr().out
+    assert "Capture (capture_queries) at 1,000,000 routes a day" in out
+    assert "Firehose ingestion" in out and "S3 storage" in out

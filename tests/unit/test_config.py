@@ -268,3 +268,36 @@ def test_a_run_setting_with_a_default_in_the_model_has_the_same_one_in_cdk_json(
     assert {"micro_router", "router_cascade", "cascade_margin", "fusion_shape"} <= set(with_default)
     for name, field in with_default.items():
         assert run_defaults[name] == field.get_default(call_default_factory=True), name
+
+
+def test_capture_is_off_by_default_with_redaction_of_e_mail_addresses_and_digit_runs() -> None:
+    import re
+
+    config = load_config()
+    assert config.capture.enabled is False
+    redacted = "write to ann.lee@example.com or call 555 123 4567 about the 2023 final"
+    for pattern in config.capture.redact_patterns:
+        redacted = re.sub(pattern, "<redacted>", redacted)
+    assert redacted == "write to <redacted> or call <redacted> about the 2023 final"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (["(unclosed"], "capture_redact_patterns[0]': is not a valid regular expression"),
+        (["\\d+", "a*"], "capture_redact_patterns[1]': matches the empty string"),
+        ("not a list", "capture_redact_patterns': must be JSON"),
+        ([""], "capture_redact_patterns[0]': must be a non-empty regular expression"),
+        ([7], "capture_redact_patterns[0]': must be a non-empty regular expression"),
+    ],
+)
+def test_a_bad_redaction_pattern_fails_synth_naming_it(value: Any, expected: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(_context(capture_redact_patterns=value))
+    assert expected in str(error.value)
+
+
+def test_capture_settings_from_the_command_line_are_parsed() -> None:
+    config = parse_config(_context(capture_queries="true", capture_redact_patterns='["secret-\\\\w+"]'))
+    assert config.capture.enabled is True
+    assert config.capture.redact_patterns == ("secret-\\w+",)

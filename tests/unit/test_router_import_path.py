@@ -21,6 +21,8 @@ NOT_ON_THE_ROUTER_PATH = (
     "search_router.contract.promotion",
     "search_router.pipeline",
     "search_router.shared.micro_router",
+    "search_router.router.capture",  # capture_queries off (the default): nothing of the capture is imported
+    "search_router.adapters.firehose",
 )
 
 

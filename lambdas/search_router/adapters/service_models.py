@@ -38,8 +38,10 @@ ROUTER_OPERATIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "bedrock-runtime": ("ConverseStream",),
     "ssm": ("GetParameter",),
     "s3": ("GetObject",),
+    "firehose": ("PutRecordBatch",),
 }
-"""What the router calls of each service: ``adapters/bedrock_runtime.py``, ``ssm.py``, ``s3_artifacts.py``."""
+"""What the router calls of each service: ``adapters/bedrock_runtime.py``, ``ssm.py``, ``s3_artifacts.py``,
+``firehose.py`` (``capture_queries`` only)."""
 
 _SERVICE_MODEL: Final = "service-2"
 _CREATING = threading.Lock()

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Self, TypeVar, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 __all__ = [
+    "CaptureCompactionEnvironment",
     "CommonEnvironment",
     "CompensationEnvironment",
     "EnvironmentInvalid",
@@ -190,3 +191,9 @@ class CompensationEnvironment(FunctionEnvironment):
     """Wait between sweeps (the tests shorten it; unset: the handler's POLL_SECONDS)."""
     reconcile_grace_seconds: int | None = None
     """How long a failure may stay unclaimed before Reconcile compensates it (unset: RECONCILE_GRACE)."""
+
+
+class CaptureCompactionEnvironment(CommonEnvironment):
+    """The daily compaction of captured queries (infra/capture.py, ``capture_queries`` only)."""
+
+    data_bucket: str

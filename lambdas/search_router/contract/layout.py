@@ -20,6 +20,11 @@
                                                          outside runs/, so data_retention_days never expires it
     tmp/<run>/plan/shard-NNNNN.json                      the shards' queries (PlanQueries); expired by lifecycle
     tmp/<run>/labeled/shard-NNNNN{.jsonl,.stats.json,.error.json,/part-*.json}   a shard's labels (ShardKeys)
+    captured/raw/<yyyy-MM-dd>/...                        routed queries, gzip JSON lines (capture_queries: the
+                                                         router through Firehose, partitioned by arrival day)
+    captured/errors/<error type>/<yyyy-MM-dd>/...        what Firehose could not deliver (its error output)
+    inputs/captured/<yyyy-MM-dd>.jsonl                   one day's captured queries, deduplicated with a count
+                                                         per query (the daily compaction); a user query file
 
 The IAM grants of the stack are derived from the same definitions: :meth:`RunLayout.pattern` turns a key of
 :data:`ANY_RUN` into the ``runs/*/...`` pattern a policy names.
@@ -30,12 +35,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import Final
 
 RUNS: Final = "runs/"
 TMP: Final = "tmp/"
 INPUTS: Final = "inputs/"
 PROMOTED: Final = "promoted/"
+CAPTURED: Final = "captured/"
+CAPTURED_RAW: Final = f"{CAPTURED}raw/"
+CAPTURED_ERRORS: Final = f"{CAPTURED}errors/"
+CAPTURED_INPUTS: Final = f"{INPUTS}captured/"
+FIREHOSE_DAY: Final = "!{timestamp:yyyy-MM-dd}"
+"""Firehose's prefix expression of the arrival day (UTC) of the oldest record of an object."""
+FIREHOSE_RAW_PREFIX: Final = f"{CAPTURED_RAW}{FIREHOSE_DAY}/"
+FIREHOSE_ERROR_PREFIX: Final = f"{CAPTURED_ERRORS}!{{firehose:error-output-type}}/{FIREHOSE_DAY}/"
 ANY_RUN: Final = "*"
 """The run id of :meth:`RunLayout.any`: its keys are IAM resource patterns (``runs/*/dataset/``)."""
 
@@ -83,6 +97,17 @@ class ShardKeys:
         """This shard's part keys among ``keys``, in write order."""
         mine = [k for k in keys if k.startswith(self.parts_prefix) and _PART_NAME.search(k)]
         return sorted(mine, key=part_number)
+
+
+def captured_raw_prefix(day: date) -> str:
+    """Where Firehose writes the captured queries that arrived on ``day`` (UTC): what :data:`FIREHOSE_RAW_PREFIX`
+    evaluates to."""
+    return f"{CAPTURED_RAW}{day.isoformat()}/"
+
+
+def captured_queries(day: date) -> str:
+    """The compacted query file of ``day`` (a ``.jsonl`` user query file under ``inputs/``)."""
+    return f"{CAPTURED_INPUTS}{day.isoformat()}.jsonl"
 
 
 def part_number(key: str) -> int:

@@ -48,6 +48,12 @@ class RouterMetric(StrEnum):
     """The promoted micro-router could not be used (its artifact missing, unreadable, broken, or for other
     channels; a malformed ``micro_router`` block; a failed prediction): counted once per load attempt, the
     problem in the log line; the model answers."""
+    CAPTURE_FAILED = "CaptureFailed"
+    """Captured queries Firehose did not take (a failed PutRecordBatch counts its every record, a partial one its
+    ``FailedPutCount``); the responses were never affected (``capture_queries``)."""
+    CAPTURE_DROPPED = "CaptureDropped"
+    """Captured queries dropped because the container's capture buffer was full (Firehose slower than the
+    traffic, or unreachable)."""
 
     @property
     def dimension(self) -> str | None:

@@ -18,6 +18,7 @@ from the state is written back as it was.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
@@ -476,3 +477,25 @@ COMPENSATION_TASK_INPUTS: dict[str, type[Payload]] = {
     "NotifyCleanupFailed": NotifyInput,
 }
 """The input model of each task state of ``stepfunctions/compensation.asl.json``, by state name."""
+
+
+# --- The daily compaction of captured queries (capture_queries; EventBridge Scheduler, not the state machine) ---
+
+
+class CompactCapturedInput(Payload):
+    """``date``: the UTC day to compact; absent (the schedule's ``{}``): yesterday."""
+
+    date: dt.date | None = None
+
+
+class CompactCapturedOutput(Payload):
+    """Where the day's query file is and what its objects held (every malformed line counted by reason)."""
+
+    date: dt.date
+    output_uri: str | None  # None when the day had no captured query (nothing is written)
+    objects: int
+    lines: int
+    records: int
+    queries: int
+    malformed: dict[str, int]
+    malformed_samples: list[str]

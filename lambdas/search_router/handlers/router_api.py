@@ -38,7 +38,7 @@ import traceback
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -62,10 +62,21 @@ from search_router.router.guards import CircuitEvent, Transition
 from search_router.router.micro_source import MicroRouterSource
 from search_router.router.model_source import PromotedModelSource
 from search_router.router.request_body import UnreadableBodyError, decode_body, media_type, parse_json_body
-from search_router.router.service import Attempt, AttemptOutcome, DefaultReason, RouteOutcome, RouterService, Source
+from search_router.router.service import (
+    Attempt,
+    AttemptOutcome,
+    DefaultReason,
+    RouteOutcome,
+    RouterService,
+    Source,
+    normalize_query,
+)
 from search_router.router.settings import ENV_CORS_ORIGINS, RouterSettings, SettingsError, load_settings
 from search_router.router.sizing import invoker_threads
 from search_router.shared.answer.formatting import round_weights
+
+if TYPE_CHECKING:  # capture_queries: imported when a capture stream is configured, never on the default path
+    from search_router.router.capture import QueryCapture
 
 WEIGHT_DECIMALS = 4
 CLIENT_PROFILE = "router"  # the router's own clients (its configuration), apart from any other in the process
@@ -140,6 +151,47 @@ def build_service(settings: RouterSettings, *, clock: Callable[[], float] = time
     )
 
 
+def build_capture(settings: RouterSettings) -> QueryCapture | None:
+    """The capture of routed queries (``capture_queries``), or None when no stream is configured. Its modules
+    (the capture buffer, the Firehose adapter) are imported only here, so the router without capture imports
+    nothing more (``tests/unit/test_router_import_path.py``)."""
+    if settings.capture_stream is None:
+        return None
+    from search_router.adapters.firehose import batch_sender
+    from search_router.router.capture import QueryCapture, Redactor
+
+    return QueryCapture(
+        batch_sender(capture_client, settings.capture_stream),
+        redact=Redactor(settings.capture_redact_patterns),
+        on_error=_capture_error,
+    )
+
+
+def capture_client() -> Any:
+    """The router's Firehose client (capture only): its trimmed model, short timeouts, created once."""
+    from search_router.adapters.firehose import CAPTURE_CLIENT_CONFIG
+
+    return CLIENTS.get("firehose", profile=CLIENT_PROFILE, config=CAPTURE_CLIENT_CONFIG, trimmed=True)
+
+
+def _capture_error(error: BaseException) -> None:
+    """A failed capture batch, logged from the sender thread by its type only (a message may quote a request)."""
+    logger.warning("A capture batch was not delivered", exception_name=type(error).__name__)
+
+
+_captures: dict[int, tuple[RouterService, QueryCapture | None]] = {}
+
+
+def capture_for(service: RouterService) -> QueryCapture | None:
+    """The capture of ``service`` (built once per service from its settings; None when capture is off)."""
+    entry = _captures.get(id(service))
+    if entry is None or entry[0] is not service:
+        entry = (service, build_capture(service.settings))
+        _captures.clear()  # one service per container: an earlier one's capture is not kept alive
+        _captures[id(service)] = entry
+    return entry[1]
+
+
 def get_service() -> RouterService:
     """The container's router, built from the environment on first use (settings validated once)."""
     global _service  # noqa: PLW0603 - one service per container, created lazily to keep imports fast
@@ -169,6 +221,9 @@ def initialize_container(environment: Mapping[str, str]) -> RouterService | None
     use_service(service)
     for client in ROUTER_CLIENTS:
         router_client(client, service.settings)
+    capture = capture_for(service)  # capture_queries: its modules and client now, its thread on the first record
+    if capture is not None:
+        capture_client()
     _register_after_restore(_after_restore)
     freeze_long_lived_objects()
     return service
@@ -264,7 +319,37 @@ def route(request: RouteRequest) -> Reply:
         )
     outcome = service.route(request.query, include_reasoning=request.include_reasoning)
     _record(service, outcome, request)
-    return Reply(HTTPStatus.OK, _response(service, outcome).to_dict())
+    response = _response(service, outcome)
+    _capture(service, request, response)
+    return Reply(HTTPStatus.OK, response.to_dict())
+
+
+def _capture(service: RouterService, request: RouteRequest, response: RouteResponse) -> None:
+    """Buffer the routed query for capture (after the answer is decided; sent by the capture's thread) and count
+    what became of earlier ones. Nothing here can change the response: a failure is a metric and a log line."""
+    capture = capture_for(service)
+    if capture is None:
+        return
+    try:
+        capture.record(
+            query=normalize_query(request.query),
+            weights=response.weights,
+            source=response.source,
+            model=response.model,
+            latency_ms=response.latency_ms,
+        )
+        counts = capture.take_counts()
+    except Exception as error:
+        _count_capture(RouterMetric.CAPTURE_FAILED, 1)
+        logger.error("Capture failed; the response is unchanged", **_exception_fields(error, False))
+        return
+    _count_capture(RouterMetric.CAPTURE_FAILED, counts.failed)
+    _count_capture(RouterMetric.CAPTURE_DROPPED, counts.dropped)
+
+
+def _count_capture(name: RouterMetric, count: int) -> None:
+    if count > 0:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
 
 
 def _unexpected(error: Exception) -> Reply:

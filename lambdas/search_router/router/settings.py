@@ -39,6 +39,10 @@ ENV_BREAKER_OPEN_SECONDS = "ROUTER_BREAKER_OPEN_SECONDS"
 ENV_FALLBACK_MAX_SHARE = "ROUTER_FALLBACK_MAX_SHARE"
 ENV_FALLBACK_WINDOW_SECONDS = "ROUTER_FALLBACK_WINDOW_SECONDS"
 ENV_FALLBACK_MIN_REQUESTS = "ROUTER_FALLBACK_MIN_REQUESTS"
+# Capture (capture_queries): the Firehose stream to write routed queries to (absent: capture is off) and the
+# redaction patterns applied before a query is buffered.
+ENV_CAPTURE_STREAM = "ROUTER_CAPTURE_STREAM"
+ENV_CAPTURE_REDACT_PATTERNS = "ROUTER_CAPTURE_REDACT_PATTERNS"
 # Where the function runs (the stack writes them: Lambda's environment has the Region but not the account).
 ENV_PARTITION = "ROUTER_PARTITION"
 ENV_REGION = "ROUTER_REGION"
@@ -116,6 +120,8 @@ class RouterSettings:
     fallback_min_requests: int  # the cap applies once the window holds this many requests
     log_queries: bool = False
     cors_origins: tuple[str, ...] = ()
+    capture_stream: str | None = None  # the Firehose stream of capture_queries; None: nothing is captured
+    capture_redact_patterns: tuple[str, ...] = ()
 
 
 def load_settings(environ: Mapping[str, str]) -> RouterSettings:
@@ -169,7 +175,25 @@ def load_settings(environ: Mapping[str, str]) -> RouterSettings:
         fallback_min_requests=_int(environ, ENV_FALLBACK_MIN_REQUESTS, 1, 1_000_000),
         log_queries=_bool(environ, ENV_LOG_QUERIES),
         cors_origins=tuple(origins),
+        capture_stream=environ.get(ENV_CAPTURE_STREAM, "").strip() or None,
+        capture_redact_patterns=_patterns(environ, ENV_CAPTURE_REDACT_PATTERNS),
     )
+
+
+def _patterns(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A JSON list of regular expressions (absent: none), each compiled here so that a bad one fails the cold
+    start naming it, not a request."""
+    if not environ.get(name, "").strip():
+        return ()
+    patterns = _json(environ, name)
+    if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+        raise SettingsError(name, "must be a JSON list of regular expressions")
+    for index, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise SettingsError(name, f"pattern {index} {pattern!r} is not a regular expression ({exc})") from None
+    return tuple(patterns)
 
 
 def to_environment(
@@ -194,6 +218,8 @@ def to_environment(
     region: str,
     account_id: str,
     cors_origins: Sequence[str] = (),
+    capture_stream: str | None = None,
+    capture_redact_patterns: Sequence[str] = (),
 ) -> dict[str, str]:
     """The environment variables :func:`load_settings` reads (``CHANNELS`` comes from the Lambda factory).
 
@@ -220,7 +246,15 @@ def to_environment(
         ENV_REGION: region,
         ENV_ACCOUNT_ID: account_id,
         ENV_CORS_ORIGINS: _compact(list(cors_origins)),
+        **capture_environment(capture_stream, capture_redact_patterns),
     }
+
+
+def capture_environment(stream: str | None, redact_patterns: Sequence[str]) -> dict[str, str]:
+    """The capture variables (none without a stream: capture off); the stream's name may be a CDK token."""
+    if not stream:
+        return {}
+    return {ENV_CAPTURE_STREAM: stream, ENV_CAPTURE_REDACT_PATTERNS: _compact(list(redact_patterns))}
 
 
 def _compact(value: Any) -> str:
