@@ -276,22 +276,26 @@ def _gate_status(gate: Mapping[str, Any] | None) -> str:
     return "PASSED" if gate.get("passed") else "FAILED"
 
 
+CANDIDATE_HEADER: tuple[str, ...] = (
+    "candidate",
+    "model",
+    "prompt",
+    "judge (1-5)",
+    "rubric mean (1-5)",
+    "MAE",
+    "dominant accuracy",
+    "valid JSON",
+    "latency mean (ms)",
+    "latency p95 (ms)",
+    "input $/1K tokens",
+    "output $/1K tokens",
+    "$ per 1M routes",
+)
+"""The candidates table's columns (report.md and report.html)."""
+
+
 def _candidates_section(report: Mapping[str, Any]) -> list[str]:
-    header = [
-        "candidate",
-        "model",
-        "prompt",
-        "judge (1-5)",
-        "rubric mean (1-5)",
-        "MAE",
-        "dominant accuracy",
-        "valid JSON",
-        "latency mean (ms)",
-        "latency p95 (ms)",
-        "input $/1K tokens",
-        "output $/1K tokens",
-        "$ per 1M routes",
-    ]
+    header = list(CANDIDATE_HEADER)
     align = [":---", ":---", ":---"] + ["---:"] * (len(header) - 3)
     rows = []
     for c in report.get("candidates", []):

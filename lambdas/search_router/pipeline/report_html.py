@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from search_router.pipeline.report import (
+    CANDIDATE_HEADER,
     CHART_FILES,
     CHART_TITLES,
     MIN_SPLIT_SIZE,
@@ -244,21 +245,6 @@ def _verdict(report: Mapping[str, Any]) -> Html:
 # ---------------------------------------------------------------------------------------------------------
 # Candidates
 # ---------------------------------------------------------------------------------------------------------
-CANDIDATE_HEADER = (
-    "candidate",
-    "model",
-    "prompt",
-    "judge (1-5)",
-    "rubric mean (1-5)",
-    "MAE",
-    "dominant accuracy",
-    "valid JSON",
-    "latency mean (ms)",
-    "latency p95 (ms)",
-    "input $/1K tokens",
-    "output $/1K tokens",
-    "$ per 1M routes",
-)
 
 
 def _candidate_row(c: Mapping[str, Any]) -> list[Any]:
