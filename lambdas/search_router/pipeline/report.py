@@ -434,8 +434,22 @@ def _gate_section(report: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _splits_section(report: Mapping[str, Any]) -> list[str]:
-    """Every candidate's headline metrics on each held-out split."""
+SPLIT_HEADER: tuple[str, ...] = (
+    "candidate",
+    "split",
+    "queries",
+    "rubric mean",
+    "MAE",
+    "dominant accuracy",
+    "valid JSON",
+    "latency mean (ms)",
+    "$ per 1M routes",
+)
+"""The per-split table's columns (report.md and report.html)."""
+
+
+def split_rows(report: Mapping[str, Any]) -> list[list[Any]]:
+    """Every candidate's headline metrics on each held-out split, formatted (:data:`SPLIT_HEADER`)."""
     rows = []
     for c in report.get("candidates", []):
         for split, m in (c.get("metrics_by_split") or {}).items():
@@ -452,19 +466,15 @@ def _splits_section(report: Mapping[str, Any]) -> list[str]:
                     fmt_usd(m.get("cost_per_1m_routes")),
                 ]
             )
+    return rows
+
+
+def _splits_section(report: Mapping[str, Any]) -> list[str]:
+    """Every candidate's headline metrics on each held-out split."""
+    rows = split_rows(report)
     if not rows:
         return []
-    header = [
-        "candidate",
-        "split",
-        "queries",
-        "rubric mean",
-        "MAE",
-        "dominant accuracy",
-        "valid JSON",
-        "latency mean (ms)",
-        "$ per 1M routes",
-    ]
+    header = list(SPLIT_HEADER)
     align = [":---", ":---"] + ["---:"] * (len(header) - 2)
     return [
         "## Per held-out split",

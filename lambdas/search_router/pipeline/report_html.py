@@ -23,6 +23,7 @@ from search_router.pipeline.report import (
     CHART_TITLES,
     MIN_SPLIT_SIZE,
     NA,
+    SPLIT_HEADER,
     dataset_value,
     fmt_mae,
     fmt_ms,
@@ -33,6 +34,7 @@ from search_router.pipeline.report import (
     get_path,
     interval_cell,
     judge_text,
+    split_rows,
     tau_text,
     teacher_text,
     with_interval,
@@ -326,35 +328,13 @@ def _failures(candidates: Sequence[Mapping[str, Any]]) -> Html:
 
 
 def _splits(report: Mapping[str, Any]) -> Html:
-    rows = []
-    for c in _candidate_list(report):
-        for split, m in (c.get("metrics_by_split") or {}).items():
-            rows.append(
-                [
-                    c.get("name"),
-                    split,
-                    num(dataset_value(m.get("n", NA))),
-                    num(fmt_score(m.get("rubric_mean"))),
-                    num(fmt_mae(m.get("mae_overall"))),
-                    num(fmt_rate(m.get("dominant_accuracy"))),
-                    num(fmt_rate(m.get("valid_json_rate"))),
-                    num(fmt_ms(get_path(m, "latency", "mean"))),
-                    num(fmt_usd(m.get("cost_per_1m_routes"))),
-                ]
-            )
+    rows = [
+        [name, split, num(dataset_value(n)), *(num(cell) for cell in cells)]
+        for name, split, n, *cells in split_rows({"candidates": _candidate_list(report)})
+    ]
     if not rows:
         return Html("")
-    header = [
-        "candidate",
-        "split",
-        "queries",
-        "rubric mean",
-        "MAE",
-        "dominant accuracy",
-        "valid JSON",
-        "latency mean (ms)",
-        "$ per 1M routes",
-    ]
+    header = list(SPLIT_HEADER)
     note = (
         "seen: queries of templates the training set also drew from; unseen_template: templates and vocabulary "
         "never used in training; user: your own queries."
