@@ -54,7 +54,11 @@ PHASES: tuple[Phase, ...] = (
     Phase("plan", "Plan queries", ("PlanQueries",)),
     Phase("label", "Label with the teacher", (_LABEL_MAP,)),
     Phase("dataset", "Prepare dataset", ("PrepareDataset",)),
-    Phase("micro", "Train the micro-router", ("IsMicroRouterEnabled", "TrainMicroRouter", "MicroRouterSkipped")),
+    Phase(
+        "micro",
+        "Train the micro-router",
+        ("IsMicroRouterEnabled", "TrainMicroRouter", "MicroRouterSkipped", "MicroRouterFailed"),
+    ),
     Phase(
         "distill",
         "Distillation",

@@ -40,6 +40,7 @@ MILESTONES: Final[Mapping[str, int]] = {
     "IsMicroRouterEnabled": 57,
     "TrainMicroRouter": 57,
     "MicroRouterSkipped": 57,
+    "MicroRouterFailed": 57,
     "StartDistillation": 59,
     "WaitForDistillation": 61,
     "CheckDistillation": 61,

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import boto3
+import pytest
 
 from search_router.contract.layout import RunLayout
 from search_router.pipeline.cascade import CASCADE_CANDIDATE, MICRO_CANDIDATE
@@ -205,3 +206,29 @@ def test_router_cascade_off_promotes_the_model_alone(pipeline: PipelineHarness, 
     assert outcome["enabled"] is False and "router_cascade is 'off'" in outcome["reason"]
     assert "micro_router" not in _promotion(pipeline)
     assert pipeline.s3_keys(RunLayout("cascade-off").promoted_micro_router_prefix) == []
+
+
+def test_a_micro_router_that_cannot_be_trained_costs_the_run_nothing_but_the_cascade(
+    pipeline: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given training data the micro-router cannot learn from (its trainer refuses it, as for too few records)
+    from search_router.handlers import train_micro_router as handler
+
+    def refuse(*args: object, **kwargs: object) -> object:
+        raise ValueError("every example has the same words")
+
+    monkeypatch.setattr(handler, "train_micro_router", refuse)
+    # When a run is started
+    execution = pipeline.run({**SMALL, "judge": False}, name="micro-refused")
+
+    # Then the state machine catches MicroRouterNotTrainable, the run goes on and promotes the model alone,
+    # and the report says why there is no cascade
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    states = execution.entered_states()
+    assert states.index("TrainMicroRouter") < states.index("MicroRouterFailed") < states.index("StartDistillation")
+    assert execution.output["micro_router"]["error"]["Error"] == "MicroRouterNotTrainable"
+    outcome = execution.output["report"]["micro_router"]
+    assert outcome["enabled"] is False
+    assert outcome["reason"].startswith("the micro-router could not be trained: ")
+    assert "every example has the same words" in outcome["reason"]
+    assert execution.output["decision"]["outcome"] == "promoted" and "micro_router" not in _promotion(pipeline)

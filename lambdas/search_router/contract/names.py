@@ -89,6 +89,7 @@ class PipelineState(StrEnum):
     IS_MICRO_ROUTER_ENABLED = "IsMicroRouterEnabled"
     TRAIN_MICRO_ROUTER = "TrainMicroRouter"
     MICRO_ROUTER_SKIPPED = "MicroRouterSkipped"
+    MICRO_ROUTER_FAILED = "MicroRouterFailed"
     START_DISTILLATION = "StartDistillation"
     WAIT_FOR_DISTILLATION = "WaitForDistillation"
     CHECK_DISTILLATION = "CheckDistillation"

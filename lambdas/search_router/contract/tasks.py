@@ -164,6 +164,17 @@ class MicroRouterTraining(Payload):
     training: dict[str, Any]
 
 
+class MicroRouterFailure(Payload):
+    """``$.micro_router`` when TrainMicroRouter failed with ``MicroRouterNotTrainable`` (the Catch's error
+    ``{"Error", "Cause"}``): the run goes on without a micro-router and the report says why."""
+
+    error: dict[str, Any]
+
+    @property
+    def reason(self) -> str:
+        return str(self.error.get("Cause") or self.error.get("Error") or "no reason given")
+
+
 class StartDistillationInput(Payload):
     run: RunState
     dataset: Dataset
@@ -323,7 +334,7 @@ class ReportInput(Payload):
     evaluations: list[Evaluation]
     dataset: Dataset
     judge: JudgeState | None = None
-    micro_router: MicroRouterTraining | None = None
+    micro_router: MicroRouterTraining | MicroRouterFailure | None = None
 
 
 class CascadeOutcome(Payload):
@@ -417,7 +428,8 @@ class PipelineState(Payload):
     preflight: PreflightFindings
     plan: ShardPlan | None = None
     dataset: Dataset | None = None
-    micro_router: MicroRouterTraining | None = None
+    micro_router: MicroRouterTraining | MicroRouterFailure | None = None
+    micro_router_error: dict[str, Any] | None = None
     distillation: DistillationJob | None = None
     distillation_status: DistillationStatus | None = None
     deployment: Deployment | None = None

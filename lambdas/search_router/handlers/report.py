@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,13 @@ from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.layout import RunLayout
 from search_router.contract.names import DISTILLED
 from search_router.contract.run import RunSettings
-from search_router.contract.tasks import CascadeOutcome, MicroRouterTraining, ReportInput, ReportOutput
+from search_router.contract.tasks import (
+    CascadeOutcome,
+    MicroRouterFailure,
+    MicroRouterTraining,
+    ReportInput,
+    ReportOutput,
+)
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.analysis import CandidateAnalysis, Comparison, analyse, compare, sample_size_warning
 from search_router.pipeline.cascade import (
@@ -61,12 +68,18 @@ def _price(candidate: dict[str, Any]) -> Price | None:
     return Price.from_dict(price) if isinstance(price, dict) else None
 
 
-def _fallback(candidates: list[dict[str, Any]], distilled_names: set[str], gated: dict[str, Any]) -> dict[str, Any]:
+NO_FALLBACK = (
+    "eval_candidates has no weights-only candidate of the distilled model (prompt_kind student_weights_only): the "
+    "micro-router answers only requests without reasoning, which that prompt serves, so the cascade cannot be judged"
+)
+
+
+def _fallback(candidates: list[dict[str, Any]], distilled_names: set[str]) -> dict[str, Any] | None:
     """The distilled candidate the cascade falls back to: the weights-only prompt (the micro-router answers only
-    requests without reasoning), else the gated one."""
+    requests without reasoning, and the router asks the model those with that prompt); None without one."""
     return next(
         (c for c in candidates if c["name"] in distilled_names and c["prompt_kind"] == STUDENT_WEIGHTS_ONLY),
-        gated,
+        None,
     )
 
 
@@ -77,7 +90,7 @@ def _read_predictions(training: MicroRouterTraining) -> list[dict[str, Any]]:
 
 def _cascade_candidates(
     training: MicroRouterTraining | None,
-    fallback: dict[str, Any],
+    fallback: dict[str, Any] | None,
     results: dict[str, list[QueryResult]],
     channels: ChannelSet,
     margin: float,
@@ -85,6 +98,8 @@ def _cascade_candidates(
     """The micro-router and the cascade as candidates (their results added to ``results``), or why not."""
     if training is None:
         return None, None, []
+    if fallback is None:
+        return None, NO_FALLBACK, []
     try:
         evaluation = evaluate_cascade(
             _read_predictions(training),
@@ -115,25 +130,38 @@ def _cascade_candidates(
     return evaluation, None, [micro, cascade]
 
 
-def _cascade_gate(
-    cascade: dict[str, Any] | None,
-    baseline: dict[str, Any] | None,
-    thresholds: GateThresholds,
-    judge: bool,
-    comparison: dict[str, Any] | None,
-) -> GateDecision | None:
-    if cascade is None:
-        return None
-    return evaluate_gate(
-        cascade["metrics"],
-        baseline=baseline["metrics"] if baseline else None,
-        judge_score=None,
-        thresholds=thresholds,
-        judge_requested=judge,
-        judge_not_applicable=CASCADE_JUDGE_NOT_APPLICABLE,
-        comparison=comparison,
-        intervals=cascade["intervals"],
-    )
+@dataclass(frozen=True)
+class _CascadeGates:
+    """The gate's thresholds applied to the cascade and to the model it falls back to (the weights-only prompt:
+    judged like the gated candidate, its judge score included)."""
+
+    baseline: dict[str, Any] | None
+    thresholds: GateThresholds
+    judge: bool
+    comparisons: dict[str, Comparison]
+
+    def _evaluate(self, candidate: dict[str, Any], **judge: Any) -> GateDecision:
+        comparison = self.comparisons.get(candidate["name"])
+        return evaluate_gate(
+            candidate["metrics"],
+            baseline=self.baseline["metrics"] if self.baseline else None,
+            thresholds=self.thresholds,
+            judge_requested=self.judge,
+            comparison=comparison.to_dict() if comparison else None,
+            intervals=candidate["intervals"],
+            **judge,
+        )
+
+    def cascade(self, cascade: dict[str, Any] | None) -> GateDecision | None:
+        if cascade is None:
+            return None
+        return self._evaluate(cascade, judge_score=None, judge_not_applicable=CASCADE_JUDGE_NOT_APPLICABLE)
+
+    def fallback(self, fallback: dict[str, Any] | None) -> GateDecision | None:
+        if fallback is None:
+            return None
+        judged = fallback["judge"]
+        return self._evaluate(fallback, judge_score=judged.get("score"), judge_missing_reason=judged.get("reason"))
 
 
 def fusion_source(settings: RunSettings, channels: ChannelSet) -> tuple[ScoreSource, dict[str, Any]]:
@@ -289,15 +317,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     baseline = next((c for c in candidates if c["name"] == baseline_name), None)
     thresholds = GateThresholds.from_dict(environment.gate)
 
-    fallback = _fallback(candidates, distilled_names, distilled)
+    fallback = _fallback(candidates, distilled_names)
+    training = task.micro_router if isinstance(task.micro_router, MicroRouterTraining) else None
     evaluation, unavailable, extra = _cascade_candidates(
-        task.micro_router, fallback, results, channels, run.settings.cascade_margin
+        training, fallback, results, channels, run.settings.cascade_margin
     )
     candidates += extra
     source, fusion_description = fusion_source(run.settings, channels)
     analyses = _analyse(candidates, results, channels, source, seed=run.settings.seed)
     comparisons = _comparisons(
-        [distilled["name"], *(c["name"] for c in extra[1:])],
+        [distilled["name"], *([fallback["name"]] if fallback and extra else []), *(c["name"] for c in extra[1:])],
         baseline_name,
         analyses,
         results,
@@ -316,14 +345,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         intervals=distilled["intervals"],
     )
     gate = {**decision.to_dict(), "candidate": distilled["name"], "thresholds": thresholds.to_dict()}
-    cascade_comparison = comparisons.get(CASCADE_CANDIDATE)
-    cascade_gate = _cascade_gate(
-        extra[1] if extra else None,
-        baseline,
-        thresholds,
-        run.settings.judge,
-        cascade_comparison.to_dict() if cascade_comparison else None,
-    )
+    gates = _CascadeGates(baseline, thresholds, run.settings.judge, comparisons)
+    cascade_gate = gates.cascade(extra[1] if extra else None)
+    fallback_gate = gates.fallback(fallback if extra else None)
     warnings = [w for w in (sample_size_warning(c) for c in comparisons.values()) if w]
     reliability = _reliability(judged, results, channels, bucket)
     # (a candidate with no judge score at all already shows why in its judge column)
@@ -335,12 +359,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcome = CascadeOutcome.model_validate(
         cascade_outcome(
             setting=run.settings.router_cascade,
-            artifact_uri=task.micro_router.artifact_uri if task.micro_router else None,
+            artifact_uri=training.artifact_uri if training else None,
             evaluation=evaluation,
             unavailable=unavailable,
             model_passed=decision.passed,
             cascade_passed=cascade_gate.passed if cascade_gate else None,
             cascade_failures=cascade_gate.failures if cascade_gate else (),
+            fallback=(fallback["name"], fallback_gate.failures) if fallback and fallback_gate else None,
+            untrained=task.micro_router.reason if isinstance(task.micro_router, MicroRouterFailure) else None,
         )
     )
     manifest_bucket, manifest_key = s3io.parse_s3_uri(task.dataset.manifest_uri)
@@ -360,7 +386,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if task.micro_router is None
         else {
             "setting": run.settings.router_cascade,
-            "fallback_candidate": fallback["name"],
+            "fallback_candidate": fallback["name"] if fallback else None,
+            "fallback_gate": fallback_gate.to_dict() if fallback_gate else None,
             "choice": evaluation.choice.to_dict() if evaluation else None,
             "sweep": evaluation.sweep if evaluation else [],
             "gate": cascade_gate.to_dict() if cascade_gate else None,

@@ -329,8 +329,12 @@ def evaluate_cascade(
     )
 
 
-def _not_evaluated(artifact_uri: str | None, choice: TauChoice | None, unavailable: str | None) -> str | None:
+def _not_evaluated(
+    artifact_uri: str | None, choice: TauChoice | None, unavailable: str | None, untrained: str | None
+) -> str | None:
     if artifact_uri is None:
+        if untrained:
+            return f"the micro-router could not be trained: {untrained}"
         return "no micro-router was trained (run setting micro_router is false)"
     if choice is None:
         return f"the cascade could not be evaluated: {unavailable or 'no evaluation'}"
@@ -343,12 +347,22 @@ def _not_evaluated(artifact_uri: str | None, choice: TauChoice | None, unavailab
 
 
 def _not_allowed(
-    setting: str, at: str, model_passed: bool, cascade_passed: bool | None, failures: Sequence[str]
+    setting: str,
+    at: str,
+    *,
+    model_passed: bool,
+    cascade_passed: bool | None,
+    failures: Sequence[str],
+    fallback: tuple[str, Sequence[str]] | None,
 ) -> str | None:
     if setting != "auto":
         return f"router_cascade is {setting!r}: every query goes to the model; it would be {at}"
     if not model_passed:
         return "the distilled model did not pass the quality gate"
+    if fallback is not None and fallback[1]:
+        name, fallback_failures = fallback
+        why = "; ".join(fallback_failures)
+        return f"{name}, the model prompt the cascade falls back to, failed the quality gate: {why}"
     if not cascade_passed:
         return f"the cascade at {at} failed the quality gate: {'; '.join(failures)}"
     return None
@@ -363,18 +377,28 @@ def cascade_outcome(
     model_passed: bool,
     cascade_passed: bool | None,
     cascade_failures: Sequence[str] = (),
+    fallback: tuple[str, Sequence[str]] | None = None,
+    untrained: str | None = None,
 ) -> dict[str, Any]:
     """Whether the promotion lets the micro-router answer (``enabled``), and why in every case: only with a
     trained artifact, ``router_cascade`` ``auto``, a τ at which the micro-router answers something within the
-    margin, the distilled model through the gate and the cascade through the same thresholds."""
+    margin, the distilled model through the gate, the prompt the cascade falls back to (``fallback``: its name and
+    gate failures) and the cascade through the same thresholds. ``untrained``: why TrainMicroRouter failed."""
     choice = evaluation.choice if evaluation is not None else None
     enabled_choice = choice if choice is not None and choice.enabled else None
     tau = enabled_choice.tau if enabled_choice else None
     share = enabled_choice.answered_share_overall if enabled_choice else None
-    blocker = _not_evaluated(artifact_uri, choice, unavailable)
+    blocker = _not_evaluated(artifact_uri, choice, unavailable, untrained)
     if blocker is None:
         at = f"τ = {tau:.3f} (the micro-router answers {share:.1%} of the held-out queries)"
-        blocker = _not_allowed(setting, at, model_passed, cascade_passed, cascade_failures)
+        blocker = _not_allowed(
+            setting,
+            at,
+            model_passed=model_passed,
+            cascade_passed=cascade_passed,
+            failures=cascade_failures,
+            fallback=fallback,
+        )
         reason = blocker or f"the cascade passed the quality gate at {at}"
     else:
         reason = blocker
