@@ -425,3 +425,37 @@ def test_repeated_judge_runs_are_separate_jobs_and_their_spread_reaches_the_repo
     assert "judge of distilled: repeat 2: its results could not be read" in small_pipeline.s3_text(
         "runs/judged-twice/report/report.md"
     )
+
+
+def test_a_throttled_judge_job_creation_is_retried_without_a_second_job(
+    small_pipeline: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given Bedrock throttling one CreateEvaluationJob once two judge jobs of the run exist
+    from search_router.handlers import judge
+
+    bedrock.responder = scripted_routers()
+    bedrock.on_evaluation_complete = judge_writes_scores(
+        {"distilled": 4.5, "distilled-weights": 4.5, "base-student": 1.0, "baseline": 4.0}
+    )
+    real = judge.create_once
+    created: list[str] = []
+
+    def throttle_after_two(client: Any, kind: str, name: str, create: Any, request: dict[str, Any]) -> Any:
+        found = real(client, kind, name, create, request)
+        created.append(name)
+        if len(created) == 2:
+            bedrock.script_errors("CreateEvaluationJob", "ThrottlingException", times=1)
+        return found
+
+    monkeypatch.setattr(judge, "create_once", throttle_after_two)
+    execution = small_pipeline.run({}, name="judge-throttled")
+
+    # Then StartJudge failed with TransientError and the state machine ran it again: the two jobs created before
+    # were found again (create_once), no candidate got a second job, and every candidate was judged
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    names = [r["jobName"] for r in bedrock.calls_to("CreateEvaluationJob")]
+    assert len(names) > len(set(names)) == 4  # a name asked for twice: the retry
+    report = small_pipeline.s3_json("runs/judge-throttled/report/report.json")
+    assert {c["name"]: c["judge"]["status"] for c in report["candidates"][:4]} == dict.fromkeys(
+        ("distilled", "distilled-weights", "base-student", "baseline"), "ok"
+    )

@@ -16,7 +16,13 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from search_router.adapters import s3io
-from search_router.adapters.aws_errors import TRANSIENT_CODES, ClientError, error_code, error_message
+from search_router.adapters.aws_errors import (
+    TRANSIENT_CODES,
+    ClientError,
+    error_code,
+    error_message,
+    reraise_transient,
+)
 from search_router.adapters.bedrock import bedrock_tags, create_once, stop_evaluation_jobs
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.environment import PipelineEnvironment
@@ -101,8 +107,17 @@ def _start_one(bedrock: Any, run: RunState, name: str, judge_input_uri: str, rep
         # Re-entered after the job was created (a retry, a redrive): create_once finds that job.
         arn, _ = create_once(bedrock, "evaluation", request["jobName"], bedrock.create_evaluation_job, request)
     except ClientError as exc:
+        # Throttling or a 5xx: the state machine retries the whole step (TransientError); the jobs created before
+        # are found again by create_once, so no job is created twice.
+        reraise_transient(exc)
         logger.warning("judge job not created", candidate=name, repeat=repeat, code=error_code(exc))
-        return _missing(name, f"could not create the judge job: {error_message(exc)}", repeat)
+        why = error_message(exc)
+        if error_code(exc) == "ServiceQuotaExceededException":
+            why += (
+                f" (this run starts {run.settings.judge_repeats} judge job(s) per candidate at once: lower "
+                "judge_repeats, or raise the quota on concurrent automatic model evaluation jobs)"
+            )
+        return _missing(name, f"could not create the judge job: {why}", repeat)
     return _judge_job(repeat, candidate=name, status="InProgress", job_arn=arn, score=None)
 
 

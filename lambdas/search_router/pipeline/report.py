@@ -674,7 +674,10 @@ def _cascade_section(report: Mapping[str, Any]) -> list[str]:
             f"({fmt_score(choice.get('cascade_quality'))}) "
             f"is within {choice.get('margin')} of the distilled model's ({fmt_score(choice.get('model_quality'))}; "
             f"micro-router alone {fmt_score(choice.get('micro_quality'))}); the hardest split is the one where the "
-            f"micro-router alone does worst, among splits of at least {MIN_SPLIT_SIZE} queries",
+            f"micro-router alone does worst, among splits of at least {MIN_SPLIT_SIZE} queries; at τ, the "
+            "micro-router's own answers are also within the margin of the model's on the same queries",
+            "- τ is chosen on these held-out queries and the cascade is then scored on them: its figures are "
+            "optimistic by that choice (a larger `eval_examples` narrows the gap)",
             f"- share answered by the micro-router at τ: {fmt_rate(choice.get('answered_share_overall'))} of all "
             f"held-out queries ({shares})",
             f"- the cascade falls back to `{cascade.get('fallback_candidate')}`; the router uses the micro-router "
