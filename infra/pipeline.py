@@ -213,7 +213,7 @@ class Pipeline(Construct):
         # the user's score samples of the fusion metric (fusion_scores_s3_uri, under inputs/; Preflight parses them)
         self._objects(fn["ReportFunctionArn"], ["s3:GetObject"], [inputs], inputs_reason)
         self._objects(fn["ReportFunctionArn"], ["s3:PutObject"], [every.pattern(every.report_prefix)], run_reason)
-        # Promote copies an enabled cascade's micro-router out of the run folder (CopyObject: read + write).
+        # Promote copies an enabled cascade's micro-router out of the run folder, under its content's digest.
         self._objects(fn["PromoteFunctionArn"], ["s3:GetObject"], [every.micro_router_artifact], run_reason)
         self._objects(
             fn["PromoteFunctionArn"], ["s3:PutObject"], [every.pattern(every.promoted_micro_router_prefix)], run_reason

@@ -456,11 +456,17 @@ def test_a_condition_key_the_action_does_not_support_is_caught(recording: Record
 
 
 def test_the_promoted_micro_router_is_copied_and_read_under_the_checked_grants(recording: Recording) -> None:
-    # The {} run enables the cascade (the fake's answers are learnable): Promote copies the run's micro-router out
-    # of the run folder and the router reads that copy; both calls are among those the SAR check above allows.
-    copies = [c for c in recording.calls if (c.service, c.operation) == ("s3", "CopyObject")]
-    assert copies and all("/promoted/micro-router/" in f"/{c.params['Key']}" for c in copies)
-    promoted = {c.params["Key"] for c in copies}
+    # The {} run enables the cascade (the fake's answers are learnable): Promote reads the run's micro-router and
+    # writes its copy under promoted/micro-router/, and the router reads that copy; all of these calls are among
+    # those the SAR check above allows.
+    promote = "search_router.handlers.promote.promote"
+    writes = [
+        c
+        for c in recording.calls
+        if (c.service, c.operation) == ("s3", "PutObject") and c.params["Key"].startswith("promoted/micro-router/")
+    ]
+    assert writes and {recording.functions[c.function] for c in writes} == {promote}
+    promoted = {c.params["Key"] for c in writes}
     router_reads = [
         c for c in recording.calls if (c.service, c.operation) == ("s3", "GetObject") and c.params["Key"] in promoted
     ]

@@ -3,6 +3,7 @@ the calibration groups it reads from the groups file PrepareDataset writes besid
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -183,16 +184,18 @@ def test_the_report_scores_the_micro_router_and_the_cascade_and_promote_names_it
     # (this fake's default answer is equal weights for every query, teacher and students alike: the micro-router
     # learns them exactly, so the cascade passes and Promote enables it; `make simulate`'s models are harder)
     assert outcome["enabled"], outcome["reason"]
+    s3 = boto3.client("s3", region_name=REGION)
+    artifact = s3.get_object(Bucket=pipeline.bucket, Key=layout.micro_router_artifact)["Body"].read()
+    promoted_key = layout.promoted_micro_router(hashlib.sha256(artifact).hexdigest()[:16])
     assert promotion["micro_router"] == {
-        "artifact_uri": f"s3://{pipeline.bucket}/{layout.promoted_micro_router}",
+        "artifact_uri": f"s3://{pipeline.bucket}/{promoted_key}",
         "tau": outcome["tau"],
     }
     assert outcome["tau"] == cascade["choice"]["tau"]
     # the promoted copy is the run's artifact, outside the run's folder
-    s3 = boto3.client("s3", region_name=REGION)
-    copied = s3.get_object(Bucket=pipeline.bucket, Key=layout.promoted_micro_router)["Body"].read()
-    assert copied == s3.get_object(Bucket=pipeline.bucket, Key=layout.micro_router_artifact)["Body"].read()
-    assert not layout.promoted_micro_router.startswith(layout.run_prefix)
+    # (named by its content: a later run reusing this run id cannot overwrite what this promotion names)
+    assert s3.get_object(Bucket=pipeline.bucket, Key=promoted_key)["Body"].read() == artifact
+    assert not promoted_key.startswith(layout.run_prefix)
 
 
 def test_router_cascade_off_promotes_the_model_alone(pipeline: PipelineHarness, bedrock: BedrockFake) -> None:

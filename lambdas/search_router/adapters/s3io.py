@@ -36,13 +36,6 @@ def put_bytes(bucket: str, key: str, body: bytes, content_type: str) -> str:
     return s3_uri(bucket, key)
 
 
-def copy(source_uri: str, bucket: str, key: str) -> str:
-    """Copy the object at ``source_uri`` to ``bucket``/``key`` (server side); the destination's URI."""
-    source_bucket, source_key = parse_s3_uri(source_uri)
-    s3().copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": source_bucket, "Key": source_key})
-    return s3_uri(bucket, key)
-
-
 def put_json(bucket: str, key: str, value: Any) -> str:
     return put_text(bucket, key, json.dumps(value, indent=2, ensure_ascii=False), "application/json")
 

@@ -16,7 +16,7 @@
     runs/<run>/report/                                   report.json, report.md, report.html and the charts (Report)
     runs/<run>/micro-router/{model.bin,heldout-predictions.jsonl}   the micro-router and its held-out answers
     runs/<run>/compensation/attempt-<redrive>.json       the claim of a failure's compensation
-    promoted/micro-router/<run>/model.bin                a promoted micro-router (Promote; read by the router);
+    promoted/micro-router/<run>/<sha256>.bin             a promoted micro-router (Promote; read by the router);
                                                          outside runs/, so data_retention_days never expires it
     tmp/<run>/plan/shard-NNNNN.json                      the shards' queries (PlanQueries); expired by lifecycle
     tmp/<run>/labeled/shard-NNNNN{.jsonl,.stats.json,.error.json,/part-*.json}   a shard's labels (ShardKeys)
@@ -188,9 +188,10 @@ class RunLayout:
         promotion names it, whatever happens to the run's folder (``data_retention_days``)."""
         return f"{PROMOTED}micro-router/{self.run_id}/"
 
-    @property
-    def promoted_micro_router(self) -> str:
-        return f"{self.promoted_micro_router_prefix}model.bin"
+    def promoted_micro_router(self, digest: str) -> str:
+        """The promoted copy of an artifact whose sha256 starts with ``digest``: a reused execution name (run
+        id) never overwrites the copy an earlier promotion (and a rollback to it) names."""
+        return f"{self.promoted_micro_router_prefix}{digest}.bin"
 
     @property
     def micro_router_predictions(self) -> str:

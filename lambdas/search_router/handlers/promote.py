@@ -2,14 +2,16 @@
 
 ``promote`` writes the SSM parameter the router reads (a ``contract.promotion.PromotionDocument``: the deployment
 ARN, the prompt kind it was trained with, channels, run id, metrics). When the report enabled the cascade
-(``report.micro_router.enabled``), it first copies the run's micro-router to ``promoted/micro-router/<run>/``
-(outside ``runs/``, so the run folder's retention never takes it from the router) and names that copy and τ in the
-document. SSM keeps every earlier version, so a rollback is one step.
+(``report.micro_router.enabled``), it first copies the run's micro-router to
+``promoted/micro-router/<run>/<sha256>.bin`` (outside ``runs/``, so the run folder's retention never takes it from the
+router; named by its content, so a reused run id never overwrites it) and names that copy and τ in the document.
+SSM keeps every earlier version, so a rollback is one step.
 ``reject`` keeps the router as it is and, when configured, deletes the rejected deployment.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +28,9 @@ from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.shared.channels import load_channels
 from search_router.shared.prompts import PromptKind
 
+DIGEST_CHARS = 16
+"""Hex digits of the artifact's sha256 in its promoted key (64 bits: no two artifacts of a stack collide)."""
+
 
 def promoted_micro_router(task: DecisionInput, environment: PipelineEnvironment) -> MicroRouterPromotion | None:
     """The micro-router the promotion names (its promoted copy, made here), or None when the cascade is off."""
@@ -34,8 +39,10 @@ def promoted_micro_router(task: DecisionInput, environment: PipelineEnvironment)
         return None
     if cascade.artifact_uri is None or cascade.tau is None:
         raise ValueError("the report enabled the cascade without naming the micro-router's artifact and τ")
-    key = task.run.layout.promoted_micro_router
-    uri = s3io.copy(cascade.artifact_uri, environment.data_bucket, key)  # idempotent: same source, same key
+    artifact = s3io.get_bytes(*s3io.parse_s3_uri(cascade.artifact_uri))
+    key = task.run.layout.promoted_micro_router(hashlib.sha256(artifact).hexdigest()[:DIGEST_CHARS])
+    # idempotent (a re-entered Promote writes the same bytes to the same key); named by content, never overwritten
+    uri = s3io.put_bytes(environment.data_bucket, key, artifact, "application/octet-stream")
     return MicroRouterPromotion(artifact_uri=uri, tau=cascade.tau)
 
 

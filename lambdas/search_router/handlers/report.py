@@ -167,13 +167,22 @@ class _CascadeGates:
 def fusion_source(settings: RunSettings, channels: ChannelSet) -> tuple[ScoreSource, dict[str, Any]]:
     """Where the fusion metric's score lists come from, and how the report says it: the user's samples
     (``fusion_scores_s3_uri``, one per query, seeded) or lists drawn in ``fusion_shape``."""
+    shape = ScoreShape(**settings.fusion_shape)
+    drawn = drawn_lists(channels.names, shape, seed=settings.seed)
     if settings.fusion_scores_s3_uri:
-        text = s3io.get_text(*s3io.parse_s3_uri(settings.fusion_scores_s3_uri))
-        samples = parse_score_samples(text, channels.names)  # Preflight parsed it already: an error is a bug
+        # Preflight checked the file, but hours or days ago: it may have been removed (inputs/ retention) or
+        # changed since. The report is not lost for it: the lists are drawn, and the report says why.
+        try:
+            text = s3io.get_text(*s3io.parse_s3_uri(settings.fusion_scores_s3_uri))
+            samples = parse_score_samples(text, channels.names)
+        except (ClientError, ValueError) as exc:
+            detail = error_message(exc) if isinstance(exc, ClientError) else str(exc)
+            logger.warning("score samples unusable; lists drawn instead", error=detail)
+            unusable = f"{settings.fusion_scores_s3_uri} could no longer be used ({detail}); lists drawn instead"
+            return drawn, {"kind": "drawn", "shape": shape.to_dict(), "samples_unusable": unusable}
         source = sampled_lists(samples, seed=settings.seed)
         return source, {"kind": "samples", "uri": settings.fusion_scores_s3_uri, "samples": len(samples)}
-    shape = ScoreShape(**settings.fusion_shape)
-    return drawn_lists(channels.names, shape, seed=settings.seed), {"kind": "drawn", "shape": shape.to_dict()}
+    return drawn, {"kind": "drawn", "shape": shape.to_dict()}
 
 
 def _analyse(
@@ -349,6 +358,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     cascade_gate = gates.cascade(extra[1] if extra else None)
     fallback_gate = gates.fallback(fallback if extra else None)
     warnings = [w for w in (sample_size_warning(c) for c in comparisons.values()) if w]
+    if fusion_description.get("samples_unusable"):
+        warnings.append(f"fusion_scores_s3_uri: {fusion_description['samples_unusable']}")
     reliability = _reliability(judged, results, channels, bucket)
     # (a candidate with no judge score at all already shows why in its judge column)
     warnings += [
