@@ -12,7 +12,7 @@ parameter only.
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
@@ -22,6 +22,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from infra.capture import daily_schedule
 from infra.config import AppConfig, DriftConfig
 from infra.lambda_factory import FunctionSpec, LambdaFactory, service_name
 from infra.nag import acknowledge_resources
@@ -108,32 +109,13 @@ class DriftCheck(Construct):
         )
 
     def _schedule(self) -> scheduler.CfnSchedule:
-        role = iam.Role(
-            self,
-            "ScheduleRole",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
-            ),
-            description="EventBridge Scheduler: invokes the daily drift check",
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
-        )
-        return scheduler.CfnSchedule(
+        return daily_schedule(
             self,
             "Schedule",
+            self.function,
+            cron=DRIFT_CRON,
             description="Daily drift check of captured traffic (window ending yesterday, UTC)",
-            schedule_expression=DRIFT_CRON,
-            schedule_expression_timezone="UTC",
-            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
-            target=scheduler.CfnSchedule.TargetProperty(
-                arn=self.function.function_arn,
-                role_arn=role.role_arn,
-                input="{}",
-                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
-                    maximum_retry_attempts=3, maximum_event_age_in_seconds=3600
-                ),
-            ),
+            role_description="EventBridge Scheduler: invokes the daily drift check",
         )
 
     def _alarms(self, config: DriftConfig, topic: sns.ITopic) -> dict[str, cloudwatch.Alarm]:
