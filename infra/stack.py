@@ -57,6 +57,7 @@ class RouterDistillationStack(Stack):
             self, "RoutingApi", config=config, functions=self.functions, data_bucket=self.storage.data_bucket
         )
         self.capture: QueryCapture | None = None
+        self.drift: DriftCheck | None = None
         if config.capture.enabled:
             self.capture = QueryCapture(
                 self,
@@ -66,8 +67,6 @@ class RouterDistillationStack(Stack):
                 data_bucket=self.storage.data_bucket,
                 router_function=self.routing_api.function,
             )
-        self.drift: DriftCheck | None = None
-        if config.capture.enabled:
             self.drift = DriftCheck(
                 self,
                 "DriftCheck",

@@ -19,6 +19,7 @@ from search_router.pipeline.dataset import LabeledExample, training_jsonl
 from search_router.pipeline.drift import drift_section
 from search_router.router.capture import capture_record
 from search_router.shared.channels import DEFAULT_CHANNELS
+from tests.handlers.test_compact_captured import Context  # the same Lambda context
 
 BUCKET = "data-bucket"
 PARAMETER = "/search-router/model"
@@ -26,17 +27,6 @@ RUN = "run-2026-11-01"
 END = date(2026, 11, 30)
 VISUAL = {"visual": 0.7, "audio": 0.1, "transcription": 0.1, "metadata": 0.1}
 AUDIO = {"visual": 0.1, "audio": 0.7, "transcription": 0.1, "metadata": 0.1}
-
-
-class Context:
-    function_name = "drift_check"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:drift_check"
-    aws_request_id = "req"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 600_000
 
 
 @pytest.fixture
