@@ -6,7 +6,7 @@ training query has), so the vocabulary sizes are realistic. It prints seconds fo
 and microseconds per route; the per-route figure is what holds on a shared machine (the check is one invocation
 a day: the question is whether a week of traffic at 1M routes a day fits in the function's timeout). Run::
 
-    PYTHONPATH=lambdas:. .venv/bin/python -m benchmarks.drift [--routes 100000] [--training 15000]
+    PYTHONPATH=lambdas:. .venv/bin/python -m benchmarks.drift [--routes 100000] [--training 15000] [--max-routes N]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--routes", type=int, default=100_000)
     parser.add_argument("--training", type=int, default=15_000)
+    parser.add_argument("--max-routes", type=int, default=None, help="drift_max_records (default: keep all)")
     args = parser.parse_args(argv)
     rng = random.Random(7)
     queries = [q.text for q in synthesize_queries(DEFAULT_CHANNELS, args.training + 2_000, seed=7)]
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     objects = [("captured/raw/2026-11-30/a", gzip.compress(lines))]
     started = time.perf_counter()
-    routes = read_routes(objects, CHANNELS)
+    routes = read_routes(objects, CHANNELS, max_routes=args.max_routes)
     read_s = time.perf_counter() - started
     started = time.perf_counter()
     summary = drift_summary(routes.routes, training, CHANNELS, DriftSettings(min_records=1, micro_router_promoted=True))

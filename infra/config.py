@@ -335,6 +335,7 @@ class DriftConfig:
 
     window_days: int = 7
     min_records: int = 200
+    max_records: int = 500_000
     max_unseen_share: float = 0.3
     max_channel_shift: float = 0.2
     max_fallback_rate: float = 0.05
@@ -715,6 +716,7 @@ FIELDS: dict[str, _Parser] = {
     # The daily drift check (infra/drift.py, pipeline/drift.py; capture_queries only)
     "drift_window_days": lambda k, v: _as_int(k, v, 1, 30),
     "drift_min_records": lambda k, v: _as_int(k, v, 1, 1_000_000),
+    "drift_max_records": lambda k, v: _as_int(k, v, 1_000, 10_000_000),
     "drift_max_unseen_share": lambda k, v: _as_float(k, v, 0.0, 1.0),
     "drift_max_channel_shift": lambda k, v: _as_float(k, v, 0.0, 1.0),
     "drift_max_fallback_rate": lambda k, v: _as_float(k, v, 0.0, 1.0),
@@ -770,6 +772,8 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
         if candidate.model != DISTILLED_CANDIDATE_MODEL and candidate.model not in values["prices"]:
             raise ConfigError("prices", f"has no entry for candidate {candidate.name}'s model {candidate.model!r}")
     _check_teachers(values)
+    if values["drift_max_records"] < values["drift_min_records"]:
+        raise ConfigError("drift_max_records", "must be at least drift_min_records")
 
     return AppConfig(
         stack_name=values["stack_name"],

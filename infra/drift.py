@@ -75,6 +75,7 @@ class DriftCheck(Construct):
                     model_parameter=model_parameter.parameter_name,
                     window_days=config.drift.window_days,
                     min_records=config.drift.min_records,
+                    max_records=config.drift.max_records,
                 ).to_environment(),
             ),
         )

@@ -37,6 +37,7 @@ def clients(aws: None, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
     monkeypatch.setenv("MODEL_PARAMETER", PARAMETER)
     monkeypatch.setenv("WINDOW_DAYS", "2")
     monkeypatch.setenv("MIN_RECORDS", "4")
+    monkeypatch.setenv("MAX_RECORDS", "1000")
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=BUCKET)
     return s3, boto3.client("ssm", region_name="us-east-1")

@@ -129,3 +129,10 @@ def test_the_drift_variant_is_cdk_nag_clean(drifted: Synthesized) -> None:
         "AwsSolutions-IAM5[Resource::<StorageData6BB23F4E.Arn>/drift/*]",
         "AwsSolutions-IAM5[Resource::<StorageData6BB23F4E.Arn>/runs/*/dataset/train.jsonl]",
     ]
+
+
+def test_a_sample_smaller_than_the_traffic_minimum_is_refused() -> None:
+    from infra.config import ConfigError, parse_config, read_cdk_json_context
+
+    with pytest.raises(ConfigError, match=r"drift_max_records.*at least drift_min_records"):
+        parse_config({**read_cdk_json_context(), "drift_min_records": 5000, "drift_max_records": 1000})

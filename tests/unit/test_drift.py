@@ -154,3 +154,31 @@ def test_report_section_shows_each_figure_and_says_when_there_is_no_summary() ->
     assert "| escalated by the cascade | n/a |" in text
     assert "2026-11-24 to 2026-11-30" in text
     assert "No drift summary yet" in "\n".join(drift_section(None))
+
+
+def test_more_routes_than_the_cap_keep_a_bounded_uniform_sample_and_count_every_route() -> None:
+    # Given 2,000 routes, the first half "model", the second half "default"
+    records = [
+        capture_record(
+            query=f"q{i}",
+            weights=VISUAL,
+            source="model" if i < 1000 else "default",
+            model="m",
+            latency_ms=1.0,
+            timestamp=0,
+        )
+        .decode()
+        .strip()
+        for i in range(2000)
+    ]
+    objects = [("k", _object(records))]
+    # When at most 400 are kept
+    routes = read_routes(objects, CHANNELS, max_routes=400)
+    again = read_routes(objects, CHANNELS, max_routes=400)
+    # Then every route is counted, 400 kept, the same ones on a re-run, drawn from both halves alike
+    assert (routes.records, len(routes.routes), routes.sampled) == (2000, 400, True)
+    assert routes.routes == again.routes
+    defaults = sum(1 for r in routes.routes if r.source == "default")
+    assert 150 <= defaults <= 250  # binomial(400, 0.5): mean 200, sd 10
+    unsampled = read_routes(objects, CHANNELS)
+    assert (len(unsampled.routes), unsampled.sampled) == (2000, False)

@@ -207,3 +207,5 @@ class DriftCheckEnvironment(CommonEnvironment):
     model_parameter: str
     window_days: int
     min_records: int
+    max_records: int
+    """At most this many routes are kept (a uniform sample of the window's): ``drift_max_records``."""

@@ -68,7 +68,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     bucket, channels = environment.data_bucket, load_channels(environment.channels)
     days = window_days(end, environment.window_days)
     keys = [key for day in days for key in sorted(s3io.list_keys(bucket, captured_raw_prefix(day)))]
-    routes = read_routes(((key, s3io.get_bytes(bucket, key)) for key in keys), channels.names)
+    routes = read_routes(
+        ((key, s3io.get_bytes(bucket, key)) for key in keys), channels.names, max_routes=environment.max_records
+    )
     promotion = _promotion(environment.model_parameter)
     run_id = promotion.run_id if promotion else None
     summary = drift_summary(
@@ -85,6 +87,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "run_id": run_id,
             "model_id": promotion.model_id if promotion else None,
             "objects": routes.objects,
+            "records_read": routes.records,
+            "sampled": routes.sampled,
             "malformed": dict(sorted(routes.malformed.items())),
             "malformed_samples": list(routes.samples),
         },

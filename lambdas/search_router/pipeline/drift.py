@@ -25,6 +25,7 @@ status ``no_training_data``. A captured line that is not a record is counted by 
 from __future__ import annotations
 
 import math
+import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -73,12 +74,27 @@ class RoutedQuery:
 
 @dataclass
 class CapturedRoutes(Compaction):
-    """Captured objects read as routes: the compaction's reading (gzip, JSON, query) plus weights and source."""
+    """Captured objects read as routes: the compaction's reading (gzip, JSON, query) plus weights and source.
+
+    At most ``max_routes`` are kept, a uniform sample of all read (reservoir sampling, seeded: the same objects
+    give the same sample), so memory and the figures' time stay bounded at any traffic; ``records`` counts every
+    route read. The figures are shares, which the sample estimates (the summary says when it sampled)."""
 
     channels: tuple[str, ...] = ()
+    max_routes: int | None = None
+    seed: int = 0
     routes: list[RoutedQuery] = field(default_factory=list)
+    _rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        self._rng.seed(self.seed)
+
+    @property
+    def sampled(self) -> bool:
+        return self.records > len(self.routes)
 
     def _accept(self, where: str, record: dict[str, Any], key: str, text: str) -> None:
+        del key  # routes are not deduplicated (the traffic's own frequencies are what drift measures)
         weights, source, model = record.get("weights"), record.get("source"), record.get("model")
         if not isinstance(source, str) or not source:
             self._reject(where, "missing_source")
@@ -87,15 +103,19 @@ class CapturedRoutes(Compaction):
             self._reject(where, "bad_weights")
             return
         assert isinstance(weights, dict)
-        super()._accept(where, record, key, text)
-        self.routes.append(
-            RoutedQuery(
-                query=text,
-                weights={c: float(weights[c]) for c in self.channels},
-                source=source,
-                model=model if isinstance(model, str) else None,
-            )
+        self.records += 1
+        route = RoutedQuery(
+            query=text,
+            weights={c: float(weights[c]) for c in self.channels},
+            source=source,
+            model=model if isinstance(model, str) else None,
         )
+        if self.max_routes is None or len(self.routes) < self.max_routes:
+            self.routes.append(route)
+            return
+        slot = self._rng.randrange(self.records)  # keeps each of the records read with probability max/records
+        if slot < self.max_routes:
+            self.routes[slot] = route
 
 
 def _valid_weights(weights: Any, channels: Sequence[str]) -> bool:
@@ -104,9 +124,12 @@ def _valid_weights(weights: Any, channels: Sequence[str]) -> bool:
     )
 
 
-def read_routes(objects: Iterable[tuple[str, bytes]], channels: Sequence[str]) -> CapturedRoutes:
-    """The routes of ``(key, body)`` Firehose objects, malformed lines counted by reason."""
-    routes = CapturedRoutes(channels=tuple(channels))
+def read_routes(
+    objects: Iterable[tuple[str, bytes]], channels: Sequence[str], *, max_routes: int | None = None
+) -> CapturedRoutes:
+    """The routes of ``(key, body)`` Firehose objects (a uniform sample of ``max_routes`` when there are more),
+    malformed lines counted by reason."""
+    routes = CapturedRoutes(channels=tuple(channels), max_routes=max_routes)
     for key, body in objects:
         routes.add_object(key, body)
     return routes
