@@ -196,28 +196,50 @@ class QueryCapture(Construct):
 
     def _schedule(self, function: lambda_.Function) -> scheduler.CfnSchedule:
         """EventBridge Scheduler, daily, invoking the compaction with ``{}`` (yesterday) through its own role."""
-        role = iam.Role(
-            self,
-            "ScheduleRole",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
-            ),
-            description="EventBridge Scheduler: invokes the daily compaction of captured queries",
-        )
-        role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[function.function_arn]))
-        return scheduler.CfnSchedule(
+        return daily_schedule(
             self,
             "CompactionSchedule",
+            function,
+            cron=COMPACTION_CRON,
             description="Daily compaction of captured queries (yesterday, UTC)",
-            schedule_expression=COMPACTION_CRON,
-            schedule_expression_timezone="UTC",
-            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
-            target=scheduler.CfnSchedule.TargetProperty(
-                arn=function.function_arn,
-                role_arn=role.role_arn,
-                input="{}",
-                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
-                    maximum_retry_attempts=3, maximum_event_age_in_seconds=3600
-                ),
-            ),
+            role_description="EventBridge Scheduler: invokes the daily compaction of captured queries",
         )
+
+
+def daily_schedule(
+    scope: Construct,
+    construct_id: str,
+    function: lambda_.Function,
+    *,
+    cron: str,
+    description: str,
+    role_description: str,
+) -> scheduler.CfnSchedule:
+    """An EventBridge Scheduler schedule (UTC ``cron``) invoking ``function`` with ``{}`` through its own role
+    (``ScheduleRole`` in ``scope``: this account's Scheduler only, ``lambda:InvokeFunction`` on that function only),
+    three retries within an hour."""
+    role = iam.Role(
+        scope,
+        "ScheduleRole",
+        assumed_by=iam.ServicePrincipal(
+            "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+        ),
+        description=role_description,
+    )
+    role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[function.function_arn]))
+    return scheduler.CfnSchedule(
+        scope,
+        construct_id,
+        description=description,
+        schedule_expression=cron,
+        schedule_expression_timezone="UTC",
+        flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+        target=scheduler.CfnSchedule.TargetProperty(
+            arn=function.function_arn,
+            role_arn=role.role_arn,
+            input="{}",
+            retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                maximum_retry_attempts=3, maximum_event_age_in_seconds=3600
+            ),
+        ),
+    )

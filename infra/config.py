@@ -329,6 +329,21 @@ class CaptureConfig:
 
 
 @dataclass(frozen=True)
+class DriftConfig:
+    """The daily drift check (``drift_*``, infra/drift.py; only with ``capture_queries``): its window, the traffic
+    it needs before it measures, and the bounds past which its alarms fire (shares in [0, 1])."""
+
+    window_days: int = 7
+    min_records: int = 200
+    max_records: int = 500_000
+    max_unseen_share: float = 0.3
+    max_channel_shift: float = 0.2
+    max_fallback_rate: float = 0.05
+    max_default_rate: float = 0.02
+    max_escalated_share: float = 0.6
+
+
+@dataclass(frozen=True)
 class AppConfig:
     stack_name: str
     region: str
@@ -357,6 +372,7 @@ class AppConfig:
     router: RouterConfig
     alarms: AlarmThresholds
     capture: CaptureConfig = CaptureConfig(enabled=False, redact_patterns=())
+    drift: DriftConfig = DriftConfig()
 
     @property
     def powertools_layer_arn(self) -> str:
@@ -697,6 +713,15 @@ FIELDS: dict[str, _Parser] = {
     # Capture of routed queries (infra/capture.py, router/capture.py); retention: data_retention_days
     "capture_queries": _as_bool,
     "capture_redact_patterns": _redact_patterns,
+    # The daily drift check (infra/drift.py, pipeline/drift.py; capture_queries only)
+    "drift_window_days": lambda k, v: _as_int(k, v, 1, 30),
+    "drift_min_records": lambda k, v: _as_int(k, v, 1, 1_000_000),
+    "drift_max_records": lambda k, v: _as_int(k, v, 1_000, 10_000_000),
+    "drift_max_unseen_share": lambda k, v: _as_float(k, v, 0.0, 1.0),
+    "drift_max_channel_shift": lambda k, v: _as_float(k, v, 0.0, 1.0),
+    "drift_max_fallback_rate": lambda k, v: _as_float(k, v, 0.0, 1.0),
+    "drift_max_default_rate": lambda k, v: _as_float(k, v, 0.0, 1.0),
+    "drift_max_escalated_share": lambda k, v: _as_float(k, v, 0.0, 1.0),
 }
 
 
@@ -747,6 +772,8 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
         if candidate.model != DISTILLED_CANDIDATE_MODEL and candidate.model not in values["prices"]:
             raise ConfigError("prices", f"has no entry for candidate {candidate.name}'s model {candidate.model!r}")
     _check_teachers(values)
+    if values["drift_max_records"] < values["drift_min_records"]:
+        raise ConfigError("drift_max_records", "must be at least drift_min_records")
 
     return AppConfig(
         stack_name=values["stack_name"],
@@ -791,6 +818,7 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
             fallback_rate=values["alarm_fallback_rate"], p99_latency_ms=values["alarm_p99_latency_ms"]
         ),
         capture=CaptureConfig(enabled=values["capture_queries"], redact_patterns=values["capture_redact_patterns"]),
+        drift=DriftConfig(**{name: values[f"drift_{name}"] for name in DriftConfig.__dataclass_fields__}),
     )
 
 

@@ -12,6 +12,7 @@ from infra.capture import QueryCapture
 from infra.cleanup import RuntimeResourceCleanup
 from infra.compensation import Compensation
 from infra.config import DOCUMENTED_DISTILLATION_REGIONS, AppConfig, pipeline_defaults
+from infra.drift import DriftCheck
 from infra.lambda_factory import LambdaFactory
 from infra.monitoring import Monitoring
 from infra.notifications import Notifications
@@ -56,6 +57,7 @@ class RouterDistillationStack(Stack):
             self, "RoutingApi", config=config, functions=self.functions, data_bucket=self.storage.data_bucket
         )
         self.capture: QueryCapture | None = None
+        self.drift: DriftCheck | None = None
         if config.capture.enabled:
             self.capture = QueryCapture(
                 self,
@@ -64,6 +66,15 @@ class RouterDistillationStack(Stack):
                 functions=self.functions,
                 data_bucket=self.storage.data_bucket,
                 router_function=self.routing_api.function,
+            )
+            self.drift = DriftCheck(
+                self,
+                "DriftCheck",
+                config=config,
+                functions=self.functions,
+                data_bucket=self.storage.data_bucket,
+                model_parameter=self.routing_api.model_parameter,
+                topic=self.notifications.topic,
             )
         self.pipeline = Pipeline(
             self,

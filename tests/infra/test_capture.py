@@ -121,7 +121,11 @@ def test_data_retention_expires_captured_queries(captured: Synthesized) -> None:
 
 
 def test_the_compaction_runs_daily_through_scheduler_with_a_role_that_invokes_it_only(captured: Synthesized) -> None:
-    _, schedule = _only(captured.resources("AWS::Scheduler::Schedule"))
+    # the drift check (infra/drift.py) has its own schedule: this one is the compaction's
+    assert captured.stack.capture is not None
+    schedule = captured.resources("AWS::Scheduler::Schedule")[
+        captured.stack.get_logical_id(captured.stack.capture.schedule)
+    ]
     props = schedule["Properties"]
     assert props["ScheduleExpression"].startswith("cron(") and props["ScheduleExpressionTimezone"] == "UTC"
     assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}

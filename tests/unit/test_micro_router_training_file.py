@@ -10,6 +10,7 @@ import pytest
 
 from search_router.pipeline.dataset import (
     LabeledExample,
+    examples_from_training_jsonl,
     read_training_groups,
     reasoning_assignment,
     training_groups_jsonl,
@@ -24,7 +25,6 @@ from search_router.pipeline.micro_router_training import (
     TrainingSettings,
     assign_training_groups,
     calibration_slice,
-    examples_from_training_jsonl,
     train_micro_router,
 )
 from search_router.pipeline.queries.query import USER

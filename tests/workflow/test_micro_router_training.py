@@ -12,14 +12,13 @@ import pytest
 
 from search_router.contract.layout import RunLayout
 from search_router.pipeline.cascade import CASCADE_CANDIDATE, MICRO_CANDIDATE
-from search_router.pipeline.dataset import read_training_groups
+from search_router.pipeline.dataset import examples_from_training_jsonl, read_training_groups
 from search_router.pipeline.micro_router_training import (
     CALIBRATION_BY_QUERIES,
     CALIBRATION_BY_TEMPLATES,
     TrainingSettings,
     assign_training_groups,
     calibration_slice,
-    examples_from_training_jsonl,
 )
 from search_router.shared.channels import DEFAULT_CHANNELS
 from search_router.shared.micro_router import MicroRouter

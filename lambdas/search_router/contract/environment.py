@@ -197,3 +197,15 @@ class CaptureCompactionEnvironment(CommonEnvironment):
     """The daily compaction of captured queries (infra/capture.py, ``capture_queries`` only)."""
 
     data_bucket: str
+
+
+class DriftCheckEnvironment(CommonEnvironment):
+    """The daily drift check (infra/drift.py, ``capture_queries`` only): where the captured routes and the promoted
+    run's dataset are, the promotion parameter, and ``drift_window_days`` / ``drift_min_records``."""
+
+    data_bucket: str
+    model_parameter: str
+    window_days: int
+    min_records: int
+    max_records: int
+    """At most this many routes are kept (a uniform sample of the window's): ``drift_max_records``."""

@@ -25,6 +25,8 @@
     captured/errors/<error type>/<yyyy-MM-dd>/...        what Firehose could not deliver (its error output)
     inputs/captured/<yyyy-MM-dd>.jsonl                   one day's captured queries, deduplicated with a count
                                                          per query (the daily compaction); a user query file
+    drift/latest.json, drift/<yyyy-MM-dd>.json           the daily drift check's summary (capture_queries): the
+                                                         latest, and a copy per day checked
 
 The IAM grants of the stack are derived from the same definitions: :meth:`RunLayout.pattern` turns a key of
 :data:`ANY_RUN` into the ``runs/*/...`` pattern a policy names.
@@ -46,6 +48,8 @@ CAPTURED: Final = "captured/"
 CAPTURED_RAW: Final = f"{CAPTURED}raw/"
 CAPTURED_ERRORS: Final = f"{CAPTURED}errors/"
 CAPTURED_INPUTS: Final = f"{INPUTS}captured/"
+DRIFT: Final = "drift/"
+DRIFT_LATEST: Final = f"{DRIFT}latest.json"
 FIREHOSE_DAY: Final = "!{timestamp:yyyy-MM-dd}"
 """Firehose's prefix expression of the arrival day (UTC) of the oldest record of an object."""
 FIREHOSE_RAW_PREFIX: Final = f"{CAPTURED_RAW}{FIREHOSE_DAY}/"
@@ -103,6 +107,11 @@ def captured_raw_prefix(day: date) -> str:
     """Where Firehose writes the captured queries that arrived on ``day`` (UTC): what :data:`FIREHOSE_RAW_PREFIX`
     evaluates to."""
     return f"{CAPTURED_RAW}{day.isoformat()}/"
+
+
+def drift_summary_key(day: date) -> str:
+    """The drift check's summary of the window ending ``day`` (:data:`DRIFT_LATEST` holds the latest copy)."""
+    return f"{DRIFT}{day.isoformat()}.json"
 
 
 def captured_queries(day: date) -> str:

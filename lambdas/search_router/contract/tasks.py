@@ -511,3 +511,20 @@ class CompactCapturedOutput(Payload):
     queries: int
     malformed: dict[str, int]
     malformed_samples: list[str]
+
+
+class DriftCheckInput(Payload):
+    """``date``: the last UTC day of the window to check; absent (the schedule's ``{}``): yesterday."""
+
+    date: dt.date | None = None
+
+
+class DriftCheckOutput(Payload):
+    """Where the summary is, its status (``ok``, ``insufficient_traffic``, ``no_training_data``) and the figures
+    published (none unless ``ok``)."""
+
+    status: str
+    summary_uri: str
+    records: int
+    figures: dict[str, float]
+    malformed: dict[str, int]

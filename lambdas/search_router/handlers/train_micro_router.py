@@ -24,10 +24,9 @@ from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.errors import PipelineError
 from search_router.contract.tasks import MicroRouterTraining, TrainMicroRouterInput
 from search_router.handlers.observability import logger, metrics, task_handler
-from search_router.pipeline.dataset import read_training_groups
+from search_router.pipeline.dataset import examples_from_training_jsonl, read_training_groups
 from search_router.pipeline.micro_router_training import (
     assign_training_groups,
-    examples_from_training_jsonl,
     predict_heldout,
     train_micro_router,
 )

@@ -20,7 +20,7 @@ from search_router.pipeline.queries.planning import unseen_template_queries
 from search_router.pipeline.queries.query import USER, normalize_query
 from search_router.pipeline.queries.synthesis import heldout_templates
 from search_router.pipeline.queries.user_files import UserQueries
-from search_router.shared.answer.decision import RoutingDecision
+from search_router.shared.answer.decision import ParseSuccess, RoutingDecision
 from search_router.shared.answer.formatting import format_answer
 from search_router.shared.answer.parser import parse_routing_answer
 from search_router.shared.channels import ChannelSet
@@ -185,6 +185,39 @@ def training_jsonl(
         json.dumps(training_record(example, channels, reasoning=flag), ensure_ascii=False, separators=(",", ":")) + "\n"
         for example, flag in zip(examples, flags, strict=True)
     )
+
+
+def examples_from_training_jsonl(text: str, channels: ChannelSet) -> list[LabeledExample]:
+    """The (query, teacher's weights) pairs of the ``bedrock-conversation-2024`` training file PrepareDataset wrote
+    (:func:`~search_router.pipeline.dataset.training_jsonl`), read back through the router's answer parser.
+
+    The file has no template ids (Bedrock's format has no field for them), so each query is its own calibration
+    group unless :func:`assign_training_groups` gives them from the groups file. ``ValueError`` names the first line
+    whose user or assistant turn is missing or whose answer does not parse: that file was validated before it was
+    written, so a bad line means it is not the file PrepareDataset wrote."""
+    examples: list[LabeledExample] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            messages = json.loads(line)["messages"]
+            query = messages[0]["content"][0]["text"]
+            answer = messages[1]["content"][0]["text"]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise ValueError(f"training file line {number}: not a user turn then an assistant turn ({exc})") from exc
+        parsed = parse_routing_answer(answer, channels)
+        if not isinstance(parsed, ParseSuccess):
+            raise ValueError(f"training file line {number}: the assistant turn does not parse ({parsed})")
+        examples.append(
+            LabeledExample(
+                query=query,
+                category="",
+                source="training-file",
+                weights=dict(parsed.decision.weights),
+                reasoning=parsed.decision.reasoning,
+            )
+        )
+    return examples
 
 
 @dataclass(frozen=True)

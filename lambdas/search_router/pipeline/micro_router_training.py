@@ -10,7 +10,6 @@ patterns the model did not train on, like the hardest held-out split.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -23,9 +22,6 @@ import numpy as np
 import numpy.typing as npt
 
 from search_router.pipeline.dataset import LabeledExample, TrainingGroup
-from search_router.shared.answer.decision import ParseSuccess
-from search_router.shared.answer.parser import parse_routing_answer
-from search_router.shared.channels import ChannelSet
 from search_router.shared.micro_router import (
     Calibration,
     FeatureSettings,
@@ -236,39 +232,6 @@ def train_micro_router(
         calibration=Calibration(coef=(a, b, c, d), tolerance=settings.tolerance),
         training=training,
     )
-
-
-def examples_from_training_jsonl(text: str, channels: ChannelSet) -> list[LabeledExample]:
-    """The (query, teacher's weights) pairs of the ``bedrock-conversation-2024`` training file PrepareDataset wrote
-    (:func:`~search_router.pipeline.dataset.training_jsonl`), read back through the router's answer parser.
-
-    The file has no template ids (Bedrock's format has no field for them), so each query is its own calibration
-    group unless :func:`assign_training_groups` gives them from the groups file. ``ValueError`` names the first line
-    whose user or assistant turn is missing or whose answer does not parse: that file was validated before it was
-    written, so a bad line means it is not the file PrepareDataset wrote."""
-    examples: list[LabeledExample] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            messages = json.loads(line)["messages"]
-            query = messages[0]["content"][0]["text"]
-            answer = messages[1]["content"][0]["text"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise ValueError(f"training file line {number}: not a user turn then an assistant turn ({exc})") from exc
-        parsed = parse_routing_answer(answer, channels)
-        if not isinstance(parsed, ParseSuccess):
-            raise ValueError(f"training file line {number}: the assistant turn does not parse ({parsed})")
-        examples.append(
-            LabeledExample(
-                query=query,
-                category="",
-                source="training-file",
-                weights=dict(parsed.decision.weights),
-                reasoning=parsed.decision.reasoning,
-            )
-        )
-    return examples
 
 
 class TrainingGroupsMismatch(ValueError):

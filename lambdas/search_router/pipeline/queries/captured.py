@@ -102,6 +102,12 @@ class Compaction:
         if not key:
             self._reject(where, "empty_query")
             return
+        self._accept(where, record, key, text)
+
+    def _accept(self, where: str, record: dict[str, Any], key: str, text: str) -> None:
+        """A record with a usable query (``key`` its normalized form): counted. Subclasses that need more of
+        the record (the drift check: weights, source) override this and may still reject it by reason."""
+        del where, record
         self.records += 1
         self._counts[key] += 1
         self._texts.setdefault(key, text)
