@@ -32,7 +32,7 @@ from infra.nag import acknowledge_resources, acknowledge_wildcards
 from infra.notifications import Notifications
 from infra.state_machines import ended_badly_alarm, task_state_machine
 from search_router.contract.environment import PipelineEnvironment
-from search_router.contract.layout import INPUTS, RunLayout
+from search_router.contract.layout import DRIFT_LATEST, INPUTS, RunLayout
 
 DEFINITION_FILE = Path(__file__).resolve().parent.parent / "stepfunctions" / "pipeline.asl.json"
 LABEL_SHARDS_MAP = "LabelShards"  # the Distributed Map's Label (its child executions are <machine>/LabelShards:<id>)
@@ -212,6 +212,10 @@ class Pipeline(Construct):
         self._objects(fn["ReportFunctionArn"], ["s3:GetObject"], [evaluation, dataset, micro_router], run_reason)
         # the user's score samples of the fusion metric (fusion_scores_s3_uri, under inputs/; Preflight parses them)
         self._objects(fn["ReportFunctionArn"], ["s3:GetObject"], [inputs], inputs_reason)
+        # the latest production drift summary (written by the drift check when capture is on); listing it lets a
+        # missing one be a 404 rather than a 403
+        self._objects(fn["ReportFunctionArn"], ["s3:GetObject"], [DRIFT_LATEST], "The drift check's summary.")
+        self._list(fn["ReportFunctionArn"], [DRIFT_LATEST])
         self._objects(fn["ReportFunctionArn"], ["s3:PutObject"], [every.pattern(every.report_prefix)], run_reason)
         # Promote copies an enabled cascade's micro-router out of the run folder, under its content's digest.
         self._objects(fn["PromoteFunctionArn"], ["s3:GetObject"], [every.micro_router_artifact], run_reason)

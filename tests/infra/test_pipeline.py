@@ -49,11 +49,14 @@ def test_a_failed_task_stays_the_failed_step_so_a_redrive_continues_from_it() ->
             assert {"Lambda.ServiceException", "Lambda.TooManyRequestsException", "TransientError"} <= retried, name
             # a function timeout (Lambda.Unknown; Sandbox.Timedout on newer runtimes) is retried: tasks re-enter safely
             assert {"Lambda.Unknown", "Sandbox.Timedout"} <= retried, name
-    # No catch-all and no Fail state: the task that failed is the execution's failed step. The only Catch is
-    # the judge's, which degrades into the report (the gate then fails on the missing judge).
+    # No catch-all and no Fail state: the task that failed is the execution's failed step. The only Catches are
+    # the judge's, which degrades into the report (the gate then fails on the missing judge), and the optional
+    # micro-router's, for its one deterministic refusal only (the run goes on without a cascade).
     catching = {name for name, state in states.items() if state.get("Catch")}
-    assert catching == {"StartJudge", "CheckJudge"}
-    assert {c["Next"] for name in catching for c in states[name]["Catch"]} == {"Report"}
+    assert catching == {"StartJudge", "CheckJudge", "TrainMicroRouter"}
+    assert {c["Next"] for name in ("StartJudge", "CheckJudge") for c in states[name]["Catch"]} == {"Report"}
+    (micro,) = states["TrainMicroRouter"]["Catch"]
+    assert micro["ErrorEquals"] == ["MicroRouterNotTrainable"] and micro["Next"] == "MicroRouterFailed"
     assert not [name for name, state in states.items() if state["Type"] == "Fail"]
 
 

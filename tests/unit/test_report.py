@@ -402,3 +402,26 @@ def test_markdown_shows_every_candidate_per_split_and_the_cascade_decision() -> 
     assert "✅ enabled" in cascade and outcome["reason"] in cascade
     assert f"{choice.answered_share_overall:.1%} of all held-out queries" in cascade
     assert "| never (model only) | 0.0% |" in cascade and report["charts"]["cascade_tau"] == "cascade_tau.png"
+
+
+def test_the_latest_drift_summary_is_a_section_when_there_is_one() -> None:
+    from search_router.pipeline.drift import drift_section
+
+    summary = {
+        "status": "insufficient_traffic",
+        "records": 3,
+        "min_records": 100,
+        "window_start": "2026-11-24",
+        "window_end": "2026-11-30",
+    }
+    with_drift = build_report(
+        run_id="r", channels=CHANNELS, candidates=[], gate=None, dataset=None, prices={}, drift=summary
+    )
+    markdown = render_markdown(with_drift)
+    assert with_drift["drift"] == summary
+    section = drift_section(summary)
+    assert "\n".join(section).strip() in markdown
+    without = render_markdown(
+        build_report(run_id="r", channels=CHANNELS, candidates=[], gate=None, dataset=None, prices={})
+    )
+    assert "## Production drift" not in without and section[0] == "## Production drift"

@@ -35,6 +35,7 @@ from search_router.contract.tasks import (
     ReportInput,
     ReportOutput,
 )
+from search_router.handlers.drift_check import latest_drift_summary
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.analysis import CandidateAnalysis, Comparison, analyse, compare, sample_size_warning
 from search_router.pipeline.cascade import (
@@ -305,6 +306,15 @@ def _write_charts(
     return chart_uris, chart_bytes
 
 
+def _drift(bucket: str) -> dict[str, Any] | None:
+    """The latest production drift summary (capture on and its daily check run), None otherwise or unreadable."""
+    try:
+        return latest_drift_summary(bucket)
+    except (ClientError, ValueError) as exc:
+        logger.warning("drift summary not read", error=str(exc))
+        return None
+
+
 @task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = ReportInput.model_validate(event)
@@ -392,6 +402,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         comparison=distilled_comparison.to_dict() if distilled_comparison else None,
         warnings=warnings,
         fusion_source=fusion_description,
+        drift=_drift(bucket),
         judge_reliability=reliability,
         cascade=None
         if task.micro_router is None

@@ -106,6 +106,7 @@ def build_report(
     warnings: Sequence[str] = (),
     judge_reliability: Mapping[str, Any] | None = None,
     fusion_source: Mapping[str, Any] | None = None,
+    drift: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``report.json`` document.
 
@@ -126,7 +127,8 @@ def build_report(
     candidate ``{"repeats", "scores", "spread", "rank_correlation", "disagreement_share"}`` (the judge's repeated
     runs and its agreement with the rubric); ``fusion_source``: where the fusion metric's score lists came from
     (``{"kind": "drawn", "shape"}`` or ``{"kind": "samples", "uri", "samples"}``). ``ValueError`` on a malformed
-    candidate.
+    candidate. ``drift``: the latest production drift summary (:mod:`search_router.pipeline.drift`), when the
+    stack captures queries and its daily check has run.
     """
     if not isinstance(run_id, str) or not run_id:
         raise ValueError("run_id must be a non-empty string")
@@ -171,6 +173,7 @@ def build_report(
         "warnings": list(warnings),
         "judge_reliability": dict(judge_reliability) if judge_reliability else None,
         "fusion_source": dict(fusion_source) if fusion_source else None,
+        "drift": dict(drift) if drift else None,
         "charts": {key: name for key, name in CHART_FILES.items() if chart_applies(key, cascade, candidates)},
     }
 
@@ -776,6 +779,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += _failures_section(report)
     lines += _gate_section(report)
     lines += _judge_reliability_section(report)
+    if report.get("drift"):
+        from search_router.pipeline.drift import drift_section  # the router's capture constants: only when shown
+
+        lines += drift_section(report["drift"])
     lines += _cascade_section(report)
     lines += _worst_section(report)
     lines += _dataset_section(report)
