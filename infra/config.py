@@ -774,6 +774,13 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
     _check_teachers(values)
     if values["drift_max_records"] < values["drift_min_records"]:
         raise ConfigError("drift_max_records", "must be at least drift_min_records")
+    metric, margin = values["gate_noninferiority_metric"], values["gate_noninferiority_margin"]
+    if metric != "rubric_mean" and margin > 1:
+        raise ConfigError(
+            "gate_noninferiority_margin",
+            f"must be within 0..1 for {metric} (a share or an error of weights); got {margin!r} (0..4 is for "
+            "rubric_mean, a 1-5 score)",
+        )
 
     return AppConfig(
         stack_name=values["stack_name"],

@@ -135,6 +135,45 @@ def test_a_set_too_small_for_the_margin_is_a_warning() -> None:
         margin=0.2,
         seed=0,
     )
+    assert comparison.decision.outcome == "inconclusive"
     warning = sample_size_warning(comparison)
     assert warning is not None and "too small for the gate's non-inferiority margin" in warning
     assert "queries needed" in warning
+
+
+def test_the_mae_comparison_counts_answers_without_weights_against_the_candidate() -> None:
+    # The candidate answers half the queries exactly and gives nothing usable for the other half; the baseline is
+    # off by 0.05 everywhere. On usable answers alone the candidate would look better; what the search is given
+    # (even weights for the failures: mean error 0.225 here) says otherwise.
+    near = {"visual": 0.65, "audio": 0.15, "transcription": 0.1, "metadata": 0.1}  # mean error 0.025
+    mine = [
+        result(f"q{i}", VISUAL, VISUAL if i % 2 else None, parse_failure=None if i % 2 else "no_json")
+        for i in range(40)
+    ]
+    theirs = [result(f"q{i}", VISUAL, near) for i in range(40)]
+    values = per_query_values(mine, NAMES)
+    assert values["mae_served"][0] == pytest.approx(0.225) and values["mae_overall"][0] is None
+    comparison = compare(
+        ("distilled", values, mine),
+        ("baseline", per_query_values(theirs, NAMES), theirs),
+        metric="mae_overall",
+        margin=0.02,
+        seed=3,
+    )
+    assert comparison.decision.outcome == "fail"
+    assert comparison.to_dict()["matched"] == 40  # every query compared, none dropped
+
+
+def test_intervals_depend_on_the_seed_and_not_on_the_order() -> None:
+    results = [result(f"q{i}", VISUAL, [VISUAL, AUDIO, NEAR_VISUAL][i % 3]) for i in range(30)]
+    values = per_query_values(results, NAMES)
+    from search_router.pipeline.analysis import intervals
+
+    first, other_seed = intervals(values, seed=1), intervals(values, seed=2)
+    reordered = intervals(per_query_values(list(reversed(results)), NAMES), seed=1)
+    assert first["rubric_mean"] == reordered["rubric_mean"]
+    assert (first["rubric_mean"]["low"], first["rubric_mean"]["high"]) != (
+        other_seed["rubric_mean"]["low"],
+        other_seed["rubric_mean"]["high"],
+    )
+    assert "mae_served" not in first  # a comparison value, not a reported metric

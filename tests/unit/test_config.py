@@ -301,3 +301,10 @@ def test_capture_settings_from_the_command_line_are_parsed() -> None:
     config = parse_config(_context(capture_queries="true", capture_redact_patterns='["secret-\\\\w+"]'))
     assert config.capture.enabled is True
     assert config.capture.redact_patterns == ("secret-\\w+",)
+
+
+def test_a_non_inferiority_margin_beyond_its_metric_s_range_is_refused_at_synth() -> None:
+    context = read_cdk_json_context()
+    with pytest.raises(ConfigError, match=r"gate_noninferiority_margin.*within 0\.\.1 for mae_overall"):
+        parse_config(_context(gate_noninferiority_metric="mae_overall", gate_noninferiority_margin=2))
+    assert context["gate_noninferiority_margin"] == 0.2

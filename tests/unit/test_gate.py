@@ -257,3 +257,22 @@ def test_a_judge_that_cannot_score_the_candidate_is_skipped_with_the_reason() ->
     assert not evaluate_gate(
         candidate, baseline=None, judge_score=None, thresholds=GateThresholds(require_judge=True)
     ).passed
+
+
+def test_the_mae_comparison_decides_on_the_upper_bound_against_plus_the_margin() -> None:
+    # MAE: lower is better; the candidate's error is 0.01 above the baseline's on every query
+    difference = paired_difference([(f"q{i}", 0.05) for i in range(50)], [(f"q{i}", 0.04) for i in range(50)])
+    decision = non_inferiority(difference, metric="mae_overall", margin=0.02, direction="lower_is_better")
+    ni = {"candidate": "distilled", "baseline": "baseline", **decision.to_dict()}
+    gate = evaluate_gate(candidate(), baseline=BASELINE, comparison=ni, judge_score=4.0, thresholds=THRESHOLDS)
+    check = by_name(gate.checks)["non_inferiority"]
+    assert check.passed and check.threshold == 0.02 and check.actual == pytest.approx(0.01)
+    worse = non_inferiority(difference, metric="mae_overall", margin=0.005, direction="lower_is_better")
+    failed = evaluate_gate(
+        candidate(),
+        baseline=BASELINE,
+        comparison={"candidate": "distilled", "baseline": "baseline", **worse.to_dict()},
+        judge_score=4.0,
+        thresholds=THRESHOLDS,
+    )
+    assert not failed.passed and "inferior" in failed.failures[0]

@@ -47,6 +47,10 @@ from search_router.pipeline.stats import (
 )
 
 OVERLAP: Final = "overlap_at_10"
+MAE_SERVED: Final = "mae_served"
+"""Per query, the error of what the search would be given: the answer's weights, or even weights when it gave
+none usable (so that failures count against a candidate in the comparison on MAE; ``mae_overall``'s own interval
+is over usable answers, as the metric is)."""
 INTERVAL_METRICS: Final[dict[str, Direction]] = {
     "rubric_mean": Direction.HIGHER_IS_BETTER,
     "mae_overall": Direction.LOWER_IS_BETTER,
@@ -92,10 +96,14 @@ def per_query_values(
     """Each interval metric's per-query values, in ``results`` order (see the module docstring)."""
     names = channel_names(channels)
     values: dict[str, list[float | None]] = {metric: [] for metric in INTERVAL_METRICS if metric != OVERLAP}
+    values[MAE_SERVED] = []
     for result in results:
         weights = _usable(result, names)
         values["rubric_mean"].append(float(rubric_score(weights, result.reference, names)))
         values["mae_overall"].append(_mean_error(weights, result.reference, names))
+        values[MAE_SERVED].append(
+            _mean_error(weights or dict.fromkeys(names, 1.0 / len(names)), result.reference, names)
+        )
         hit = weights is not None and dominant_channel(weights, names) == dominant_channel(result.reference, names)
         values["dominant_accuracy"].append(1.0 if hit else 0.0)
         values["valid_json_rate"].append(1.0 if result.valid_json else 0.0)
@@ -115,6 +123,7 @@ def intervals(
     return {
         metric: bootstrap_mean(per_query, seed=seed, resamples=resamples).to_dict()
         for metric, per_query in values.items()
+        if metric in INTERVAL_METRICS
     }
 
 
@@ -154,10 +163,11 @@ def compare(
     if metric not in GATE_METRICS:
         raise ValueError(f"the non-inferiority metric must be one of {', '.join(GATE_METRICS)}, got {metric!r}")
     sides = []
+    compared = MAE_SERVED if metric == "mae_overall" else metric
     for name, values, results in (candidate, baseline):
-        if metric not in values:
-            raise ValueError(f"candidate {name} has no per-query {metric}")
-        sides.append(list(zip(query_keys(results), values[metric], strict=True)))
+        if compared not in values:
+            raise ValueError(f"candidate {name} has no per-query {compared}")
+        sides.append(list(zip(query_keys(results), values[compared], strict=True)))
     difference = paired_difference(sides[0], sides[1], seed=seed, resamples=resamples)
     decision = non_inferiority(difference, metric=metric, margin=margin, direction=INTERVAL_METRICS[metric])
     return Comparison(candidate=candidate[0], baseline=baseline[0], decision=decision)
