@@ -19,7 +19,9 @@ from search_router.pipeline.batch_labeling import (
     parse_batch_output,
     record_id,
     record_position,
+    shard_labels,
 )
+from search_router.pipeline.queries.query import Query
 from search_router.pipeline.queries.synthesis import synthesize_queries
 from search_router.shared.channels import DEFAULT_CHANNELS
 from search_router.shared.prompts import teacher_prompt
@@ -88,10 +90,10 @@ def test_record_ids_name_positions_and_nothing_else() -> None:
         record_id(-1)
 
 
-def test_every_query_and_every_output_line_ends_counted() -> None:
-    # Given 110 queries and an output in shuffled order holding: 100 valid answers, an answer that is not JSON,
-    # one whose weights do not sum to 1, two record errors, one record missing, an unreadable line, a record id
-    # that names no query and a repeated record
+def mixed_output() -> tuple[list[Query], list[str]]:
+    """110 queries and an output in shuffled order holding: 100 valid answers, an answer that is not JSON, one
+    whose weights do not sum to 1, two record errors, one record missing, an unreadable line, a record id that
+    names no query and (last) a repeated record."""
     queries = synthesize_queries(DEFAULT_CHANNELS, 110, seed=5)
     lines = [output_line(record_id(p), modelOutput=converse_output(VALID)) for p in range(100)]
     lines.append(output_line(record_id(100), modelOutput=converse_output("I cannot decide.")))
@@ -104,6 +106,12 @@ def test_every_query_and_every_output_line_ends_counted() -> None:
     lines.append(output_line("Q0000009999", modelOutput=converse_output(VALID)))
     random.Random(1).shuffle(lines)
     lines.append(output_line(record_id(0), modelOutput=converse_output(bad_sum)))  # a repeat: the first one counts
+    return queries, lines
+
+
+def test_every_query_and_every_output_line_ends_counted() -> None:
+    # Given
+    queries, lines = mixed_output()
     # When
     result = parse_batch_output(lines, queries, channels=DEFAULT_CHANNELS)
     # Then
@@ -137,3 +145,28 @@ def test_an_output_without_text_is_invalid_as_empty_not_dropped() -> None:
     result = parse_batch_output(lines, queries, channels=DEFAULT_CHANNELS)
     assert dict(result.labeling.invalid) == {"empty": 1}
     assert dict(result.labeling.errors) == {"BatchRecordError": 1}
+
+
+def test_the_output_splits_back_into_the_plan_shards_with_the_label_shard_field_names() -> None:
+    # Given the mixed output over two shards of 100 and 10 queries
+    queries, lines = mixed_output()
+    output = parse_batch_output(lines, queries, channels=DEFAULT_CHANNELS)
+    # When
+    first, second = shard_labels(output, [100, 10])
+    # Then each shard has its own queries' outcomes, and together they add up to the whole
+    assert [e.query for e in first.examples] == [q.text for q in queries[:100]]
+    assert [e.query for e in second.examples] == [q.text for q in queries[104:109]]
+    assert (first.stats["labeled"], first.stats["invalid"], first.stats["unlabeled"]) == (100, {}, 0)
+    assert second.stats["invalid"] == {"no_json": 1, "bad_sum": 1} and second.stats["errors"] == {"400": 2}
+    assert second.stats["unlabeled_by_reason"] == {UNLABELED_NO_OUTPUT: 1}
+    whole = output.to_stats()
+    for key in ("labeled", "invalid_total", "errors_total", "unlabeled", "input_tokens", "output_tokens", "calls"):
+        assert first.stats[key] + second.stats[key] == whole[key], key
+    assert first.stats["batch"] == whole["batch"] and "batch" not in second.stats
+    # the fields LabelShard writes and PrepareDataset reads
+    for stats in (first.stats, second.stats):
+        assert {"shard", "queries", "invalid_samples", "error_messages", "throttle_stopped", "invocations"} <= set(
+            stats
+        )
+    with pytest.raises(ValueError, match="different plan"):
+        shard_labels(output, [100, 11])

@@ -29,11 +29,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from search_router.pipeline.dataset import TRAINING_SUM_TOLERANCE
+from search_router.pipeline.dataset import TRAINING_SUM_TOLERANCE, LabeledExample
 from search_router.pipeline.labeling import (
+    ERROR,
+    INVALID,
     MAX_INVALID_SAMPLES,
     MAX_SAMPLE_TEXT,
     LabelingResult,
+    LabelingUsage,
     QueryOutcome,
     invalid_outcome,
     invalid_sample,
@@ -130,6 +133,10 @@ class BatchOutput:
     unreadable_samples: list[dict[str, str]] = field(default_factory=list)
     unknown_records: int = 0
     duplicate_records: int = 0
+    outcomes: dict[int, QueryOutcome] = field(default_factory=dict)
+    """Position in the plan → how the query ended (a position without one has no output record)."""
+    tokens_at: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """Position → (input, output) tokens of its answered record."""
 
     def to_stats(self) -> dict[str, Any]:
         """The on-demand counts plus a ``batch`` section for the lines of the output."""
@@ -161,6 +168,7 @@ class _Reader:
     unreadable_samples: list[dict[str, str]] = field(default_factory=list)
     unknown_records: int = 0
     duplicate_records: int = 0
+    tokens_at: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def line(self, number: int, text: str) -> None:
         if not text.strip():
@@ -184,9 +192,10 @@ class _Reader:
         if position in self.outcomes:
             self.duplicate_records += 1
             return
-        self.outcomes[position] = self._outcome(self.queries[position], record)
+        self.outcomes[position] = self._outcome(position, record)
 
-    def _outcome(self, query: Query, record: Mapping[str, Any]) -> QueryOutcome:
+    def _outcome(self, position: int, record: Mapping[str, Any]) -> QueryOutcome:
+        query = self.queries[position]
         error = record.get("error")
         if error is not None or "modelOutput" not in record:
             return self._error(query, error)
@@ -195,8 +204,10 @@ class _Reader:
             output = {}
         usage = output.get("usage")
         if isinstance(usage, Mapping):
-            self.input_tokens += _count(usage.get("inputTokens"))
-            self.output_tokens += _count(usage.get("outputTokens"))
+            tokens = (_count(usage.get("inputTokens")), _count(usage.get("outputTokens")))
+            self.tokens_at[position] = tokens
+            self.input_tokens += tokens[0]
+            self.output_tokens += tokens[1]
         text = converse_response_text(output)
         parsed = parse_routing_answer(text, self.channels, sum_tolerance=TRAINING_SUM_TOLERANCE)
         if parsed.ok:
@@ -214,7 +225,7 @@ class _Reader:
             code, message = "BatchRecordError", "the record has neither modelOutput nor an error object"
         self.errors[code] += 1
         self.error_messages.setdefault(code, message)
-        return QueryOutcome("error", query=query.text, code=code, message=message)
+        return QueryOutcome(ERROR, query=query.text, code=code, message=message)
 
     def _unreadable(self, number: int, detail: str, text: str) -> None:
         self.unreadable += 1
@@ -259,4 +270,71 @@ def parse_batch_output(lines: Iterable[str], queries: Sequence[Query], *, channe
         unreadable_samples=reader.unreadable_samples,
         unknown_records=reader.unknown_records,
         duplicate_records=reader.duplicate_records,
+        outcomes=reader.outcomes,
+        tokens_at=reader.tokens_at,
     )
+
+
+@dataclass(frozen=True)
+class ShardLabels:
+    """One plan shard's part of a batch job's output, as LabelShard writes a shard: ``examples`` (plan order) for
+    ``shard-NNNNN.jsonl`` and ``stats`` (the same field names) for ``shard-NNNNN.stats.json``."""
+
+    examples: list[LabeledExample]
+    stats: dict[str, Any]
+
+
+def shard_labels(output: BatchOutput, sizes: Sequence[int]) -> list[ShardLabels]:
+    """Split ``output`` back into the plan's shards (``sizes``: each shard's query count, in plan order, summing
+    to the queries the input was built from), so that PrepareDataset reads a batch run like an on-demand one. The
+    lines that belong to no query (unreadable, unknown, repeated) are counted in the first shard's ``batch``."""
+    total = sum(sizes)
+    if total != len(output.labeling.unlabeled) + len(output.outcomes):
+        raise ValueError(f"the shards hold {total} queries but the batch output was read for a different plan")
+    shards, start = [], 0
+    for index, size in enumerate(sizes):
+        positions = range(start, start + size)
+        start += size
+        shards.append(_shard(output, index, positions))
+    return shards
+
+
+def _shard(output: BatchOutput, index: int, positions: range) -> ShardLabels:
+    ended = [output.outcomes[p] for p in positions if p in output.outcomes]
+    invalid = Counter(o.reason or "" for o in ended if o.kind == INVALID)
+    errors = Counter(o.code or "" for o in ended if o.kind == ERROR)
+    messages: dict[str, str] = {}
+    for outcome in ended:
+        if outcome.kind == ERROR:
+            messages.setdefault(outcome.code or "", outcome.message)
+    samples = [
+        invalid_sample(Query(o.query, "", ""), o.reason or "", o.detail, o.text) for o in ended if o.kind == INVALID
+    ]
+    missing = len(positions) - len(ended)
+    tokens = [output.tokens_at.get(p, (0, 0)) for p in positions]
+    examples = [o.example for o in ended if o.example is not None]
+    stats: dict[str, Any] = {
+        "shard": index,
+        "queries": len(positions),
+        "labeled": len(examples),
+        "invalid": dict(invalid),
+        "invalid_total": sum(invalid.values()),
+        "invalid_samples": samples[:MAX_INVALID_SAMPLES],
+        "errors": dict(errors),
+        "errors_total": sum(errors.values()),
+        "error_messages": messages,
+        **LabelingUsage(
+            calls=len(ended),
+            input_tokens=sum(t[0] for t in tokens),
+            output_tokens=sum(t[1] for t in tokens),
+        ).to_dict(),
+        "unlabeled": missing,
+        "unlabeled_by_reason": {UNLABELED_NO_OUTPUT: missing} if missing else {},
+        "throttle_stopped": False,
+        "invocations": 1,
+        "resumed": 0,
+        "labeling_mode": "batch",
+    }
+    if index == 0:
+        stats["batch"] = output.to_stats()["batch"]
+    return ShardLabels(examples=examples, stats=stats)
