@@ -143,6 +143,7 @@ class BatchJobStatus:
     status: str
     message: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    submit_time: Any = None
 
     @property
     def running(self) -> bool:
@@ -161,7 +162,9 @@ def batch_job_status(job_arn: str) -> BatchJobStatus:
         reraise_transient(exc)
         raise
     counts = {key: int(job[key]) for key in BATCH_COUNTS if key in job}
-    return BatchJobStatus(status=str(job["status"]), message=job.get("message"), counts=counts)
+    return BatchJobStatus(
+        status=str(job["status"]), message=job.get("message"), counts=counts, submit_time=job.get("submitTime")
+    )
 
 
 def stop_batch_job(job_arn: str) -> bool:

@@ -117,6 +117,54 @@ class ShardSummary(Payload):
     unlabeled: int
 
 
+class StartBatchLabelingInput(Payload):
+    run: RunState
+    plan: ShardPlan
+
+
+class BatchLabelingJob(Payload):
+    """StartBatchLabeling's output (``$.batch_labeling``): the job and where its records and output are."""
+
+    job_arn: str
+    job_name: str
+    input_uri: str
+    output_uri: str
+    records: int = Field(ge=1)
+
+
+class CheckBatchLabelingInput(Payload):
+    run: RunState
+    batch_labeling: BatchLabelingJob
+
+
+class BatchLabelingStatus(Payload):
+    """CheckBatchLabeling's output (``$.batch_labeling_status``): ``InProgress`` until the job ended with output
+    (``Completed``); a job that ended otherwise raises ``BatchLabelingFailed``."""
+
+    status: str
+    service_status: str
+    counts: dict[str, int]
+    elapsed_minutes: float
+    next_wait_seconds: int
+
+
+class CollectBatchLabelsInput(Payload):
+    run: RunState
+    plan: ShardPlan
+    batch_labeling: BatchLabelingJob
+
+
+class BatchLabelsSummary(Payload):
+    """CollectBatchLabels' output (``$.batch_labels``); the shards' labeled files are what PrepareDataset reads."""
+
+    shards: int
+    labeled: int
+    invalid: int
+    errors: int
+    unlabeled: int
+    unreadable: int
+
+
 class PrepareDatasetInput(Payload):
     run: RunState
     plan: ShardPlan
