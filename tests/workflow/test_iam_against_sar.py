@@ -98,6 +98,9 @@ def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytes
     )
     bedrock.model_polls_to_active = 2
     assert harness.run({}).status == "SUCCEEDED"
+    # Batch labeling (labeling_mode: batch): the fake writes the job's output as the service would, as nobody's call.
+    monkeypatch.setattr(bedrock, "_finish_batch", CallRecorder.unattributed(bedrock._finish_batch))
+    assert harness.run({"labeling_mode": "batch", "judge": False}).status == "SUCCEEDED"
     # The router: the promoted deployment (before anything below deletes it), with and without reasoning
     # (Converse, ConverseStream).
     from search_router.handlers.observability import metrics
@@ -271,8 +274,9 @@ def test_every_function_of_the_stack_was_run(recording: Recording) -> None:
 
 
 def test_the_bedrock_service_role_allows_what_bedrock_does_for_the_jobs(recording: Recording) -> None:
-    created = [c for c in recording.calls if c.operation in ("CreateModelCustomizationJob", "CreateEvaluationJob")]
-    assert {c.operation for c in created} == {"CreateModelCustomizationJob", "CreateEvaluationJob"}
+    jobs = {"CreateModelCustomizationJob", "CreateEvaluationJob", "CreateModelInvocationJob"}
+    created = [c for c in recording.calls if c.operation in jobs]
+    assert {c.operation for c in created} == jobs
     assert service_role_findings(recording.template, recording.resolver, created) == []
 
 

@@ -464,6 +464,9 @@ class PipelineState(Payload):
     run: RunState
     preflight: PreflightFindings
     plan: ShardPlan | None = None
+    batch_labeling: BatchLabelingJob | None = None
+    batch_labeling_status: BatchLabelingStatus | None = None
+    batch_labels: BatchLabelsSummary | None = None
     dataset: Dataset | None = None
     micro_router: MicroRouterTraining | None = None
     distillation: DistillationJob | None = None
@@ -481,6 +484,9 @@ TASK_INPUTS: dict[str, type[Payload]] = {
     "Preflight": PreflightInput,
     "PlanQueries": RunTask,
     "LabelShard": LabelShardInput,
+    "StartBatchLabeling": StartBatchLabelingInput,
+    "CheckBatchLabeling": CheckBatchLabelingInput,
+    "CollectBatchLabels": CollectBatchLabelsInput,
     "PrepareDataset": PrepareDatasetInput,
     "TrainMicroRouter": TrainMicroRouterInput,
     "StartDistillation": StartDistillationInput,
@@ -502,6 +508,9 @@ TASK_OUTPUTS: dict[str, Any] = {
     "Preflight": PreflightOutput,
     "PlanQueries": ShardPlan,
     "LabelShard": ShardSummary,
+    "StartBatchLabeling": BatchLabelingJob,
+    "CheckBatchLabeling": BatchLabelingStatus,
+    "CollectBatchLabels": BatchLabelsSummary,
     "PrepareDataset": Dataset,
     "TrainMicroRouter": MicroRouterTraining,
     "StartDistillation": DistillationJob,
