@@ -126,6 +126,12 @@ def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytes
     assert failed.compensation and failed.compensation.status == "SUCCEEDED", failed.compensation
     aborted = _abort_in(harness, "search_router.handlers.distillation.check")
     assert aborted.status == "ABORTED" and aborted.compensation and aborted.compensation.status == "SUCCEEDED"
+    # ... and an abort while a batch labeling job is queued (the job is stopped).
+    bedrock.batch_polls_to_complete = 10_000
+    aborted = _abort_in(harness, "search_router.handlers.batch_labeling.check", {"labeling_mode": "batch"})
+    assert aborted.compensation and aborted.compensation.status == "SUCCEEDED"
+    assert bedrock.calls_to("StopModelInvocationJob")
+    bedrock.batch_polls_to_complete = 2
     # A failure whose event was lost: the scheduled reconcile starts its compensation.
     lost = harness.run({"num_examples": 5}, compensate=False)
     _invoke(
@@ -187,8 +193,9 @@ def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytes
         raise AssertionError("the cleanup did not complete")
 
 
-def _abort_in(harness: PipelineHarness, handler: str) -> Any:
-    """Run from ``{}`` and stop the execution (as a user would in the console) when ``handler`` is first invoked."""
+def _abort_in(harness: PipelineHarness, handler: str, execution_input: dict[str, Any] | None = None) -> Any:
+    """Run from ``execution_input`` (``{}``) and stop the execution (as a user would in the console) when
+    ``handler`` is first invoked."""
 
     def stop(invoked: str, event: dict[str, Any]) -> None:
         if invoked == handler and stop in harness.before_invoke:
@@ -196,7 +203,7 @@ def _abort_in(harness: PipelineHarness, handler: str) -> Any:
             harness.sfn.stop_execution(executionArn=event["run"]["execution_arn"], error="Stopped", cause="by a test")
 
     harness.before_invoke.append(stop)
-    execution = harness.wait(harness.start({}))
+    execution = harness.wait(harness.start(execution_input or {}))
     execution.compensation = harness.compensate(execution)
     return execution
 
@@ -289,6 +296,8 @@ def test_the_recording_covers_the_calls_defects_hid_in(recording: Recording) -> 
         ("bedrock", "GetCustomModel"),
         ("bedrock", "StopModelCustomizationJob"),
         ("bedrock", "StopEvaluationJob"),
+        ("bedrock", "StopModelInvocationJob"),
+        ("bedrock", "CreateModelInvocationJob"),
         ("bedrock", "DeleteCustomModelDeployment"),
         ("bedrock", "DeleteCustomModel"),
         ("bedrock-runtime", "Converse"),
