@@ -24,6 +24,7 @@ from cli.capture_cost import capture_cost, capture_cost_lines
 from cli.start import local_pipeline_defaults, validate
 from cli.text import lines, table
 from infra.config import AppConfig
+from search_router.pipeline.batch_labeling import MIN_BATCH_RECORDS
 from search_router.pipeline.judge import INSTRUCTIONS, JUDGE_PROMPT_PREFIX, RATING_SCALE
 from search_router.pipeline.metrics import Price
 from search_router.pipeline.queries.planning import plan_queries
@@ -72,6 +73,8 @@ class Rates:
     """*Unconfirmed*: Bedrock's evaluator template around the custom metric's instructions."""
     judge_output_tokens: int = 150
     """*Unconfirmed*: the judge's explanation and rating per answer."""
+    batch_price_ratio: float = 0.5
+    """*Unconfirmed*: batch inference's token prices as a share of on-demand ("about half", docs/bedrock-facts.md)."""
 
     def training_price(self, student_job_model: str) -> float | None:
         return dict(self.training_usd_per_1k_tokens).get(student_job_model)
@@ -129,6 +132,8 @@ class Estimate:
     judge_repeats: int = 1
     judge_call: tuple[float, float] | None = None
     """Input and output tokens of one judge call (the mean over the judged candidates), when the judge is on."""
+    batch_labeling: LineItem | None = None
+    """Teacher labeling priced as a batch job (``labeling_mode: batch``); the total counts on-demand labeling."""
 
     @property
     def total_usd(self) -> float:
@@ -209,7 +214,17 @@ def estimate(
     # Teacher labeling: every planned query (training + held-out) once, with the detailed teacher prompt.
     calls = num_examples + eval_examples
     tin, tout = calls * (sizes.teacher_prompt + sizes.query), calls * sizes.answer
-    items.append(prices.item("Teacher labeling", teacher, calls, tin, tout))
+    labeling = prices.item("Teacher labeling", teacher, calls, tin, tout)
+    items.append(labeling)
+    batch_labeling = LineItem(
+        "Teacher labeling, batch",
+        teacher,
+        calls,
+        tin,
+        tout,
+        None if labeling.usd is None else labeling.usd * rates.batch_price_ratio,
+        unconfirmed=True,
+    )
 
     # Distillation: the teacher answers the training records' prompts (compact student prompt + query) ...
     calls = round(num_examples * rates.distillation_teacher_calls_per_record)
@@ -290,6 +305,7 @@ def estimate(
         teacher_note=teacher_note,
         judge_repeats=judge_repeats,
         judge_call=judge_call,
+        batch_labeling=batch_labeling,
     )
 
 
@@ -351,6 +367,24 @@ def _judge_lines(result: Estimate, rates: Rates) -> list[str]:
     ]
 
 
+def labeling_mode_lines(result: Estimate, rates: Rates = RATES) -> list[str]:
+    """Both labeling modes side by side: on demand (in the total) and batch (cheaper, slower, >= 100 records)."""
+    on_demand = next(item for item in result.items if item.step == "Teacher labeling")
+    batch = result.batch_labeling
+    if batch is None:
+        return []
+    text = (
+        f"Labeling modes: on_demand {_usd(on_demand.usd)} (in the total, minutes to hours at the teacher's quota); "
+        f"batch ~{_usd(batch.usd)} * ({rates.batch_price_ratio:.0%} of on-demand token prices; a batch job can "
+        "queue for hours, up to its 24-168 h timeout)"
+    )
+    if batch.calls is not None and batch.calls < MIN_BATCH_RECORDS:
+        text += f"; batch needs at least {MIN_BATCH_RECORDS} queries, this run has {batch.calls}"
+    elif on_demand.usd is not None and batch.usd is not None:
+        text += f"; the run's total with batch labeling {fmt_usd(result.total_usd - on_demand.usd + batch.usd)}"
+    return [text + "."]
+
+
 def render(result: Estimate, rates: Rates = RATES) -> Group:
     """The estimate as rich renders it: the sizes, the run's cost table, the routing cost table, the notes."""
     s = result.sizes
@@ -379,6 +413,7 @@ def render(result: Estimate, rates: Rates = RATES) -> Group:
     run_table = table(["step", "model", "calls", "input tokens", "output tokens", "USD"], rows, right=(2, 3, 4, 5))
     middle = [
         "",
+        *labeling_mode_lines(result, rates),
         f"While the distilled model exists: storage ~{fmt_usd(result.storage_usd_per_month)}/month *; "
         "its on-demand deployment bills per token (the 'distilled' price), no hourly charge *.",
         "Not counted: Step Functions, Lambda, S3 and API Gateway (cents for a run).",
@@ -406,7 +441,8 @@ def render(result: Estimate, rates: Rates = RATES) -> Group:
         "",
         "* unconfirmed: Bedrock's distillation data processing (teacher calls assumed one per training record, "
         f"{rates.distillation_epochs} training epochs), training and storage rates, the judge's prompt overhead "
-        "and output length, on-demand custom model pricing, and output tokens billed when a stream is closed early. "
+        "and output length, on-demand custom model pricing, batch inference's discount, and output tokens billed "
+        "when a stream is closed early. "
         "Rates live in cli/estimate.py "
         "(Rates); model token prices in cdk.json (prices).",
     ]

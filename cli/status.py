@@ -52,7 +52,19 @@ class Phase:
 PHASES: tuple[Phase, ...] = (
     Phase("preflight", "Preflight", ("ReadInput", "Preflight")),
     Phase("plan", "Plan queries", ("PlanQueries",)),
-    Phase("label", "Label with the teacher", (_LABEL_MAP,)),
+    Phase(
+        "label",
+        "Label with the teacher",
+        (
+            "IsBatchLabeling",
+            _LABEL_MAP,
+            "StartBatchLabeling",
+            "WaitForBatchLabeling",
+            "CheckBatchLabeling",
+            "IsBatchLabelingDone",
+            "CollectBatchLabels",
+        ),
+    ),
     Phase("dataset", "Prepare dataset", ("PrepareDataset",)),
     Phase(
         "micro",

@@ -1,4 +1,4 @@
-"""The service role Amazon Bedrock assumes for this stack's distillation and evaluation jobs."""
+"""The service role Amazon Bedrock assumes for this stack's distillation, evaluation and batch labeling jobs."""
 
 from __future__ import annotations
 
@@ -14,18 +14,21 @@ from search_router.contract.layout import RunLayout
 # Where Bedrock reads and writes inside a run folder (runs/<run-id>/...). The pipeline writes to these
 # exact sub-folders; the role can touch nothing else in the bucket.
 _EVERY_RUN = RunLayout.any()
-BEDROCK_READS = (_EVERY_RUN.dataset_prefix, _EVERY_RUN.judge_input_prefix)
-BEDROCK_WRITES = (_EVERY_RUN.distillation_prefix, _EVERY_RUN.judge_output_prefix)
+BEDROCK_READS = (_EVERY_RUN.dataset_prefix, _EVERY_RUN.judge_input_prefix, _EVERY_RUN.batch_labeling_input)
+BEDROCK_WRITES = (
+    _EVERY_RUN.distillation_prefix,
+    _EVERY_RUN.judge_output_prefix,
+    _EVERY_RUN.batch_labeling_output_prefix,
+)
 
 
 class BedrockServiceRole(Construct):
-    """``bedrock.amazonaws.com`` may assume this role only for this account's customization and
-    evaluation jobs (confused-deputy protection through ``aws:SourceAccount`` and ``aws:SourceArn``).
+    """``bedrock.amazonaws.com`` may assume this role only for this account's customization, evaluation and
+    batch inference (labeling) jobs (confused-deputy protection through ``aws:SourceAccount`` and ``aws:SourceArn``).
 
     Permissions: read the run's training/evaluation inputs, write the run's job outputs (multipart uploads
-    included), invoke the teachers of ``teacher_preference`` (distillation) and the judge (evaluation). Callers
-    need ``iam:PassRole`` on :attr:`role`,
-    granted with :meth:`grant_pass_role`.
+    included), invoke the teachers of ``teacher_preference`` (distillation, batch labeling) and the judge
+    (evaluation). Callers need ``iam:PassRole`` on :attr:`role`, granted with :meth:`grant_pass_role`.
     """
 
     def __init__(
@@ -41,6 +44,8 @@ class BedrockServiceRole(Construct):
         job_arns = [
             f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:model-customization-job/*",
             f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:evaluation-job/*",
+            # batch labeling (labeling_mode: batch)
+            f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:model-invocation-job/*",
         ]
         self.role = iam.Role(
             self,

@@ -146,7 +146,8 @@ class RuntimeResourceCleanup(Construct):
             role,
             ["Resource::*"],
             "X-Ray PutTraceSegments/PutTelemetryRecords and the Bedrock List actions (ListCustomModels, "
-            "ListCustomModelDeployments, ListModelCustomizationJobs, ListEvaluationJobs) support no resource-level "
+            "ListCustomModelDeployments, ListModelCustomizationJobs, ListEvaluationJobs, ListModelInvocationJobs) "
+            "support no resource-level "
             "permissions; tests allow '*' only for these actions.",
         )
 

@@ -74,6 +74,27 @@ STEPS = (
         1024,
     ),
     Step(
+        "StartBatchLabelingFunctionArn",
+        "search_router.handlers.batch_labeling.start",
+        "Starts the batch labeling job",
+        300,
+        1024,
+    ),
+    Step(
+        "CheckBatchLabelingFunctionArn",
+        "search_router.handlers.batch_labeling.check",
+        "Polls the batch labeling job",
+        60,
+        256,
+    ),
+    Step(
+        "CollectBatchLabelsFunctionArn",
+        "search_router.handlers.batch_labeling.collect",
+        "Reads the batch labels into the shards",
+        600,
+        2048,
+    ),
+    Step(
         "PrepareDatasetFunctionArn",
         "search_router.handlers.prepare_dataset.handler",
         "Builds the training set",
@@ -198,6 +219,13 @@ class Pipeline(Construct):
         self._objects(fn["LabelShardFunctionArn"], ["s3:GetObject"], [plan, labeled], run_reason)
         self._list(fn["LabelShardFunctionArn"], [labeled])
         self._objects(fn["LabelShardFunctionArn"], ["s3:PutObject"], [labeled], run_reason)
+        # Batch labeling (labeling_mode: batch): the records in, Bedrock's output back into the shards' files.
+        batch_input, batch_output = every.batch_labeling_input, every.pattern(every.batch_labeling_output_prefix)
+        self._objects(fn["StartBatchLabelingFunctionArn"], ["s3:GetObject"], [plan], run_reason)
+        self._objects(fn["StartBatchLabelingFunctionArn"], ["s3:PutObject"], [batch_input], run_reason)
+        self._objects(fn["CollectBatchLabelsFunctionArn"], ["s3:GetObject"], [plan, batch_output], run_reason)
+        self._list(fn["CollectBatchLabelsFunctionArn"], [batch_output])
+        self._objects(fn["CollectBatchLabelsFunctionArn"], ["s3:PutObject"], [labeled], run_reason)
         self._objects(fn["PrepareDatasetFunctionArn"], ["s3:GetObject"], [labeled, dataset], run_reason)
         self._objects(fn["PrepareDatasetFunctionArn"], ["s3:PutObject"], [dataset], run_reason)
         self._list(fn["PrepareDatasetFunctionArn"], [every.pattern(every.tmp_prefix)])
@@ -270,6 +298,30 @@ class Pipeline(Construct):
             "A cross-Region inference profile may route to the teacher's foundation model in any of its Regions.",
         )
         job_arn = f"{bedrock_arn}:model-customization-job/*"
+        invocation_job_arn = f"{bedrock_arn}:model-invocation-job/*"
+        # CreateModelInvocationJob is authorized on the job and the foundation models it runs (Service
+        # Authorization Reference: model-invocation-job, foundation-model, custom-model).
+        self._bedrock(
+            fn["StartBatchLabelingFunctionArn"],
+            ["bedrock:CreateModelInvocationJob"],
+            sorted({invocation_job_arn, *(arn for m in config.teacher_preference for arn in foundation_model_arns(m))}),
+            "Batch labeling jobs are created by each run; their ids are not known at deploy.",
+            conditions=tags_ours,
+        )
+        self._bedrock(
+            fn["StartBatchLabelingFunctionArn"],
+            ["bedrock:TagResource"],
+            [invocation_job_arn],
+            "Batch labeling jobs are created by each run; their ids are not known at deploy.",
+            conditions=tags_ours,
+        )
+        bedrock_role.grant_pass_role(fn["StartBatchLabelingFunctionArn"])
+        self._bedrock(
+            fn["CheckBatchLabelingFunctionArn"],
+            ["bedrock:GetModelInvocationJob"],
+            [invocation_job_arn],
+            "Batch labeling jobs are created by each run; their ids are not known at deploy.",
+        )
         custom_model_arn = f"{bedrock_arn}:custom-model/*"
         deployment_arn = f"{bedrock_arn}:custom-model-deployment/*"
         created_at_run_time = "Jobs, custom models and deployments are created by each run; ids are unknown at deploy."
@@ -375,6 +427,7 @@ class Pipeline(Construct):
             ("StartDistillationFunctionArn", "bedrock:ListModelCustomizationJobs"),
             ("StartDeploymentFunctionArn", "bedrock:ListCustomModelDeployments"),
             ("StartJudgeFunctionArn", "bedrock:ListEvaluationJobs"),
+            ("StartBatchLabelingFunctionArn", "bedrock:ListModelInvocationJobs"),
         ):
             fn[task].add_to_role_policy(iam.PolicyStatement(actions=[listing], resources=["*"]))
             acknowledge_wildcards(

@@ -26,12 +26,14 @@ ALARM_PERIOD = Duration.minutes(5)
 BEDROCK_LIST_ACTIONS = [
     "bedrock:ListModelCustomizationJobs",
     "bedrock:ListEvaluationJobs",
+    "bedrock:ListModelInvocationJobs",
     "bedrock:ListCustomModelDeployments",
     "bedrock:ListCustomModels",
 ]
 DESTRUCTIVE_ACTIONS = [
     "bedrock:StopModelCustomizationJob",
     "bedrock:StopEvaluationJob",
+    "bedrock:StopModelInvocationJob",
     "bedrock:DeleteCustomModelDeployment",
     "bedrock:DeleteCustomModel",
 ]
@@ -112,6 +114,7 @@ def runtime_resource_arns() -> dict[str, str]:
     return {
         "jobs": f"{bedrock}:model-customization-job/*",
         "evaluations": f"{bedrock}:evaluation-job/*",
+        "batch_jobs": f"{bedrock}:model-invocation-job/*",
         "deployments": f"{bedrock}:custom-model-deployment/*",
         "models": f"{bedrock}:custom-model/*",
     }
@@ -121,14 +124,14 @@ def runtime_resource_statements(scope: Construct) -> list[iam.PolicyStatement]:
     """Find the stack's run-time Bedrock resources by their tags, read their status, stop and delete them: the
     destructive actions only on what carries ``stack=<this stack>`` (IAM enforces it)."""
     arns = runtime_resource_arns()
-    every = [arns["jobs"], arns["evaluations"], arns["deployments"], arns["models"]]
+    every = [arns["jobs"], arns["evaluations"], arns["batch_jobs"], arns["deployments"], arns["models"]]
     return [
         iam.PolicyStatement(sid="ListRuntimeResources", actions=BEDROCK_LIST_ACTIONS, resources=["*"]),
         iam.PolicyStatement(sid="ReadRuntimeTags", actions=["bedrock:ListTagsForResource"], resources=every),
         iam.PolicyStatement(
             sid="ReadJobs",
-            actions=["bedrock:GetModelCustomizationJob", "bedrock:GetEvaluationJob"],
-            resources=[arns["jobs"], arns["evaluations"]],
+            actions=["bedrock:GetModelCustomizationJob", "bedrock:GetEvaluationJob", "bedrock:GetModelInvocationJob"],
+            resources=[arns["jobs"], arns["evaluations"], arns["batch_jobs"]],
         ),
         iam.PolicyStatement(
             sid="StopAndDeleteTheStacksOwn",

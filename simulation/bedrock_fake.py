@@ -57,6 +57,7 @@ from botocore.config import Config
 from botocore.model import OperationModel
 from botocore.validate import validate_parameters
 
+from simulation.bedrock.batch_handlers import BatchHandlers
 from simulation.bedrock.catalog_handlers import CatalogHandlers
 from simulation.bedrock.customization_handlers import CustomizationHandlers
 from simulation.bedrock.deployment_handlers import DeploymentHandlers
@@ -102,6 +103,7 @@ class BedrockFake(
     DeploymentHandlers,
     EvaluationHandlers,
     TagHandlers,
+    BatchHandlers,
     RuntimeHandlers,
 ):
     """Stateful, thread-safe in-memory Bedrock behind real ``bedrock`` and ``bedrock-runtime`` boto3 clients.
@@ -124,6 +126,10 @@ class BedrockFake(
         shape ConverseStream.
     ``default_page_size``
         ``maxResults`` when a List call sends none.
+    ``batch_polls_to_complete`` / ``batch_min_records`` / ``batch_s3``
+        Converse batch jobs (:mod:`simulation.bedrock.batch_handlers`): the ``Get`` that completes a job, the
+        fewest records a job accepts, the S3 client its input is read and its output written with
+        (:meth:`fail_next_batch_job` and :meth:`corrupt_next_batch_job` script the next job).
     ``on_evaluation_complete``
         ``callable(EvaluationJobRequest)`` run (outside the fake's lock) when an evaluation job completes:
         the extension point for writing result files.
@@ -158,6 +164,10 @@ class BedrockFake(
                 "GetEvaluationJob": self._get_evaluation,
                 "StopEvaluationJob": self._stop_evaluation,
                 "ListEvaluationJobs": self._list_evaluations,
+                "CreateModelInvocationJob": self._create_batch,
+                "GetModelInvocationJob": self._get_batch,
+                "StopModelInvocationJob": self._stop_batch,
+                "ListModelInvocationJobs": self._list_batches,
                 "ListTagsForResource": self._list_tags,
                 "TagResource": self._tag_resource,
                 "UntagResource": self._untag_resource,

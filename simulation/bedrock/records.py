@@ -84,6 +84,23 @@ class EvaluationRecord:
 
 
 @dataclass
+class BatchJobRecord:
+    arn: str
+    name: str
+    params: dict[str, Any]
+    created: datetime
+    polls_to_complete: int
+    fail_message: str | None
+    corrupt_lines: int
+    status: str = "Submitted"
+    polls: int = 0
+    last_modified: datetime | None = None
+    end_time: datetime | None = None
+    message: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class IdempotencyTokens:
     """Request fingerprints by client token, per create operation."""
 

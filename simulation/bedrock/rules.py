@@ -40,6 +40,13 @@ CLIENT_REQUEST_TOKEN = NameRule(
     1,
     256,
 )
+INVOCATION_JOB_NAME = NameRule(
+    "jobName",
+    r"[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9\+\-\.]){0,63}",
+    re.compile(r"[a-zA-Z0-9][a-zA-Z0-9+\-.]*"),
+    1,
+    63,
+)
 EVALUATION_JOB_NAME = NameRule(
     "jobName", r"[a-z0-9](-*[a-z0-9]){0,62}", re.compile(r"[a-z0-9](?:-*[a-z0-9]){0,62}"), 1, 63
 )
@@ -57,6 +64,7 @@ NAME_RULES: dict[str, tuple[NameRule, ...]] = {
     "CreateModelCustomizationJob": (CUSTOMIZATION_JOB_NAME, CUSTOM_MODEL_NAME, CLIENT_REQUEST_TOKEN),
     "CreateCustomModelDeployment": (DEPLOYMENT_NAME, CLIENT_REQUEST_TOKEN),
     "CreateEvaluationJob": (EVALUATION_JOB_NAME, CLIENT_REQUEST_TOKEN),
+    "CreateModelInvocationJob": (INVOCATION_JOB_NAME, CLIENT_REQUEST_TOKEN),
     "GetFoundationModelAvailability": (AVAILABILITY_MODEL_ID,),
 }
 

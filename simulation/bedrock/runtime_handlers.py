@@ -101,7 +101,10 @@ class RuntimeHandlers(FakeState):
         }
 
     def _converse(self, params: dict[str, Any]) -> dict[str, Any]:
-        reply = self._respond(self._converse_request("Converse", params))
+        return self._converse_body(self._respond(self._converse_request("Converse", params)))
+
+    def _converse_body(self, reply: ConverseReply) -> dict[str, Any]:
+        """The Converse response body for ``reply`` (also a Converse batch record's ``modelOutput``)."""
         return {
             "output": {"message": {"role": "assistant", "content": [{"text": reply.text}]}},
             "stopReason": reply.stop_reason,

@@ -16,6 +16,7 @@ from botocore.validate import ParamValidator
 
 from simulation.bedrock.catalog import FoundationModel, InferenceProfile, foundation_model_id_of, profile_id_of
 from simulation.bedrock.records import (
+    BatchJobRecord,
     CustomModelRecord,
     DeploymentRecord,
     ErrorRate,
@@ -104,6 +105,9 @@ class FakeState:
         self.stream_event_delay_s = 0.0
         self.default_page_size = 100
         self.on_evaluation_complete: Callable[[EvaluationJobRequest], None] | None = None
+        self.batch_polls_to_complete = 2
+        self.batch_min_records = 100  # "usually >= 100 records" (docs/bedrock-facts.md)
+        self.batch_s3: Any = None
 
         self._foundation_models: dict[str, FoundationModel] = {}
         self._access: dict[str, dict[str, Any]] = {}
@@ -120,6 +124,9 @@ class FakeState:
         self._next_job_failure: tuple[str, int | None] | None = None
         self._next_deployment_failure: str | None = None
         self._next_evaluation_failure: tuple[str, ...] | None = None
+        self._batch_jobs: dict[str, BatchJobRecord] = {}
+        self._next_batch_failure: str | None = None
+        self._next_batch_corruption = 0
 
     # ------------------------------------------------------------------------------------------- service models
     def _service_of(self, operation: str) -> str:
@@ -212,6 +219,7 @@ class FakeState:
         stamps += [m.created for m in self._models.values()]
         stamps += [d.created for d in self._deployments.values()]
         stamps += [e.created for e in self._evaluations.values()]
+        stamps += [b.created for b in self._batch_jobs.values()]
         return max(stamps, default=None)
 
     def _begin_stop(self, resource: JobRecord | EvaluationRecord, what: str) -> None:

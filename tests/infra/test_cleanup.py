@@ -19,6 +19,9 @@ CLEANUP_ACTIONS = {
     "bedrock:StopModelCustomizationJob",
     "bedrock:GetEvaluationJob",
     "bedrock:StopEvaluationJob",
+    "bedrock:ListModelInvocationJobs",  # batch labeling jobs (labeling_mode: batch)
+    "bedrock:GetModelInvocationJob",
+    "bedrock:StopModelInvocationJob",
     "bedrock:DeleteCustomModelDeployment",
     "bedrock:DeleteCustomModel",
     "states:ListExecutions",
@@ -145,6 +148,7 @@ def test_the_cleanup_role_has_exactly_the_actions_it_needs(synth: Synthesized) -
             assert set(_as_list(statement["Action"])) <= {
                 "bedrock:ListModelCustomizationJobs",
                 "bedrock:ListEvaluationJobs",
+                "bedrock:ListModelInvocationJobs",
                 "bedrock:ListCustomModelDeployments",
                 "bedrock:ListCustomModels",
                 "xray:PutTraceSegments",

@@ -85,6 +85,9 @@ def _bedrock_resources(call: Call) -> list[str] | None:  # noqa: PLR0911 - one c
         return [identifier if identifier.startswith("arn:") else f"{BEDROCK}:inference-profile/{identifier}"]
     if op == "CreateModelCustomizationJob":
         return [foundation_model(p["baseModelIdentifier"]), f"{BEDROCK}:custom-model/{p['baseModelIdentifier']}/new"]
+    if op == "CreateModelInvocationJob":  # SAR: model-invocation-job, foundation-model (custom-model)
+        models = [r for r in model_resources(p["modelId"]) if ":foundation-model/" in r]
+        return [f"{BEDROCK}:model-invocation-job/new", *models]
     if op == "CreateCustomModelDeployment":
         return [p["modelArn"]]
     if op == "CreateEvaluationJob":
@@ -106,6 +109,7 @@ TAGGED_ON_CREATE: dict[str, list[tuple[str, str]]] = {
     ],
     "CreateCustomModelDeployment": [("tags", f"{BEDROCK}:custom-model-deployment/new")],
     "CreateEvaluationJob": [("jobTags", f"{BEDROCK}:evaluation-job/new")],
+    "CreateModelInvocationJob": [("tags", f"{BEDROCK}:model-invocation-job/new")],
 }
 
 
@@ -193,6 +197,15 @@ def service_role_needs(call: Call) -> list[Need]:
             Need("s3:PutObject", _s3_object(output, "model/output.json"), "writes the job's output"),
             *(Need("bedrock:InvokeModel", r, "invokes the teacher") for r in model_resources(teacher)),
         ]
+    if call.operation == "CreateModelInvocationJob":  # batch inference (batch labeling)
+        records = p["inputDataConfig"]["s3InputDataConfig"]["s3Uri"]
+        output = p["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"]
+        return [
+            Need("s3:GetObject", _s3_object(records), "reads the records"),
+            Need("s3:ListBucket", _s3_bucket(records), "lists the records"),
+            Need("s3:PutObject", _s3_object(output, "job/queries.jsonl.out"), "writes <input file name>.out"),
+            *(Need("bedrock:InvokeModel", r, "invokes the teacher") for r in model_resources(p["modelId"])),
+        ]
     if call.operation == "CreateEvaluationJob":
         config = p["evaluationConfig"]["automated"]
         output = p["outputDataConfig"]["s3Uri"]
@@ -218,5 +231,8 @@ def service_role_needs(call: Call) -> list[Need]:
 
 def trust_context(call: Call) -> Context:
     """The request context of Bedrock assuming the service role for the job ``call`` created."""
-    kind = "model-customization-job" if call.operation == "CreateModelCustomizationJob" else "evaluation-job"
+    kind = {
+        "CreateModelCustomizationJob": "model-customization-job",
+        "CreateModelInvocationJob": "model-invocation-job",
+    }.get(call.operation, "evaluation-job")
     return {"aws:SourceAccount": ACCOUNT, "aws:SourceArn": f"{BEDROCK}:{kind}/abc123"}

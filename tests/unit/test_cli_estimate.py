@@ -303,3 +303,34 @@ def test_estimate_prints_the_capture_cost(capsys: pytest.CaptureFixture[str]) ->
     out = capsys.readouterr().out
     assert "Capture (capture_queries) at 1,000,000 routes a day" in out
     assert "Firehose ingestion" in out and "S3 storage" in out
+
+
+def test_both_labeling_modes_are_shown_batch_at_the_configured_share_of_on_demand_prices() -> None:
+    # Given the configuration's Nova Premier prices and 1,100 teacher calls
+    result = run_estimate()
+    on_demand = item(result, "Teacher labeling")
+    # When / Then: batch labeling is the same tokens at batch_price_ratio of the on-demand price
+    assert result.batch_labeling is not None and result.batch_labeling.unconfirmed
+    expected = price_of("us.amazon.nova-premier-v1:0").cost_per_route(on_demand.input_tokens, on_demand.output_tokens)
+    assert on_demand.usd == pytest.approx(expected)
+    assert result.batch_labeling.usd == pytest.approx(RATES.batch_price_ratio * expected)
+    assert (result.batch_labeling.input_tokens, result.batch_labeling.calls) == (on_demand.input_tokens, 1100)
+    # the total counts on-demand labeling; the text shows both, and the total with batch labeling
+    text = " ".join(plain(render(result)).split())
+    assert "Labeling modes: on_demand" in text and "batch ~" in text and "50% of on-demand token prices" in text
+    assert "the run's total with batch labeling" in text
+    cheaper = dataclasses.replace(RATES, batch_price_ratio=0.25)
+    assert estimate(
+        CONFIG,
+        num_examples=1000,
+        eval_examples=100,
+        teacher="us.amazon.nova-premier-v1:0",
+        judge=True,
+        seed=SEED,
+        rates=cheaper,
+    ).batch_labeling.usd == pytest.approx(0.25 * expected)  # type: ignore[union-attr]
+
+
+def test_a_run_below_the_batch_minimum_says_batch_labeling_cannot_take_it() -> None:
+    text = " ".join(plain(render(run_estimate(num_examples=60, eval_examples=20))).split())
+    assert "batch needs at least 100 queries, this run has 80" in text

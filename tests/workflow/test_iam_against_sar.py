@@ -98,6 +98,9 @@ def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytes
     )
     bedrock.model_polls_to_active = 2
     assert harness.run({}).status == "SUCCEEDED"
+    # Batch labeling (labeling_mode: batch): the fake writes the job's output as the service would, as nobody's call.
+    monkeypatch.setattr(bedrock, "_finish_batch", CallRecorder.unattributed(bedrock._finish_batch))
+    assert harness.run({"labeling_mode": "batch", "judge": False}).status == "SUCCEEDED"
     # The router: the promoted deployment (before anything below deletes it), with and without reasoning
     # (Converse, ConverseStream).
     from search_router.handlers.observability import metrics
@@ -123,6 +126,12 @@ def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytes
     assert failed.compensation and failed.compensation.status == "SUCCEEDED", failed.compensation
     aborted = _abort_in(harness, "search_router.handlers.distillation.check")
     assert aborted.status == "ABORTED" and aborted.compensation and aborted.compensation.status == "SUCCEEDED"
+    # ... and an abort while a batch labeling job is queued (the job is stopped).
+    bedrock.batch_polls_to_complete = 10_000
+    aborted = _abort_in(harness, "search_router.handlers.batch_labeling.check", {"labeling_mode": "batch"})
+    assert aborted.compensation and aborted.compensation.status == "SUCCEEDED"
+    assert bedrock.calls_to("StopModelInvocationJob")
+    bedrock.batch_polls_to_complete = 2
     # A failure whose event was lost: the scheduled reconcile starts its compensation.
     lost = harness.run({"num_examples": 5}, compensate=False)
     _invoke(
@@ -184,8 +193,9 @@ def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytes
         raise AssertionError("the cleanup did not complete")
 
 
-def _abort_in(harness: PipelineHarness, handler: str) -> Any:
-    """Run from ``{}`` and stop the execution (as a user would in the console) when ``handler`` is first invoked."""
+def _abort_in(harness: PipelineHarness, handler: str, execution_input: dict[str, Any] | None = None) -> Any:
+    """Run from ``execution_input`` (``{}``) and stop the execution (as a user would in the console) when
+    ``handler`` is first invoked."""
 
     def stop(invoked: str, event: dict[str, Any]) -> None:
         if invoked == handler and stop in harness.before_invoke:
@@ -193,7 +203,7 @@ def _abort_in(harness: PipelineHarness, handler: str) -> Any:
             harness.sfn.stop_execution(executionArn=event["run"]["execution_arn"], error="Stopped", cause="by a test")
 
     harness.before_invoke.append(stop)
-    execution = harness.wait(harness.start({}))
+    execution = harness.wait(harness.start(execution_input or {}))
     execution.compensation = harness.compensate(execution)
     return execution
 
@@ -271,8 +281,9 @@ def test_every_function_of_the_stack_was_run(recording: Recording) -> None:
 
 
 def test_the_bedrock_service_role_allows_what_bedrock_does_for_the_jobs(recording: Recording) -> None:
-    created = [c for c in recording.calls if c.operation in ("CreateModelCustomizationJob", "CreateEvaluationJob")]
-    assert {c.operation for c in created} == {"CreateModelCustomizationJob", "CreateEvaluationJob"}
+    jobs = {"CreateModelCustomizationJob", "CreateEvaluationJob", "CreateModelInvocationJob"}
+    created = [c for c in recording.calls if c.operation in jobs]
+    assert {c.operation for c in created} == jobs
     assert service_role_findings(recording.template, recording.resolver, created) == []
 
 
@@ -285,6 +296,8 @@ def test_the_recording_covers_the_calls_defects_hid_in(recording: Recording) -> 
         ("bedrock", "GetCustomModel"),
         ("bedrock", "StopModelCustomizationJob"),
         ("bedrock", "StopEvaluationJob"),
+        ("bedrock", "StopModelInvocationJob"),
+        ("bedrock", "CreateModelInvocationJob"),
         ("bedrock", "DeleteCustomModelDeployment"),
         ("bedrock", "DeleteCustomModel"),
         ("bedrock-runtime", "Converse"),

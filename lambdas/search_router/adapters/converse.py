@@ -24,7 +24,7 @@ from search_router.adapters.aws_errors import (
     is_transport_error,
 )
 from search_router.pipeline.labeling import ConverseOutcome
-from search_router.shared.model_calls import ModelCallError
+from search_router.shared.model_calls import ModelCallError, converse_request, converse_response_text
 
 TEACHER_CONNECT_TIMEOUT_S: Final = 5
 TEACHER_READ_TIMEOUT_S: Final = 60
@@ -63,16 +63,12 @@ def converse_text(
     """
     params: dict[str, Any] = {
         "modelId": model_id,
-        "messages": [{"role": "user", "content": [{"text": user}]}],
-        "inferenceConfig": {"maxTokens": max_tokens, "temperature": temperature},
+        **converse_request(system=system, user=user, max_tokens=max_tokens, temperature=temperature),
     }
-    if system:
-        params["system"] = [{"text": system}]
     started = time.perf_counter()
     response = client.converse(**params)
     latency_ms = (time.perf_counter() - started) * 1000.0
-    content = ((response.get("output") or {}).get("message") or {}).get("content") or []
-    text = "".join(block["text"] for block in content if isinstance(block, dict) and isinstance(block.get("text"), str))
+    text = converse_response_text(response)
     usage = response.get("usage") or {}
     metrics = response.get("metrics") or {}
     return ConverseOutcome(

@@ -48,12 +48,16 @@ class Kind:
 EXECUTION = Kind("pipeline execution", "aws stepfunctions stop-execution --execution-arn <arn>")
 CUSTOMIZATION_JOB = Kind("model customization job", "aws bedrock stop-model-customization-job --job-identifier <arn>")
 EVALUATION_JOB = Kind("evaluation job", "aws bedrock stop-evaluation-job --job-identifier <arn>")
+BATCH_JOB = Kind("batch inference job", "aws bedrock stop-model-invocation-job --job-identifier <arn>")
+BATCH_ACTIVE_STATUSES = ("Submitted", "Validating", "Scheduled", "InProgress", "Stopping")
+"""A batch labeling job's statuses before it ends (botocore's ``ModelInvocationJobStatus``); all but ``Stopping``
+can be stopped."""
 DEPLOYMENT = Kind(
     "custom model deployment",
     "aws bedrock delete-custom-model-deployment --custom-model-deployment-identifier <arn>",
 )
 CUSTOM_MODEL = Kind("custom model", "aws bedrock delete-custom-model --model-identifier <arn>")
-KINDS = (EXECUTION, CUSTOMIZATION_JOB, EVALUATION_JOB, DEPLOYMENT, CUSTOM_MODEL)
+KINDS = (EXECUTION, CUSTOMIZATION_JOB, EVALUATION_JOB, BATCH_JOB, DEPLOYMENT, CUSTOM_MODEL)
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,15 @@ class ResourceSweeper:
             get=self._bedrock.get_evaluation_job,
             stop=self._bedrock.stop_evaluation_job,
         )
+        self._stop_jobs(
+            report,
+            BATCH_JOB,
+            list_operation="list_model_invocation_jobs",
+            summaries_key="invocationJobSummaries",
+            get=self._bedrock.get_model_invocation_job,
+            stop=self._bedrock.stop_model_invocation_job,
+            active=BATCH_ACTIVE_STATUSES,
+        )
         deployments_gone = self._delete_deployments(report)
         self._delete_models(report, deployments_gone=deployments_gone)
         return report
@@ -151,9 +164,10 @@ class ResourceSweeper:
         summaries_key: str,
         get: Callable[..., dict[str, Any]],
         stop: Callable[..., Any],
+        active: tuple[str, ...] = ACTIVE_JOB_STATUSES,
     ) -> None:
         seen: set[str] = set()
-        for status in ACTIVE_JOB_STATUSES:
+        for status in active:
             for summary in self.list(report, self._bedrock, list_operation, summaries_key, statusEquals=status) or []:
                 arn = summary["jobArn"]
                 if arn in seen or not self._is_ours(report, arn):
@@ -168,19 +182,19 @@ class ResourceSweeper:
                     if problem is not None:
                         report.leftovers.append(Leftover(kind, arn, f"{summary.get('status')}; {problem}"))
                     continue
-                if current == "InProgress":
+                if current in active and current != "Stopping":
                     try:
                         stop(jobIdentifier=arn)
                     except ClientError as exc:
                         # ValidationException: it finished or began stopping meanwhile; look again next poll.
                         problem = self.problem(report, exc, f"Stop {kind.label}", arn)
                         if problem is not None:
-                            report.leftovers.append(Leftover(kind, arn, f"InProgress; {problem}"))
+                            report.leftovers.append(Leftover(kind, arn, f"{current}; {problem}"))
                         continue
                     report.removed.append(Leftover(kind, arn, "stopped"))
                     logger.info("job stop requested", kind=kind.label, arn=arn)
-                    report.leftovers.append(Leftover(kind, arn, "InProgress; stop requested"))
-                elif current in ACTIVE_JOB_STATUSES:
+                    report.leftovers.append(Leftover(kind, arn, f"{current}; stop requested"))
+                elif current in active:
                     report.leftovers.append(Leftover(kind, arn, current))
                 # Completed, Failed, Stopped: nothing runs any more (a completed job's model is deleted below).
 

@@ -28,6 +28,10 @@ class DistillationTimedOut(PipelineError):
     """The customization job ran past the configured maximum duration and was stopped."""
 
 
+class BatchLabelingFailed(PipelineError):
+    """The batch labeling job could not start, ended Failed, Stopped or Expired, or the plan is below its minimum."""
+
+
 class DeploymentFailed(PipelineError):
     """The custom model deployment ended Failed."""
 

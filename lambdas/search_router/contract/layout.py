@@ -8,6 +8,9 @@
     runs/<run>/dataset/train-groups.jsonl                each training line's template (PrepareDataset; read by
                                                          TrainMicroRouter for its calibration groups)
     runs/<run>/distillation/                             the customization job's output (Bedrock)
+    runs/<run>/batch-labeling/input/queries.jsonl        a batch labeling job's records (StartBatchLabeling)
+    runs/<run>/batch-labeling/output/                    its output, <job id>/queries.jsonl.out (Bedrock; read by
+                                                         CollectBatchLabels into the shards' labeled files)
     runs/<run>/outputs.json                              the job, model and deployment of the run (RecordOutputs)
     runs/<run>/evaluation/<candidate>/                   a candidate's results and metrics (EvaluateCandidate)
     runs/<run>/evaluation/judge-input/<candidate>.jsonl  a judge job's prompts (EvaluateCandidate; read by Bedrock)
@@ -207,6 +210,18 @@ class RunLayout:
         """One line per held-out query: its split, the teacher's reference, the micro-router's weights and
         confidence."""
         return f"{self.micro_router_prefix}heldout-predictions.jsonl"
+
+    @property
+    def batch_labeling_prefix(self) -> str:
+        return f"{self.run_prefix}batch-labeling/"
+
+    @property
+    def batch_labeling_input(self) -> str:
+        return f"{self.batch_labeling_prefix}input/queries.jsonl"
+
+    @property
+    def batch_labeling_output_prefix(self) -> str:
+        return f"{self.batch_labeling_prefix}output/"
 
     @property
     def distillation_prefix(self) -> str:

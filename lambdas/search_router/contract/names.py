@@ -83,6 +83,12 @@ class PipelineState(StrEnum):
     READ_INPUT = "ReadInput"
     PREFLIGHT = "Preflight"
     PLAN_QUERIES = "PlanQueries"
+    IS_BATCH_LABELING = "IsBatchLabeling"
+    START_BATCH_LABELING = "StartBatchLabeling"
+    WAIT_FOR_BATCH_LABELING = "WaitForBatchLabeling"
+    CHECK_BATCH_LABELING = "CheckBatchLabeling"
+    IS_BATCH_LABELING_DONE = "IsBatchLabelingDone"
+    COLLECT_BATCH_LABELS = "CollectBatchLabels"
     LABEL_SHARDS = "LabelShards"
     LABEL_SHARD = "LabelShard"  # inside LabelShards
     PREPARE_DATASET = "PrepareDataset"

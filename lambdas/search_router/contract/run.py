@@ -96,6 +96,12 @@ class RunSettings(BaseModel):
         description="your own score samples (JSON lines, one search's per-channel lists each) under inputs/; "
         "each held-out query is given one of them instead of drawn lists",
     )
+    labeling_mode: Literal["on_demand", "batch"] = Field(
+        default="on_demand",
+        description="'on_demand': the teacher labels through Converse calls, shard by shard (minutes to hours); "
+        "'batch': through one Bedrock batch inference job, at about half the price, which can queue for hours "
+        "(at least 100 queries)",
+    )
     throttle_budget_seconds: int = Field(
         ge=1,
         le=840,

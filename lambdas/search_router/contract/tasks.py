@@ -117,6 +117,54 @@ class ShardSummary(Payload):
     unlabeled: int
 
 
+class StartBatchLabelingInput(Payload):
+    run: RunState
+    plan: ShardPlan
+
+
+class BatchLabelingJob(Payload):
+    """StartBatchLabeling's output (``$.batch_labeling``): the job and where its records and output are."""
+
+    job_arn: str
+    job_name: str
+    input_uri: str
+    output_uri: str
+    records: int = Field(ge=1)
+
+
+class CheckBatchLabelingInput(Payload):
+    run: RunState
+    batch_labeling: BatchLabelingJob
+
+
+class BatchLabelingStatus(Payload):
+    """CheckBatchLabeling's output (``$.batch_labeling_status``): ``InProgress`` until the job ended with output
+    (``Completed``); a job that ended otherwise raises ``BatchLabelingFailed``."""
+
+    status: str
+    service_status: str
+    counts: dict[str, int]
+    elapsed_minutes: float
+    next_wait_seconds: int
+
+
+class CollectBatchLabelsInput(Payload):
+    run: RunState
+    plan: ShardPlan
+    batch_labeling: BatchLabelingJob
+
+
+class BatchLabelsSummary(Payload):
+    """CollectBatchLabels' output (``$.batch_labels``); the shards' labeled files are what PrepareDataset reads."""
+
+    shards: int
+    labeled: int
+    invalid: int
+    errors: int
+    unlabeled: int
+    unreadable: int
+
+
 class PrepareDatasetInput(Payload):
     run: RunState
     plan: ShardPlan
@@ -427,6 +475,9 @@ class PipelineState(Payload):
     run: RunState
     preflight: PreflightFindings
     plan: ShardPlan | None = None
+    batch_labeling: BatchLabelingJob | None = None
+    batch_labeling_status: BatchLabelingStatus | None = None
+    batch_labels: BatchLabelsSummary | None = None
     dataset: Dataset | None = None
     micro_router: MicroRouterTraining | MicroRouterFailure | None = None
     micro_router_error: dict[str, Any] | None = None
@@ -445,6 +496,9 @@ TASK_INPUTS: dict[str, type[Payload]] = {
     "Preflight": PreflightInput,
     "PlanQueries": RunTask,
     "LabelShard": LabelShardInput,
+    "StartBatchLabeling": StartBatchLabelingInput,
+    "CheckBatchLabeling": CheckBatchLabelingInput,
+    "CollectBatchLabels": CollectBatchLabelsInput,
     "PrepareDataset": PrepareDatasetInput,
     "TrainMicroRouter": TrainMicroRouterInput,
     "StartDistillation": StartDistillationInput,
@@ -466,6 +520,9 @@ TASK_OUTPUTS: dict[str, Any] = {
     "Preflight": PreflightOutput,
     "PlanQueries": ShardPlan,
     "LabelShard": ShardSummary,
+    "StartBatchLabeling": BatchLabelingJob,
+    "CheckBatchLabeling": BatchLabelingStatus,
+    "CollectBatchLabels": BatchLabelsSummary,
     "PrepareDataset": Dataset,
     "TrainMicroRouter": MicroRouterTraining,
     "StartDistillation": DistillationJob,

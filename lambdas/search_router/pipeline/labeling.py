@@ -323,14 +323,7 @@ class _Run:
         with self.lock:
             self.invalid[reason] += 1
             if len(self.invalid_samples) < MAX_INVALID_SAMPLES:
-                self.invalid_samples.append(
-                    {
-                        "query": query.text,
-                        "reason": reason,
-                        "detail": detail[:MAX_SAMPLE_TEXT],
-                        "text": text[:MAX_SAMPLE_TEXT],
-                    }
-                )
+                self.invalid_samples.append(invalid_sample(query, reason, detail, text))
 
     def fail(self, exc: ModelCallError, *, retryable: bool) -> None:
         code = exc.code
@@ -398,13 +391,13 @@ class _Labeler:
             self.run.answered_call(answer.input_tokens, answer.output_tokens)
             parsed = parse_routing_answer(answer.text, self.channels, sum_tolerance=TRAINING_SUM_TOLERANCE)
             if parsed.ok:
-                return _labeled(query, parsed.decision)
+                return labeled_outcome(query, parsed.decision)
             if invalid_attempts < self.max_invalid_retries:
                 invalid_attempts += 1
                 self.run.retry(throttled=False)
                 continue
             self.run.drop_invalid(query, parsed.reason.value, parsed.detail, answer.text)
-            return _invalid(query, parsed, answer.text)
+            return invalid_outcome(query, parsed, answer.text)
 
     def _out_of_time(self, extra_s: float = 0.0) -> bool:
         return self.deadline is not None and self.run.clock() + extra_s >= self.deadline
@@ -468,7 +461,12 @@ class _Labeler:
         return QueryOutcome(ERROR, query=query.text, code=exc.code, message=exc.detail[:MAX_SAMPLE_TEXT])
 
 
-def _labeled(query: Query, decision: RoutingDecision) -> QueryOutcome:
+def invalid_sample(query: Query, reason: str, detail: str, text: str) -> dict[str, str]:
+    """What the manifest keeps of an invalid answer (clipped)."""
+    return {"query": query.text, "reason": reason, "detail": detail[:MAX_SAMPLE_TEXT], "text": text[:MAX_SAMPLE_TEXT]}
+
+
+def labeled_outcome(query: Query, decision: RoutingDecision) -> QueryOutcome:
     example = LabeledExample(
         query=query.text,
         category=query.category,
@@ -480,7 +478,7 @@ def _labeled(query: Query, decision: RoutingDecision) -> QueryOutcome:
     return QueryOutcome(LABELED, query=query.text, example=example)
 
 
-def _invalid(query: Query, parsed: ParseFailure, text: str) -> QueryOutcome:
+def invalid_outcome(query: Query, parsed: ParseFailure, text: str) -> QueryOutcome:
     return QueryOutcome(
         INVALID,
         query=query.text,

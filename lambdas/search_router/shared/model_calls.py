@@ -8,6 +8,9 @@ evaluation) decide *whether* to try again from :attr:`ModelCallError.retryable` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class ModelCallError(Exception):
     """A model call failed. ``code`` is the service's error code (``ThrottlingException`` ...), a botocore error
@@ -24,3 +27,29 @@ class ModelCallError(Exception):
         self.retryable = retryable
         self.overload = overload
         self.private = private
+
+
+def converse_request(*, system: str, user: str, max_tokens: int, temperature: float) -> dict[str, Any]:
+    """The body of a Converse request with a system prompt and one user turn, without ``modelId``: what
+    ``bedrock-runtime`` Converse takes (with ``modelId``) and what a batch job of ``modelInvocationType="Converse"``
+    takes as a record's ``modelInput``. An empty ``system`` is not sent (the service rejects empty text)."""
+    body: dict[str, Any] = {
+        "messages": [{"role": "user", "content": [{"text": user}]}],
+        "inferenceConfig": {"maxTokens": max_tokens, "temperature": temperature},
+    }
+    if system:
+        body["system"] = [{"text": system}]
+    return body
+
+
+def converse_response_text(response: Mapping[str, Any]) -> str:
+    """The text of a Converse response (or a Converse batch record's ``modelOutput``): ``output.message.content``
+    is a *list* of blocks and its text blocks are joined (a model may put a reasoning block before the text)."""
+    output = response.get("output")
+    message = output.get("message") if isinstance(output, Mapping) else None
+    content = message.get("content") if isinstance(message, Mapping) else None
+    if not isinstance(content, list):
+        return ""
+    return "".join(
+        block["text"] for block in content if isinstance(block, Mapping) and isinstance(block.get("text"), str)
+    )
