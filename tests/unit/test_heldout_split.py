@@ -11,6 +11,7 @@ import pytest
 
 from search_router.pipeline.checkpoint import outcome_from_record, outcome_record
 from search_router.pipeline.dataset import (
+    PRODUCTION_SPLIT,
     SEEN,
     UNSEEN_TEMPLATE,
     USER_SPLIT,
@@ -23,7 +24,7 @@ from search_router.pipeline.dataset import (
 from search_router.pipeline.labeling import LABELED, QueryOutcome
 from search_router.pipeline.queries.plan_output import shard_document
 from search_router.pipeline.queries.planning import plan_queries, unseen_template_queries
-from search_router.pipeline.queries.query import USER, Query
+from search_router.pipeline.queries.query import PRODUCTION, USER, Query
 from search_router.pipeline.queries.synthesis import heldout_templates, synthesize, synthesize_queries
 from search_router.pipeline.queries.vocabulary import BUILTIN
 from search_router.shared.channels import DEFAULT_CHANNELS, ChannelSet
@@ -164,8 +165,25 @@ def test_examples_without_templates_give_no_unseen_split_but_the_same_total() ->
         for i in range(200)
     ]
     result = split(examples, 40, share=0.5)
-    assert result.per_split() == {SEEN: 0, UNSEEN_TEMPLATE: 0, USER_SPLIT: 40}
+    assert result.per_split() == {SEEN: 0, UNSEEN_TEMPLATE: 0, USER_SPLIT: 40, PRODUCTION_SPLIT: 0}
     assert result.withheld == 0 and len(result.train) == 160
+
+
+def test_production_queries_are_always_held_out_beyond_eval_examples_and_never_trained_on() -> None:
+    def example(text: str, source: str) -> LabeledExample:
+        return LabeledExample(query=text, category="user", source=source, weights=dict(WEIGHTS), reasoning=None)
+
+    user = [example(f"user query {i}", USER) for i in range(100)]
+    production = [example(f"production query {i}", PRODUCTION) for i in range(30)]
+    # a production query that repeats a user query is one query: the first seen (the user's) is kept
+    result = split([*production, *user, example("User Query 3", PRODUCTION)], 20, share=0.0)
+    assert result.per_split() == {SEEN: 0, UNSEEN_TEMPLATE: 0, USER_SPLIT: 20, PRODUCTION_SPLIT: 30}
+    assert len(result.heldout) == 50 and len(result.train) == 80 and result.duplicates == 1
+    trained = {e.query for e in result.train}
+    assert not trained & {e.query for e in production}
+    assert [s for e, s in zip(result.heldout, result.splits, strict=True) if e.source == PRODUCTION] == [
+        PRODUCTION_SPLIT
+    ] * 30
 
 
 def test_bad_share_is_refused_by_name() -> None:

@@ -17,7 +17,7 @@ from typing import Any, Final, NotRequired, TypedDict, Unpack
 
 from search_router.pipeline.queries.mix import largest_remainder
 from search_router.pipeline.queries.planning import unseen_template_queries
-from search_router.pipeline.queries.query import USER, normalize_query
+from search_router.pipeline.queries.query import PRODUCTION, USER, normalize_query
 from search_router.pipeline.queries.synthesis import heldout_templates
 from search_router.pipeline.queries.user_files import UserQueries
 from search_router.shared.answer.decision import ParseSuccess, RoutingDecision
@@ -471,7 +471,9 @@ UNSEEN_TEMPLATE: Final = "unseen_template"
 """A held-out query from a template (and vocabulary) that no training example comes from: the hardest split."""
 USER_SPLIT: Final = "user"
 """A held-out query from the user's own file."""
-HELDOUT_SPLITS: Final = (SEEN, UNSEEN_TEMPLATE, USER_SPLIT)
+PRODUCTION_SPLIT: Final = "production"
+"""A captured production query (source ``"production"``): always held out, beyond ``eval_examples``."""
+HELDOUT_SPLITS: Final = (SEEN, UNSEEN_TEMPLATE, USER_SPLIT, PRODUCTION_SPLIT)
 
 
 @dataclass(frozen=True)
@@ -514,7 +516,9 @@ def split_heldout_disjoint(
     """The held-out set with a template-disjoint part: up to ``n_unseen`` examples from the ``unseen_templates``
     (the synthesizer's :func:`~search_router.pipeline.queries.synthesis.heldout_templates`, which PlanQueries
     drew that many queries from), and :func:`split_heldout`'s stratified sample of the other examples for the
-    rest of ``n_heldout`` (the user's queries among them, split ``"user"``).
+    rest of ``n_heldout`` (the user's queries among them, split ``"user"``). Every production query (source
+    ``"production"``: a scheduled run's sample of captured traffic) is held out too, beyond ``n_heldout``, in
+    split ``"production"``: never trained on.
 
     No training example comes from an unseen template: should there be more of their examples than
     ``n_unseen``, the extra ones are ``withheld`` (counted, not trained on). Deterministic for ``seed``; every
@@ -524,7 +528,9 @@ def split_heldout_disjoint(
         raise ValueError(f"n_heldout must be >= 0, got {n_heldout}")
     if n_unseen < 0:
         raise ValueError(f"n_unseen must be >= 0, got {n_unseen}")
-    unique, duplicates = dedupe_examples(examples)
+    everything, duplicates = dedupe_examples(examples)
+    production = [example for example in everything if example.source == PRODUCTION]
+    unique = [example for example in everything if example.source != PRODUCTION]
     n_heldout = min(n_heldout, len(unique))
     pool = [index for index, example in enumerate(unique) if _is_unseen(example, unseen_templates)]
     n_unseen = min(n_unseen, len(pool), n_heldout)
@@ -538,7 +544,7 @@ def split_heldout_disjoint(
         example
         for index, example in enumerate(unique)
         if index in unseen or (index not in in_pool and normalize_query(example.query) in chosen)
-    ]
+    ] + production
     return HeldOutSplit(
         train=train,
         heldout=heldout,
@@ -576,6 +582,8 @@ def _is_unseen(example: LabeledExample, unseen_templates: frozenset[str]) -> boo
 def _split_of(example: LabeledExample, unseen_templates: frozenset[str]) -> str:
     if example.source == USER:
         return USER_SPLIT
+    if example.source == PRODUCTION:
+        return PRODUCTION_SPLIT
     return UNSEEN_TEMPLATE if _is_unseen(example, unseen_templates) else SEEN
 
 

@@ -8,11 +8,15 @@ from typing import Final
 
 SYNTHETIC: Final = "synthetic"
 USER: Final = "user"
+PRODUCTION: Final = "production"
+"""A captured production query a scheduled run holds out for evaluation (``production_heldout_s3_uri``): labeled
+by the teacher, never trained on."""
 
 
 @dataclass(frozen=True)
 class Query:
-    """One query to label. ``source`` is ``"synthetic"`` or ``"user"``; ``category`` a mix category or a user
+    """One query to label. ``source`` is ``"synthetic"``, ``"user"`` or ``"production"`` (held out, never trained
+    on); ``category`` a mix category or a user
     label (``"user"`` by default); ``template`` the id of the template and vocabulary a synthetic query was drawn
     from (:func:`search_router.pipeline.queries.synthesis.template_id`), ``None`` for a user's query."""
 
