@@ -73,13 +73,6 @@ def harness(
             yield pipeline, recorder
 
 
-def _invoke(harness: PipelineHarness, handler: str, event: dict[str, Any]) -> Any:
-    headers: dict[str, str] = {}
-    result = json.loads(harness.invoke(harness.function_for(handler).arn, json.dumps(event).encode(), headers))
-    assert not headers.get("x-amz-function-error"), result
-    return result
-
-
 def _deliver(harness: PipelineHarness, day: date, queries: list[str]) -> None:
     """Two Firehose objects of ``day``: each query routed 1 + (its index mod 5) times."""
     lines = [
@@ -104,11 +97,11 @@ def test_captured_traffic_retrains_with_a_production_heldout_and_a_thin_week_is_
     pipeline, recorder = harness
     # Given a day of captured traffic, compacted
     _deliver(pipeline, DAY, TRAFFIC)
-    compacted = _invoke(pipeline, "search_router.handlers.compact_captured.handler", {"date": DAY.isoformat()})
+    compacted = pipeline.call("search_router.handlers.compact_captured.handler", {"date": DAY.isoformat()})
     assert compacted["queries"] == 90 and compacted["malformed"] == {}
 
     # When the schedule fires
-    started = _invoke(pipeline, "search_router.handlers.retrain.handler", {"scheduled_time": FIRST})
+    started = pipeline.call("search_router.handlers.retrain.handler", {"scheduled_time": FIRST})
     # Then a run starts on the captured queries with 20 of them held out
     assert started["status"] == "start" and started["new_queries"] == 90
     assert (started["training_queries"], started["heldout_queries"]) == (70, 20)
@@ -142,7 +135,7 @@ def test_captured_traffic_retrains_with_a_production_heldout_and_a_thin_week_is_
     assert len(trained) == 200  # topped up with synthesized queries to num_examples
 
     # When the schedule fires again a day later, with no new traffic compacted
-    skipped = _invoke(pipeline, "search_router.handlers.retrain.handler", {"scheduled_time": SECOND})
+    skipped = pipeline.call("search_router.handlers.retrain.handler", {"scheduled_time": SECOND})
     # Then no run starts, the decision is recorded and the topic says why
     assert skipped["status"] == "too_few_new_queries" and skipped["execution_arn"] is None
     assert pipeline.s3_json(RETRAIN_LATEST)["status"] == "too_few_new_queries"
@@ -154,7 +147,7 @@ def test_captured_traffic_retrains_with_a_production_heldout_and_a_thin_week_is_
     assert "retrain_min_new_queries" in skip_notes[0]["message"]
 
     # A retried invocation of the first schedule starts nothing more
-    again = _invoke(pipeline, "search_router.handlers.retrain.handler", {"scheduled_time": FIRST})
+    again = pipeline.call("search_router.handlers.retrain.handler", {"scheduled_time": FIRST})
     assert again["status"] == "start" and again["execution_arn"] == started["execution_arn"]
     assert len(pipeline.sfn.list_executions(stateMachineArn=pipeline.state_machine_arn)["executions"]) == 1
 
