@@ -6,7 +6,6 @@ cdk-nag clean; bad settings fail synth naming the key."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,8 +22,8 @@ SCHEDULED = {"capture_queries": True, "retrain_schedule": "cron(0 3 ? * SUN *)",
 
 
 @pytest.fixture(scope="module")
-def scheduled(synth_with: Callable[[dict[str, Any]], Synthesized]) -> Synthesized:
-    return synth_with(SCHEDULED)
+def scheduled(loop_stack: Synthesized) -> Synthesized:
+    return loop_stack  # tests.conftest.LOOP_SETTINGS: retraining every Sunday, small runs
 
 
 def _function_id(synth: Synthesized) -> str:
@@ -56,9 +55,9 @@ def test_the_schedule_invokes_the_function_with_its_scheduled_time_through_its_o
     statements = role_statements(scheduled.template, resolver)[role_id]
     assert allowed(statements, Request("lambda:InvokeFunction", resolver.resolve({"Fn::GetAtt": [function_id, "Arn"]})))
     environment = scheduled.template["Resources"][function_id]["Properties"]["Environment"]["Variables"]
-    assert environment["MIN_NEW_QUERIES"] == "300" and environment["HELDOUT_QUERIES"] == "200"
-    defaults = read_cdk_json_context()["run_defaults"]
-    assert environment["MAX_TRAINING_QUERIES"] == str(defaults["num_examples"] + defaults["eval_examples"])
+    assert environment["MIN_NEW_QUERIES"] == "60" and environment["HELDOUT_QUERIES"] == "20"
+    # the run's size: run_defaults num_examples + eval_examples (200 + 20 in LOOP_SETTINGS)
+    assert environment["MAX_TRAINING_QUERIES"] == "220"
 
 
 def test_the_role_reaches_captured_days_its_state_this_pipeline_and_the_topic_only(scheduled: Synthesized) -> None:

@@ -12,12 +12,10 @@ import gzip
 import json
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from search_router.contract.layout import (
     RETRAIN_LATEST,
@@ -37,40 +35,22 @@ from simulation.harness import REGION, PipelineHarness
 from simulation.synth import Synthesized
 from tests.policy.checks import call_findings
 from tests.policy.recorder import CallRecorder
-from tests.workflow.conftest import FAST_POLLING, SMALL_STACK
-from tests.workflow.test_iam_against_sar import MOTO, _resource_tags
+from tests.workflow.test_iam_against_sar import recorded_harness
 
-SETTINGS = {
-    **FAST_POLLING,
-    **SMALL_STACK,
-    "run_defaults.judge": False,
-    "capture_queries": True,
-    "retrain_schedule": "rate(7 days)",
-    "retrain_min_new_queries": 60,
-    "retrain_heldout_queries": 20,
-}
 DAY = date(2026, 11, 27)
 FIRST, SECOND = "2026-11-28T03:00:00Z", "2026-11-29T03:00:00Z"
 WEIGHTS = {"visual": 0.7, "audio": 0.1, "transcription": 0.1, "metadata": 0.1}
 TRAFFIC = [q.text for q in synthesize_queries(DEFAULT_CHANNELS, 90, seed=77)]
 
 
-@pytest.fixture(scope="module")
-def scheduled(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return Synthesized(Path(tmp_path_factory.mktemp("retrain-cdk-out")), SETTINGS)
-
-
 @pytest.fixture
 def harness(
-    scheduled: Synthesized, bedrock: BedrockFake, monkeypatch: pytest.MonkeyPatch
+    loop_stack: Synthesized, bedrock: BedrockFake, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[PipelineHarness, CallRecorder]]:
-    with mock_aws(config=MOTO):  # type: ignore[call-overload]
-        pipeline = PipelineHarness(scheduled)
-        pipeline.install(monkeypatch)
-        recorder = CallRecorder(_resource_tags(bedrock))
-        with recorder.installed(monkeypatch):
-            pipeline.on_invoke = recorder.invoking
-            yield pipeline, recorder
+    """The stack of tests.conftest.LOOP_SETTINGS: capture on, retraining with 60 new queries and 20 held out,
+    small runs without the judge."""
+    with recorded_harness(loop_stack, bedrock, monkeypatch) as recorded:
+        yield recorded
 
 
 def _deliver(harness: PipelineHarness, day: date, queries: list[str]) -> None:
