@@ -352,6 +352,7 @@ class RetrainConfig:
     schedule: str | None = None
     min_new_queries: int = 500
     heldout_queries: int = 200
+    window_days: int = 28
 
 
 @dataclass(frozen=True)
@@ -770,6 +771,7 @@ FIELDS: dict[str, _Parser] = {
     "retrain_schedule": _schedule_expression,
     "retrain_min_new_queries": lambda k, v: _as_int(k, v, 1, 1_000_000),
     "retrain_heldout_queries": lambda k, v: _as_int(k, v, 0, 989),
+    "retrain_window_days": lambda k, v: _as_int(k, v, 1, 366),
 }
 
 

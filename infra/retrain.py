@@ -69,6 +69,7 @@ class ScheduledRetraining(Construct):
                     topic_arn=notifications.topic.topic_arn,
                     min_new_queries=config.retrain.min_new_queries,
                     heldout_queries=config.retrain.heldout_queries,
+                    window_days=config.retrain.window_days,
                     max_training_queries=defaults.total_queries,
                 ).to_environment(),
             ),

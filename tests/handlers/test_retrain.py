@@ -48,6 +48,7 @@ def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         "MIN_NEW_QUERIES": "5",
         "HELDOUT_QUERIES": "2",
         "MAX_TRAINING_QUERIES": "100",
+        "WINDOW_DAYS": "7",
     }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
@@ -97,7 +98,10 @@ def test_a_retry_after_the_start_finds_its_execution(stack: dict[str, Any]) -> N
     assert _messages(stack) == []  # a start publishes nothing (the run's end is notified by the pipeline)
 
 
-def test_a_file_that_is_not_a_day_is_counted(stack: dict[str, Any]) -> None:
+def test_a_file_that_is_not_a_day_is_counted_and_days_before_the_window_are_not_read(stack: dict[str, Any]) -> None:
     stack["s3"].put_object(Bucket=BUCKET, Key="inputs/captured/notes.txt", Body=b"hello")
-    result = handler({"scheduled_time": "2026-11-28T03:00:00Z"}, Context())
+    old = [(f"old query {i}", 1) for i in range(50)]
+    stack["s3"].put_object(Bucket=BUCKET, Key=captured_queries(date(2026, 11, 20)), Body=query_file(old))
+    result = handler({"scheduled_time": "2026-11-28T03:00:00Z"}, Context())  # window: from 2026-11-21
     assert result["malformed"] == {"not_a_captured_day_file": 1} and result["status"] == "start"
+    assert result["new_queries"] == 8 and result["training_queries"] == 6  # the 8 of 2026-11-27 only

@@ -56,6 +56,7 @@ def test_the_schedule_invokes_the_function_with_its_scheduled_time_through_its_o
     assert allowed(statements, Request("lambda:InvokeFunction", resolver.resolve({"Fn::GetAtt": [function_id, "Arn"]})))
     environment = scheduled.template["Resources"][function_id]["Properties"]["Environment"]["Variables"]
     assert environment["MIN_NEW_QUERIES"] == "60" and environment["HELDOUT_QUERIES"] == "20"
+    assert environment["WINDOW_DAYS"] == "28"
     # the run's size: run_defaults num_examples + eval_examples (200 + 20 in LOOP_SETTINGS)
     assert environment["MAX_TRAINING_QUERIES"] == "220"
 

@@ -223,6 +223,8 @@ class RetrainEnvironment(CommonEnvironment):
     """``retrain_min_new_queries``: fewer new distinct queries since the last scheduled run skip the run."""
     heldout_queries: int
     """``retrain_heldout_queries``: the production held-out sample (split ``production``)."""
+    window_days: int
+    """``retrain_window_days``: only the compacted days of this many days before the scheduled time are read."""
     max_training_queries: int
     """At most this many captured queries train: the run's size (``run_defaults`` ``num_examples`` +
     ``eval_examples``); synthesized ones top them up when there are fewer."""

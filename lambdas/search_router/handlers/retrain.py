@@ -1,8 +1,9 @@
 """ScheduledRetraining (``retrain_schedule`` with ``capture_queries``; EventBridge Scheduler): start the pipeline on
 the captured queries, or say why not.
 
-Reads every compacted day (``inputs/captured/<date>.jsonl``) and the last scheduled run (``retrain/state.json``),
-and decides as :func:`search_router.pipeline.retraining.decide` does. A start writes the run's two query files
+Reads the compacted days (``inputs/captured/<date>.jsonl``) of the last ``retrain_window_days`` and the last
+scheduled run (``retrain/state.json``), and decides as :func:`search_router.pipeline.retraining.decide` does. A
+start writes the run's two query files
 (``inputs/retrain/<execution>/queries.jsonl`` and ``production-heldout.jsonl``) and starts the pipeline with them
 (``mix_user_queries`` false: the captured queries, most frequent first, topped up with synthesized ones); a skip
 (too few new queries, or a pipeline execution already running) is published to the notification topic with the
@@ -17,7 +18,7 @@ run.
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -54,14 +55,15 @@ def _state(bucket: str) -> dict[str, Any] | None:
     return state if isinstance(state, dict) else None
 
 
-def _captured(bucket: str) -> CapturedQueries:
+def _captured(bucket: str, since: date) -> CapturedQueries:
+    """The compacted days from ``since`` on (older ones are listed, not read: memory stays bounded by the window)."""
     captured = CapturedQueries()
     for key in sorted(s3io.list_keys(bucket, CAPTURED_INPUTS)):
         day = captured_day(key)
         if day is None:
             captured.malformed[NOT_A_DAY_FILE] += 1
-            continue
-        captured.add_day(day, s3io.get_text(bucket, key), where=key)
+        elif day >= since:
+            captured.add_day(day, s3io.get_text(bucket, key), where=key)
     return captured
 
 
@@ -130,7 +132,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return _already_started(bucket, state, token)
     through = date.fromisoformat(state["through"]) if state and state.get("through") else None
     decision = decide(
-        _captured(bucket),
+        _captured(bucket, moment.date() - timedelta(days=environment.window_days)),
         through=through,
         min_new=environment.min_new_queries,
         heldout=environment.heldout_queries,
