@@ -51,9 +51,13 @@ def test_a_failed_task_stays_the_failed_step_so_a_redrive_continues_from_it() ->
             assert {"Lambda.Unknown", "Sandbox.Timedout"} <= retried, name
     # No catch-all and no Fail state: the task that failed is the execution's failed step. The only Catches are
     # the judge's, which degrades into the report (the gate then fails on the missing judge), and the optional
-    # micro-router's, for its one deterministic refusal only (the run goes on without a cascade).
+    # micro-router's, for its one deterministic refusal only (the run goes on without a cascade), and the shadow
+    # replay's (optional evidence: the report says it failed and why; a gate requiring it then fails).
     catching = {name for name, state in states.items() if state.get("Catch")}
-    assert catching == {"StartJudge", "CheckJudge", "TrainMicroRouter"}
+    assert catching == {"StartJudge", "CheckJudge", "TrainMicroRouter", "ShadowReplay"}
+    (shadow,) = states["ShadowReplay"]["Catch"]
+    assert shadow == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.shadow_error", "Next": "ShadowFailed"}
+    assert states["ShadowFailed"]["Type"] == "Pass" and states["ShadowFailed"]["ResultPath"] == "$.shadow"
     assert {c["Next"] for name in ("StartJudge", "CheckJudge") for c in states[name]["Catch"]} == {"Report"}
     (micro,) = states["TrainMicroRouter"]["Catch"]
     assert micro["ErrorEquals"] == ["MicroRouterNotTrainable"] and micro["Next"] == "MicroRouterFailed"

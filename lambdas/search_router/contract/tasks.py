@@ -327,6 +327,41 @@ class Evaluation(Payload):
     mae_overall: float | None
 
 
+class ShadowReplayInput(Payload):
+    run: RunState
+    dataset: Dataset
+
+
+class ShadowReplay(Payload):
+    """ShadowReplay's output (``$.shadow``): the model in service (the promotion parameter's ``model_id`` and
+    ``prompt_kind``; before the first promotion the router's default model) answered ``replayed`` of the run's
+    ``production_queries`` held-out queries (split ``production``; at most ``shadow_max_queries``). ``skipped``
+    with the ``reason`` when there was nothing to replay (no Bedrock call)."""
+
+    status: Literal["ok", "skipped"]
+    production_queries: int = Field(ge=0)
+    replayed: int = Field(ge=0)
+    reason: str | None = None
+    model_id: str | None = None
+    prompt_kind: str | None = None
+    promoted_run_id: str | None = None
+    results_uri: str | None = None
+    summary_uri: str | None = None
+    valid_json_rate: float | None = None
+    mae_overall: float | None = None
+
+
+class ShadowFailure(Payload):
+    """``$.shadow`` when ShadowReplay failed after its retries (the Catch's error ``{"Error", "Cause"}``): the run
+    goes on without the replay and the report says why."""
+
+    error: dict[str, Any]
+
+    @property
+    def reason(self) -> str:
+        return str(self.error.get("Cause") or self.error.get("Error") or "no reason given")
+
+
 class StartJudgeInput(Payload):
     run: RunState
     evaluations: list[Evaluation]
@@ -383,6 +418,7 @@ class ReportInput(Payload):
     dataset: Dataset
     judge: JudgeState | None = None
     micro_router: MicroRouterTraining | MicroRouterFailure | None = None
+    shadow: ShadowReplay | ShadowFailure | None = None
 
 
 class CascadeOutcome(Payload):
@@ -487,6 +523,8 @@ class PipelineState(Payload):
     deployment_status: DeploymentStatus | None = None
     outputs: RecordedOutputs | None = None
     evaluations: list[Evaluation] | None = None
+    shadow: ShadowReplay | ShadowFailure | None = None
+    shadow_error: dict[str, Any] | None = None
     judge: JudgeState | None = None
     report: ReportOutput | None = None
     decision: Promoted | Rejected | None = None
@@ -507,6 +545,7 @@ TASK_INPUTS: dict[str, type[Payload]] = {
     "CheckDeployment": CheckDeploymentInput,
     "RecordOutputs": RecordOutputsInput,
     "EvaluateCandidate": EvaluateCandidateInput,
+    "ShadowReplay": ShadowReplayInput,
     "StartJudge": StartJudgeInput,
     "CheckJudge": CheckJudgeInput,
     "Report": ReportInput,
@@ -531,6 +570,7 @@ TASK_OUTPUTS: dict[str, Any] = {
     "CheckDeployment": DeploymentStatus,
     "RecordOutputs": RecordedOutputs,
     "EvaluateCandidate": Evaluation,
+    "ShadowReplay": ShadowReplay,
     "StartJudge": JudgeState,
     "CheckJudge": JudgeState,
     "Report": ReportOutput,
