@@ -49,6 +49,7 @@ def test_the_plan_summary_counts_what_was_planned_against_what_was_asked() -> No
         "shards": 2,
         "per_category": {"visual": 2, "audio": 1},
         "user_queries": None,
+        "production_queries": None,
     }
     assert list(summary["per_category"]) == ["visual", "audio"]  # in order of first appearance
     json.dumps(summary)

@@ -8,8 +8,13 @@ import time
 import pytest
 
 from search_router.pipeline.queries.mix import DEFAULT_MIX, categories, default_mix, largest_remainder, resolve_mix
-from search_router.pipeline.queries.planning import plan_queries
-from search_router.pipeline.queries.query import Query, normalize_query
+from search_router.pipeline.queries.planning import (
+    PRODUCTION_CATEGORY,
+    as_production,
+    plan_queries,
+    production_limit,
+)
+from search_router.pipeline.queries.query import PRODUCTION, Query, normalize_query
 from search_router.pipeline.queries.synthesis import capacity, synthesize, synthesize_queries
 from search_router.pipeline.queries.user_files import MAX_QUERY_CHARS, UserQueries, parse_user_queries
 from search_router.shared.channels import DEFAULT_CHANNELS, ChannelSet
@@ -402,3 +407,30 @@ def test_plan_returns_fewer_when_sources_run_out() -> None:
     plan = plan_queries(tiny, n_total=total + 1000, seed=1, user=user_queries(10), mix_user=False)
     assert total + 10 - 50 < len(plan) < total + 1000
     assert len(set(keys(plan))) == len(plan)
+
+
+def test_production_queries_come_first_beyond_n_total_and_nothing_else_repeats_them() -> None:
+    # Given captured production queries, one of which the synthesizer would produce and one the user file has
+    synthetic_text = synthesize_queries(DEFAULT_CHANNELS, 1, seed=4)[0].text
+    users = user_queries(120)
+    captured = [Query(text=f"production query {i}", category="user", source="user") for i in range(30)]
+    captured += [Query(text=synthetic_text.title(), category="user", source="user"), users[7], captured[0]]
+    held, over = as_production(captured, limit=31)
+    # Then: the distinct ones up to the limit are production queries; the one over it is counted
+    assert over == 1 and len(held) == 31
+    assert {(q.source, q.category) for q in held} == {(PRODUCTION, PRODUCTION_CATEGORY)}
+    # When planned next to the user's queries (topped up) and synthetic ones
+    plan = plan_queries(DEFAULT_CHANNELS, n_total=200, seed=4, user=users, mix_user=False, production=held)
+    # Then: production first, then n_total others, none of which repeats a production query
+    assert plan[:31] == held and len(plan) == 31 + 200
+    rest = plan[31:]
+    assert not set(keys(rest)) & set(keys(held))
+    assert sum(q.source == "user" for q in rest) == 120  # the user's queries in full: none of them was held
+    assert len(set(keys(plan))) == len(plan)
+    # a user's query that is a production query is left out of training (it is held out)
+    overlap = plan_queries(DEFAULT_CHANNELS, n_total=50, seed=4, user=users, mix_user=False, production=[users[7]])
+    assert normalize_query(users[7].text) not in set(keys(overlap[1:]))
+
+
+def test_the_production_limit_leaves_room_for_eval_examples_in_one_judge_job() -> None:
+    assert production_limit(300) == 699 and production_limit(999) == 0 and production_limit(10) == 989

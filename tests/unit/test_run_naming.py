@@ -35,6 +35,7 @@ DEFAULTS = {
     "max_distillation_hours": 48,
     "judge": True,
     "queries_s3_uri": None,
+    "production_heldout_s3_uri": None,
     "mix_user_queries": True,
     "throttle_budget_seconds": 240,
     "keep_failed_artifacts": False,

@@ -49,6 +49,10 @@ class RunSettings(BaseModel):
     )
     queries_s3_uri: str | None = Field(description="your own queries (txt, jsonl or csv) in S3")
     mix_user_queries: bool = Field(description="top up your queries with synthesized ones")
+    production_heldout_s3_uri: str | None = Field(
+        description="production queries (txt, jsonl or csv) in S3 to label and hold out in split 'production', "
+        "beyond eval_examples, never trained on (a scheduled retraining run's sample of captured traffic)"
+    )
     teacher_model_id: str = Field(description="'auto' (first usable of teacher_preference) or a teacher id")
     poll_seconds: int = Field(ge=0, le=3_600, description="wait between distillation status checks")
     deployment_poll_seconds: int = Field(ge=0, le=3_600)
@@ -155,7 +159,7 @@ class RunSettings(BaseModel):
             raise ValueError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return ScoreShape(**value).to_dict()  # ValueError names a bad value
 
-    @field_validator("queries_s3_uri", "fusion_scores_s3_uri")
+    @field_validator("queries_s3_uri", "production_heldout_s3_uri", "fusion_scores_s3_uri")
     @classmethod
     def _s3_uri(cls, value: str | None) -> str | None:
         if value in (None, ""):

@@ -71,6 +71,7 @@ class PreflightFindings(Payload):
     models: list[dict[str, Any]]
     router_models: list[dict[str, Any]]
     query_file: dict[str, Any] | None
+    production_file: dict[str, Any] | None = None
     score_samples: dict[str, Any] | None = None
 
 

@@ -139,6 +139,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     check_gate_needs(settings, GateThresholds.from_dict(environment.gate))
     readiness = check_models(settings)
     query_file = check_input_file(settings.queries_s3_uri, environment.data_bucket) if settings.queries_s3_uri else None
+    production_uri = settings.production_heldout_s3_uri
+    production_file = (
+        check_input_file(production_uri, environment.data_bucket, setting="production_heldout_s3_uri")
+        if production_uri
+        else None
+    )
     score_samples = (
         check_score_samples(settings.fusion_scores_s3_uri, environment.data_bucket, load_channels(environment.channels))
         if settings.fusion_scores_s3_uri
@@ -177,6 +183,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             models=[v.to_dict() for v in readiness.verdicts],
             router_models=[v.to_dict() for v in readiness.router],
             query_file=query_file,
+            **({"production_file": production_file} if production_file else {}),
             **({"score_samples": score_samples} if score_samples else {}),
         ),
     ).to_state()

@@ -147,7 +147,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     heldout, duplicates = split.heldout, split.duplicates
     train = split.train[:MAX_RECORDS]
     counts = {
-        "requested": settings.total_queries,
+        "requested": plan.requested,
         "labeled": len(examples),
         "invalid": sum(stats["invalid"].values()),
         "duplicates": duplicates,
@@ -181,7 +181,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The manifest is written on every path, so a run that fails here still says what happened to each query.
     manifest = build_manifest(
         channels=channels,
-        requested=settings.total_queries,
+        requested=plan.requested,
         planned=plan.planned,
         labeled=len(examples),
         invalid=stats["invalid"],

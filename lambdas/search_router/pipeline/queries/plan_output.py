@@ -11,9 +11,9 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Self
 
-from search_router.pipeline.queries.query import Query
+from search_router.pipeline.queries.query import Query, normalize_query
 from search_router.pipeline.queries.user_files import REJECTED_CONTROL_CHARACTERS, UserQueries
 
 MAX_SHARDS: Final = 500
@@ -69,6 +69,33 @@ class UserFileStats:
 
 
 @dataclass(frozen=True)
+class ProductionFileStats:
+    """What became of the production queries file (``production_heldout_s3_uri``): its lines (as a user file),
+    the queries held out, those over the judge's limit, and the user's queries left out of training because they
+    repeat a production query."""
+
+    file: UserFileStats
+    held: Sequence[Query]
+    over_limit: int
+    user_left_out: int
+
+    @classmethod
+    def of(cls, file: UserFileStats, held: Sequence[Query], over_limit: int, user: UserFileStats | None) -> Self:
+        keys = {normalize_query(q.text) for q in held}
+        left_out = sum(normalize_query(q.text) in keys for q in user.parsed.queries) if user is not None else 0
+        return cls(file, held, over_limit, left_out)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``plan.json``'s ``production_queries``."""
+        return {
+            **self.file.to_dict(),
+            "held_out": len(self.held),
+            "over_judge_limit": self.over_limit,
+            "user_queries_left_out": self.user_left_out,
+        }
+
+
+@dataclass(frozen=True)
 class QueryPlan:
     """The planned queries, the size of their shards, and where the user's queries (if any) came from."""
 
@@ -76,13 +103,21 @@ class QueryPlan:
     requested: int
     shard_size: int
     user: UserFileStats | None = None
+    production: ProductionFileStats | None = None
 
     @classmethod
     def of(
-        cls, queries: Sequence[Query], *, requested: int, shard_size: int, user: UserFileStats | None = None
+        cls,
+        queries: Sequence[Query],
+        *,
+        requested: int,
+        shard_size: int,
+        user: UserFileStats | None = None,
+        production: ProductionFileStats | None = None,
     ) -> QueryPlan:
-        """The plan with shards of ``shard_size``, or larger where that would make more than :data:`MAX_SHARDS`."""
-        return cls(queries, requested, shard_size_for(len(queries), shard_size), user)
+        """The plan with shards of ``shard_size``, or larger where that would make more than :data:`MAX_SHARDS`.
+        ``requested`` counts the production queries held out too."""
+        return cls(queries, requested, shard_size_for(len(queries), shard_size), user, production)
 
     def shards(self) -> list[Sequence[Query]]:
         return [self.queries[start : start + self.shard_size] for start in range(0, len(self.queries), self.shard_size)]
@@ -101,4 +136,5 @@ class QueryPlan:
             "shards": len(self.shards()),
             "per_category": self.per_category(),
             "user_queries": self.user.to_dict() if self.user is not None else None,
+            "production_queries": self.production.to_dict() if self.production is not None else None,
         }
