@@ -179,8 +179,12 @@ def test_a_model_in_service_that_answers_nothing_fails_the_replay_with_the_error
 
 
 def test_preflight_refuses_a_run_without_the_judge_when_the_gate_needs_its_production_rubric() -> None:
-    settings = settings_from_input(DEFAULTS, {"judge": False})
+    production = {"production_heldout_s3_uri": f"s3://{BUCKET}/inputs/captured/2026-11-30.jsonl"}
+    settings = settings_from_input(DEFAULTS, {"judge": False, **production})
     with pytest.raises(InvalidRunInput, match=r"judge is false but the stack's gate_min_production_rubric is 3\.5"):
         check_gate_needs(settings, GateThresholds(min_production_rubric=3.5))
     check_gate_needs(settings, GateThresholds())  # the setting off: nothing to refuse
-    check_gate_needs(settings_from_input(DEFAULTS, {"judge": True}), GateThresholds(min_production_rubric=3.5))
+    on = settings_from_input(DEFAULTS, {"judge": True, **production})
+    check_gate_needs(on, GateThresholds(min_production_rubric=3.5))
+    # a run without production queries is not held to the check (not applicable): nothing to refuse either
+    check_gate_needs(settings_from_input(DEFAULTS, {"judge": False}), GateThresholds(min_production_rubric=3.5))

@@ -19,6 +19,7 @@ from the state is written back as it was.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
@@ -360,7 +361,16 @@ class ShadowFailure(Payload):
 
     @property
     def reason(self) -> str:
-        return str(self.error.get("Cause") or self.error.get("Error") or "no reason given")
+        """``<error type>: <message>`` of a Lambda failure (whose ``Cause`` is its JSON error document), else the
+        ``Cause`` or ``Error`` as given."""
+        cause = self.error.get("Cause")
+        try:
+            document = json.loads(cause) if isinstance(cause, str) else None
+        except ValueError:
+            document = None
+        if isinstance(document, dict) and document.get("errorMessage"):
+            return f"{document.get('errorType') or self.error.get('Error')}: {document['errorMessage']}"
+        return str(cause or self.error.get("Error") or "no reason given")
 
 
 class StartJudgeInput(Payload):

@@ -118,13 +118,15 @@ def check_score_samples(uri: str, bucket: str, channels: ChannelSet) -> dict[str
 
 
 def check_gate_needs(settings: RunSettings, thresholds: GateThresholds) -> None:
-    """The gate can only require what the run measures: ``gate_min_production_rubric`` needs the judge's
-    ratings, so a run with the judge off would be refused at the end, after all its spending."""
-    if thresholds.min_production_rubric is not None and not settings.judge:
+    """The gate can only require what the run measures: with production held-out queries
+    (``production_heldout_s3_uri``), ``gate_min_production_rubric`` needs the judge's ratings of them, so a run
+    with the judge off would be refused at the end, after all its spending. (A run without production queries is
+    not held to it: the check is not applicable.)"""
+    if thresholds.min_production_rubric is not None and not settings.judge and settings.production_heldout_s3_uri:
         raise InvalidRunInput(
             f"judge is false but the stack's gate_min_production_rubric is {thresholds.min_production_rubric:g}: "
-            "the gate needs the judge's ratings of the production queries; run with judge true (or deploy with "
-            "gate_min_production_rubric null)"
+            "the gate needs the judge's ratings of the production queries (production_heldout_s3_uri); run with "
+            "judge true (or deploy with gate_min_production_rubric null)"
         )
 
 
