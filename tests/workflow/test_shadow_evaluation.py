@@ -10,11 +10,13 @@ parameter names before the first promotion) answers with weights of its own when
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 
+from cli.status import build_snapshot
 from search_router.pipeline.judge import JUDGE_PROMPT_PREFIX
 from search_router.pipeline.report import CHART_FILES, CHART_TITLES
 from search_router.shared.channels import DEFAULT_CHANNELS
@@ -84,6 +86,12 @@ def _with_production_queries(pipeline: PipelineHarness) -> dict[str, Any]:
     return {"production_heldout_s3_uri": f"s3://{pipeline.bucket}/{PRODUCTION_URI_KEY}"}
 
 
+def _evaluation_phase(execution: Any) -> str:
+    """What ``cli status`` shows for the run's evaluation phase."""
+    snapshot = build_snapshot(execution.description, execution.history, datetime.now(UTC), None)
+    return next(view.detail for view in snapshot.phases if view.phase.key == "evaluate")
+
+
 def _check(report: dict[str, Any]) -> dict[str, Any]:
     return next(c for c in report["gate"]["checks"] if c["name"] == "production_rubric")
 
@@ -136,6 +144,7 @@ def test_a_run_with_production_queries_shows_production_traffic_and_passes_the_p
         gate="PASSED",
     )
     assert f"{in_service} (in service)" in page.by_id["production"].text
+    assert _evaluation_phase(execution).endswith("6 production queries replayed against the model in service")
     # The replay's own files are under the run's evaluation/shadow/
     assert set(pipeline.s3_keys("runs/shadow/evaluation/shadow/")) == {
         "runs/shadow/evaluation/shadow/results.jsonl",
@@ -230,3 +239,4 @@ def test_a_replay_that_fails_does_not_fail_the_run_and_the_report_says_why(
     assert report["production"]["candidate_figures"]["n"] == 6  # the candidate is still shown on them
     assert "Shadow replay FAILED" in pipeline.s3_text("runs/shadow-fails/report/report.md")
     assert report["gate"]["passed"] is True and "Promote" in states  # the gate does not require the replay
+    assert _evaluation_phase(execution).endswith("; shadow replay failed")
