@@ -79,6 +79,17 @@ def _require_production_rubric(pipeline: PipelineHarness, minimum: float) -> Non
     )
 
 
+def _arrange(
+    pipeline: PipelineHarness, bedrock: BedrockFake, *, production_score: float = GOOD, minimum: float | None = None
+) -> None:
+    """The routers and the model in service answer; the judge rates the gated candidate's production answers
+    ``production_score``; the stack requires ``minimum`` of them (None: off)."""
+    bedrock.responder = _routers_with_a_model_in_service()
+    bedrock.on_evaluation_complete = _judge(production_score)
+    if minimum is not None:
+        _require_production_rubric(pipeline, minimum)
+
+
 def _with_production_queries(pipeline: PipelineHarness) -> dict[str, Any]:
     boto3.client("s3", region_name=REGION).put_object(
         Bucket=pipeline.bucket, Key=PRODUCTION_URI_KEY, Body="\n".join(PRODUCTION).encode()
@@ -100,9 +111,7 @@ def test_a_run_with_production_queries_shows_production_traffic_and_passes_the_p
     small_pipeline: PipelineHarness, bedrock: BedrockFake
 ) -> None:
     pipeline = small_pipeline
-    bedrock.responder = _routers_with_a_model_in_service()
-    bedrock.on_evaluation_complete = _judge(GOOD)
-    _require_production_rubric(pipeline, 4.0)
+    _arrange(pipeline, bedrock, minimum=4.0)
     in_service = _parameter(pipeline)["model_id"]
 
     execution = pipeline.run(_with_production_queries(pipeline), name="shadow")
@@ -156,10 +165,8 @@ def test_the_gate_refuses_a_candidate_below_gate_min_production_rubric(
     small_pipeline: PipelineHarness, bedrock: BedrockFake
 ) -> None:
     pipeline = small_pipeline
-    bedrock.responder = _routers_with_a_model_in_service()
     # Given a judge that rates the candidate well overall but poorly on the production queries
-    bedrock.on_evaluation_complete = _judge(POOR)
-    _require_production_rubric(pipeline, 3.0)
+    _arrange(pipeline, bedrock, production_score=POOR, minimum=3.0)
     before = _parameter(pipeline)
 
     execution = pipeline.run(_with_production_queries(pipeline), name="shadow-poor")
@@ -179,9 +186,7 @@ def test_a_run_without_production_queries_shows_the_check_as_not_applicable(
     small_pipeline: PipelineHarness, bedrock: BedrockFake
 ) -> None:
     pipeline = small_pipeline
-    bedrock.responder = _routers_with_a_model_in_service()
-    bedrock.on_evaluation_complete = _judge(GOOD)
-    _require_production_rubric(pipeline, 4.0)
+    _arrange(pipeline, bedrock, minimum=4.0)
 
     execution = pipeline.run({}, name="no-production")
 
@@ -209,8 +214,7 @@ def test_a_replay_that_fails_does_not_fail_the_run_and_the_report_says_why(
     small_pipeline: PipelineHarness, bedrock: BedrockFake
 ) -> None:
     pipeline = small_pipeline
-    bedrock.responder = _routers_with_a_model_in_service()
-    bedrock.on_evaluation_complete = _judge(GOOD)
+    _arrange(pipeline, bedrock)
     # Given a model in service this stack may not call (a promotion written by hand, say)
     parameter = next(
         v["Properties"]["Name"]
