@@ -106,8 +106,8 @@ doctor: install ## Check the AWS account before deploying or starting a run (rea
 layers: install ## Build the Lambda layers (boto3/botocore, matplotlib) from their locks for the Lambda platform (pip --platform, no Docker)
 	$(BIN)/python -m infra.layers $$($(BIN)/python -c "from infra.config import load_config as l; c=l(); print(c.python_runtime, c.lambda_architecture)")
 
-simulate: install layers ## Run the whole pipeline locally against a simulated Bedrock; writes ./out/
-	$(BIN)/python -m simulation $(SIMULATE_ARGS)
+simulate: install layers ## Run the whole pipeline locally against a simulated Bedrock; writes ./out/ (CAPTURED=FILE: the retraining loop on your routed queries)
+	$(BIN)/python -m simulation $(if $(CAPTURED),--captured $(CAPTURED)) $(SIMULATE_ARGS)
 
 service-models: install ## Rewrite the router's trimmed botocore service models (lambdas/search_router/adapters/service_models/) from the installed botocore
 	PYTHONPATH=lambdas $(BIN)/python -m search_router.adapters.service_models

@@ -37,6 +37,7 @@ from search_router.pipeline.quotas import (
     TOKENS,
     Quota,
     custom_model_deployment_quotas,
+    evaluation_job_quotas,
     find_model_quota,
     project_labeling,
 )
@@ -310,6 +311,43 @@ def check_quotas(
     if teacher is not None and catalog is not None:
         check_teacher_quota(app, settings, teacher, catalog=catalog, quotas=quotas, section=section)
     check_deployment_quota(app, quotas, section)
+    if settings.judge:
+        check_judge_quota(app, settings, quotas, section)
+
+
+def check_judge_quota(app: App, settings: RunSettings, quotas: list[Quota], section: Section) -> None:
+    """The judge starts one evaluation job per evaluated candidate and ``judge_repeats`` at once."""
+    wanted = len(app.config.eval_candidates) * settings.judge_repeats
+    limits = evaluation_job_quotas(quotas)
+    if not limits:
+        section.add(
+            WARN,
+            "judge job quota",
+            f"no quota on concurrent model evaluation jobs was found in Service Quotas (its name is not documented); "
+            f"the judge starts {wanted} at once ({len(app.config.eval_candidates)} candidates x judge_repeats "
+            f"{settings.judge_repeats}); a job refused for quota is reported missing, never retried",
+        )
+        return
+    try:
+        pages = app.client("bedrock").get_paginator("list_evaluation_jobs").paginate(statusEquals="InProgress")
+        running = sum(len(page.get("jobSummaries", [])) for page in pages)
+    except ClientError as exc:
+        section.add(WARN, "judge job quota", f"could not count evaluation jobs: {_code(exc)}: {_message(exc)}")
+        return
+    limit = min(limits, key=lambda q: q.value)
+    if running + wanted > limit.value:
+        section.add(
+            FAIL,
+            "judge job quota",
+            f"'{limit.name}' = {limit.value:,.0f}, {running} in progress, and the judge starts {wanted} "
+            f"({len(app.config.eval_candidates)} candidates x judge_repeats {settings.judge_repeats}): the jobs "
+            "over the quota would be refused after hours of training",
+            "lower judge_repeats (--set judge_repeats=1), wait for the running jobs, or request a quota increase",
+        )
+    else:
+        section.add(
+            OK, "judge job quota", f"'{limit.name}' = {limit.value:,.0f}; {running} in progress + {wanted} to start"
+        )
 
 
 def check_teacher_quota(

@@ -196,28 +196,30 @@ class QueryCapture(Construct):
 
     def _schedule(self, function: lambda_.Function) -> scheduler.CfnSchedule:
         """EventBridge Scheduler, daily, invoking the compaction with ``{}`` (yesterday) through its own role."""
-        return daily_schedule(
+        return schedule(
             self,
             "CompactionSchedule",
             function,
-            cron=COMPACTION_CRON,
+            expression=COMPACTION_CRON,
             description="Daily compaction of captured queries (yesterday, UTC)",
             role_description="EventBridge Scheduler: invokes the daily compaction of captured queries",
         )
 
 
-def daily_schedule(
+def schedule(
     scope: Construct,
     construct_id: str,
     function: lambda_.Function,
     *,
-    cron: str,
+    expression: str,
     description: str,
     role_description: str,
+    payload: str = "{}",
 ) -> scheduler.CfnSchedule:
-    """An EventBridge Scheduler schedule (UTC ``cron``) invoking ``function`` with ``{}`` through its own role
-    (``ScheduleRole`` in ``scope``: this account's Scheduler only, ``lambda:InvokeFunction`` on that function only),
-    three retries within an hour."""
+    """An EventBridge Scheduler schedule (a ``cron(...)`` or ``rate(...)`` ``expression``, UTC) invoking
+    ``function`` with ``payload`` (``{}``; it may hold Scheduler's context attributes such as
+    ``<aws.scheduler.scheduled-time>``) through its own role (``ScheduleRole`` in ``scope``: this account's
+    Scheduler only, ``lambda:InvokeFunction`` on that function only), three retries within an hour."""
     role = iam.Role(
         scope,
         "ScheduleRole",
@@ -231,13 +233,13 @@ def daily_schedule(
         scope,
         construct_id,
         description=description,
-        schedule_expression=cron,
+        schedule_expression=expression,
         schedule_expression_timezone="UTC",
         flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
         target=scheduler.CfnSchedule.TargetProperty(
             arn=function.function_arn,
             role_arn=role.role_arn,
-            input="{}",
+            input=payload,
             retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
                 maximum_retry_attempts=3, maximum_event_age_in_seconds=3600
             ),

@@ -24,6 +24,7 @@ from search_router.contract.layout import RESERVED_CANDIDATE_NAMES
 from search_router.contract.names import DISTILLED
 from search_router.contract.run import RunSettings
 from search_router.pipeline.gate import NON_INFERIORITY_METRICS
+from search_router.pipeline.queries.planning import MAX_JUDGED_HELDOUT
 from search_router.shared.channels import ChannelConfigError, ChannelSet
 from search_router.shared.model_ids import AUTO_TEACHER, GEO_PREFIXES, base_model_id, is_customization_id
 from search_router.shared.prompts import PROMPT_NAMES, STUDENT_WEIGHTS_ONLY, PromptKind
@@ -346,6 +347,16 @@ class DriftConfig:
 
 
 @dataclass(frozen=True)
+class RetrainConfig:
+    """Scheduled retraining (``retrain_*``, infra/retrain.py; only with ``capture_queries``): off while
+    ``schedule`` is None."""
+
+    schedule: str | None = None
+    min_new_queries: int = 500
+    heldout_queries: int = 200
+
+
+@dataclass(frozen=True)
 class AppConfig:
     stack_name: str
     region: str
@@ -375,6 +386,7 @@ class AppConfig:
     alarms: AlarmThresholds
     capture: CaptureConfig = CaptureConfig(enabled=False, redact_patterns=())
     drift: DriftConfig = DriftConfig()
+    retrain: RetrainConfig = RetrainConfig()
 
     @property
     def powertools_layer_arn(self) -> str:
@@ -598,6 +610,38 @@ def _optional_score(key: str, value: Any) -> float | None:
         raise ConfigError(key, f"must be null (off) or a score in 1..5, got {value!r}") from None
 
 
+_RATE = re.compile(r"^rate\((?P<value>[1-9][0-9]*) (?P<unit>minutes?|hours?|days?)\)$")
+_CRON = re.compile(r"^cron\((?P<fields>[^()]+)\)$")
+
+
+def _schedule_expression(key: str, value: Any) -> str | None:
+    """``null`` (off) or an EventBridge Scheduler recurring expression: ``rate(<n> <unit>)`` (``minute``/``hour``/
+    ``day`` singular for 1, plural otherwise) or ``cron(<6 fields>)`` (minutes hours day-of-month month day-of-week
+    year), evaluated in UTC."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none")):
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(key, f"must be null, rate(...) or cron(...), got {value!r}")
+    expression = value.strip()
+    rate, cron = _RATE.match(expression), _CRON.match(expression)
+    if rate:
+        singular = rate["value"] == "1"
+        if singular == rate["unit"].endswith("s"):
+            wanted = rate["unit"].rstrip("s") if singular else f"{rate['unit']}s"
+            raise ConfigError(key, f"{expression!r}: write rate({rate['value']} {wanted}) (EventBridge's rule)")
+        minutes = int(rate["value"]) * {"m": 1, "h": 60, "d": 1_440}[rate["unit"][0]]
+        if minutes < 60:
+            raise ConfigError(key, f"{expression!r} is more often than hourly; a pipeline run takes hours")
+        return expression
+    if cron and len(cron["fields"].split()) == 6:
+        return expression
+    raise ConfigError(
+        key,
+        f"must be null, rate(<n> <unit>) or cron(<minutes> <hours> <day-of-month> <month> <day-of-week> <year>), "
+        f"e.g. cron(0 3 ? * SUN *) for 03:00 UTC every Sunday; got {value!r}",
+    )
+
+
 MAX_REDACT_PATTERNS = 20
 MAX_REDACT_PATTERN_CHARS = 500
 
@@ -742,6 +786,10 @@ FIELDS: dict[str, _Parser] = {
     "drift_max_fallback_rate": lambda k, v: _as_float(k, v, 0.0, 1.0),
     "drift_max_default_rate": lambda k, v: _as_float(k, v, 0.0, 1.0),
     "drift_max_escalated_share": lambda k, v: _as_float(k, v, 0.0, 1.0),
+    # Scheduled retraining on captured queries (infra/retrain.py, pipeline/retraining.py; capture_queries only)
+    "retrain_schedule": _schedule_expression,
+    "retrain_min_new_queries": lambda k, v: _as_int(k, v, 1, 1_000_000),
+    "retrain_heldout_queries": lambda k, v: _as_int(k, v, 0, 989),
 }
 
 
@@ -794,6 +842,7 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
     _check_teachers(values)
     if values["drift_max_records"] < values["drift_min_records"]:
         raise ConfigError("drift_max_records", "must be at least drift_min_records")
+    _check_retrain(values)
     metric, margin = values["gate_noninferiority_metric"], values["gate_noninferiority_margin"]
     if metric != "rubric_mean" and margin > 1:
         raise ConfigError(
@@ -847,7 +896,30 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
         ),
         capture=CaptureConfig(enabled=values["capture_queries"], redact_patterns=values["capture_redact_patterns"]),
         drift=DriftConfig(**{name: values[f"drift_{name}"] for name in DriftConfig.__dataclass_fields__}),
+        retrain=RetrainConfig(**{name: values[f"retrain_{name}"] for name in RetrainConfig.__dataclass_fields__}),
     )
+
+
+def _check_retrain(values: Mapping[str, Any]) -> None:
+    """The scheduled retraining against what it needs: captured queries, and room for its held-out sample."""
+    if values["retrain_schedule"] is None:
+        return
+    if not values["capture_queries"]:
+        raise ConfigError("retrain_schedule", "needs capture_queries true (it retrains on the captured queries)")
+    heldout, needed = values["retrain_heldout_queries"], values["retrain_min_new_queries"]
+    if heldout >= needed:
+        raise ConfigError(
+            "retrain_heldout_queries",
+            f"({heldout}) must be smaller than retrain_min_new_queries ({needed}): the held-out sample is drawn "
+            "from the new queries and the rest of them train",
+        )
+    eval_examples = values["run_defaults"].eval_examples
+    if heldout + eval_examples > MAX_JUDGED_HELDOUT:
+        raise ConfigError(
+            "retrain_heldout_queries",
+            f"({heldout}) plus run_defaults.eval_examples ({eval_examples}) must be at most {MAX_JUDGED_HELDOUT}: "
+            "one judge job scores every held-out query",
+        )
 
 
 def _check_teachers(values: Mapping[str, Any]) -> None:

@@ -22,7 +22,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from infra.capture import daily_schedule
+from infra.capture import schedule
 from infra.config import AppConfig, DriftConfig
 from infra.lambda_factory import FunctionSpec, LambdaFactory, service_name
 from infra.nag import acknowledge_resources
@@ -110,11 +110,11 @@ class DriftCheck(Construct):
         )
 
     def _schedule(self) -> scheduler.CfnSchedule:
-        return daily_schedule(
+        return schedule(
             self,
             "Schedule",
             self.function,
-            cron=DRIFT_CRON,
+            expression=DRIFT_CRON,
             description="Daily drift check of captured traffic (window ending yesterday, UTC)",
             role_description="EventBridge Scheduler: invokes the daily drift check",
         )

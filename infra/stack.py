@@ -17,6 +17,7 @@ from infra.lambda_factory import LambdaFactory
 from infra.monitoring import Monitoring
 from infra.notifications import Notifications
 from infra.pipeline import Pipeline
+from infra.retrain import ScheduledRetraining
 from infra.routing_api import RoutingApi
 from infra.storage import Storage
 
@@ -86,6 +87,17 @@ class RouterDistillationStack(Stack):
             notifications=self.notifications,
             model_parameter=self.routing_api.model_parameter,
         )
+        self.retrain: ScheduledRetraining | None = None
+        if config.retrain.schedule is not None:
+            self.retrain = ScheduledRetraining(
+                self,
+                "ScheduledRetraining",
+                config=config,
+                functions=self.functions,
+                data_bucket=self.storage.data_bucket,
+                state_machine=self.pipeline.state_machine,
+                notifications=self.notifications,
+            )
         self.compensation = Compensation(
             self,
             "Compensation",

@@ -12,13 +12,18 @@ from typing import Any, TextIO
 from rich.padding import Padding
 
 from cli.text import console, show, table
+from search_router.pipeline.queries.planning import MAX_JUDGED_HELDOUT
 from search_router.pipeline.report import fmt_ms, teacher_text
+from simulation.captured import CapturedFileError, firehose_object
 from simulation.models import SIMULATED
 from simulation.runner import (
     DEFAULT_EVAL,
     DEFAULT_EXAMPLES,
+    DEFAULT_HELDOUT_QUERIES,
+    DEFAULT_MIN_NEW_QUERIES,
     DEFAULT_SHARD_SIZE,
     DEFAULT_TIME_SCALE,
+    RetrainingSkipped,
     SimulationFailed,
     SimulationOptions,
     SimulationResult,
@@ -65,6 +70,27 @@ def parser() -> argparse.ArgumentParser:
         type=_scale,
         default=DEFAULT_TIME_SCALE,
         help="share of each simulated model latency slept for real (the rest goes on a virtual clock; 0: none)",
+    )
+    p.add_argument(
+        "--captured",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="routed queries (.jsonl captured records or {query, count} lines, or .txt one query per line; .gz ok): "
+        "deliver them as yesterday's captured traffic, compact them and run the scheduled retraining on them",
+    )
+    p.add_argument(
+        "--min-new-queries",
+        type=_bounded(1, 1_000_000),
+        default=DEFAULT_MIN_NEW_QUERIES,
+        help=f"with --captured: retrain_min_new_queries (default {DEFAULT_MIN_NEW_QUERIES})",
+    )
+    p.add_argument(
+        "--heldout-queries",
+        type=_bounded(0, 989),
+        default=DEFAULT_HELDOUT_QUERIES,
+        help=f"with --captured: retrain_heldout_queries, the production held-out sample (default "
+        f"{DEFAULT_HELDOUT_QUERIES})",
     )
     return p
 
@@ -127,6 +153,15 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     args = parser().parse_args(argv)
     if args.eval >= args.examples:
         parser().error("--eval must be smaller than --examples")
+    if args.captured is not None:
+        if args.heldout_queries >= args.min_new_queries:
+            parser().error("--heldout-queries must be smaller than --min-new-queries (the rest of the new ones train)")
+        if args.heldout_queries + args.eval > MAX_JUDGED_HELDOUT:
+            parser().error(f"--heldout-queries plus --eval must be at most {MAX_JUDGED_HELDOUT} (one judge job)")
+        try:
+            firehose_object(args.captured)  # before the synth: a file that cannot be used fails in a second
+        except CapturedFileError as unusable:
+            parser().error(f"--captured: {unusable}")
     out = out or sys.stdout
     started = time.perf_counter()
     banner(out)
@@ -137,6 +172,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         out_dir=args.out,
         shard_size=args.shard_size,
         time_scale=args.time_scale,
+        captured=args.captured,
+        min_new_queries=args.min_new_queries,
+        heldout_queries=args.heldout_queries,
     )
 
     def say(message: str) -> None:
@@ -148,6 +186,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     except SimulationFailed as failed:
         summary(failed.result, out)
         out.write(f"\n{SIMULATED} run FAILED: {failed}\n")
+        return 1
+    except RetrainingSkipped as skipped:
+        out.write(f"\nThe scheduled retraining started no run: {skipped}\n")
         return 1
     summary(result, out)
     out.write(

@@ -292,6 +292,15 @@ class PipelineHarness:
             ).encode()
         return json.dumps(result).encode()
 
+    def call(self, handler: str, event: dict[str, Any]) -> Any:
+        """Invoke the function of ``handler`` with ``event`` as Lambda would (its environment, its context) and
+        return its answer; ``RuntimeError`` with the function's error when it fails."""
+        headers: dict[str, str] = {}
+        result = json.loads(self.invoke(self.function_for(handler).arn, json.dumps(event).encode(), headers))
+        if headers.get("x-amz-function-error"):
+            raise RuntimeError(f"{handler} failed: {result.get('errorType')}: {result.get('errorMessage')}")
+        return result
+
     def _backend_invoke(self) -> Callable[..., bytes]:
         harness = self
 

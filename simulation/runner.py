@@ -9,7 +9,11 @@
    answering with :class:`simulation.models.SimulatedModels`; evaluation latency runs on a virtual clock
    (:mod:`simulation.clock`).
 4. Start the execution with ``{}`` (plus ``seed`` if asked), poll it and the bucket for progress, then write the
-   labelled report, charts and manifest (:mod:`simulation.output`).
+   labelled report, charts and manifest (:mod:`simulation.output`). With ``captured`` (``--captured FILE``) the
+   stack is synthesized with ``capture_queries`` and a retraining schedule, the file is delivered as captured
+   traffic of yesterday (:mod:`simulation.captured`), compacted, and the execution is the one the real scheduled
+   retraining starts (with the production held-out sample); a skipped schedule ends the simulation with its
+   reason (:class:`RetrainingSkipped`).
 
 Dummy credentials and a fixed Region are set for the duration of the run (and the environment restored after),
 so it works from a fresh clone without an AWS account; nothing leaves the process.
@@ -25,7 +29,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -34,13 +38,14 @@ from moto import mock_aws
 
 from search_router.adapters.clients import CLIENTS
 from search_router.contract.environment import PipelineEnvironment
-from search_router.contract.layout import CANDIDATE_METRICS, STATS_SUFFIX, RunLayout
+from search_router.contract.layout import CANDIDATE_METRICS, STATS_SUFFIX, RunLayout, captured_raw_prefix
 from search_router.contract.run import run_id_from_execution
 from search_router.pipeline.queries.planning import plan_queries, unseen_template_queries
 from search_router.pipeline.queries.query import normalize_query
 from search_router.pipeline.report import CHART_FILES
 from search_router.shared.channels import ChannelSet, load_channels
 from simulation.bedrock_fake import BedrockFake
+from simulation.captured import firehose_object
 from simulation.clock import VirtualClock, virtual_latency
 from simulation.harness import REGION, Execution, PipelineHarness
 from simulation.models import ROLES, SimulatedModels
@@ -52,6 +57,10 @@ DEFAULT_EXAMPLES: Final = 300
 DEFAULT_EVAL: Final = 200
 DEFAULT_SHARD_SIZE: Final = 50
 DEFAULT_TIME_SCALE: Final = 0.1
+DEFAULT_MIN_NEW_QUERIES: Final = 50
+DEFAULT_HELDOUT_QUERIES: Final = 20
+_COMPACT: Final = "search_router.handlers.compact_captured.handler"
+_RETRAIN: Final = "search_router.handlers.retrain.handler"
 MOTO_CONFIG: Final = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
 _OFFLINE_ENVIRONMENT: Final = {
@@ -79,6 +88,10 @@ _UNSET: Final = (
 _LABEL_SHARD: Final = "search_router.handlers.label_shard.handler"
 
 
+class RetrainingSkipped(RuntimeError):
+    """The scheduled retraining started no run on the captured file; the message is its explanation."""
+
+
 class SimulationFailed(RuntimeError):
     """The simulated execution did not succeed; the message carries the state machine's error and cause, and
     ``result`` what the run produced (the outputs that existed were written)."""
@@ -97,15 +110,26 @@ class SimulationOptions:
     shard_size: int = DEFAULT_SHARD_SIZE
     time_scale: float = DEFAULT_TIME_SCALE
     timeout_s: float = 600.0
+    captured: Path | None = None  # a local file of routed queries: run the scheduled retraining on it
+    min_new_queries: int = DEFAULT_MIN_NEW_QUERIES  # retrain_min_new_queries for --captured
+    heldout_queries: int = DEFAULT_HELDOUT_QUERIES  # retrain_heldout_queries for --captured
 
     def context_overrides(self) -> dict[str, Any]:
-        return {
+        overrides: dict[str, Any] = {
             "run_defaults.num_examples": self.examples,
             "run_defaults.eval_examples": self.eval_examples,
             "run_defaults.shard_size": self.shard_size,
             "run_defaults.poll_seconds": 0,
             "run_defaults.deployment_poll_seconds": 0,
         }
+        if self.captured is not None:
+            overrides |= {
+                "capture_queries": True,
+                "retrain_schedule": "rate(7 days)",
+                "retrain_min_new_queries": self.min_new_queries,
+                "retrain_heldout_queries": self.heldout_queries,
+            }
+        return overrides
 
     def execution_input(self) -> dict[str, Any]:
         return {} if self.seed is None else {"seed": self.seed}
@@ -265,8 +289,13 @@ def _run_in_moto(
     top_level = {state: spec["Type"] for state, spec in harness.definition["States"].items()}
     run_started = time.perf_counter()
     with harness.installed(), virtual_latency(clock):
-        arn = harness.start(options.execution_input(), name=name)
-        say(f"Started execution {name} with input {json.dumps(options.execution_input())} in moto's interpreter")
+        if options.captured is not None:
+            arn, name = _retrain_on(harness, options.captured, say)
+            run_id = run_id_from_execution(name)
+            layout = RunLayout(run_id)
+        else:
+            arn = harness.start(options.execution_input(), name=name)
+            say(f"Started execution {name} with input {json.dumps(options.execution_input())} in moto's interpreter")
         progress = Progress(history=lambda: harness.history(arn), read_counts=read_counts, top_level=top_level,
                             stream=stream, interactive=interactive)  # fmt: skip
         try:
@@ -321,6 +350,28 @@ def _run_in_moto(
     if execution.status != "SUCCEEDED":
         raise SimulationFailed(f"execution {execution.status}: {execution.error}: {execution.cause}", result)
     return result
+
+
+def _retrain_on(harness: PipelineHarness, path: Path, say: Callable[[str], None]) -> tuple[str, str]:
+    """Deliver ``path`` as yesterday's captured traffic, compact it and run the scheduled retraining now; the
+    execution it started (ARN, name), or :class:`RetrainingSkipped` with its reason."""
+    body, routes = firehose_object(path)
+    now = datetime.now(UTC)
+    day = (now - timedelta(days=1)).date()
+    key = f"{captured_raw_prefix(day)}simulated-capture.gz"
+    boto3.client("s3", region_name=REGION).put_object(Bucket=harness.bucket, Key=key, Body=body)
+    say(
+        f"Delivered {routes} lines of routed queries from {path} as captured traffic of {day} (s3://{harness.bucket}/{key})"
+    )
+    compacted = harness.call(_COMPACT, {"date": day.isoformat()})
+    malformed = ", ".join(f"{n} {reason}" for reason, n in compacted["malformed"].items()) or "none"
+    say(f"Compacted: {compacted['queries']} distinct queries, {compacted['records']} routes (malformed: {malformed})")
+    decided = harness.call(_RETRAIN, {"scheduled_time": now.replace(microsecond=0).isoformat()})
+    if decided["status"] != "start":
+        raise RetrainingSkipped(f"{decided['status']}: {decided['explanation']} (here: --min-new-queries)")
+    arn = str(decided["execution_arn"])
+    say(f"Scheduled retraining: {decided['explanation']} Started {arn.rsplit(':', 1)[-1]}")
+    return arn, arn.rsplit(":", 1)[-1]
 
 
 def _s3_bytes(harness: PipelineHarness, key: str) -> bytes | None:

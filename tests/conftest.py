@@ -34,6 +34,7 @@ from moto import mock_aws
 
 from search_router.adapters.clients import CLIENTS
 from simulation.bedrock_fake import BedrockFake
+from simulation.synth import Synthesized
 
 
 class NetworkBlockedError(RuntimeError):
@@ -141,3 +142,27 @@ def aws() -> Iterator[None]:
 def bedrock() -> BedrockFake:
     """A Bedrock fake with the default catalog, serving ``CLIENTS.get("bedrock" | "bedrock-runtime")``."""
     return BedrockFake().with_default_catalog().install()
+
+
+# The stack with every opt-in part of the production loop on (capture, drift bounds, scheduled retraining), small
+# runs and no poll waits: one synth shared by the capture, drift and retraining tests of every tier.
+FAST_POLLING = {"run_defaults.poll_seconds": 0, "run_defaults.deployment_poll_seconds": 0}
+SMALL_STACK = {"run_defaults.num_examples": 200, "run_defaults.eval_examples": 20, "run_defaults.shard_size": 50}
+DRIFT_BOUNDS = {"drift_max_unseen_share": "0.25", "drift_max_channel_shift": "0.15", "drift_max_default_rate": "0.01"}
+LOOP_SETTINGS = {
+    **FAST_POLLING,
+    **SMALL_STACK,
+    **DRIFT_BOUNDS,
+    "run_defaults.judge": False,
+    "capture_queries": True,
+    "data_retention_days": 30,
+    "retrain_schedule": "cron(0 3 ? * SUN *)",
+    "retrain_min_new_queries": 60,
+    "retrain_heldout_queries": 20,
+}
+
+
+@pytest.fixture(scope="session")
+def loop_stack(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The stack synthesized with :data:`LOOP_SETTINGS`."""
+    return Synthesized(tmp_path_factory.mktemp("loop-cdk-out"), LOOP_SETTINGS)

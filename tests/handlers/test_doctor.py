@@ -272,3 +272,26 @@ def test_a_deployed_stack_is_checked_with_its_own_models_and_logging_role(accoun
     line = doctor.line("API Gateway logging role")
     assert "✓" in line and "the role this stack created" in line
     stubber.assert_no_pending_responses()
+
+
+def test_judge_jobs_beyond_the_evaluation_job_quota_are_a_blocker(account: None, bedrock: BedrockFake) -> None:
+    # The quota's name is not documented (unconfirmed): a count of evaluation jobs matches, a rate does not
+    name = "Number of concurrent automatic model evaluation jobs"
+    rates = ((NOVA_PRO_RPM, 10_000), (NOVA_PRO_TPM, 10_000_000), ("Model evaluation jobs prompts per job", 1000))
+    candidates = len(load_config().eval_candidates)
+    doctor = run_doctor(bedrock, "--set", "judge_repeats=3", quota_response=quotas(*rates, (name, 5)))
+    line = doctor.line("judge job quota")
+    assert "✗" in line and f"the judge starts {candidates * 3}" in line and "judge_repeats=1" in line
+    assert doctor.code == EXIT_NOT_READY
+    # One repeat fits; without any matching quota it is a note naming what the judge starts
+    fits = run_doctor(bedrock, quota_response=quotas(*rates, (name, candidates)))
+    assert "✓" in fits.line("judge job quota") and f"0 in progress + {candidates} to start" in fits.line(
+        "judge job quota"
+    )
+    unknown = run_doctor(bedrock, quota_response=quotas(*rates))
+    assert unknown.line("judge job quota").startswith("!") and "name is not documented" in unknown.line(
+        "judge job quota"
+    )
+    # No judge, no check
+    with pytest.raises(AssertionError, match="no line for 'judge job quota'"):
+        run_doctor(bedrock, "--set", "judge=false", quota_response=quotas(*rates, (name, 0))).line("judge job quota")

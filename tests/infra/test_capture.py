@@ -3,7 +3,6 @@ and the daily compaction's schedule exist only when capture is on, and are scope
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,8 +18,8 @@ BUCKET_ARN = "arn:aws:s3:::"
 
 
 @pytest.fixture(scope="module")
-def captured(synth_with: Callable[[dict[str, Any]], Synthesized]) -> Synthesized:
-    return synth_with({"capture_queries": True, "data_retention_days": 30})
+def captured(loop_stack: Synthesized) -> Synthesized:
+    return loop_stack  # capture_queries on, data_retention_days 30
 
 
 def _only(resources: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:

@@ -5,8 +5,6 @@ else; one alarm per figure at its ``drift_max_*`` bound, to the notification top
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -18,12 +16,11 @@ from tests.policy.evaluate import Request, allowed
 from tests.policy.template import function_roles, role_statements
 
 BUCKET_ARN = "arn:aws:s3:::"
-BOUNDS = {"drift_max_unseen_share": "0.25", "drift_max_channel_shift": "0.15", "drift_max_default_rate": "0.01"}
 
 
 @pytest.fixture(scope="module")
-def drifted(synth_with: Callable[[dict[str, Any]], Synthesized]) -> Synthesized:
-    return synth_with({"capture_queries": True, **BOUNDS})
+def drifted(loop_stack: Synthesized) -> Synthesized:
+    return loop_stack  # capture_queries on, tests.conftest.DRIFT_BOUNDS
 
 
 def _function_id(synth: Synthesized) -> str:

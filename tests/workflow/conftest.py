@@ -10,9 +10,9 @@ from moto import mock_aws
 from simulation.bedrock_fake import BedrockFake
 from simulation.harness import PipelineHarness
 from simulation.synth import Synthesized
+from tests.conftest import FAST_POLLING, SMALL_STACK
 
-# The stack's own defaults except the waits between status checks (the definition is the same).
-FAST_POLLING = {"run_defaults.poll_seconds": 0, "run_defaults.deployment_poll_seconds": 0}
+# FAST_POLLING: the stack's own defaults except the waits between status checks (the definition is the same).
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +20,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return Synthesized(tmp_path_factory.mktemp("workflow-cdk-out"), FAST_POLLING)
 
 
-# A stack deployed with small sizes, so that an execution started with {} runs in seconds.
-SMALL_STACK = {"run_defaults.num_examples": 200, "run_defaults.eval_examples": 20, "run_defaults.shard_size": 50}
+# SMALL_STACK: a stack deployed with small sizes, so that an execution started with {} runs in seconds.
 
 
 @pytest.fixture(scope="session")

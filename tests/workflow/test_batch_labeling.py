@@ -42,6 +42,11 @@ def test_a_batch_run_labels_through_one_job_and_counts_unparseable_records(
     manifest = pipeline.s3_json("runs/batched/dataset/manifest.json")
     assert manifest["invalid"]["by"].get("no_json", 0) > 0
     assert manifest["labeling"]["unlabeled_by_reason"] == {"batch_no_output": 3}
+    # the output's lines: every planned record, the 3 cut-off ones unreadable and quoted
+    lines = manifest["labeling"]["batch_output"]
+    assert (lines["unreadable"], lines["unknown_records"], lines["duplicate_records"]) == (3, 0, 0)
+    assert len(lines["unreadable_samples"]) == 3
+    assert lines["records"] + lines["unreadable"] == manifest["planned"]  # one output line per planned record
     planned = pipeline.s3_json("runs/batched/dataset/plan.json")["planned"]
     assert manifest["labeled"] + manifest["invalid"]["total"] + manifest["errors"]["total"] + 3 == planned
 

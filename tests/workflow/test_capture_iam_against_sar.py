@@ -9,7 +9,6 @@ import copy
 import gzip
 import json
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -31,8 +30,8 @@ STREAM_TYPE = "AWS::KinesisFirehose::DeliveryStream"
 
 
 @pytest.fixture(scope="module")
-def captured(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return Synthesized(Path(tmp_path_factory.mktemp("cdk-out")), {"capture_queries": True})
+def captured(loop_stack: Synthesized) -> Synthesized:
+    return loop_stack  # capture_queries on (tests.conftest.LOOP_SETTINGS)
 
 
 def _logical_id(synth: Synthesized, construct: Any) -> str:

@@ -8,7 +8,6 @@ import copy
 import gzip
 import json
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -31,8 +30,8 @@ WEIGHTS = {"visual": 0.7, "audio": 0.1, "transcription": 0.1, "metadata": 0.1}
 
 
 @pytest.fixture(scope="module")
-def captured(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return Synthesized(Path(tmp_path_factory.mktemp("cdk-out")), {"capture_queries": True})
+def captured(loop_stack: Synthesized) -> Synthesized:
+    return loop_stack  # capture_queries on (tests.conftest.LOOP_SETTINGS)
 
 
 def _drift_id(synth: Synthesized) -> str:

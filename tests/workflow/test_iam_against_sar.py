@@ -12,8 +12,10 @@ action) is shown to be caught.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -250,17 +252,27 @@ def _cleanup_event(harness: PipelineHarness) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def recorded_harness(
+    synthesized: Synthesized, bedrock: BedrockFake, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[PipelineHarness, CallRecorder]]:
+    """The harness of ``synthesized`` in moto, every AWS call of its functions recorded (with the Bedrock
+    resources' tags as IAM sees them)."""
+    with mock_aws(config=MOTO):  # type: ignore[call-overload]
+        harness = PipelineHarness(synthesized)
+        harness.install(monkeypatch)
+        recorder = CallRecorder(_resource_tags(bedrock))
+        with recorder.installed(monkeypatch):
+            harness.on_invoke = recorder.invoking
+            yield harness, recorder
+
+
 @pytest.fixture
 def recording(synthesized_small: Synthesized, bedrock: BedrockFake, monkeypatch: pytest.MonkeyPatch) -> Recording:
     """The calls of every function (recorded once per test process, then reused: plain data)."""
     if "small" not in _RECORDED:
-        with mock_aws(config=MOTO):  # type: ignore[call-overload]
-            harness = PipelineHarness(synthesized_small)
-            harness.install(monkeypatch)
-            recorder = CallRecorder(_resource_tags(bedrock))
-            with recorder.installed(monkeypatch):
-                harness.on_invoke = recorder.invoking
-                _exercise(harness, bedrock, monkeypatch)
+        with recorded_harness(synthesized_small, bedrock, monkeypatch) as (harness, recorder):
+            _exercise(harness, bedrock, monkeypatch)
             _RECORDED["small"] = Recording(
                 template=synthesized_small.template,
                 resolver=harness.resolver,

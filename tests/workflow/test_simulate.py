@@ -125,3 +125,48 @@ def test_simulated_models_are_deterministic_and_answer_in_the_expected_formats(s
     assert leads == sum(1 for q in planned if q.category.endswith("_dominant"))
     base_ok = sum(parse_routing_answer(models.base_student_answer(q.text), DEFAULT_CHANNELS).ok for q in planned)
     assert base_ok < len(planned) / 2
+
+
+def test_simulate_captured_runs_the_scheduled_retraining_on_a_local_file(tmp_path: Path) -> None:
+    # Given a local file of routed queries: compacted lines with counts, captured records, and one broken line
+    queries = [q.text for q in plan_queries(DEFAULT_CHANNELS, n_total=50, seed=8, user=None, mix_user=False)]
+    lines = [json.dumps({"query": q, "count": 1 + i % 3}) for i, q in enumerate(queries[:40])]
+    lines += [json.dumps({"query": q, "weights": {}, "source": "model"}) for q in queries[40:]]
+    lines.append("{not json")
+    captured = tmp_path / "routed.jsonl"
+    captured.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out_dir, console = tmp_path / "out", io.StringIO()
+    # When the simulation runs the loop on it
+    arguments = ["--examples", "100", "--eval", "20", "--time-scale", "0", "--out", str(out_dir)]
+    code = main([*arguments, "--captured", str(captured), "--min-new-queries", "30", "--heldout-queries", "10"],
+                out=console)  # fmt: skip
+    printed = console.getvalue()
+    assert code == 0, printed
+    # Then the file was compacted (the broken line counted), and the scheduled retraining started the run
+    assert "Delivered 90 lines of routed queries" in printed
+    assert "Compacted: 50 distinct queries, 89 routes (malformed: 1 not_json)" in printed
+    assert re.search(r"Started retrain-\d{8}T\d{6}Z", printed)
+    # with 10 production queries held out (split production), the other 40 captured ones trained or evaluated
+    report = json.loads((out_dir / "report.json").read_text())
+    assert all(c["metrics_by_split"]["production"]["n"] == 10 for c in report["candidates"])
+    manifest = json.loads((out_dir / "dataset_manifest.json").read_text())
+    assert manifest["per_source"]["production"] == {"train": 0, "heldout": 10}
+    assert sum(manifest["per_source"]["user"].values()) == 40
+
+
+@pytest.mark.parametrize(
+    ("file", "arguments", "message"),
+    [
+        (("routed.csv", b"query\nx\n"), [], "use a .jsonl file"),
+        (("routed.txt", b"\n\n"), [], "holds no routed query"),
+        (("routed.txt", b"rain\n"), ["--heldout-queries", "60"], "--heldout-queries must be smaller than --min-new"),
+    ],
+)
+def test_simulate_refuses_an_unusable_captured_file_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], file: tuple[str, bytes], arguments: list[str], message: str
+) -> None:
+    path = tmp_path / file[0]
+    path.write_bytes(file[1])
+    with pytest.raises(SystemExit) as exited:
+        main(["--captured", str(path), *arguments], out=io.StringIO())
+    assert exited.value.code == 2 and message in capsys.readouterr().err

@@ -209,3 +209,20 @@ class DriftCheckEnvironment(CommonEnvironment):
     min_records: int
     max_records: int
     """At most this many routes are kept (a uniform sample of the window's): ``drift_max_records``."""
+
+
+class RetrainEnvironment(CommonEnvironment):
+    """The scheduled retraining (infra/retrain.py, ``retrain_schedule`` with ``capture_queries``): the bucket of the
+    captured queries, the pipeline it starts, the topic a skipped schedule is told on, and ``retrain_*``."""
+
+    data_bucket: str
+    stack_name: str
+    state_machine_arn: str
+    topic_arn: str
+    min_new_queries: int
+    """``retrain_min_new_queries``: fewer new distinct queries since the last scheduled run skip the run."""
+    heldout_queries: int
+    """``retrain_heldout_queries``: the production held-out sample (split ``production``)."""
+    max_training_queries: int
+    """At most this many captured queries train: the run's size (``run_defaults`` ``num_examples`` +
+    ``eval_examples``); synthesized ones top them up when there are fewer."""

@@ -32,6 +32,10 @@
                                                          per query (the daily compaction); a user query file
     drift/latest.json, drift/<yyyy-MM-dd>.json           the daily drift check's summary (capture_queries): the
                                                          latest, and a copy per day checked
+    inputs/retrain/<execution>/{queries,production-heldout}.jsonl   a scheduled run's training queries and its
+                                                         production held-out sample (retrain_schedule)
+    retrain/state.json                                   the last scheduled run: its execution and last day used
+    retrain/latest.json, retrain/decisions/<time>.json   the scheduled retraining's latest decision, and each one
 
 The IAM grants of the stack are derived from the same definitions: :meth:`RunLayout.pattern` turns a key of
 :data:`ANY_RUN` into the ``runs/*/...`` pattern a policy names.
@@ -55,6 +59,11 @@ CAPTURED_ERRORS: Final = f"{CAPTURED}errors/"
 CAPTURED_INPUTS: Final = f"{INPUTS}captured/"
 DRIFT: Final = "drift/"
 DRIFT_LATEST: Final = f"{DRIFT}latest.json"
+RETRAIN: Final = "retrain/"
+RETRAIN_STATE: Final = f"{RETRAIN}state.json"
+RETRAIN_LATEST: Final = f"{RETRAIN}latest.json"
+RETRAIN_DECISIONS: Final = f"{RETRAIN}decisions/"
+RETRAIN_INPUTS: Final = f"{INPUTS}retrain/"
 FIREHOSE_DAY: Final = "!{timestamp:yyyy-MM-dd}"
 """Firehose's prefix expression of the arrival day (UTC) of the oldest record of an object."""
 FIREHOSE_RAW_PREFIX: Final = f"{CAPTURED_RAW}{FIREHOSE_DAY}/"
@@ -122,6 +131,32 @@ def drift_summary_key(day: date) -> str:
 def captured_queries(day: date) -> str:
     """The compacted query file of ``day`` (a ``.jsonl`` user query file under ``inputs/``)."""
     return f"{CAPTURED_INPUTS}{day.isoformat()}.jsonl"
+
+
+def captured_day(key: str) -> date | None:
+    """The day of a compacted query file's key (:func:`captured_queries`), None for any other key."""
+    name = key.removeprefix(CAPTURED_INPUTS)
+    if name == key or not name.endswith(".jsonl") or "/" in name:
+        return None
+    try:
+        return date.fromisoformat(name.removesuffix(".jsonl"))
+    except ValueError:
+        return None
+
+
+def retrain_queries(execution: str) -> str:
+    """A scheduled run's training queries (a ``.jsonl`` user query file under ``inputs/``)."""
+    return f"{RETRAIN_INPUTS}{execution}/queries.jsonl"
+
+
+def retrain_heldout(execution: str) -> str:
+    """A scheduled run's production held-out sample (its ``production_heldout_s3_uri``)."""
+    return f"{RETRAIN_INPUTS}{execution}/production-heldout.jsonl"
+
+
+def retrain_decision(token: str) -> str:
+    """The record of one scheduled decision (``token``: its scheduled time, e.g. ``20261201T030000Z``)."""
+    return f"{RETRAIN_DECISIONS}{token}.json"
 
 
 def part_number(key: str) -> int:

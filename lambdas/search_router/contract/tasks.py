@@ -636,3 +636,24 @@ class DriftCheckOutput(Payload):
     records: int
     figures: dict[str, float]
     malformed: dict[str, int]
+
+
+class RetrainInput(Payload):
+    """The schedule's input: ``scheduled_time`` (EventBridge Scheduler's ``<aws.scheduler.scheduled-time>``, which
+    names the execution, so a retried invocation starts no second run); absent (a manual invocation): now."""
+
+    scheduled_time: dt.datetime | None = None
+
+
+class RetrainOutput(Payload):
+    """What the scheduled retraining decided (``status``: ``start`` or why it skipped), the execution it started,
+    and where the decision is recorded."""
+
+    status: str
+    explanation: str
+    execution_arn: str | None
+    decision_uri: str
+    new_queries: int
+    training_queries: int
+    heldout_queries: int
+    malformed: dict[str, int]

@@ -52,6 +52,7 @@ from search_router.pipeline.labeling import UNLABELED_SHARD_FAILED, UNLABELED_TH
 from search_router.shared.channels import load_channels
 
 MAX_REPORTED_FAILED_SHARDS = 100
+MAX_REPORTED_UNREADABLE = 20
 NO_ERROR_RECORDED = "none recorded (the function was stopped, e.g. by its timeout, before it could write one)"
 _TOTALS = ("calls", "retries", "throttled", "input_tokens", "output_tokens")
 
@@ -84,6 +85,7 @@ def _read_shards(bucket: str, run: RunState, planned: Sequence[ShardRef]) -> tup
     throttle_stopped_shards = 0
     resumed_shards = 0
     totals = {"unlabeled": 0, **dict.fromkeys(_TOTALS, 0)}
+    batch: dict[str, Any] | None = None  # the batch job's output lines (labeling_mode: batch)
     invalid_samples: list[dict[str, str]] = []
     failed: list[dict[str, Any]] = []
     existing = set(s3io.list_keys(bucket, run.layout.labeled_prefix))
@@ -97,6 +99,7 @@ def _read_shards(bucket: str, run: RunState, planned: Sequence[ShardRef]) -> tup
             throttle_stopped_shards += int(bool(stats.get("throttle_stopped")))
             resumed_shards += int(int(stats.get("invocations") or 1) > 1)
             totals["unlabeled"] += int(stats.get("unlabeled") or 0)
+            batch = _add_batch_lines(batch, stats.get("batch"))
         else:
             progress, summary = _failed_shard(bucket, keys, shard.count, existing)
             failed.append(summary)
@@ -123,8 +126,25 @@ def _read_shards(bucket: str, run: RunState, planned: Sequence[ShardRef]) -> tup
         "resumed_shards": resumed_shards,
         "unlabeled_by_reason": dict(unlabeled_by_reason),
         "throttle_stopped_shards": throttle_stopped_shards,
+        **({"batch_output": batch} if batch is not None else {}),
         **totals,
     }
+
+
+_BATCH_COUNTS = ("records", "unreadable", "unknown_records", "duplicate_records")
+
+
+def _add_batch_lines(total: dict[str, Any] | None, shard: Any) -> dict[str, Any] | None:
+    """The batch output's line counts summed over the shards (each shard's stats carry its part), with the first
+    unreadable lines quoted; ``total`` unchanged for an on-demand shard."""
+    if not isinstance(shard, dict):
+        return total
+    total = total or {**dict.fromkeys(_BATCH_COUNTS, 0), "unreadable_samples": []}
+    for name in _BATCH_COUNTS:
+        total[name] += int(shard.get(name) or 0)
+    room = MAX_REPORTED_UNREADABLE - len(total["unreadable_samples"])
+    total["unreadable_samples"] += list(shard.get("unreadable_samples") or [])[: max(0, room)]
+    return total
 
 
 @task_handler

@@ -69,6 +69,16 @@ def custom_model_deployment_quotas(quotas: Iterable[Quota]) -> list[Quota]:
     ]
 
 
+def evaluation_job_quotas(quotas: Iterable[Quota]) -> list[Quota]:
+    """Quotas on the *number* of (concurrent) model evaluation jobs: the LLM judge starts one per candidate and
+    repeat at once. *Unconfirmed*: the quota's name is not documented; any "... evaluation jobs ..." quota that is
+    a count (not a rate, a size or a number of prompts) matches, and the doctor shows the name it matched."""
+    excluded = ("per minute", "per day", "tokens", "prompts", "records", "size", "datasets", "metrics", "human")
+    return [
+        q for q in quotas if "evaluation job" in q.name.lower() and not any(word in q.name.lower() for word in excluded)
+    ]
+
+
 @dataclass(frozen=True)
 class LabelingProjection:
     """What the quotas do to a labeling plan of ``calls`` teacher calls with ``in_flight`` at a time."""

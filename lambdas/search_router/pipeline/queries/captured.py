@@ -48,10 +48,7 @@ class Compaction:
         return [(self._texts[key], self._counts[key]) for key in keys]
 
     def to_jsonl(self) -> bytes:
-        lines = (
-            json.dumps({"query": q, "count": n}, ensure_ascii=False, separators=(",", ":")) for q, n in self.queries
-        )
-        return "".join(f"{line}\n" for line in lines).encode("utf-8")
+        return query_file(self.queries)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -111,6 +108,12 @@ class Compaction:
         self.records += 1
         self._counts[key] += 1
         self._texts.setdefault(key, text)
+
+
+def query_file(queries: Iterable[tuple[str, int]]) -> bytes:
+    """A ``.jsonl`` query file of ``(query, count)``: ``{"query", "count"}`` lines, as a user's file is read."""
+    lines = (json.dumps({"query": q, "count": n}, ensure_ascii=False, separators=(",", ":")) for q, n in queries)
+    return "".join(f"{line}\n" for line in lines).encode("utf-8")
 
 
 def compact(objects: Iterable[tuple[str, bytes]]) -> Compaction:
