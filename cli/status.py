@@ -81,7 +81,7 @@ PHASES: tuple[Phase, ...] = (
         "Deployment",
         ("StartDeployment", "WaitForDeployment", "CheckDeployment", "IsDeploymentActive", "RecordOutputs"),
     ),
-    Phase("evaluate", "Evaluation", (_EVALUATE_MAP,)),
+    Phase("evaluate", "Evaluation", (_EVALUATE_MAP, "ShadowReplay", "ShadowFailed")),
     Phase(
         "judge",
         "LLM judge",
@@ -317,11 +317,25 @@ def _deploy_detail(seen: _Seen) -> str | None:
     return "deployment requested" if "StartDeployment" in seen.history.exits else None
 
 
+def _shadow_text(seen: _Seen) -> str | None:
+    """What ShadowReplay did: replayed, skipped or failed (ShadowFailed's output)."""
+    shadow = _get(seen.history.output("ShadowFailed") or seen.history.output("ShadowReplay"), "shadow")
+    if not isinstance(shadow, dict):
+        return None
+    if "error" in shadow:
+        return "shadow replay failed"
+    if shadow.get("status") == "ok":
+        return f"{shadow.get('replayed')} production queries replayed against the model in service"
+    return "shadow replay skipped (no production queries)"
+
+
 def _evaluate_detail(seen: _Seen) -> str | None:
     history = seen.history
     if _EVALUATE_MAP not in history.map_length:
         return None
-    return f"{history.map_done.get(_EVALUATE_MAP, 0)}/{history.map_length[_EVALUATE_MAP]} candidates evaluated"
+    text = f"{history.map_done.get(_EVALUATE_MAP, 0)}/{history.map_length[_EVALUATE_MAP]} candidates evaluated"
+    shadow = _shadow_text(seen)
+    return f"{text}; {shadow}" if shadow else text
 
 
 def _repeat_text(job: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from search_router.contract.environment import nullable
+from search_router.contract.layout import RESERVED_CANDIDATE_NAMES
 from search_router.contract.names import DISTILLED
 from search_router.contract.run import RunSettings
 from search_router.pipeline.gate import NON_INFERIORITY_METRICS
@@ -255,6 +256,7 @@ class GateThresholds:
     max_overall_mae: float
     min_judge_score: float
     require_judge: bool
+    min_production_rubric: float | None = None  # None: off
 
 
 @dataclass(frozen=True)
@@ -465,6 +467,13 @@ def _candidates(key: str, value: Any) -> tuple[Candidate, ...]:
         kind = _as_choice(f"{where}.prompt_kind", item["prompt_kind"], PROMPT_NAMES)
         candidates.append(Candidate(_as_name(f"{where}.name", item["name"]), model, kind))
     names = [c.name for c in candidates]
+    reserved = sorted(set(names) & set(RESERVED_CANDIDATE_NAMES))
+    if reserved:
+        raise ConfigError(
+            key,
+            f"candidate name(s) {', '.join(reserved)} are taken by the run's evaluation folders "
+            f"({', '.join(RESERVED_CANDIDATE_NAMES)}); choose another",
+        )
     if len(set(names)) != len(names):
         raise ConfigError(key, f"candidate names must be unique, got {names}")
     _check_distilled(key, [c for c in candidates if c.model == DISTILLED_CANDIDATE_MODEL])
@@ -592,6 +601,16 @@ def _optional_int(key: str, value: Any, lo: int, hi: int) -> int | None:
         raise ConfigError(key, f"must be null (unreserved) or an integer in {lo}..{hi}, got {value!r}") from None
 
 
+def _optional_score(key: str, value: Any) -> float | None:
+    """``null`` (off; or ``"null"`` / ``"none"`` / ``""`` from ``-c key=...``) or a 1-5 score."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none")):
+        return None
+    try:
+        return _as_float(key, value, 1.0, 5.0)
+    except ConfigError:
+        raise ConfigError(key, f"must be null (off) or a score in 1..5, got {value!r}") from None
+
+
 _RATE = re.compile(r"^rate\((?P<value>[1-9][0-9]*) (?P<unit>minutes?|hours?|days?)\)$")
 _CRON = re.compile(r"^cron\((?P<fields>[^()]+)\)$")
 
@@ -708,6 +727,7 @@ FIELDS: dict[str, _Parser] = {
     "gate_max_overall_mae": lambda k, v: _as_float(k, v, 0.0, 1.0),
     "gate_min_judge_score": lambda k, v: _as_float(k, v, 1.0, 5.0),
     "gate_require_judge": _as_bool,
+    "gate_min_production_rubric": _optional_score,
     "eval_candidates": _candidates,
     "eval_baseline_candidate": _as_name,
     "eval_threads": lambda k, v: _as_int(k, v, 1, 32),
@@ -859,6 +879,7 @@ def parse_config(context: Mapping[str, Any]) -> AppConfig:
             max_overall_mae=values["gate_max_overall_mae"],
             min_judge_score=values["gate_min_judge_score"],
             require_judge=values["gate_require_judge"],
+            min_production_rubric=values["gate_min_production_rubric"],
         ),
         prices=values["prices"],
         api_auth=values["api_auth"],

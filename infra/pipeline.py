@@ -30,6 +30,7 @@ from infra.config import DISTILLED_CANDIDATE_MODEL, AppConfig, pipeline_defaults
 from infra.lambda_factory import FunctionSpec, LambdaFactory
 from infra.nag import acknowledge_resources, acknowledge_wildcards
 from infra.notifications import Notifications
+from infra.routing_api import grant_models_in_service
 from infra.state_machines import ended_badly_alarm, task_state_machine
 from search_router.contract.environment import PipelineEnvironment
 from search_router.contract.layout import DRIFT_LATEST, INPUTS, RunLayout
@@ -138,6 +139,13 @@ STEPS = (
         900,
         512,
     ),
+    Step(
+        "ShadowReplayFunctionArn",
+        "search_router.handlers.shadow.handler",
+        "Replays production queries against the model in service",
+        900,
+        512,
+    ),
     Step("StartJudgeFunctionArn", "search_router.handlers.judge.start", "Starts the LLM-as-judge jobs", 60, 256),
     Step("CheckJudgeFunctionArn", "search_router.handlers.judge.check", "Polls the LLM-as-judge jobs", 120, 256),
     Step(
@@ -235,6 +243,8 @@ class Pipeline(Construct):
         self._objects(fn["RecordOutputsFunctionArn"], ["s3:PutObject"], [every.pattern(every.outputs)], run_reason)
         self._objects(fn["EvaluateCandidateFunctionArn"], ["s3:GetObject"], [dataset], run_reason)
         self._objects(fn["EvaluateCandidateFunctionArn"], ["s3:PutObject"], [evaluation], run_reason)
+        self._objects(fn["ShadowReplayFunctionArn"], ["s3:GetObject"], [every.heldout], run_reason)
+        self._objects(fn["ShadowReplayFunctionArn"], ["s3:PutObject"], [every.pattern(every.shadow_prefix)], run_reason)
         self._objects(fn["CheckJudgeFunctionArn"], ["s3:GetObject"], [judge_output], run_reason)
         self._list(fn["CheckJudgeFunctionArn"], [judge_output])
         self._objects(fn["ReportFunctionArn"], ["s3:GetObject"], [evaluation, dataset, micro_router], run_reason)
@@ -402,6 +412,12 @@ class Pipeline(Construct):
             [deployment_arn],
             "The run's own deployment (id created at run time), only when it carries this stack's tag.",
             conditions=ours,
+        )
+        # The shadow replay asks the model in service (the promotion parameter's) what the router would: the
+        # router's own grant, with Converse's action, and a read of the parameter.
+        grant_models_in_service(fn["ShadowReplayFunctionArn"], config, ["bedrock:InvokeModel"])
+        fn["ShadowReplayFunctionArn"].add_to_role_policy(
+            iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[model_parameter.parameter_arn])
         )
         evaluation_job_arn = f"{bedrock_arn}:evaluation-job/*"
         # CreateEvaluationJob is authorized on the models the job uses (Service Authorization Reference:
@@ -593,6 +609,7 @@ def pipeline_environment(
             "max_overall_mae": config.gate.max_overall_mae,
             "min_judge_score": config.gate.min_judge_score,
             "require_judge": config.gate.require_judge,
+            "min_production_rubric": config.gate.min_production_rubric,
         },
         model_parameter=model_parameter,
         delete_rejected_deployments=config.delete_rejected_deployments,

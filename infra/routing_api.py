@@ -272,34 +272,9 @@ class RoutingApi(Construct):
     def _grant_model_access(self, function: lambda_.Function) -> None:
         role = function.role
         assert role is not None
-        model_resources = sorted(
-            {arn for model in self._config.router.models for arn in invoke_resource_arns(model.model_id)}
-        )
-        deployments = f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:custom-model-deployment/*"
         # Every model call of the router is ConverseStream (the API reference: it needs
         # bedrock:InvokeModelWithResponseStream); the router never calls Converse, so no bedrock:InvokeModel.
-        invoke = ["bedrock:InvokeModelWithResponseStream"]
-        function.add_to_role_policy(iam.PolicyStatement(actions=invoke, resources=model_resources))
-        # A promoted deployment: only one this stack's pipeline created (IAM checks its stack tag), so a parameter
-        # pointed at someone else's deployment cannot make the router call (and pay for) it.
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=invoke, resources=[deployments], conditions=tagged_by(Stack.of(self).stack_name)
-            )
-        )
-        acknowledge_resources(
-            role,
-            model_resources,
-            "A cross-Region inference profile (us.*) routes to its foundation model in several Regions: the "
-            "foundation-model ARN needs a Region wildcard; the model id itself is fixed.",
-        )
-        acknowledge_resources(
-            role,
-            [deployments],
-            "Custom model deployment ids are created at run time by the pipeline and promoted through SSM; only "
-            "invoke actions on deployments in this account and Region that carry aws:ResourceTag/stack = this "
-            "stack's name (IAM enforces it).",
-        )
+        grant_models_in_service(function, self._config, ["bedrock:InvokeModelWithResponseStream"])
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[self.model_parameter.parameter_arn])
         )
@@ -474,6 +449,37 @@ class RoutingApi(Construct):
     def _output(self, name: str, value: str, description: str) -> None:
         output = CfnOutput(self, name, value=value, description=description)
         output.override_logical_id(name)
+
+
+def grant_models_in_service(function: lambda_.Function, config: AppConfig, actions: list[str]) -> None:
+    """``actions`` (an invoke action) on what the router can have in service: its configured models (default and
+    fallbacks) and a promoted deployment of this stack. The router's grant, and the shadow replay's (which asks
+    the model in service what the router would)."""
+    role = function.role
+    assert role is not None
+    model_resources = sorted({arn for model in config.router.models for arn in invoke_resource_arns(model.model_id)})
+    deployments = f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}:{Aws.ACCOUNT_ID}:custom-model-deployment/*"
+    function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=model_resources))
+    # A promoted deployment: only one this stack's pipeline created (IAM checks its stack tag), so a parameter
+    # pointed at someone else's deployment cannot make the router call (and pay for) it.
+    function.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=actions, resources=[deployments], conditions=tagged_by(Stack.of(function).stack_name)
+        )
+    )
+    acknowledge_resources(
+        role,
+        model_resources,
+        "A cross-Region inference profile (us.*) routes to its foundation model in several Regions: the "
+        "foundation-model ARN needs a Region wildcard; the model id itself is fixed.",
+    )
+    acknowledge_resources(
+        role,
+        [deployments],
+        "Custom model deployment ids are created at run time by the pipeline and promoted through SSM; only "
+        "invoke actions on deployments in this account and Region that carry aws:ResourceTag/stack = this "
+        "stack's name (IAM enforces it).",
+    )
 
 
 def _access_log_format() -> apigw.AccessLogFormat:

@@ -57,6 +57,8 @@ MILESTONES: Final[Mapping[str, int]] = {
     "IsDeploymentActive": 68,
     "RecordOutputs": 72,
     "EvaluateCandidates": 74,
+    "ShadowReplay": 89,
+    "ShadowFailed": 90,
     "IsJudgeEnabled": 90,
     "StartJudge": 90,
     "WaitForJudge": 92,
@@ -69,7 +71,7 @@ MILESTONES: Final[Mapping[str, int]] = {
     "Reject": 97,
     "NotifySuccess": 99,
 }
-SPANS: Final[Mapping[str, int]] = {"LabelShards": 50, "EvaluateCandidates": 16}
+SPANS: Final[Mapping[str, int]] = {"LabelShards": 50, "EvaluateCandidates": 15}
 
 DONE: Final[Mapping[str, str]] = {
     "Preflight": "input validated, models found in the (simulated) Bedrock catalog",
@@ -86,6 +88,7 @@ DONE: Final[Mapping[str, str]] = {
     "CheckDeployment": "deployment polled",
     "RecordOutputs": "run outputs recorded",
     "EvaluateCandidates": "every candidate answered the held-out queries",
+    "ShadowReplay": "production held-out queries replayed against the model in service (skipped without any)",
     "StartJudge": "LLM-judge jobs started (simulated: the deterministic rubric)",
     "CheckJudge": "judge jobs polled",
     "Report": "report, charts and quality-gate decision written",

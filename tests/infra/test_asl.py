@@ -104,3 +104,27 @@ def test_the_default_evaluation_concurrency_is_the_most_candidates_a_stack_may_h
     assert len(parse_config({**context, "eval_candidates": six}).eval_candidates) == default
     with pytest.raises(ConfigError, match=r"list of 1\.\.6 "):
         parse_config({**context, "eval_candidates": [*six, extra[3]]})
+
+
+def test_the_shadow_replay_runs_between_the_evaluation_and_the_judge_and_its_failure_is_caught(
+    synth: Synthesized,
+) -> None:
+    states = deployed_definition(synth)["States"]
+    # After every candidate is evaluated and before the judge (so the report and the gate see its results) ...
+    assert states["EvaluateCandidates"]["Next"] == "ShadowReplay"
+    replay = states["ShadowReplay"]
+    assert replay["Type"] == "Task" and replay["Next"] == "IsJudgeEnabled"
+    assert replay["Parameters"] == {"run.$": "$.run", "dataset.$": "$.dataset"}
+    assert replay["ResultPath"] == "$.shadow"
+    assert ":function:" in replay["Resource"]  # the function's ARN, substituted
+    # ... a failure after its retries is recorded in $.shadow, and the run goes on to the judge and the report
+    assert replay["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.shadow_error", "Next": "ShadowFailed"}]
+    failed = states["ShadowFailed"]
+    assert failed == {
+        "Type": "Pass",
+        "Comment": failed["Comment"],
+        "Parameters": {"error.$": "$.shadow_error"},
+        "ResultPath": "$.shadow",
+        "Next": "IsJudgeEnabled",
+    }
+    assert states["Report"]["Parameters"]["shadow.$"] == "$.shadow"

@@ -66,6 +66,7 @@ EXPECTED_RETRY = {
             "CheckDeployment",
             "RecordOutputs",
             "EvaluateCandidates/ItemProcessor/EvaluateCandidate",
+            "ShadowReplay",
             "StartJudge",
             "CheckJudge",
             "Report",

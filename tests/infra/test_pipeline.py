@@ -51,9 +51,13 @@ def test_a_failed_task_stays_the_failed_step_so_a_redrive_continues_from_it() ->
             assert {"Lambda.Unknown", "Sandbox.Timedout"} <= retried, name
     # No catch-all and no Fail state: the task that failed is the execution's failed step. The only Catches are
     # the judge's, which degrades into the report (the gate then fails on the missing judge), and the optional
-    # micro-router's, for its one deterministic refusal only (the run goes on without a cascade).
+    # micro-router's, for its one deterministic refusal only (the run goes on without a cascade), and the shadow
+    # replay's (optional evidence: the report says it failed and why; a gate requiring it then fails).
     catching = {name for name, state in states.items() if state.get("Catch")}
-    assert catching == {"StartJudge", "CheckJudge", "TrainMicroRouter"}
+    assert catching == {"StartJudge", "CheckJudge", "TrainMicroRouter", "ShadowReplay"}
+    (shadow,) = states["ShadowReplay"]["Catch"]
+    assert shadow == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.shadow_error", "Next": "ShadowFailed"}
+    assert states["ShadowFailed"]["Type"] == "Pass" and states["ShadowFailed"]["ResultPath"] == "$.shadow"
     assert {c["Next"] for name in ("StartJudge", "CheckJudge") for c in states[name]["Catch"]} == {"Report"}
     (micro,) = states["TrainMicroRouter"]["Catch"]
     assert micro["ErrorEquals"] == ["MicroRouterNotTrainable"] and micro["Next"] == "MicroRouterFailed"
@@ -172,3 +176,32 @@ def test_preflight_and_the_doctor_check_the_same_models(synth: Synthesized, monk
     settings = settings_from_input(pipeline_defaults(config), {})
     assert preflight_plan(settings) == doctor_plan(config, settings)
     assert preflight_plan(settings).teacher == "auto"
+
+
+def test_the_shadow_replay_may_invoke_only_what_can_be_in_service_and_read_the_promotion(synth: Synthesized) -> None:
+    statements = _policy_statements(synth, "search_router.handlers.shadow.handler")
+    invoke = [s for s in statements if "bedrock:InvokeModel" in _actions([s])]
+    # Converse (bedrock:InvokeModel) on the router's models and on this stack's deployments: what the router's own
+    # grant names (with ConverseStream's action), so a model in service is never one the replay may not call
+    router = next(
+        v["Properties"]["Handler"]
+        for v in synth.resources("AWS::Lambda::Function").values()
+        if v["Properties"].get("Handler", "").endswith("router_api.lambda_handler")
+    )
+    routers = [s for s in _policy_statements(synth, router) if "bedrock:InvokeModelWithResponseStream" in _actions([s])]
+    assert sorted(json.dumps([s["Resource"], s.get("Condition")]) for s in invoke) == sorted(
+        json.dumps([s["Resource"], s.get("Condition")]) for s in routers
+    )
+    (deployments,) = [s for s in invoke if "custom-model-deployment" in json.dumps(s["Resource"])]
+    assert list(deployments["Condition"]["StringEquals"]) == ["aws:ResourceTag/stack"]
+    granted = json.dumps([s["Resource"] for s in invoke])
+    assert "claude-sonnet" not in granted and "nova-pro" not in granted  # the judge and the teachers never serve
+    (read,) = [s for s in statements if "ssm:GetParameter" in _actions([s])]
+    parameter = next(k for k in synth.resources("AWS::SSM::Parameter"))
+    assert _actions([read]) == {"ssm:GetParameter"} and {"Ref": parameter} in read["Resource"]["Fn::Join"][1]
+    assert _actions(statements) - {"bedrock:InvokeModel", "ssm:GetParameter"} <= {
+        "s3:GetObject", "s3:PutObject", "logs:CreateLogStream", "logs:PutLogEvents",
+        "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+    }  # fmt: skip
+    objects = json.dumps([s["Resource"] for s in statements if _actions([s]) & {"s3:GetObject", "s3:PutObject"}])
+    assert "runs/*/dataset/heldout.jsonl" in objects and "runs/*/evaluation/shadow/*" in objects

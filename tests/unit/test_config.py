@@ -84,6 +84,17 @@ def test_cli_strings_are_coerced_like_json_values() -> None:
         ("prices", {"x": {"input": 1}}, "prices.x"),
         ("api_gateway_cloudwatch_role", "manual", "must be one of create, existing"),
         ("gate_require_judge", "sometimes", "must be true or false"),
+        ("gate_min_production_rubric", 6, "must be null (off) or a score in 1..5"),
+        ("gate_min_production_rubric", "high", "must be null (off) or a score in 1..5"),
+        ("run_defaults.shadow_max_queries", 0, "Input should be greater than or equal to 1"),
+        (
+            "eval_candidates",
+            [
+                {"name": "distilled", "model": "distilled", "prompt_kind": "student"},
+                {"name": "shadow", "model": "us.amazon.nova-micro-v1:0", "prompt_kind": "student"},
+            ],
+            "candidate name(s) shadow are taken by the run's evaluation folders",
+        ),
         ("teacher_preference", [], "must be a non-empty list"),
         ("teacher_preference", ["us.amazon.nova-pro-v1:0", "us.amazon.nova-pro-v1:0"], "lists a model twice"),
         ("distillation_pairs", {"amazon.nova-pro-v1:0": []}, "must be a non-empty list of student model ids"),
@@ -308,3 +319,16 @@ def test_a_non_inferiority_margin_beyond_its_metric_s_range_is_refused_at_synth(
     with pytest.raises(ConfigError, match=r"gate_noninferiority_margin.*within 0\.\.1 for mae_overall"):
         parse_config(_context(gate_noninferiority_metric="mae_overall", gate_noninferiority_margin=2))
     assert context["gate_noninferiority_margin"] == 0.2
+
+
+def test_the_production_rubric_gate_is_off_by_default_and_reaches_the_pipeline_as_set() -> None:
+    from infra.pipeline import pipeline_environment
+
+    assert parse_config(_context()).gate.min_production_rubric is None
+    for value, expected in (("null", None), ("3.5", 3.5), (4, 4.0)):
+        config = parse_config(_context(gate_min_production_rubric=value))
+        assert config.gate.min_production_rubric == expected
+        environment = pipeline_environment(
+            config, data_bucket="b", stack_name="s", bedrock_role_arn="r", topic_arn="t", model_parameter="p"
+        )
+        assert environment.gate["min_production_rubric"] == expected

@@ -11,6 +11,7 @@ import copy
 import io
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -54,11 +55,16 @@ def scripted_routers(distilled: dict[str, float] = DISTILLED_ANSWER):
 
 
 def judge_writes_scores(
-    scores: dict[str, float], *, calibration: float = 1.0, repeats: dict[int, dict[str, float]] | None = None
+    scores: dict[str, float],
+    *,
+    calibration: float = 1.0,
+    repeats: dict[int, dict[str, float]] | None = None,
+    by_prompt: Callable[[str, str], float | None] | None = None,
 ):
     """On completion, write Bedrock-style ``*_output.jsonl`` results for each judged record (``calibration``: the
     result of the calibration record, whose answer is not JSON: the lowest rating, raw 1.0 or normalized 0.0;
-    ``repeats``: the scores of a judge repeat N ≥ 2, told by the job's output prefix, instead of ``scores``)."""
+    ``repeats``: the scores of a judge repeat N ≥ 2, told by the job's output prefix, instead of ``scores``;
+    ``by_prompt``: (candidate, judged prompt) → the record's score, where it gives one, instead of ``scores``)."""
 
     def on_complete(job: EvaluationJobRequest) -> None:
         candidate = job.params["inferenceConfig"]["models"][0]["precomputedInferenceSource"][
@@ -77,7 +83,12 @@ def judge_writes_scores(
         for record in records:
             item = json.loads(record)
             # The calibration record's answer is not JSON: a judge following the rubric rates it 1.
-            score = calibration if item.get("category") == CALIBRATION_CATEGORY else chosen[candidate]
+            own = by_prompt(candidate, item["prompt"]) if by_prompt is not None else None
+            score = (
+                calibration
+                if item.get("category") == CALIBRATION_CATEGORY
+                else (own if own is not None else chosen[candidate])
+            )
             lines.append(
                 json.dumps(
                     {

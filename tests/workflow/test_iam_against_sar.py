@@ -100,6 +100,13 @@ def _exercise(harness: PipelineHarness, bedrock: BedrockFake, monkeypatch: pytes
     )
     bedrock.model_polls_to_active = 2
     assert harness.run({}).status == "SUCCEEDED"
+    # A run given production queries: ShadowReplay reads the promotion parameter and asks the model in service,
+    # now the deployment the run above promoted (IAM checks its stack tag), what the router would.
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=harness.bucket, Key="inputs/production.txt", Body=b"drone shot of a lighthouse\njazz piano solo\n"
+    )
+    production = {"production_heldout_s3_uri": f"s3://{harness.bucket}/inputs/production.txt", "judge": False}
+    assert harness.run(production).status == "SUCCEEDED"
     # Batch labeling (labeling_mode: batch): the fake writes the job's output as the service would, as nobody's call.
     monkeypatch.setattr(bedrock, "_finish_batch", CallRecorder.unattributed(bedrock._finish_batch))
     assert harness.run({"labeling_mode": "batch", "judge": False}).status == "SUCCEEDED"
@@ -447,7 +454,7 @@ def test_destructive_and_create_grants_are_limited_to_this_stacks_tag_by_iam(rec
             ):
                 assert statement.conditions == {"StringEquals": {"aws:ResourceTag/stack": stack_name}}, role
                 invokers.add(role)
-    assert len(invokers) == 2  # the router and the evaluation
+    assert len(invokers) == 3  # the router, the evaluation and the shadow replay (the model in service)
     assert {c.operation for c in recording.calls} >= {"DeleteCustomModel", "StopModelCustomizationJob"}
 
 
@@ -478,6 +485,16 @@ def test_a_condition_key_the_action_does_not_support_is_caught(recording: Record
         "not allowed: bedrock:CreateModelCustomizationJob" in f
         for f in call_findings(broken, resolver, recording.calls)
     )
+
+
+def test_the_shadow_replay_asked_the_promoted_deployment_under_the_checked_grants(recording: Recording) -> None:
+    # The production run's ShadowReplay read the promotion parameter and called the deployment it names: calls
+    # the SAR check above allows (InvokeModel on custom-model-deployment, with its stack tag).
+    shadow = "search_router.handlers.shadow.handler"
+    mine = [c for c in recording.calls if recording.functions.get(c.function) == shadow]
+    assert {(c.service, c.operation) for c in mine} >= {("ssm", "GetParameter"), ("bedrock-runtime", "Converse")}
+    invoked = {c.params["modelId"] for c in mine if c.operation == "Converse"}
+    assert invoked and all(":custom-model-deployment/" in model for model in invoked)
 
 
 def test_the_promoted_micro_router_is_copied_and_read_under_the_checked_grants(recording: Recording) -> None:

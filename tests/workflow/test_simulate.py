@@ -149,6 +149,11 @@ def test_simulate_captured_runs_the_scheduled_retraining_on_a_local_file(tmp_pat
     # with 10 production queries held out (split production), the other 40 captured ones trained or evaluated
     report = json.loads((out_dir / "report.json").read_text())
     assert all(c["metrics_by_split"]["production"]["n"] == 10 for c in report["candidates"])
+    # and ShadowReplay asked the model in service (the router's default: nothing promoted yet) those 10 queries
+    production = report["production"]
+    assert production["shadow"]["status"] == "ok" and production["shadow"]["replayed"] == 10
+    assert production["service_figures"]["n"] == 10 and production["candidate_figures"]["n"] == 10
+    assert "## Production traffic" in (out_dir / "report.md").read_text()
     manifest = json.loads((out_dir / "dataset_manifest.json").read_text())
     assert manifest["per_source"]["production"] == {"train": 0, "heldout": 10}
     assert sum(manifest["per_source"]["user"].values()) == 40

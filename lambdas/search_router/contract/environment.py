@@ -167,7 +167,7 @@ class PipelineEnvironment(CommonEnvironment):
     baseline_candidate: str
     eval_threads: int
     prices: dict[str, dict[str, float]]
-    gate: dict[str, float | bool | str]
+    gate: dict[str, float | bool | str | None]
     model_parameter: str
     delete_rejected_deployments: bool
     teacher_backoff_base_s: float = 0.5

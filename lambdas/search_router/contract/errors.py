@@ -38,3 +38,9 @@ class DeploymentFailed(PipelineError):
 
 class TransientError(Exception):
     """A temporary failure (e.g. Bedrock throttling on a control-plane call); the state machine retries."""
+
+
+class ShadowReplayFailed(PipelineError):
+    """The production queries could not be replayed against the model in service (its promotion document is
+    missing or routes to other channels, or it answered none of them); the state machine catches it and the
+    report says why."""

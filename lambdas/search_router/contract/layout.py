@@ -16,6 +16,8 @@
     runs/<run>/evaluation/judge-input/<candidate>.jsonl  a judge job's prompts (EvaluateCandidate; read by Bedrock)
     runs/<run>/evaluation/judge-output/<candidate>/      a judge job's results (Bedrock; read by CheckJudge)
     runs/<run>/evaluation/judge-output/<candidate>--repeat-N/   the results of its repeat N ≥ 2 (judge_repeats)
+    runs/<run>/evaluation/shadow/{results.jsonl,summary.json}   the model in service's answers to the run's
+                                                         production held-out queries, and their summary (ShadowReplay)
     runs/<run>/report/                                   report.json, report.md, report.html and the charts (Report)
     runs/<run>/micro-router/{model.bin,heldout-predictions.jsonl}   the micro-router and its held-out answers
     runs/<run>/compensation/attempt-<redrive>.json       the claim of a failure's compensation
@@ -169,6 +171,10 @@ CANDIDATE_METRICS: Final = "metrics.json"
 """The file name of a candidate's metrics under its evaluation prefix (the simulation counts them)."""
 JUDGE_REPEAT_SEPARATOR: Final = "--repeat-"
 """Between a candidate's name and a judge repeat's number in its output prefix (a candidate name has no ``--``)."""
+SHADOW: Final = "shadow"
+"""The folder of the shadow replay under a run's evaluation prefix (beside the candidates' folders)."""
+RESERVED_CANDIDATE_NAMES: Final = (SHADOW, "judge-input", "judge-output")
+"""Folders of a run's evaluation prefix that are not a candidate's: no candidate may be named like them."""
 STATS_SUFFIX: Final = ".stats.json"
 """How a finished shard's stats object ends (``cli status`` counts them)."""
 
@@ -301,6 +307,22 @@ class RunLayout:
             raise ValueError(f"a judge repeat is numbered from 1, got {repeat}")
         name = candidate if repeat == 1 else f"{candidate}{JUDGE_REPEAT_SEPARATOR}{repeat}"
         return f"{self.judge_output_prefix}{name}/"
+
+    @property
+    def shadow_prefix(self) -> str:
+        """What ShadowReplay writes: the model in service's answers to the production held-out queries. A sibling
+        of the candidates' folders: no candidate may be named :data:`SHADOW` (``infra/config.py``)."""
+        return f"{self.evaluation_prefix}{SHADOW}/"
+
+    @property
+    def shadow_results(self) -> str:
+        """One line per replayed production query: the model in service's answer, as a candidate's results."""
+        return f"{self.shadow_prefix}results.jsonl"
+
+    @property
+    def shadow_summary(self) -> str:
+        """What was replayed against which model, and its metrics against the teacher's labels."""
+        return f"{self.shadow_prefix}summary.json"
 
     @property
     def report_prefix(self) -> str:

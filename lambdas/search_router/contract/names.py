@@ -107,6 +107,8 @@ class PipelineState(StrEnum):
     RECORD_OUTPUTS = "RecordOutputs"
     EVALUATE_CANDIDATES = "EvaluateCandidates"
     EVALUATE_CANDIDATE = "EvaluateCandidate"  # inside EvaluateCandidates
+    SHADOW_REPLAY = "ShadowReplay"
+    SHADOW_FAILED = "ShadowFailed"
     IS_JUDGE_ENABLED = "IsJudgeEnabled"
     START_JUDGE = "StartJudge"
     WAIT_FOR_JUDGE = "WaitForJudge"

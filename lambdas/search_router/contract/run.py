@@ -26,6 +26,7 @@ from search_router.pipeline.report import teacher_text
 from search_router.shared.model_ids import AUTO_TEACHER, MODEL_ID_PATTERN
 
 MAX_JUDGE_REPEATS = 3
+MAX_SHADOW_QUERIES = 1_000
 _S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
 _SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
 
@@ -121,6 +122,14 @@ class RunSettings(BaseModel):
         le=100,
         description="labeling shards that may still fail after their retries (percent of all shards) before the "
         "run fails; their queries are counted as unlabeled (shard_failed)",
+    )
+
+    shadow_max_queries: int = Field(
+        default=200,
+        ge=1,
+        le=MAX_SHADOW_QUERIES,
+        description="at most this many of the run's production held-out queries are replayed against the model in "
+        "service (ShadowReplay; a sample seeded by 'seed' when there are more)",
     )
 
     reasoning_share: float = Field(

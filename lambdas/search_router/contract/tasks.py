@@ -19,6 +19,7 @@ from the state is written back as it was.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
@@ -328,6 +329,50 @@ class Evaluation(Payload):
     mae_overall: float | None
 
 
+class ShadowReplayInput(Payload):
+    run: RunState
+    dataset: Dataset
+
+
+class ShadowReplay(Payload):
+    """ShadowReplay's output (``$.shadow``): the model in service (the promotion parameter's ``model_id`` and
+    ``prompt_kind``; before the first promotion the router's default model) answered ``replayed`` of the run's
+    ``production_queries`` held-out queries (split ``production``; at most ``shadow_max_queries``). ``skipped``
+    with the ``reason`` when there was nothing to replay (no Bedrock call)."""
+
+    status: Literal["ok", "skipped"]
+    production_queries: int = Field(ge=0)
+    replayed: int = Field(ge=0)
+    reason: str | None = None
+    model_id: str | None = None
+    prompt_kind: str | None = None
+    promoted_run_id: str | None = None
+    results_uri: str | None = None
+    summary_uri: str | None = None
+    valid_json_rate: float | None = None
+    mae_overall: float | None = None
+
+
+class ShadowFailure(Payload):
+    """``$.shadow`` when ShadowReplay failed after its retries (the Catch's error ``{"Error", "Cause"}``): the run
+    goes on without the replay and the report says why."""
+
+    error: dict[str, Any]
+
+    @property
+    def reason(self) -> str:
+        """``<error type>: <message>`` of a Lambda failure (whose ``Cause`` is its JSON error document), else the
+        ``Cause`` or ``Error`` as given."""
+        cause = self.error.get("Cause")
+        try:
+            document = json.loads(cause) if isinstance(cause, str) else None
+        except ValueError:
+            document = None
+        if isinstance(document, dict) and document.get("errorMessage"):
+            return f"{document.get('errorType') or self.error.get('Error')}: {document['errorMessage']}"
+        return str(cause or self.error.get("Error") or "no reason given")
+
+
 class StartJudgeInput(Payload):
     run: RunState
     evaluations: list[Evaluation]
@@ -384,6 +429,7 @@ class ReportInput(Payload):
     dataset: Dataset
     judge: JudgeState | None = None
     micro_router: MicroRouterTraining | MicroRouterFailure | None = None
+    shadow: ShadowReplay | ShadowFailure | None = None
 
 
 class CascadeOutcome(Payload):
@@ -488,6 +534,8 @@ class PipelineState(Payload):
     deployment_status: DeploymentStatus | None = None
     outputs: RecordedOutputs | None = None
     evaluations: list[Evaluation] | None = None
+    shadow: ShadowReplay | ShadowFailure | None = None
+    shadow_error: dict[str, Any] | None = None
     judge: JudgeState | None = None
     report: ReportOutput | None = None
     decision: Promoted | Rejected | None = None
@@ -508,6 +556,7 @@ TASK_INPUTS: dict[str, type[Payload]] = {
     "CheckDeployment": CheckDeploymentInput,
     "RecordOutputs": RecordOutputsInput,
     "EvaluateCandidate": EvaluateCandidateInput,
+    "ShadowReplay": ShadowReplayInput,
     "StartJudge": StartJudgeInput,
     "CheckJudge": CheckJudgeInput,
     "Report": ReportInput,
@@ -532,6 +581,7 @@ TASK_OUTPUTS: dict[str, Any] = {
     "CheckDeployment": DeploymentStatus,
     "RecordOutputs": RecordedOutputs,
     "EvaluateCandidate": Evaluation,
+    "ShadowReplay": ShadowReplay,
     "StartJudge": JudgeState,
     "CheckJudge": JudgeState,
     "Report": ReportOutput,

@@ -31,7 +31,7 @@ from search_router.router.model_source import ParameterNotFound
 from search_router.shared.channels import ChannelSet, load_channels
 
 
-def _promotion(name: str) -> PromotionDocument | None:
+def promotion_document(name: str) -> PromotionDocument | None:
     """The promotion document; None before the first promotion (no parameter, or not a document of ours)."""
     try:
         value = parameter_reader(lambda: CLIENTS.get("ssm"), name)()
@@ -71,7 +71,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     routes = read_routes(
         ((key, s3io.get_bytes(bucket, key)) for key in keys), channels.names, max_routes=environment.max_records
     )
-    promotion = _promotion(environment.model_parameter)
+    promotion = promotion_document(environment.model_parameter)
     run_id = promotion.run_id if promotion else None
     summary = drift_summary(
         routes.routes,

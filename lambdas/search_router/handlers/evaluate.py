@@ -105,6 +105,36 @@ def answer_one(
     raise AssertionError("unreachable")
 
 
+def answer_all(
+    items: list[dict[str, Any]],
+    *,
+    model_id: str,
+    system: str,
+    channels: ChannelSet,
+    threads: int,
+    context: LambdaContext,
+) -> list[QueryResult]:
+    """Every item asked of ``model_id`` (:func:`answer_one`), ``threads`` at a time, in ``items`` order; retries
+    stop in time to leave the Lambda :data:`SAFETY_MARGIN_S` to write the results."""
+    client = CLIENTS.get("bedrock-runtime", config=EVAL_CLIENT_CONFIG)
+    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000.0 - SAFETY_MARGIN_S
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(items)))) as pool:
+        return list(
+            pool.map(
+                lambda item: answer_one(
+                    client, model_id=model_id, system=system, item=item, channels=channels, deadline=deadline
+                ),
+                items,
+            )
+        )
+
+
+def read_heldout(uri: str) -> list[dict[str, Any]]:
+    """The held-out records of ``uri`` (PrepareDataset's ``heldout.jsonl``)."""
+    bucket, key = s3io.parse_s3_uri(uri)
+    return [json.loads(line) for line in s3io.get_text(bucket, key).splitlines() if line.strip()]
+
+
 def _reference(weights: dict[str, float], channels: ChannelSet) -> str:
     return format_answer(RoutingDecision.from_weights(weights, channels), channels)
 
@@ -142,21 +172,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     prices = environment.prices
     model_id = model_for(candidate, task.deployment)
     system = named_prompt(candidate.prompt_kind, channels)
-    heldout_bucket, heldout_key = s3io.parse_s3_uri(task.dataset.heldout_uri)
-    items = [json.loads(line) for line in s3io.get_text(heldout_bucket, heldout_key).splitlines() if line.strip()]
-
-    client = CLIENTS.get("bedrock-runtime", config=EVAL_CLIENT_CONFIG)
-    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000.0 - SAFETY_MARGIN_S
-    threads = max(1, min(environment.eval_threads, len(items)))
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        results = list(
-            pool.map(
-                lambda item: answer_one(
-                    client, model_id=model_id, system=system, item=item, channels=channels, deadline=deadline
-                ),
-                items,
-            )
-        )
+    items = read_heldout(task.dataset.heldout_uri)
+    results = answer_all(
+        items, model_id=model_id, system=system, channels=channels, threads=environment.eval_threads, context=context
+    )
     price = price_for(candidate, prices)
     summary = compute_metrics(results, channels, price=price)
 

@@ -38,6 +38,7 @@ from search_router.contract.run import (
 from search_router.contract.tasks import PreflightFindings, PreflightInput, PreflightOutput
 from search_router.handlers.observability import logger, metrics, task_handler
 from search_router.pipeline.fusion import parse_score_samples
+from search_router.pipeline.gate import GateThresholds
 from search_router.pipeline.model_checks import teacher_not_allowed
 from search_router.shared.channels import ChannelSet, load_channels
 
@@ -116,6 +117,19 @@ def check_score_samples(uri: str, bucket: str, channels: ChannelSet) -> dict[str
     return {**found, "samples": len(samples)}
 
 
+def check_gate_needs(settings: RunSettings, thresholds: GateThresholds) -> None:
+    """The gate can only require what the run measures: with production held-out queries
+    (``production_heldout_s3_uri``), ``gate_min_production_rubric`` needs the judge's ratings of them, so a run
+    with the judge off would be refused at the end, after all its spending. (A run without production queries is
+    not held to it: the check is not applicable.)"""
+    if thresholds.min_production_rubric is not None and not settings.judge and settings.production_heldout_s3_uri:
+        raise InvalidRunInput(
+            f"judge is false but the stack's gate_min_production_rubric is {thresholds.min_production_rubric:g}: "
+            "the gate needs the judge's ratings of the production queries (production_heldout_s3_uri); run with "
+            "judge true (or deploy with gate_min_production_rubric null)"
+        )
+
+
 @task_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = PreflightInput.model_validate(event)
@@ -124,6 +138,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     refusal = teacher_not_allowed(settings.teacher_model_id, environment.teacher_preference)
     if refusal is not None:
         raise InvalidRunInput(f"teacher_model_id {settings.teacher_model_id}: {refusal}")
+    check_gate_needs(settings, GateThresholds.from_dict(environment.gate))
     readiness = check_models(settings)
     query_file = check_input_file(settings.queries_s3_uri, environment.data_bucket) if settings.queries_s3_uri else None
     production_uri = settings.production_heldout_s3_uri

@@ -34,6 +34,8 @@ from search_router.contract.tasks import (
     MicroRouterTraining,
     ReportInput,
     ReportOutput,
+    ShadowFailure,
+    ShadowReplay,
 )
 from search_router.handlers.drift_check import latest_drift_summary
 from search_router.handlers.observability import logger, metrics, task_handler
@@ -46,17 +48,29 @@ from search_router.pipeline.cascade import (
     cascade_outcome,
     evaluate_cascade,
 )
+from search_router.pipeline.dataset import PRODUCTION_SPLIT
 from search_router.pipeline.fusion import ScoreShape, ScoreSource, drawn_lists, parse_score_samples, sampled_lists
-from search_router.pipeline.gate import GateDecision, GateThresholds, evaluate_gate
+from search_router.pipeline.gate import GateDecision, GateThresholds, ProductionEvidence, evaluate_gate
 from search_router.pipeline.judge import (
+    MAX_FAILURE_CHARS,
     JudgeOutputUnreadable,
+    JudgeRatings,
     JudgeReadout,
     judge_ratings,
     judge_reliability,
+    per_query_judge,
     read_judge,
 )
 from search_router.pipeline.metrics import Price, QueryResult, compute_metrics, metrics_by_split
 from search_router.pipeline.report import build_report, headline, render_markdown
+from search_router.pipeline.shadow import (
+    SHADOW_FAILED,
+    SHADOW_OK,
+    SHADOW_SKIPPED,
+    judge_mean,
+    production_results,
+    production_traffic,
+)
 from search_router.shared.channels import ChannelSet, load_channels
 from search_router.shared.prompts import STUDENT_WEIGHTS_ONLY, PromptKind
 
@@ -265,11 +279,9 @@ def _write_html(bucket: str, key: str, report: dict[str, Any], charts: dict[str,
         return None
 
 
-def _reliability(
-    judged: JudgeReadout, results: dict[str, list[QueryResult]], channels: ChannelSet, bucket: str
-) -> dict[str, dict[str, Any]] | None:
-    """The judge's repeats and its per-query agreement with the rubric (None with the judge off); results that
-    cannot be read are a reason in the candidate's entry, never a failed report."""
+def _judge_ratings(judged: JudgeReadout, results: dict[str, list[QueryResult]], bucket: str) -> dict[str, JudgeRatings]:
+    """Each judged candidate's per-query ratings (none with the judge off); results that cannot be read are a
+    reason in the candidate's entry, never a failed report."""
 
     def read(key: str) -> str:
         try:
@@ -278,8 +290,76 @@ def _reliability(
             detail = error_message(exc) if isinstance(exc, ClientError) else str(exc)
             raise JudgeOutputUnreadable(f"s3://{bucket}/{key}: {detail}") from exc
 
-    ratings = {name: judge_ratings(runs, read) for name, runs in judged.runs.items() if name in results}
+    return {name: judge_ratings(runs, read) for name, runs in judged.runs.items() if name in results}
+
+
+def _reliability(
+    ratings: dict[str, JudgeRatings], results: dict[str, list[QueryResult]], channels: ChannelSet
+) -> dict[str, dict[str, Any]] | None:
+    """The judge's repeats and its per-query agreement with the rubric (None with the judge off)."""
     return judge_reliability(ratings, results, channels) if ratings else None
+
+
+def _shadow(shadow: ShadowReplay | ShadowFailure | None) -> tuple[dict[str, Any], list[QueryResult] | None]:
+    """What ShadowReplay did (``status`` ok, skipped or failed, with the reason) and the model in service's
+    answers when it replayed; results that cannot be read make it failed, with the reason."""
+    if shadow is None:
+        return {"status": SHADOW_SKIPPED, "reason": "the shadow replay did not run"}, None
+    if isinstance(shadow, ShadowFailure):
+        return {"status": SHADOW_FAILED, "reason": shadow.reason[:MAX_FAILURE_CHARS]}, None
+    state = shadow.model_dump(mode="json", exclude={"results_uri", "summary_uri"})
+    if shadow.status != SHADOW_OK or shadow.results_uri is None:
+        return state, None
+    try:
+        text = s3io.get_text(*s3io.parse_s3_uri(shadow.results_uri))
+        return state, [QueryResult.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
+    except (ClientError, ValueError) as exc:
+        detail = error_message(exc) if isinstance(exc, ClientError) else str(exc)
+        return {**state, "status": SHADOW_FAILED, "reason": f"its results are unreadable: {detail}"}, None
+
+
+def _production_judge(
+    ratings: JudgeRatings | None, results: list[QueryResult], judge: dict[str, Any], *, enabled: bool
+) -> dict[str, Any]:
+    """The judge's mean rating of the candidate's answers to the production queries, or why there is none."""
+    if not enabled:
+        return {"rubric": None, "rated": 0, "reason": "the judge was off for this run"}
+    if ratings is None:
+        return {"rubric": None, "rated": 0, "reason": judge.get("reason") or "the judge gave no ratings"}
+    values = [
+        value
+        for value, result in zip(per_query_judge(ratings.ratings, results), results, strict=True)
+        if result.split == PRODUCTION_SPLIT
+    ]
+    rubric, rated = judge_mean(values)
+    reason = None if rated else (ratings.reason or "the judge's results rate none of the production queries")
+    return {"rubric": rubric, "rated": rated, "reason": reason}
+
+
+def _production(
+    task: ReportInput,
+    gated: dict[str, Any],
+    results: list[QueryResult],
+    ratings: JudgeRatings | None,
+    channels: ChannelSet,
+) -> tuple[dict[str, Any] | None, ProductionEvidence]:
+    """The report's "Production traffic" section (None when the run has no production queries and the replay
+    skipped) and what the gate knows of the gated candidate there."""
+    shadow, service = _shadow(task.shadow)
+    mine = production_results(results)
+    judge = _production_judge(ratings, results, gated["judge"], enabled=task.run.settings.judge)
+    evidence = ProductionEvidence(queries=len(mine), rubric=judge["rubric"], missing_reason=judge["reason"])
+    if not mine and shadow["status"] == SHADOW_SKIPPED:
+        return None, evidence
+    section = production_traffic(
+        candidate=gated["name"],
+        candidate_results=mine,
+        shadow=shadow,
+        service_results=service,
+        channels=channels,
+        judge=judge,
+    )
+    return section, evidence
 
 
 def _write_charts(
@@ -353,6 +433,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         seed=run.settings.seed,
     )
     distilled_comparison = comparisons.get(distilled["name"])
+    ratings = _judge_ratings(judged, results, bucket)
+    production, evidence = _production(
+        task, distilled, results[distilled["name"]], ratings.get(distilled["name"]), channels
+    )
     decision = evaluate_gate(
         distilled["metrics"],
         baseline=baseline["metrics"] if baseline else None,
@@ -362,6 +446,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         judge_missing_reason=distilled["judge"].get("reason"),
         comparison=distilled_comparison.to_dict() if distilled_comparison else None,
         intervals=distilled["intervals"],
+        production=evidence,
     )
     gate = {**decision.to_dict(), "candidate": distilled["name"], "thresholds": thresholds.to_dict()}
     gates = _CascadeGates(baseline, thresholds, run.settings.judge, comparisons)
@@ -370,7 +455,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     warnings = [w for w in (sample_size_warning(c) for c in comparisons.values()) if w]
     if fusion_description.get("samples_unusable"):
         warnings.append(f"fusion_scores_s3_uri: {fusion_description['samples_unusable']}")
-    reliability = _reliability(judged, results, channels, bucket)
+    reliability = _reliability(ratings, results, channels)
     # (a candidate with no judge score at all already shows why in its judge column)
     warnings += [
         f"judge of {name}: {entry['reason']}"
@@ -403,6 +488,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         warnings=warnings,
         fusion_source=fusion_description,
         drift=_drift(bucket),
+        production=production,
         judge_reliability=reliability,
         cascade=None
         if task.micro_router is None

@@ -22,6 +22,7 @@ CHECK_VALID_JSON = "valid_json_rate"
 CHECK_NON_INFERIORITY = "non_inferiority"
 CHECK_MAE = "mae_overall"
 CHECK_JUDGE = "judge_score"
+CHECK_PRODUCTION_RUBRIC = "production_rubric"
 NON_INFERIORITY_METRICS = ("rubric_mean", "mae_overall", "dominant_accuracy", "overlap_at_10")
 """What the comparison with the baseline may be made on (:data:`search_router.pipeline.analysis.GATE_METRICS`)."""
 
@@ -38,6 +39,8 @@ class GateThresholds:
     ``min_judge_score``: the lowest acceptable LLM-judge score (1..5).
     ``require_judge``: when the run asked for the judge, a missing judge score fails the gate (otherwise the
     check is skipped).
+    ``min_production_rubric``: the lowest acceptable mean judge rating (1..5) of the candidate's answers to the
+    run's production held-out queries; None: off (the check is not made).
     """
 
     min_valid_json_rate: float = 0.99
@@ -46,6 +49,7 @@ class GateThresholds:
     max_overall_mae: float = 0.08
     min_judge_score: float = 3.5
     require_judge: bool = True
+    min_production_rubric: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.require_judge, bool):
@@ -55,8 +59,15 @@ class GateThresholds:
                 f"gate setting noninferiority_metric must be one of {', '.join(NON_INFERIORITY_METRICS)}, got "
                 f"{self.noninferiority_metric!r}"
             )
+        rubric = self.min_production_rubric
+        if rubric is not None and (
+            isinstance(rubric, bool) or not isinstance(rubric, int | float) or not 1 <= rubric <= 5
+        ):
+            raise ValueError(
+                f"gate setting min_production_rubric must be null (off) or a score in 1..5, got {rubric!r}"
+            )
         for item in fields(self):
-            if item.name in ("require_judge", "noninferiority_metric"):
+            if item.name in ("require_judge", "noninferiority_metric") or getattr(self, item.name) is None:
                 continue
             value = getattr(self, item.name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
@@ -79,8 +90,10 @@ class GateThresholds:
             if key not in known:
                 raise ValueError(f"unknown gate threshold {raw_key!r}; known: {', '.join(sorted(known))}")
             value = raw_value
-            if key == "noninferiority_metric":
+            if key == "noninferiority_metric" or value is None:
                 pass
+            elif key == "min_production_rubric" and isinstance(value, str) and value.strip().lower() == "null":
+                value = None
             elif key == "require_judge":
                 if isinstance(value, str) and value.strip().lower() in ("true", "false"):
                     value = value.strip().lower() == "true"
@@ -221,6 +234,49 @@ def _check_judge(
     return Check(CHECK_JUDGE, passed, judge_score, minimum, f"judge score {judge_score:.2f} {sign} {minimum:.2f}")
 
 
+@dataclass(frozen=True)
+class ProductionEvidence:
+    """What the gate knows of the candidate on the run's production held-out queries (split ``production``):
+    how many there are, and the judge's mean rating of its answers to them (None with the reason when there is
+    none: the judge off, failed, or its per-query ratings unreadable)."""
+
+    queries: int
+    rubric: float | None
+    missing_reason: str | None = None
+
+
+def _check_production_rubric(evidence: ProductionEvidence | None, minimum: float, *, judge_requested: bool) -> Check:
+    name = CHECK_PRODUCTION_RUBRIC
+    if evidence is None or evidence.queries == 0:
+        return Check(
+            name, True, None, minimum, "not applicable: the run has no production held-out queries", skipped=True
+        )
+    if not judge_requested:
+        return Check(
+            name,
+            False,
+            None,
+            minimum,
+            "the judge was off for this run, so its production queries have no judge rating; "
+            "gate_min_production_rubric needs the judge (set judge true, or gate_min_production_rubric null)",
+        )
+    rubric = evidence.rubric
+    if rubric is None or not math.isfinite(rubric):
+        why = evidence.missing_reason or "no reason given"
+        return Check(
+            name, False, None, minimum, f"no judge rating of the {evidence.queries} production queries ({why})"
+        )
+    passed = rubric >= minimum - _EPSILON
+    sign = "≥" if passed else "<"
+    return Check(
+        name,
+        passed,
+        rubric,
+        minimum,
+        f"judge rubric on {evidence.queries} production queries {rubric:.2f} {sign} {minimum:.2f}",
+    )
+
+
 def evaluate_gate(
     candidate: Mapping[str, Any],
     *,
@@ -232,6 +288,7 @@ def evaluate_gate(
     judge_not_applicable: str | None = None,
     comparison: Mapping[str, Any] | None = None,
     intervals: Mapping[str, Any] | None = None,
+    production: ProductionEvidence | None = None,
 ) -> GateDecision:
     """Run every check on ``candidate``'s metrics, in a fixed order.
 
@@ -243,7 +300,10 @@ def evaluate_gate(
     4. ``judge_score`` ≥ ``min_judge_score``: skipped when the run did not ask for the judge; a missing score fails
        when ``require_judge`` (default), with ``judge_missing_reason`` in the message, else it is skipped;
        ``judge_not_applicable`` (why the judge cannot score this candidate, e.g. the cascade, most of whose
-       answers no model wrote) skips it with that reason.
+       answers no model wrote) skips it with that reason;
+    5. ``production_rubric`` (only when ``min_production_rubric`` is set): the judge's mean rating of the
+       candidate's answers to the production held-out queries (``production``) ≥ the threshold; not applicable
+       (skipped) without production queries; fails when the judge was off or gave them no rating.
 
     Boundary values pass (within 1e-9).
     """
@@ -260,4 +320,8 @@ def evaluate_gate(
             not_applicable=judge_not_applicable,
         ),
     ]
+    if thresholds.min_production_rubric is not None:
+        checks.append(
+            _check_production_rubric(production, thresholds.min_production_rubric, judge_requested=judge_requested)
+        )
     return GateDecision(passed=all(check.passed for check in checks), checks=checks)

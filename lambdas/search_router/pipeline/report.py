@@ -107,6 +107,7 @@ def build_report(
     judge_reliability: Mapping[str, Any] | None = None,
     fusion_source: Mapping[str, Any] | None = None,
     drift: Mapping[str, Any] | None = None,
+    production: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``report.json`` document.
 
@@ -128,7 +129,9 @@ def build_report(
     runs and its agreement with the rubric); ``fusion_source``: where the fusion metric's score lists came from
     (``{"kind": "drawn", "shape"}`` or ``{"kind": "samples", "uri", "samples"}``). ``ValueError`` on a malformed
     candidate. ``drift``: the latest production drift summary (:mod:`search_router.pipeline.drift`), when the
-    stack captures queries and its daily check has run.
+    stack captures queries and its daily check has run. ``production``: the gated candidate and the model in
+    service on the run's production held-out queries (:func:`search_router.pipeline.shadow.production_traffic`),
+    when the run has some or its shadow replay did not skip.
     """
     if not isinstance(run_id, str) or not run_id:
         raise ValueError("run_id must be a non-empty string")
@@ -174,6 +177,7 @@ def build_report(
         "judge_reliability": dict(judge_reliability) if judge_reliability else None,
         "fusion_source": dict(fusion_source) if fusion_source else None,
         "drift": dict(drift) if drift else None,
+        "production": dict(production) if production else None,
         "charts": {key: name for key, name in CHART_FILES.items() if chart_applies(key, cascade, candidates)},
     }
 
@@ -490,6 +494,88 @@ def _splits_section(report: Mapping[str, Any]) -> list[str]:
     ]
 
 
+PRODUCTION_HEADER: tuple[str, ...] = ("model", "queries", "valid JSON", "MAE", "dominant channel = teacher's")
+"""The "Production traffic" table's columns (report.md and report.html)."""
+
+
+def production_rows(production: Mapping[str, Any]) -> list[list[Any]]:
+    """The gated candidate and the model in service against the teacher on the production queries, formatted
+    (:data:`PRODUCTION_HEADER`); the model in service's row only when the replay ran."""
+    shadow = production.get("shadow") or {}
+    rows = []
+    for label, figures in (
+        (f"{production.get('candidate')} (candidate)", production.get("candidate_figures")),
+        (f"{shadow.get('model_id')} (in service)", production.get("service_figures")),
+    ):
+        if isinstance(figures, Mapping):
+            rows.append(
+                [
+                    label,
+                    figures.get("n", NA),
+                    fmt_rate(figures.get("valid_json_rate")),
+                    fmt_mae(figures.get("mae_overall")),
+                    fmt_rate(figures.get("dominant_accuracy")),
+                ]
+            )
+    return rows
+
+
+def production_notes(production: Mapping[str, Any]) -> list[str]:
+    """What the replay did, how the two models agree, and the candidate's judge rubric there (one sentence each)."""
+    shadow = production.get("shadow") or {}
+    total = production.get("production_queries", 0)
+    status = shadow.get("status")
+    if status == "ok":
+        origin = (
+            f"promoted by run {shadow['promoted_run_id']}"
+            if shadow.get("promoted_run_id")
+            else "the router's default model, nothing promoted yet"
+        )
+        notes = [
+            f"Shadow replay: the model in service, {shadow.get('model_id')} (prompt {shadow.get('prompt_kind')}; "
+            f"{origin}), answered {shadow.get('replayed')} of the {total} production queries; the candidate's row "
+            "is over the same queries."
+        ]
+    elif status == "failed":
+        notes = [f"Shadow replay FAILED: {shadow.get('reason')}. The candidate's row is over every production query."]
+    else:
+        notes = [f"Shadow replay skipped: {shadow.get('reason') or 'no reason given'}."]
+    agreement = production.get("agreement")
+    if isinstance(agreement, Mapping):
+        notes.append(
+            f"Candidate vs model in service on {agreement.get('compared')} of {agreement.get('paired')} queries "
+            f"where both gave weights: same dominant channel {fmt_rate(agreement.get('dominant_agreement'))}, mean "
+            f"absolute weight difference {fmt_mae(agreement.get('mean_abs_weight_difference'))}."
+        )
+    judge = production.get("judge") or {}
+    if judge.get("rubric") is not None:
+        notes.append(
+            f"Judge rubric of the candidate on {judge.get('rated')} of the {total} production queries: "
+            f"{fmt_score(judge.get('rubric'))}."
+        )
+    else:
+        notes.append(f"Judge rubric of the candidate on the production queries: {NA} ({judge.get('reason')}).")
+    return notes
+
+
+def _production_section(report: Mapping[str, Any]) -> list[str]:
+    """The gated candidate and the model in service on the run's production held-out queries."""
+    production = report.get("production")
+    if not isinstance(production, Mapping):
+        return []
+    lines = ["## Production traffic", ""]
+    lines += [
+        f"{production.get('production_queries', 0)} production queries (split `production`: captured traffic, "
+        "labeled by the teacher, never trained on).",
+        "",
+    ]
+    rows = production_rows(production)
+    if rows:
+        lines += [*_table(list(PRODUCTION_HEADER), rows, [":---"] + ["---:"] * 4), ""]
+    lines += [f"- {note}" for note in production_notes(production)]
+    return [*lines, ""]
+
+
 def _interval_cell(interval: Any, fmt: Any) -> str:
     if not isinstance(interval, Mapping):
         return NA
@@ -774,6 +860,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += _mae_section(report)
     lines += _rubric_section(report)
     lines += _splits_section(report)
+    lines += _production_section(report)
     lines += _fusion_section(report)
     lines += _breakdown_section(report)
     lines += _failures_section(report)

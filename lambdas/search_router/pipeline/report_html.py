@@ -23,6 +23,7 @@ from search_router.pipeline.report import (
     CHART_TITLES,
     MIN_SPLIT_SIZE,
     NA,
+    PRODUCTION_HEADER,
     SPLIT_HEADER,
     dataset_value,
     fmt_mae,
@@ -34,6 +35,8 @@ from search_router.pipeline.report import (
     get_path,
     interval_cell,
     judge_text,
+    production_notes,
+    production_rows,
     split_rows,
     tau_text,
     teacher_text,
@@ -342,6 +345,24 @@ def _splits(report: Mapping[str, Any]) -> Html:
     return _section("Per held-out split", _el("p", note, class_="muted"), table(header, rows), anchor="splits")
 
 
+def _production(report: Mapping[str, Any]) -> Html:
+    production = report.get("production")
+    if not isinstance(production, Mapping):
+        return Html("")
+    rows = [[name, *(num(cell) for cell in cells)] for name, *cells in production_rows(production)]
+    intro = (
+        f"{production.get('production_queries', 0)} production queries (split production: captured traffic, "
+        "labeled by the teacher, never trained on)."
+    )
+    return _section(
+        "Production traffic",
+        _el("p", intro, class_="muted"),
+        table(list(PRODUCTION_HEADER), rows) if rows else Html(""),
+        _el("ul", _join(_el("li", note) for note in production_notes(production))),
+        anchor="production",
+    )
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Cascade
 # ---------------------------------------------------------------------------------------------------------
@@ -634,6 +655,7 @@ def render_html(report: Mapping[str, Any], charts: Mapping[str, bytes] | None = 
             _verdict(report),
             _candidates(report),
             _splits(report),
+            _production(report),
             _cascade(report),
             _fusion(report),
             _breakdowns(report),
