@@ -98,6 +98,14 @@ def test_a_retry_after_the_start_finds_its_execution(stack: dict[str, Any]) -> N
     assert _messages(stack) == []  # a start publishes nothing (the run's end is notified by the pipeline)
 
 
+def test_no_heldout_sample_passes_no_production_file(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HELDOUT_QUERIES", "0")
+    result = handler({"scheduled_time": "2026-11-28T03:00:00Z"}, Context())
+    assert result["status"] == "start" and result["heldout_queries"] == 0
+    execution = stack["sfn"].describe_execution(executionArn=result["execution_arn"])
+    assert set(json.loads(execution["input"])) == {"queries_s3_uri", "mix_user_queries"}
+
+
 def test_a_file_that_is_not_a_day_is_counted_and_days_before_the_window_are_not_read(stack: dict[str, Any]) -> None:
     stack["s3"].put_object(Bucket=BUCKET, Key="inputs/captured/notes.txt", Body=b"hello")
     old = [(f"old query {i}", 1) for i in range(50)]

@@ -146,11 +146,19 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     record: dict[str, Any] = {"scheduled_time": moment.isoformat(), "execution": execution, **decision.summary()}
     if decision.start:
         queries_uri = s3io.put_bytes(bucket, retrain_queries(execution), query_file(decision.training), JSONL)
-        heldout_uri = s3io.put_bytes(bucket, retrain_heldout(execution), query_file(decision.heldout), JSONL)
+        heldout_uri = (  # retrain_heldout_queries 0: no production held-out (an empty file would hold none)
+            s3io.put_bytes(bucket, retrain_heldout(execution), query_file(decision.heldout), JSONL)
+            if decision.heldout
+            else None
+        )
         execution_arn = _start(
             environment.state_machine_arn,
             execution,
-            {"queries_s3_uri": queries_uri, "production_heldout_s3_uri": heldout_uri, "mix_user_queries": False},
+            {
+                "queries_s3_uri": queries_uri,
+                "mix_user_queries": False,
+                **({"production_heldout_s3_uri": heldout_uri} if heldout_uri else {}),
+            },
         )
         through_day = decision.through.isoformat() if decision.through else None
         s3io.put_json(
