@@ -634,7 +634,16 @@ def _schedule_expression(key: str, value: Any) -> str | None:
         if minutes < 60:
             raise ConfigError(key, f"{expression!r} is more often than hourly; a pipeline run takes hours")
         return expression
-    if cron and len(cron["fields"].split()) == 6:
+    fields = cron["fields"].split() if cron else []
+    if len(fields) == 6:
+        if not fields[0].isdigit() or int(fields[0]) > 59:
+            raise ConfigError(
+                key, f"{expression!r}: the minutes field must be one minute (0-59): a pipeline run takes hours"
+            )
+        if (fields[2] == "?") == (fields[4] == "?"):
+            raise ConfigError(
+                key, f"{expression!r}: exactly one of day-of-month and day-of-week must be ? (EventBridge's rule)"
+            )
         return expression
     raise ConfigError(
         key,

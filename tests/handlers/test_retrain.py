@@ -93,9 +93,22 @@ def test_a_retry_after_the_start_finds_its_execution(stack: dict[str, Any]) -> N
         "execution": "retrain-20261128T030000Z",
         "execution_arn": first["execution_arn"],
         "through": "2026-11-27",
+        "window_start": "2026-11-21",
         "started_at": "20261128T030000Z",
     }
     assert _messages(stack) == []  # a start publishes nothing (the run's end is notified by the pipeline)
+
+
+def test_what_the_last_run_saw_before_the_window_stays_seen(stack: dict[str, Any]) -> None:
+    # The last scheduled run read 2026-11-01..2026-11-10; this one's window starts on 2026-11-21
+    s3 = stack["s3"]
+    s3.put_object(Bucket=BUCKET, Key=captured_queries(date(2026, 11, 5)), Body=query_file([("captured query 0", 3)]))
+    s3.put_object(Bucket=BUCKET, Key=captured_queries(date(2026, 10, 1)), Body=query_file([("captured query 1", 3)]))
+    state = {"execution": "retrain-x", "execution_arn": "arn", "through": "2026-11-10", "window_start": "2026-11-01"}
+    s3.put_object(Bucket=BUCKET, Key=RETRAIN_STATE, Body=json.dumps(state).encode())
+    result = handler({"scheduled_time": "2026-11-28T03:00:00Z"}, Context())
+    # of 2026-11-27's 8 queries, "captured query 0" was seen by the last run; query 1's day it never read
+    assert result["status"] == "start" and result["new_queries"] == 7
 
 
 def test_no_heldout_sample_passes_no_production_file(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -112,6 +112,10 @@ def test_the_scheduled_variant_is_cdk_nag_clean(scheduled: Synthesized) -> None:
         ({**SCHEDULED, "retrain_schedule": "rate(2 day)"}, "write rate(2 days)"),
         ({**SCHEDULED, "retrain_schedule": "rate(30 minutes)"}, "more often than hourly"),
         ({**SCHEDULED, "retrain_schedule": "cron(0 3 * * ?)"}, "cron(<minutes> <hours>"),
+        ({**SCHEDULED, "retrain_schedule": "cron(* * * * ? *)"}, "the minutes field must be one minute"),
+        ({**SCHEDULED, "retrain_schedule": "cron(0/5 3 * * ? *)"}, "the minutes field must be one minute"),
+        ({**SCHEDULED, "retrain_schedule": "cron(0 3 * * * *)"}, "exactly one of day-of-month and day-of-week"),
+        ({**SCHEDULED, "retrain_schedule": "cron(0 3 ? * ? *)"}, "exactly one of day-of-month and day-of-week"),
         ({**SCHEDULED, "retrain_schedule": "weekly"}, "e.g. cron(0 3 ? * SUN *)"),
         ({**SCHEDULED, "retrain_heldout_queries": 300}, "must be smaller than retrain_min_new_queries (300)"),
         (
@@ -128,6 +132,6 @@ def test_a_bad_retraining_setting_fails_synth_naming_it(overrides: dict[str, Any
 
 
 def test_good_expressions_are_kept_as_written() -> None:
-    for expression in ("rate(1 day)", "rate(7 days)", "rate(12 hours)", "cron(0 3 ? * SUN *)"):
+    for expression in ("rate(1 day)", "rate(7 days)", "rate(12 hours)", "cron(0 3 ? * SUN *)", "cron(30 2 1 * ? *)"):
         config = parse_config({**read_cdk_json_context(), **SCHEDULED, "retrain_schedule": f" {expression} "})
         assert config.retrain.schedule == expression

@@ -55,8 +55,9 @@ def _state(bucket: str) -> dict[str, Any] | None:
     return state if isinstance(state, dict) else None
 
 
-def _captured(bucket: str, since: date) -> CapturedQueries:
-    """The compacted days from ``since`` on (older ones are listed, not read: memory stays bounded by the window)."""
+def _captured(bucket: str, since: date, seen: tuple[date, date] | None) -> CapturedQueries:
+    """The compacted days from ``since`` on, and the keys of the days in ``seen`` (the last scheduled run's window)
+    before ``since``: what that run saw stays seen. Other days are listed, not read: memory stays bounded."""
     captured = CapturedQueries()
     for key in sorted(s3io.list_keys(bucket, CAPTURED_INPUTS)):
         day = captured_day(key)
@@ -64,6 +65,8 @@ def _captured(bucket: str, since: date) -> CapturedQueries:
             captured.malformed[NOT_A_DAY_FILE] += 1
         elif day >= since:
             captured.add_day(day, s3io.get_text(bucket, key), where=key)
+        elif seen is not None and seen[0] <= day <= seen[1]:
+            captured.add_earlier_day(s3io.get_text(bucket, key))
     return captured
 
 
@@ -131,8 +134,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if state and state.get("execution") == execution:
         return _already_started(bucket, state, token)
     through = date.fromisoformat(state["through"]) if state and state.get("through") else None
+    since = moment.date() - timedelta(days=environment.window_days)
+    seen = (date.fromisoformat(state.get("window_start") or since.isoformat()), through) if state and through else None
     decision = decide(
-        _captured(bucket, moment.date() - timedelta(days=environment.window_days)),
+        _captured(bucket, since, seen),
         through=through,
         min_new=environment.min_new_queries,
         heldout=environment.heldout_queries,
@@ -164,7 +169,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         s3io.put_json(
             bucket,
             RETRAIN_STATE,
-            {"execution": execution, "execution_arn": execution_arn, "through": through_day, "started_at": token},
+            {
+                "execution": execution,
+                "execution_arn": execution_arn,
+                "through": through_day,
+                "window_start": since.isoformat(),
+                "started_at": token,
+            },
         )
         record.update(execution_arn=execution_arn, queries_uri=queries_uri, production_heldout_uri=heldout_uri)
     else:

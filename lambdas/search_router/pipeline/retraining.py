@@ -43,6 +43,8 @@ class CapturedQueries:
     of each key, and every line that was not a record, by reason."""
 
     days: dict[date, Counter[str]] = field(default_factory=dict)
+    earlier: set[str] = field(default_factory=set)
+    """Keys of the days before the window that the last scheduled run read: seen, not counted or trained on."""
     texts: dict[str, str] = field(default_factory=dict)
     malformed: Counter[str] = field(default_factory=Counter)
     samples: list[str] = field(default_factory=list)
@@ -63,11 +65,20 @@ class CapturedQueries:
             counts[key] += count
             self.texts.setdefault(key, query)
 
+    def add_earlier_day(self, text: str) -> None:
+        """A day before the window that the last scheduled run read: its queries are seen (malformed lines were
+        counted when that run read them)."""
+        for line in text.splitlines():
+            reason, query, _ = _read_line(line) if line.strip() else ("blank", "", 0)
+            if reason is None:
+                self.earlier.add(normalize_query(query))
+
     def keys_through(self, through: date | None) -> set[str]:
-        """Every key of the days up to and including ``through`` (none when ``through`` is None)."""
+        """Every key of the days up to and including ``through``, those before the window included (none when
+        ``through`` is None)."""
         if through is None:
             return set()
-        return {key for day, counts in self.days.items() if day <= through for key in counts}
+        return self.earlier | {key for day, counts in self.days.items() if day <= through for key in counts}
 
     def new_counts(self, through: date | None) -> Counter[str]:
         """The counts, over the days after ``through``, of the keys no day up to ``through`` had."""

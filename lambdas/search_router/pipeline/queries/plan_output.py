@@ -82,7 +82,8 @@ class ProductionFileStats:
     @classmethod
     def of(cls, file: UserFileStats, held: Sequence[Query], over_limit: int, user: UserFileStats | None) -> Self:
         keys = {normalize_query(q.text) for q in held}
-        left_out = sum(normalize_query(q.text) in keys for q in user.parsed.queries) if user is not None else 0
+        user_keys = {normalize_query(q.text) for q in user.parsed.queries} if user is not None else set()
+        left_out = len(user_keys & keys)  # distinct queries, as plan_queries de-duplicates them
         return cls(file, held, over_limit, left_out)
 
     def to_dict(self) -> dict[str, Any]:
