@@ -64,6 +64,15 @@ def list_keys(bucket: str, prefix: str) -> Iterator[str]:
             yield item["Key"]
 
 
+def get_json_object(bucket: str, key: str) -> dict[str, Any] | None:
+    """The JSON object at ``key``; None when there is none (no object, or not a JSON object). Needs ``s3:GetObject``
+    and ``s3:ListBucket`` on the key (see :func:`head`)."""
+    if head(bucket, key) is None:
+        return None
+    value = get_json(bucket, key)
+    return value if isinstance(value, dict) else None
+
+
 def head(bucket: str, key: str) -> dict[str, Any] | None:
     """Object metadata, or None when the object does not exist.
 

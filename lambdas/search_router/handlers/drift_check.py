@@ -115,7 +115,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def latest_drift_summary(bucket: str) -> dict[str, Any] | None:
     """``drift/latest.json`` (what :func:`search_router.pipeline.drift.drift_section` renders); None when the
     check has not run yet."""
-    if s3io.head(bucket, DRIFT_LATEST) is None:
-        return None
-    value = s3io.get_json(bucket, DRIFT_LATEST)
-    return value if isinstance(value, dict) else None
+    return s3io.get_json_object(bucket, DRIFT_LATEST)

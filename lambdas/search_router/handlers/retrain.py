@@ -47,14 +47,6 @@ JSONL = "application/x-ndjson"
 NOT_A_DAY_FILE = "not_a_captured_day_file"
 
 
-def _state(bucket: str) -> dict[str, Any] | None:
-    """The last scheduled run (None before the first)."""
-    if not any(key == RETRAIN_STATE for key in s3io.list_keys(bucket, RETRAIN_STATE)):
-        return None
-    state = s3io.get_json(bucket, RETRAIN_STATE)
-    return state if isinstance(state, dict) else None
-
-
 def _captured(bucket: str, since: date, seen: tuple[date, date] | None) -> CapturedQueries:
     """The compacted days from ``since`` on, and the keys of the days in ``seen`` (the last scheduled run's window)
     before ``since``: what that run saw stays seen. Other days are listed, not read: memory stays bounded."""
@@ -130,7 +122,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     token = f"{moment:%Y%m%dT%H%M%SZ}"
     execution = f"retrain-{token}"
     bucket = environment.data_bucket
-    state = _state(bucket)
+    state = s3io.get_json_object(bucket, RETRAIN_STATE)  # the last scheduled run; None before the first
     if state and state.get("execution") == execution:
         return _already_started(bucket, state, token)
     through = date.fromisoformat(state["through"]) if state and state.get("through") else None
